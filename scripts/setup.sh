@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package Tandem's build, sandbox and tests need.
+# Idempotent and safe to re-run. Needs root (or sudo).
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  g++ cmake ninja-build ccache pkg-config clang-format
+  # libraries (see the dependency table in README.md)
+  libpq-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
+  libgtest-dev googletest
+  # run time: the database and the consensus store
+  postgresql-15 postgresql-client-15 etcd-server etcd-client
+  # tests: network namespaces, firewall rules, process tools
+  iproute2 iptables procps
+)
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all packages present"
+fi
+
+# Debian's postgresql package creates and starts a default cluster on 5432; Tandem
+# runs its own instances and does not need it, but leaves it alone.
+id postgres >/dev/null 2>&1 || { echo "setup: the 'postgres' OS user is missing" >&2; exit 1; }

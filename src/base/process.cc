@@ -1,0 +1,252 @@
+#include "base/process.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "base/clock.h"
+#include "base/strings.h"
+
+extern char** environ;
+
+namespace tandem {
+namespace {
+
+struct UserIds {
+  uid_t uid;
+  gid_t gid;
+  std::string home;
+};
+
+Result<UserIds> Lookup(const std::string& user) {
+  struct passwd pw {};
+  struct passwd* res = nullptr;
+  char buf[4096];
+  if (getpwnam_r(user.c_str(), &pw, buf, sizeof buf, &res) != 0 || res == nullptr) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "no such OS user '" + user + "' (set run_as_user in the config or create it)");
+  }
+  return UserIds{pw.pw_uid, pw.pw_gid, pw.pw_dir};
+}
+
+// Everything after fork() must be async-signal-safe-ish: we prepared all data before.
+[[noreturn]] void ExecChild(const std::vector<std::string>& argv, const SpawnOptions& opts,
+                            const UserIds* ids, int out_fd, const std::vector<char*>& envp) {
+  if (opts.new_process_group) ::setpgid(0, 0);
+  ::signal(SIGPIPE, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  int devnull = ::open("/dev/null", O_RDONLY);
+  if (devnull >= 0) ::dup2(devnull, 0);
+  if (out_fd >= 0) {
+    ::dup2(out_fd, 1);
+    ::dup2(out_fd, 2);
+  }
+  if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) != 0) _exit(126);
+  if (ids != nullptr) {
+    if (::setgroups(0, nullptr) != 0 && errno != EPERM) _exit(126);
+    if (::setgid(ids->gid) != 0 || ::setuid(ids->uid) != 0) _exit(126);
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  ::execvpe(args[0], args.data(), envp.data());
+  _exit(127);
+}
+
+std::vector<std::string> BuildEnv(const SpawnOptions& opts, const UserIds* ids) {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string s(*e);
+    auto eq = s.find('=');
+    if (eq != std::string::npos) env[s.substr(0, eq)] = s.substr(eq + 1);
+  }
+  if (ids != nullptr) {
+    env["HOME"] = ids->home;
+    env["USER"] = opts.run_as_user;
+    env["LOGNAME"] = opts.run_as_user;
+  }
+  for (const auto& [k, v] : opts.env) env[k] = v;
+  std::vector<std::string> out;
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+Result<pid_t> SpawnWithFd(const std::vector<std::string>& argv, const SpawnOptions& opts,
+                          int out_fd) {
+  if (argv.empty()) return Error(ErrorCode::kInvalidArgument, "empty command");
+  std::optional<UserIds> ids;
+  if (!opts.run_as_user.empty() && ::geteuid() == 0) {
+    auto r = Lookup(opts.run_as_user);
+    if (!r) return r.error();
+    ids = *r;
+  }
+  auto env_strings = BuildEnv(opts, ids ? &*ids : nullptr);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return Error(ErrorCode::kIo, std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) ExecChild(argv, opts, ids ? &*ids : nullptr, out_fd, envp);
+  if (opts.new_process_group) ::setpgid(pid, pid);  // also from the parent: no race
+  return pid;
+}
+
+}  // namespace
+
+Result<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& opts) {
+  int fd = -1;
+  if (!opts.output_file.empty()) {
+    fd = ::open(opts.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0) {
+      return Error(ErrorCode::kIo,
+                   "cannot open log " + opts.output_file + ": " + std::strerror(errno));
+    }
+    if (!opts.run_as_user.empty() && ::geteuid() == 0) {
+      auto ids = Lookup(opts.run_as_user);
+      if (ids) (void)::fchown(fd, ids->uid, ids->gid);
+    }
+  } else {
+    fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  }
+  auto r = SpawnWithFd(argv, opts, fd);
+  if (fd >= 0) ::close(fd);
+  return r;
+}
+
+Result<RunResult> RunCommand(const std::vector<std::string>& argv, const SpawnOptions& opts,
+                             int64_t timeout_ms,
+                             const std::function<void(const std::string&)>& on_line) {
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) {
+    return Error(ErrorCode::kIo, std::string("pipe: ") + std::strerror(errno));
+  }
+  auto pid = SpawnWithFd(argv, opts, pipefd[1]);
+  ::close(pipefd[1]);
+  if (!pid) {
+    ::close(pipefd[0]);
+    return pid.error();
+  }
+  RunResult result;
+  std::string pending;
+  const MonoMs start = SystemClock::Get().Now();
+  bool timed_out = false;
+  while (true) {
+    int wait_ms = 200;
+    if (timeout_ms > 0) {
+      MonoMs left = timeout_ms - (SystemClock::Get().Now() - start);
+      if (left <= 0) {
+        timed_out = true;
+        break;
+      }
+      wait_ms = static_cast<int>(std::min<MonoMs>(left, 200));
+    }
+    struct pollfd p {pipefd[0], POLLIN, 0};
+    int n = ::poll(&p, 1, wait_ms);
+    if (n < 0 && errno != EINTR) break;
+    if (n <= 0) continue;
+    char buf[8192];
+    ssize_t got = ::read(pipefd[0], buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;  // EOF: every writer closed
+    result.output.append(buf, static_cast<size_t>(got));
+    if (result.output.size() > (1u << 20)) result.output.erase(0, result.output.size() - (1u << 20));
+    if (on_line) {
+      pending.append(buf, static_cast<size_t>(got));
+      size_t pos;
+      while ((pos = pending.find_first_of("\r\n")) != std::string::npos) {
+        std::string line = pending.substr(0, pos);
+        pending.erase(0, pos + 1);
+        if (!line.empty()) on_line(line);
+      }
+    }
+  }
+  ::close(pipefd[0]);
+  if (on_line && !pending.empty()) on_line(pending);
+  if (timed_out) {
+    KillProcessTree(*pid, SIGKILL);
+    int st = 0;
+    ::waitpid(*pid, &st, 0);
+    return Error(ErrorCode::kTimeout, "'" + argv[0] + "' did not finish within " +
+                                          std::to_string(timeout_ms / 1000) + " s");
+  }
+  int st = 0;
+  while (::waitpid(*pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(st)) result.exit_code = WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) result.signal = WTERMSIG(st);
+  if (result.exit_code == 127) {
+    return Error(ErrorCode::kNotFound, "cannot execute '" + argv[0] + "' (not installed?)");
+  }
+  return result;
+}
+
+bool IsAlive(pid_t pid) {
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  if (!in) return false;
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto rp = content.rfind(')');
+  if (rp == std::string::npos || rp + 2 >= content.size()) return false;
+  char state = content[rp + 2];
+  return state != 'Z' && state != 'X';
+}
+
+int ReapChildren() {
+  int n = 0;
+  while (true) {
+    int st = 0;
+    pid_t p = ::waitpid(-1, &st, WNOHANG);
+    if (p <= 0) break;
+    ++n;
+  }
+  return n;
+}
+
+void BecomeSubreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
+void KillProcessTree(pid_t pid, int sig) {
+  if (pid <= 0) return;
+  if (::getpgid(pid) == pid) {
+    ::kill(-pid, sig);
+  } else {
+    ::kill(pid, sig);
+  }
+}
+
+bool WaitForExit(pid_t pid, int64_t timeout_ms) {
+  const MonoMs start = SystemClock::Get().Now();
+  while (true) {
+    int st = 0;
+    ::waitpid(pid, &st, WNOHANG);  // reap if it is our child
+    if (!IsAlive(pid)) return true;
+    if (SystemClock::Get().Now() - start >= timeout_ms) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+std::string FindInPath(const std::string& name) {
+  if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
+  const char* path = std::getenv("PATH");
+  for (const auto& dir : Split(path ? path : "/usr/bin:/bin", ':')) {
+    std::string p = dir + "/" + name;
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+}  // namespace tandem

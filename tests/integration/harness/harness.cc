@@ -1,0 +1,51 @@
+#include "integration/harness/harness.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/process.h"
+#include "base/strings.h"
+
+namespace tandem::testing {
+
+TempDir::TempDir(const std::string& prefix) {
+  std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+  char* p = ::mkdtemp(tmpl.data());
+  TANDEM_CHECK(p != nullptr, "mkdtemp failed");
+  path_ = p;
+  ::chmod(path_.c_str(), 0755);
+}
+
+TempDir::~TempDir() {
+  if (std::getenv("TANDEM_KEEP_TEST_DIRS") == nullptr) (void)RemoveAll(path_);
+}
+
+bool WaitUntil(const std::function<bool()>& cond, int64_t timeout_ms) {
+  const MonoMs start = SystemClock::Get().Now();
+  while (true) {
+    if (cond()) return true;
+    ReapChildren();
+    if (SystemClock::Get().Now() - start > timeout_ms) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+int TestBasePort(int default_port) {
+  const char* env = std::getenv("TANDEM_TEST_BASE_PORT");
+  if (env != nullptr) {
+    auto v = ParseInt(env);
+    if (v && *v > 1024 && *v < 60000) return static_cast<int>(*v);
+  }
+  return default_port;
+}
+
+std::string ServiceUser() { return ::geteuid() == 0 ? "postgres" : ""; }
+
+}  // namespace tandem::testing

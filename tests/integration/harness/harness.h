@@ -1,0 +1,37 @@
+// Helpers for integration tests that run real etcd and PostgreSQL on 127.0.0.1.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace tandem::testing {
+
+// A fresh directory under /tmp (mode 0755, so the postgres user can traverse
+// it), removed when the object dies unless TANDEM_KEEP_TEST_DIRS is set.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "tandem-test");
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Polls `cond` every 100 ms until it returns true or `timeout_ms` passes.
+// Tests wait on real processes this way: never a fixed sleep.
+bool WaitUntil(const std::function<bool()>& cond, int64_t timeout_ms);
+
+// A base port for one test binary, from TANDEM_TEST_BASE_PORT or the default,
+// so test binaries run one after another never collide with a sandbox on 15400.
+int TestBasePort(int default_port);
+
+// The OS user PostgreSQL and etcd run as when we are root ("" otherwise).
+std::string ServiceUser();
+
+}  // namespace tandem::testing
