@@ -1,0 +1,37 @@
+// Failover candidate ranking: who should become primary when there is no leader.
+//
+// Pure, like Decide(): a function of one Observation and the config.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/types.h"
+
+namespace tandem::core {
+
+// One member considered for promotion, with the position used to rank it.
+struct Candidate {
+  std::string name;
+  uint32_t timeline = 0;
+  uint64_t lsn = 0;
+};
+
+// Ranks the members that may be promoted automatically, best first.
+//
+// A candidate is a live member (obs.members) that reports role kReplica and is
+// not marked nofailover. For obs.self the LOCAL values (obs.pg.timeline,
+// obs.pg.lsn) replace the published ones, which may be a cycle old; self is a
+// candidate only while its PostgreSQL is a running standby and it has published
+// itself (so its nofailover setting is known).
+//
+// Order: timeline descending (a newer timeline carries every promotion so far),
+// then lsn descending, then name ascending (a stable tie-break every node
+// computes the same way). A candidate further behind the best one's lsn than
+// cfg.max_lag_bytes is dropped: it would lose too much WAL to be worth it.
+std::vector<Candidate> RankCandidateDetails(const Observation& obs, const HaConfig& cfg);
+
+// The names of RankCandidateDetails(), best first.
+std::vector<std::string> RankCandidates(const Observation& obs, const HaConfig& cfg);
+
+}  // namespace tandem::core

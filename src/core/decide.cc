@@ -1,0 +1,219 @@
+#include "core/decide.h"
+
+#include <string>
+
+#include "base/strings.h"
+#include "core/candidates.h"
+
+namespace tandem::core {
+namespace {
+
+bool IsRunningPrimary(const LocalPostgres& pg) {
+  return pg.running && !pg.in_recovery;
+}
+
+// The lease is certainly still alive in the store (see Observation::lease_deadline).
+bool LeaseValid(const Observation& obs) {
+  return obs.lease != 0 && obs.now < obs.lease_deadline;
+}
+
+// "1s", "1500ms": how the config file spells a duration.
+std::string Dur(int64_t ms) {
+  if (ms != 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+std::string Position(uint32_t timeline, uint64_t lsn) {
+  return "timeline " + std::to_string(timeline) + ", lsn " + FormatLsn(lsn);
+}
+
+std::string LocalRole(const LocalPostgres& pg) {
+  if (!pg.running) return "stopped";
+  return pg.in_recovery ? "a standby" : "a primary";
+}
+
+Decision Make(std::string reason) {
+  return Decision{{}, std::move(reason)};
+}
+Decision Make(std::vector<Action> actions, std::string reason) {
+  return Decision{std::move(actions), std::move(reason)};
+}
+
+Decision StoreUnreachable(const Observation& obs) {
+  if (!IsRunningPrimary(obs.pg)) {
+    return Make("store unreachable; postgres is " + LocalRole(obs.pg) + ", no role change");
+  }
+  if (!LeaseValid(obs)) {
+    return Make({{ActionType::kDemote, ""}},
+                "cannot reach the store and the lease deadline passed: demoting");
+  }
+  return Make("cannot reach the store; still primary, demoting in " +
+              std::to_string(obs.lease_deadline - obs.now) +
+              "ms at the lease deadline unless a renewal succeeds");
+}
+
+// Rules when the leader key names this node.
+Decision SelfIsLeader(const Observation& obs, const HaConfig& cfg) {
+  const LocalPostgres& pg = obs.pg;
+  if (!LeaseValid(obs)) {
+    if (IsRunningPrimary(pg)) {
+      return Make({{ActionType::kDemote, ""}},
+                  "I hold the leader key but my lease deadline passed: demoting");
+    }
+    return Make("I hold the leader key but have no valid lease; waiting for a new lease");
+  }
+  std::vector<Action> actions;
+  std::string prefix;
+  const bool take_over = obs.leader->lease != obs.lease;
+  if (take_over) {
+    prefix = "leader key is on my old lease " + std::to_string(obs.leader->lease) +
+             ", moving it to lease " + std::to_string(obs.lease) + "; ";
+  }
+  if (!pg.running) {
+    if (pg.start_failures >= cfg.max_start_failures) {
+      // Releasing needs no take-over: the delete compares the mod_revision we read.
+      return Make({{ActionType::kReleaseLeader, ""}},
+                  "I hold the leader key but postgres failed to start " +
+                      std::to_string(pg.start_failures) +
+                      " times: releasing the key so a replica can take over");
+    }
+    if (take_over) actions.push_back({ActionType::kTakeOverLeader, ""});
+    actions.push_back({ActionType::kStartPrimary, ""});
+    return Make(std::move(actions), prefix +
+                                        "I hold the leader key and postgres is not running: "
+                                        "starting it as primary (attempt " +
+                                        std::to_string(pg.start_failures + 1) + " of " +
+                                        std::to_string(cfg.max_start_failures) + ")");
+  }
+  if (take_over) actions.push_back({ActionType::kTakeOverLeader, ""});
+  if (pg.in_recovery) {
+    actions.push_back({ActionType::kPromote, ""});
+    return Make(std::move(actions),
+                prefix + "I hold the leader key and postgres is a standby: promoting");
+  }
+  return Make(std::move(actions), prefix + "I am the leader with the lock");
+}
+
+// Rules when the leader key names another member.
+Decision OtherIsLeader(const Observation& obs) {
+  const LocalPostgres& pg = obs.pg;
+  const std::string& leader = obs.leader->holder;
+  if (IsRunningPrimary(pg)) {
+    return Make({{ActionType::kDemote, ""}}, leader + " holds the leader key; demoting");
+  }
+  if (leader.empty()) {
+    return Make("the leader key names no member; waiting for it to be replaced or to expire");
+  }
+  if (pg.needs_reclone) {
+    return Make(
+        {{ActionType::kReclone, leader}},
+        leader + " holds the leader key and my data cannot be rewound: re-cloning from " + leader);
+  }
+  if (pg.needs_rewind) {
+    return Make({{ActionType::kRewind, leader}},
+                leader + " holds the leader key and my timeline diverged from it: rewinding onto " +
+                    leader);
+  }
+  if (!pg.running) {
+    return Make({{ActionType::kStartReplica, leader}},
+                leader + " holds the leader key: starting postgres as its replica");
+  }
+  if (pg.following != leader) {
+    std::string from = pg.following.empty() ? "no upstream" : pg.following;
+    return Make(
+        {{ActionType::kFollow, leader}},
+        leader + " holds the leader key: re-pointing replication from " + from + " to " + leader);
+  }
+  return Make("no action. following " + leader);
+}
+
+// Rules when nobody holds the leader key.
+Decision NoLeader(const Observation& obs, const HaConfig& cfg) {
+  const LocalPostgres& pg = obs.pg;
+  if (IsRunningPrimary(pg)) {
+    if (LeaseValid(obs)) {
+      return Make({{ActionType::kAcquireLeader, ""}},
+                  "no leader key and postgres is a running primary (" +
+                      Position(pg.timeline, pg.lsn) + "): acquiring the leader key");
+    }
+    return Make({{ActionType::kDemote, ""}},
+                "no leader key and no valid lease while primary: demoting");
+  }
+  if (!pg.running) {
+    return Make({{ActionType::kStartReplica, ""}},
+                "no leader key and postgres is not running: starting it as a standby to learn "
+                "its position");
+  }
+  const std::vector<Candidate> ranked = RankCandidateDetails(obs, cfg);
+  const std::string here = Position(pg.timeline, pg.lsn);
+  bool listed = false;
+  for (const Candidate& c : ranked) listed = listed || c.name == obs.self;
+  if (!listed) {
+    std::string others = ranked.empty() ? "nor is any other member"
+                                        : ranked.front().name + " is the best at " +
+                                              Position(ranked.front().timeline, ranked.front().lsn);
+    return Make("no leader; I am not a failover candidate (" + here + "); " + others);
+  }
+  if (ranked.front().name != obs.self) {
+    const Candidate& best = ranked.front();
+    return Make("no leader; " + best.name + " is ahead (" + Position(best.timeline, best.lsn) +
+                ") of me (" + here + ")");
+  }
+  if (pg.needs_reclone) {
+    return Make("no leader; I am the most advanced replica (" + here +
+                ") but my data needs a re-clone");
+  }
+  if (pg.needs_rewind) {
+    return Make("no leader; I am the most advanced replica (" + here +
+                ") but I need a rewind first");
+  }
+  if (!LeaseValid(obs)) {
+    return Make("no leader; I am the most advanced replica (" + here +
+                ") but have no valid lease to take the key with");
+  }
+  return Make({{ActionType::kAcquireLeader, ""}, {ActionType::kPromote, ""}},
+              "no leader; I am the most advanced healthy replica (" + here +
+                  "): acquiring the leader key and promoting");
+}
+
+}  // namespace
+
+Decision Decide(const Observation& obs, const HaConfig& cfg) {
+  if (!obs.store_ok) return StoreUnreachable(obs);
+  if (obs.paused) {
+    std::string who = obs.leader ? obs.leader->holder + " holds the leader key" : "no leader key";
+    return Make("paused (maintenance mode): no automatic role changes; " + who + ", postgres is " +
+                LocalRole(obs.pg));
+  }
+  if (obs.leader && obs.leader->holder == obs.self) return SelfIsLeader(obs, cfg);
+  if (obs.leader) return OtherIsLeader(obs);
+  return NoLeader(obs, cfg);
+}
+
+std::string CheckTiming(const HaConfig& cfg) {
+  if (cfg.loop_interval_ms <= 0) {
+    return "dcs.loop_interval (" + Dur(cfg.loop_interval_ms) +
+           ") must be positive: set it to e.g. 1s";
+  }
+  if (cfg.ttl_ms < 2000) {
+    return "dcs.ttl (" + Dur(cfg.ttl_ms) +
+           ") must be at least 2s: etcd leases are whole seconds and a shorter lease leaves no "
+           "room to renew; raise dcs.ttl";
+  }
+  if (cfg.safety_margin_ms <= cfg.loop_interval_ms) {
+    return "dcs.safety_margin (" + Dur(cfg.safety_margin_ms) +
+           ") must be larger than dcs.loop_interval (" + Dur(cfg.loop_interval_ms) +
+           "): a cycle must run between the local lease deadline and the lease's expiry in the "
+           "store; raise dcs.safety_margin or lower dcs.loop_interval";
+  }
+  if (cfg.ttl_ms - cfg.safety_margin_ms < 2 * cfg.loop_interval_ms) {
+    return "dcs.ttl (" + Dur(cfg.ttl_ms) + ") minus dcs.safety_margin (" +
+           Dur(cfg.safety_margin_ms) + ") must be at least twice dcs.loop_interval (" +
+           Dur(cfg.loop_interval_ms) +
+           ") so two renewals fit before the local deadline; raise dcs.ttl, or lower "
+           "dcs.safety_margin or dcs.loop_interval";
+  }
+  return "";
+}
+
+}  // namespace tandem::core
