@@ -41,7 +41,8 @@ class Line {
 
 }  // namespace tandem::log
 
-#define TLOG(level, module)                                                          \
-  if (::tandem::log::Level::k##level < ::tandem::log::GetLevel()) {                  \
-  } else                                                                             \
-    ::tandem::log::Line(::tandem::log::Level::k##level, module)
+// A for-statement rather than if/else, so `if (x) TLOG(...) << y;` has no dangling else.
+#define TLOG(level, module)                                                                 \
+  for (bool tlog_on_ = ::tandem::log::Level::k##level >= ::tandem::log::GetLevel(); tlog_on_; \
+       tlog_on_ = false)                                                                    \
+  ::tandem::log::Line(::tandem::log::Level::k##level, module)
