@@ -1,2 +1,91 @@
-// Placeholder until the CLI lands.
-int main() { return 0; }
+// tandem: one binary for the node agent, the operator CLI and the sandbox.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/commands.h"
+
+#ifndef TANDEM_VERSION
+#define TANDEM_VERSION "0.1.0"
+#endif
+
+int main(int argc, char** argv) {
+  using namespace tandem::cli;
+  CLI::App app{"Tandem: high availability for PostgreSQL (one agent per node, etcd for "
+               "consensus, a stable client endpoint)",
+               "tandem"};
+  app.require_subcommand(1);
+  std::string config = kDefaultConfig;
+  app.add_option("-c,--config", config, "the node's config file")->capture_default_str();
+  app.set_version_flag("--version", TANDEM_VERSION);
+
+  // tandem agent
+  auto* agent = app.add_subcommand("agent", "run the node agent in the foreground (systemd runs this)");
+  agent->add_option("-c,--config", config, "the node's config file")->capture_default_str();
+
+  // tandem cluster ...
+  auto* cluster = app.add_subcommand("cluster", "operate the cluster (talks to the local agent)");
+  cluster->require_subcommand(1);
+  auto* init = cluster->add_subcommand("initialize",
+                                       "make this node's database the primary of a new cluster");
+  std::string join_address;
+  auto* join = cluster->add_subcommand(
+      "join", "become a replica: copy the database from the cluster (the local one is kept aside)");
+  join->add_option("ADDRESS", join_address, "HOST:PORT of any member's agent API")->required();
+  bool status_json = false;
+  auto* status = cluster->add_subcommand("status", "show the cluster as this node sees it");
+  status->add_flag("--json", status_json, "machine-readable output");
+  std::string remove_node;
+  bool remove_force = false;
+  auto* remove = cluster->add_subcommand(
+      "remove", "remove NODE (default: this node) from the cluster; a removed node's pre-join "
+                "database is put back");
+  remove->add_option("NODE", remove_node, "the node to remove (default: this node)");
+  remove->add_flag("--force", remove_force, "allow removing the primary (a replica takes over)");
+  auto* clear = cluster->add_subcommand("clear-error", "clear the error state of the last command");
+
+  // tandem sandbox ...
+  SandboxOptions sb;
+  auto* sandbox = app.add_subcommand("sandbox", "a whole cluster on 127.0.0.1 in one directory");
+  sandbox->require_subcommand(1);
+  auto add_common = [&sb](CLI::App* c) {
+    c->add_option("--dir", sb.dir, "the sandbox directory")->capture_default_str();
+  };
+  auto* up = sandbox->add_subcommand("up", "start an N-node cluster and wait until it is healthy");
+  add_common(up);
+  up->add_option("--nodes", sb.nodes, "number of nodes (1-9)")->capture_default_str()->check(CLI::Range(1, 9));
+  up->add_option("--base-port", sb.base_port, "node i uses ports P+10i .. P+10i+5")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 65435));
+  auto* down = sandbox->add_subcommand("down", "stop every process of the sandbox");
+  add_common(down);
+  down->add_flag("--purge", sb.purge, "also delete the sandbox directory");
+  auto* sstatus = sandbox->add_subcommand("status", "nodes, ports, configs and pids");
+  add_common(sstatus);
+  sstatus->add_flag("--json", sb.json, "machine-readable output");
+  std::string node;
+  auto* kill = sandbox->add_subcommand("kill", "SIGKILL a node's agent, PostgreSQL and etcd (a crash)");
+  add_common(kill);
+  kill->add_option("NODE", node, "node name, e.g. node1")->required();
+  auto* start = sandbox->add_subcommand("start", "start a node's agent again");
+  add_common(start);
+  start->add_option("NODE", node, "node name, e.g. node1")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  if (*agent) return RunAgent(config);
+  if (*init) return ClusterInitialize(config);
+  if (*join) return ClusterJoin(config, join_address);
+  if (*status) return ClusterStatus(config, status_json);
+  if (*remove) return ClusterRemove(config, remove_node, remove_force);
+  if (*clear) return ClusterClearError(config);
+  if (*up) return SandboxUp(sb);
+  if (*down) return SandboxDown(sb);
+  if (*sstatus) return SandboxStatus(sb);
+  if (*kill) return SandboxKill(sb, node);
+  if (*start) return SandboxStart(sb, node);
+  return 2;
+}

@@ -14,7 +14,10 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <thread>
+#include <dirent.h>
 
 #include "base/clock.h"
 #include "base/strings.h"
@@ -23,6 +26,12 @@ extern char** environ;
 
 namespace tandem {
 namespace {
+
+// Children that RunCommand is about to wait for: ReapChildren must not take
+// their exit status. Spawning happens under the same lock, so a child cannot
+// exit and be reaped before it is registered.
+std::mutex g_reap_mu;
+std::set<pid_t> g_waited;
 
 struct UserIds {
   uid_t uid;
@@ -108,6 +117,7 @@ Result<pid_t> SpawnWithFd(const std::vector<std::string>& argv, const SpawnOptio
 }  // namespace
 
 Result<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& opts) {
+  std::lock_guard<std::mutex> lock(g_reap_mu);
   int fd = -1;
   if (!opts.output_file.empty()) {
     fd = ::open(opts.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -134,7 +144,19 @@ Result<RunResult> RunCommand(const std::vector<std::string>& argv, const SpawnOp
   if (::pipe2(pipefd, O_CLOEXEC) != 0) {
     return Error(ErrorCode::kIo, std::string("pipe: ") + std::strerror(errno));
   }
-  auto pid = SpawnWithFd(argv, opts, pipefd[1]);
+  Result<pid_t> pid = Error(ErrorCode::kInternal, "not spawned");
+  {
+    std::lock_guard<std::mutex> lock(g_reap_mu);
+    pid = SpawnWithFd(argv, opts, pipefd[1]);
+    if (pid.ok()) g_waited.insert(*pid);
+  }
+  struct Unregister {
+    pid_t p;
+    ~Unregister() {
+      std::lock_guard<std::mutex> lock(g_reap_mu);
+      g_waited.erase(p);
+    }
+  } unregister{pid.ok() ? *pid : 0};
   ::close(pipefd[1]);
   if (!pid) {
     ::close(pipefd[0]);
@@ -207,13 +229,27 @@ bool IsAlive(pid_t pid) {
 }
 
 int ReapChildren() {
+  // Reap exited children (ours or adopted orphans) one by one, skipping those a
+  // RunCommand call is waiting for: waitpid(-1) would steal their exit status.
+  std::lock_guard<std::mutex> lock(g_reap_mu);
+  const pid_t self = ::getpid();
   int n = 0;
-  while (true) {
+  DIR* d = ::opendir("/proc");
+  if (d == nullptr) return 0;
+  while (struct dirent* e = ::readdir(d)) {
+    auto pid = ParseInt(e->d_name);
+    if (!pid || g_waited.count(static_cast<pid_t>(*pid)) != 0) continue;
+    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto rp = content.rfind(')');
+    if (rp == std::string::npos || rp + 4 >= content.size()) continue;
+    char state = content[rp + 2];
+    auto ppid = ParseInt(Split(content.substr(rp + 4), ' ')[0]);
+    if (state != 'Z' || !ppid || *ppid != self) continue;
     int st = 0;
-    pid_t p = ::waitpid(-1, &st, WNOHANG);
-    if (p <= 0) break;
-    ++n;
+    if (::waitpid(static_cast<pid_t>(*pid), &st, WNOHANG) > 0) ++n;
   }
+  ::closedir(d);
   return n;
 }
 

@@ -49,3 +49,29 @@ int TestBasePort(int default_port) {
 std::string ServiceUser() { return ::geteuid() == 0 ? "postgres" : ""; }
 
 }  // namespace tandem::testing
+
+namespace tandem::testing {
+
+CommandResult RunCmd(const std::vector<std::string>& argv, int64_t timeout_ms,
+                     const std::map<std::string, std::string>& env) {
+  SpawnOptions opts;
+  opts.env = env;
+  auto r = RunCommand(argv, opts, timeout_ms);
+  if (!r) return {-1, r.error().message()};
+  return {r->exit_code, r->output};
+}
+
+CommandResult RunTandem(const std::vector<std::string>& args, int64_t timeout_ms) {
+  const char* bin = std::getenv("TANDEM_BIN");
+  std::vector<std::string> argv = {bin != nullptr ? bin : "build/tandem"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCmd(argv, timeout_ms);
+}
+
+CommandResult Psql(int port, const std::string& pgpass, const std::string& sql) {
+  return RunCmd({"psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+                 std::to_string(port), "-U", "postgres", "-d", "postgres", "-c", sql},
+                30'000, {{"PGPASSFILE", pgpass}, {"PGCONNECT_TIMEOUT", "5"}});
+}
+
+}  // namespace tandem::testing

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,5 +34,22 @@ int TestBasePort(int default_port);
 
 // The OS user PostgreSQL and etcd run as when we are root ("" otherwise).
 std::string ServiceUser();
+
+}  // namespace tandem::testing
+
+namespace tandem::testing {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout + stderr
+};
+
+// Runs the tandem binary under test (TANDEM_BIN, else build/tandem) with args.
+CommandResult RunTandem(const std::vector<std::string>& args, int64_t timeout_ms = 300'000);
+// Runs any command.
+CommandResult RunCmd(const std::vector<std::string>& argv, int64_t timeout_ms = 120'000,
+                     const std::map<std::string, std::string>& env = {});
+// psql -Atc SQL against 127.0.0.1:port as postgres, with the given PGPASSFILE.
+CommandResult Psql(int port, const std::string& pgpass, const std::string& sql);
 
 }  // namespace tandem::testing

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite:
+# unit tests, the simulation, and the integration tests on real etcd and
+# PostgreSQL 15 (which need root: PostgreSQL runs as the postgres user).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+./scripts/build.sh
+cd build
+echo "== unit tests and simulation"
+ctest --output-on-failure -L 'unit|sim' -j "$(nproc)"
+echo "== integration tests (real etcd and PostgreSQL on 127.0.0.1)"
+ctest --output-on-failure -L integration
+echo "== all tests"
+ctest -N | tail -1

@@ -1,0 +1,622 @@
+#include "agent/agent.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/process.h"
+#include "base/strings.h"
+#include "core/decide.h"
+#include "dcs/etcd_dcs.h"
+
+namespace tandem::agent {
+namespace {
+
+constexpr const char* kReplicationUser = "replicator";
+
+std::string ServiceUser(const Config& cfg) { return ::geteuid() == 0 ? cfg.run_as_user : ""; }
+
+pg::Paths MakePaths(const Config& cfg) {
+  pg::Paths p;
+  p.bin_dir = cfg.pg_bin_dir;
+  if (p.bin_dir.empty()) {
+    auto found = pg::FindBinDir();
+    if (found) p.bin_dir = *found;
+  }
+  p.data_dir = cfg.pg_data_dir;
+  p.socket_dir = cfg.socket_dir();
+  p.log_file = cfg.log_dir() + "/postgresql.log";
+  p.run_as_user = ServiceUser(cfg);
+  return p;
+}
+
+pg::Settings MakeSettings(const Config& cfg) {
+  pg::Settings s;
+  s.listen_address = cfg.node_address;
+  s.port = cfg.pg_port;
+  s.extra = cfg.pg_parameters;
+  s.replication_user = kReplicationUser;
+  return s;
+}
+
+}  // namespace
+
+Agent::Agent(Config cfg)
+    : cfg_(std::move(cfg)), keys_(cfg_.cluster), pg_(MakePaths(cfg_), MakeSettings(cfg_)),
+      etcd_(cfg_) {}
+
+Agent::~Agent() {
+  stopping_ = true;
+  if (op_thread_.joinable()) op_thread_.join();
+  StopLoop();
+}
+
+std::shared_ptr<dcs::Dcs> Agent::Store() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return store_;
+}
+
+Status Agent::ConnectStore(const std::vector<std::string>& endpoints) {
+  dcs::EtcdOptions opts;
+  opts.endpoints = endpoints;
+  opts.request_timeout_ms = std::max<int64_t>(500, cfg_.ha.loop_interval_ms);
+  opts.connect_timeout_ms = 500;
+  auto store = std::make_shared<dcs::EtcdDcs>(opts);
+  std::lock_guard<std::mutex> lock(mu_);
+  store_ = std::move(store);
+  return Ok();
+}
+
+Result<ClusterView> Agent::ReadView() {
+  auto store = Store();
+  if (!store) return Error(ErrorCode::kFailedPrecondition, "this node is not in a cluster");
+  auto range = store->GetPrefix(keys_.prefix);
+  if (!range) return range.error();
+  return ParseClusterView(keys_, *range);
+}
+
+NodeInfo Agent::SelfInfo() const {
+  NodeInfo n;
+  n.name = cfg_.node_name;
+  n.host = cfg_.node_address;
+  n.pg_port = cfg_.pg_port;
+  n.api_url = cfg_.api_url();
+  if (cfg_.embedded_etcd()) {
+    n.etcd_peer_url = cfg_.etcd_peer_url();
+    n.etcd_client_url = cfg_.etcd_client_url();
+  }
+  return n;
+}
+
+std::vector<std::string> Agent::EtcdEndpointsFor(const ClusterView& view) const {
+  if (!cfg_.embedded_etcd()) return cfg_.dcs_endpoints;
+  std::vector<std::string> eps = {cfg_.etcd_client_url()};
+  for (const auto& [name, n] : view.nodes) {
+    if (name != cfg_.node_name && !n.etcd_client_url.empty()) eps.push_back(n.etcd_client_url);
+  }
+  return eps;
+}
+
+Status Agent::SaveState() { return SaveLocalState(cfg_.state_path(), state_); }
+
+void Agent::SetLastCommand(const std::string& command, const std::string& result,
+                           const std::string& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  state_.last_command.command = command;
+  state_.last_command.result = result;
+  state_.last_command.error = error;
+  state_.last_command.progress.clear();
+  state_.last_command.at_ms = SystemClock::Get().WallNow();
+  if (result == "Failed") state_.error = true;
+  auto st = SaveState();
+  if (!st.ok()) TLOG(Warn, "agent") << "cannot save local state: " << st.error().message();
+  if (result == "Failed") {
+    TLOG(Error, "agent") << "command '" << command << "' failed: " << error;
+  } else {
+    TLOG(Info, "agent") << "command '" << command << "': " << result;
+  }
+}
+
+void Agent::SetProgress(const std::string& line) {
+  std::lock_guard<std::mutex> lock(mu_);
+  state_.last_command.progress = line;
+}
+
+Status Agent::Start() {
+  TANDEM_TRY(MakeDirs(cfg_.state_dir, 0755));
+  TANDEM_TRY(MakeDirs(cfg_.log_dir(), 0755));
+  TANDEM_TRY(ChownRecursive(cfg_.log_dir(), ServiceUser(cfg_)));
+  TANDEM_TRY(MakeDirs(cfg_.socket_dir(), 0700));
+  TANDEM_TRY(Chown(cfg_.socket_dir(), ServiceUser(cfg_)));
+  auto st = LoadLocalState(cfg_.state_path());
+  if (!st) return st.error();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_ = *st;
+    // A command cannot still be running after a restart.
+    if (state_.last_command.result == "Running") {
+      state_.last_command.result = "Failed";
+      state_.last_command.error = "the agent stopped while the command ran; run it again";
+      state_.error = true;
+    }
+  }
+  if (PathExists(cfg_.secrets_path())) {
+    auto s = LoadSecrets(cfg_.secrets_path());
+    if (!s) return s.error();
+    secrets_ = *s;
+  }
+  if (!state_.member) {
+    TLOG(Info, "agent") << "not a cluster member yet; waiting for `tandem cluster initialize` or "
+                           "`tandem cluster join`";
+    return Ok();
+  }
+  if (state_.cluster != cfg_.cluster) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "this node belongs to cluster '" + state_.cluster + "' but " + cfg_.path +
+                     " says cluster '" + cfg_.cluster + "'; fix the config file");
+  }
+  if (!secrets_) {
+    return Error(ErrorCode::kFailedPrecondition,
+                 cfg_.secrets_path() + " is missing; remove the node and join it again");
+  }
+  if (cfg_.embedded_etcd()) {
+    auto r = etcd_.Resume();
+    if (!r.ok()) return r.error();
+    auto reach = etcd_.WaitReachable(30'000);
+    if (!reach.ok()) TLOG(Warn, "agent") << reach.error().message();
+  }
+  TANDEM_TRY(ConnectStore(cfg_.embedded_etcd() ? std::vector<std::string>{cfg_.etcd_client_url()}
+                                               : cfg_.dcs_endpoints));
+  StartLoop();
+  return Ok();
+}
+
+void Agent::Shutdown() {
+  stopping_ = true;
+  if (op_thread_.joinable()) op_thread_.join();
+  StopLoop();
+  std::unique_lock<std::mutex> op_lock(op_mu_);
+  if (!state_.member) return;
+  auto store = Store();
+  bool held = false;
+  if (store) {
+    auto leader = store->Get(keys_.leader());
+    held = leader.ok() && leader->has_value() && (*leader)->value == cfg_.node_name;
+  }
+  if (pg_.IsRunning()) {
+    auto s = pg_.Stop(pg::StopMode::kFast);
+    if (!s.ok()) TLOG(Warn, "agent") << "stopping PostgreSQL: " << s.error().message();
+  }
+  if (store && held) {
+    // PostgreSQL is down: no write can happen any more, let a replica take over now.
+    auto leader = store->Get(keys_.leader());
+    if (leader.ok() && leader->has_value() && (*leader)->value == cfg_.node_name) {
+      (void)store->Txn({dcs::Compare::ModRevisionIs(keys_.leader(), (*leader)->mod_revision)},
+                       {dcs::Op::Delete(keys_.leader())});
+      TLOG(Info, "agent") << "released the leader key on shutdown";
+    }
+  }
+  if (store && lease_ != 0) (void)store->Revoke(lease_);
+  etcd_.Stop();
+}
+
+// ---------------------------------------------------------------- HA loop
+
+void Agent::StartLoop() {
+  if (loop_running_.exchange(true)) return;
+  loop_thread_ = std::thread([this] { LoopMain(); });
+}
+
+void Agent::StopLoop() {
+  loop_running_ = false;
+  if (loop_thread_.joinable() && loop_thread_.get_id() != std::this_thread::get_id()) {
+    loop_thread_.join();
+  }
+}
+
+void Agent::LoopMain() {
+  TLOG(Info, "ha") << "HA loop started (ttl=" << cfg_.ha.ttl_ms << "ms loop="
+                   << cfg_.ha.loop_interval_ms << "ms margin=" << cfg_.ha.safety_margin_ms << "ms)";
+  while (loop_running_ && !stopping_) {
+    const MonoMs start = SystemClock::Get().Now();
+    RunCycle();
+    ReapChildren();
+    bool removed = false;
+    dcs::Revision rev = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (last_view_ && store_ok_) {
+        rev = last_view_->revision;
+        removed = last_view_->initialized && last_view_->nodes.count(cfg_.node_name) == 0 &&
+                  state_.member;
+      }
+    }
+    if (removed) {
+      TLOG(Warn, "ha") << "this node's registration is gone: it was removed from the cluster; "
+                          "leaving";
+      std::lock_guard<std::mutex> op_lock(op_mu_);
+      loop_running_ = false;
+      auto s = LeaveLocally();
+      if (!s.ok()) TLOG(Error, "ha") << "leaving the cluster: " << s.error().message();
+      break;
+    }
+    const MonoMs left = cfg_.ha.loop_interval_ms - (SystemClock::Get().Now() - start);
+    if (left <= 0) continue;
+    auto store = Store();
+    bool waited = false;
+    if (store && rev > 0) {
+      auto w = store->WaitForChange(keys_.leader(), rev, left);
+      waited = w.ok();
+    }
+    if (!waited) {
+      const MonoMs remaining = cfg_.ha.loop_interval_ms - (SystemClock::Get().Now() - start);
+      for (MonoMs slept = 0; slept < remaining && loop_running_ && !stopping_; slept += 50) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min<MonoMs>(50, remaining)));
+      }
+    }
+  }
+  TLOG(Info, "ha") << "HA loop stopped";
+}
+
+Status Agent::RenewLease() {
+  auto store = Store();
+  if (!store) return Error(ErrorCode::kFailedPrecondition, "no store");
+  const MonoMs sent = SystemClock::Get().Now();
+  if (lease_ != 0) {
+    auto r = store->KeepAlive(lease_);
+    if (r.ok()) {
+      const int64_t ttl_ms = std::min<int64_t>(cfg_.ha.ttl_ms, *r * 1000);
+      lease_deadline_ = sent + ttl_ms - cfg_.ha.safety_margin_ms;
+      return Ok();
+    }
+    if (r.error().code() != ErrorCode::kNotFound) return r.error();
+    TLOG(Warn, "ha") << "our lease expired in the store; taking a new one";
+    lease_ = 0;
+    lease_deadline_ = 0;
+  }
+  const MonoMs grant_sent = SystemClock::Get().Now();
+  auto g = store->GrantLease((cfg_.ha.ttl_ms + 999) / 1000);
+  if (!g) return g.error();
+  lease_ = g->id;
+  const int64_t ttl_ms = std::min<int64_t>(cfg_.ha.ttl_ms, g->ttl_seconds * 1000);
+  lease_deadline_ = grant_sent + ttl_ms - cfg_.ha.safety_margin_ms;
+  return Ok();
+}
+
+core::LocalPostgres Agent::ObserveLocal(const ClusterView& view) {
+  core::LocalPostgres lp;
+  lp.running = pg_.IsRunning();
+  if (lp.running) {
+    auto q = pg_.Query();
+    if (q.ok()) {
+      lp.in_recovery = q->in_recovery;
+      lp.timeline = q->timeline;
+      lp.lsn = q->lsn;
+      if (q->in_recovery && q->streaming) {
+        for (const auto& [name, n] : view.nodes) {
+          if (n.host == q->sender_host && n.pg_port == q->sender_port) lp.following = name;
+        }
+      }
+    } else {
+      // The postmaster is alive but does not answer (starting, recovering, stuck):
+      // report it as not running; start actions check IsRunning() again.
+      TLOG(Debug, "ha") << "PostgreSQL does not answer: " << q.error().message();
+      lp.running = false;
+    }
+  } else {
+    auto cd = pg_.ReadControlData();
+    if (cd.ok()) {
+      lp.timeline = cd->timeline;
+      lp.lsn = cd->checkpoint_lsn;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (lp.running && !lp.in_recovery && !state_.was_primary) {
+    state_.was_primary = true;
+    (void)SaveState();
+  }
+  // A former primary that is down while someone else leads may have written
+  // WAL the new leader never saw: it must be rewound before following.
+  if (!lp.running && state_.was_primary && view.leader &&
+      view.leader->holder != cfg_.node_name && !state_.needs_rewind) {
+    state_.needs_rewind = true;
+    (void)SaveState();
+  }
+  lp.needs_rewind = state_.needs_rewind;
+  lp.needs_reclone = state_.needs_reclone;
+  lp.start_failures = start_failures_;
+  return lp;
+}
+
+void Agent::PublishMember(const core::LocalPostgres& local) {
+  auto store = Store();
+  if (!store || lease_ == 0) return;
+  core::MemberState m;
+  m.name = cfg_.node_name;
+  m.role = !local.running ? core::Role::kStopped
+                          : (local.in_recovery ? core::Role::kReplica : core::Role::kPrimary);
+  m.timeline = local.timeline;
+  m.lsn = local.lsn;
+  m.replay_lsn = local.lsn;
+  m.following = local.following;
+  m.streaming = !local.following.empty();
+  auto r = store->Put(keys_.member(cfg_.node_name), EncodeMemberState(m), lease_);
+  if (!r.ok()) TLOG(Debug, "ha") << "publishing member state: " << r.error().message();
+}
+
+void Agent::RunCycle() {
+  auto lease_status = RenewLease();
+  if (!lease_status.ok()) TLOG(Debug, "ha") << "lease renewal: " << lease_status.error().message();
+  auto view = ReadView();
+  ClusterView v = view.ok() ? *view : ClusterView{};
+  core::LocalPostgres local = ObserveLocal(v);
+  if (view.ok()) {
+    PublishMember(local);
+    core::MemberState& self = v.members[cfg_.node_name];
+    self.name = cfg_.node_name;
+    self.role = !local.running ? core::Role::kStopped
+                               : (local.in_recovery ? core::Role::kReplica : core::Role::kPrimary);
+    self.timeline = local.timeline;
+    self.lsn = local.lsn;
+    self.following = local.following;
+  }
+  core::Observation obs;
+  obs.now = SystemClock::Get().Now();
+  obs.self = cfg_.node_name;
+  obs.store_ok = view.ok();
+  if (view.ok()) {
+    obs.leader = v.leader;
+    for (const auto& [name, m] : v.members) obs.members.push_back(m);
+  }
+  obs.pg = local;
+  obs.lease = lease_;
+  obs.lease_deadline = lease_deadline_;
+  core::Decision d = core::Decide(obs, cfg_.ha);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    store_ok_ = view.ok();
+    if (view.ok()) last_view_ = v;
+    last_local_ = local;
+    if (d.reason != last_reason_) {
+      TLOG(Info, "ha") << d.reason;
+      last_reason_ = d.reason;
+    }
+  }
+  auto st = Execute(d, obs, v);
+  if (!st.ok()) TLOG(Warn, "ha") << st.error().message();
+  if (view.ok()) Housekeeping(v, local);
+}
+
+Status Agent::Execute(const core::Decision& d, const core::Observation& obs,
+                      const ClusterView& view) {
+  for (const auto& a : d.actions) {
+    TLOG(Info, "ha") << "action " << core::ActionName(a.type)
+                     << (a.target.empty() ? "" : " " + a.target);
+    auto st = ExecuteOne(a, obs, view);
+    if (!st.ok()) return st.error().Wrap(core::ActionName(a.type));
+  }
+  return Ok();
+}
+
+Result<pg::Source> Agent::SourceFor(const ClusterView& view, const std::string& member,
+                                    bool superuser) {
+  auto it = view.nodes.find(member);
+  if (it == view.nodes.end()) {
+    return Error(ErrorCode::kNotFound, "no registration for member " + member);
+  }
+  if (!secrets_) return Error(ErrorCode::kFailedPrecondition, "no secrets on this node");
+  pg::Source s;
+  s.host = it->second.host;
+  s.port = it->second.pg_port;
+  s.user = superuser ? "postgres" : kReplicationUser;
+  s.password = superuser ? secrets_->superuser_password : secrets_->replication_password;
+  s.application_name = cfg_.node_name;
+  s.slot_name = pg::SlotNameFor(cfg_.node_name);
+  return s;
+}
+
+Status Agent::StartReplicaOf(const ClusterView& view, const std::string& member) {
+  if (pg_.IsRunning()) return Ok();
+  if (member.empty()) {
+    // Start as a standby with no source, so we can read our own position.
+    pg::Source none;
+    TANDEM_TRY(pg_.WriteConfig(none));
+  } else {
+    auto src = SourceFor(view, member, false);
+    if (!src) return src.error();
+    TANDEM_TRY(pg_.WriteConfig(*src));
+  }
+  auto st = pg_.Start();
+  start_failures_ = st.ok() ? 0 : start_failures_ + 1;
+  return st;
+}
+
+Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
+                         const ClusterView& view) {
+  using core::ActionType;
+  auto store = Store();
+  switch (a.type) {
+    case ActionType::kAcquireLeader: {
+      if (!store || lease_ == 0) return Error(ErrorCode::kFailedPrecondition, "no lease");
+      auto r = store->Txn({dcs::Compare::CreateRevisionIs(keys_.leader(), 0)},
+                          {dcs::Op::Put(keys_.leader(), cfg_.node_name, lease_)});
+      if (!r) return r.error();
+      if (!r->succeeded) return Error(ErrorCode::kConflict, "another member took the leader key");
+      TLOG(Info, "ha") << "acquired the leader key (revision " << r->revision << ")";
+      return Ok();
+    }
+    case ActionType::kTakeOverLeader: {
+      if (!store || !obs.leader || lease_ == 0) {
+        return Error(ErrorCode::kFailedPrecondition, "no leader key or lease");
+      }
+      auto r = store->Txn({dcs::Compare::ModRevisionIs(keys_.leader(), obs.leader->mod_revision),
+                           dcs::Compare::ValueIs(keys_.leader(), cfg_.node_name)},
+                          {dcs::Op::Put(keys_.leader(), cfg_.node_name, lease_)});
+      if (!r) return r.error();
+      if (!r->succeeded) return Error(ErrorCode::kConflict, "the leader key changed meanwhile");
+      return Ok();
+    }
+    case ActionType::kReleaseLeader: {
+      if (!store || !obs.leader) return Ok();
+      auto r = store->Txn({dcs::Compare::ModRevisionIs(keys_.leader(), obs.leader->mod_revision)},
+                          {dcs::Op::Delete(keys_.leader())});
+      if (!r) return r.error();
+      return Ok();
+    }
+    case ActionType::kPromote: {
+      TANDEM_TRY(pg_.Promote());
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        state_.was_primary = true;
+        state_.needs_rewind = false;
+        (void)SaveState();
+      }
+      auto q = pg_.Query();
+      RecordHistory("promoted: " + last_reason_, q.ok() ? q->timeline : 0);
+      return Ok();
+    }
+    case ActionType::kDemote: {
+      const bool no_time = SystemClock::Get().Now() >= lease_deadline_;
+      TLOG(Warn, "ha") << "demoting: stopping PostgreSQL " << (no_time ? "immediately" : "fast");
+      auto st = pg_.Stop(no_time ? pg::StopMode::kImmediate : pg::StopMode::kFast);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        state_.needs_rewind = true;
+        (void)SaveState();
+      }
+      return st;
+    }
+    case ActionType::kStartPrimary: {
+      if (pg_.IsRunning()) return Ok();
+      TANDEM_TRY(pg_.WriteConfig(std::nullopt));
+      auto st = pg_.Start();
+      start_failures_ = st.ok() ? 0 : start_failures_ + 1;
+      return st;
+    }
+    case ActionType::kStartReplica:
+      return StartReplicaOf(view, a.target);
+    case ActionType::kFollow: {
+      auto src = SourceFor(view, a.target, false);
+      if (!src) return src.error();
+      TANDEM_TRY(pg_.WriteConfig(*src));
+      return pg_.Reload();
+    }
+    case ActionType::kRewind: {
+      if (pg_.IsRunning()) TANDEM_TRY(pg_.Stop(pg::StopMode::kFast));
+      auto src = SourceFor(view, a.target, true);
+      if (!src) return src.error();
+      auto st = pg_.Rewind(*src);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!st.ok()) {
+        TLOG(Error, "ha") << "pg_rewind failed; the node will be re-cloned: "
+                          << st.error().message();
+        state_.needs_reclone = true;
+        (void)SaveState();
+        return st;
+      }
+      state_.needs_rewind = false;
+      state_.was_primary = false;
+      (void)SaveState();
+      TLOG(Info, "ha") << "rewound onto " << a.target << "'s timeline";
+      return Ok();  // the next cycle starts it as a standby
+    }
+    case ActionType::kReclone: {
+      if (pg_.IsRunning()) TANDEM_TRY(pg_.Stop(pg::StopMode::kFast));
+      const std::string aside = cfg_.pg_data_dir + ".before-reclone";
+      if (PathExists(cfg_.pg_data_dir)) {
+        TANDEM_TRY(RemoveAll(aside));
+        TANDEM_TRY(RenamePath(cfg_.pg_data_dir, aside));
+        TLOG(Warn, "ha") << "kept the old data directory aside as " << aside;
+      }
+      auto src = SourceFor(view, a.target, false);
+      if (!src) return src.error();
+      TANDEM_TRY(pg_.BaseBackup(*src, [](const std::string& line) {
+        TLOG(Info, "pg") << "pg_basebackup: " << line;
+      }));
+      std::lock_guard<std::mutex> lock(mu_);
+      state_.needs_rewind = false;
+      state_.needs_reclone = false;
+      state_.was_primary = false;
+      (void)SaveState();
+      return Ok();
+    }
+  }
+  return Ok();
+}
+
+void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& local) {
+  // pg_hba.conf follows the membership on every node.
+  std::vector<pg::HbaPeer> peers;
+  std::set<std::string> seen;
+  for (const auto& [name, n] : view.nodes) {
+    if (seen.insert(n.host).second) peers.push_back({name, n.host});
+  }
+  std::string sig;
+  for (const auto& p : peers) sig += p.address + ",";
+  if (sig != hba_signature_ && !peers.empty()) {
+    auto st = pg_.WriteHba(peers);
+    if (st.ok()) {
+      hba_signature_ = sig;
+      if (pg_.IsRunning()) (void)pg_.Reload();
+    } else {
+      TLOG(Warn, "pg") << "writing pg_hba.conf: " << st.error().message();
+    }
+  }
+  const bool leading = view.leader && view.leader->holder == cfg_.node_name;
+  if (leading && local.running && !local.in_recovery) {
+    if (!repl_user_ok_ && secrets_) {
+      auto st = pg_.EnsureReplicationUser(kReplicationUser, secrets_->replication_password);
+      repl_user_ok_ = st.ok();
+    }
+    std::vector<std::string> slots;
+    for (const auto& [name, n] : view.nodes) {
+      if (name != cfg_.node_name) slots.push_back(pg::SlotNameFor(name));
+    }
+    auto st = pg_.SyncSlots(slots);
+    if (!st.ok()) TLOG(Warn, "pg") << "replication slots: " << st.error().message();
+  }
+  // Keep the embedded etcd member alive, and the client's endpoint list current.
+  if (cfg_.embedded_etcd() && state_.member && !etcd_.Running() && !stopping_) {
+    TLOG(Warn, "etcd") << "the etcd member is not running; restarting it";
+    auto st = etcd_.Resume();
+    if (!st.ok()) TLOG(Error, "etcd") << st.error().message();
+  }
+}
+
+void Agent::RecordHistory(const std::string& reason, uint32_t timeline) {
+  auto store = Store();
+  if (!store) return;
+  HistoryEntry h;
+  h.at_ms = SystemClock::Get().WallNow();
+  h.leader = cfg_.node_name;
+  h.timeline = timeline;
+  h.reason = reason;
+  h.seq = h.at_ms;
+  auto r = store->Put(keys_.history(h.seq), EncodeHistory(h));
+  if (!r.ok()) TLOG(Warn, "ha") << "recording history: " << r.error().message();
+}
+
+Agent::Health Agent::GetHealth() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Health h;
+  h.running = last_local_.running;
+  const bool leading = store_ok_ && last_view_ && last_view_->leader &&
+                       last_view_->leader->holder == cfg_.node_name;
+  h.primary = leading && last_local_.running && !last_local_.in_recovery;
+  h.replica = last_local_.running && last_local_.in_recovery && !last_local_.following.empty();
+  if (h.replica && last_view_ && last_view_->leader) {
+    auto it = last_view_->members.find(last_view_->leader->holder);
+    if (it != last_view_->members.end() && it->second.lsn > last_local_.lsn) {
+      h.lag_bytes = it->second.lsn - last_local_.lsn;
+    }
+  }
+  return h;
+}
+
+}  // namespace tandem::agent

@@ -1,0 +1,135 @@
+// The node agent: owns the local etcd member, PostgreSQL and the HA loop.
+//
+// Threads: the HA loop (one), the API server's workers (calling the public
+// methods below), and one worker for a long-running operator command (join).
+// Operator commands are serialised by op_mu_; the loop and the commands share
+// state under mu_. Only the loop changes PostgreSQL's role while the node is a
+// member; operator commands that must (remove) stop the loop first.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "agent/cluster_view.h"
+#include "agent/config.h"
+#include "agent/etcd_member.h"
+#include "agent/local_state.h"
+#include "base/result.h"
+#include "core/types.h"
+#include "dcs/dcs.h"
+#include "pg/postgres.h"
+
+namespace tandem::agent {
+
+// What a member grants a node that asks to join (sent back over the API).
+struct JoinGrant {
+  std::string cluster;
+  std::string initial_cluster;               // etcd --initial-cluster, the new member included
+  std::vector<std::string> etcd_endpoints;   // client URLs of the existing members
+  uint64_t etcd_member_id = 0;
+  Secrets secrets;
+};
+
+class Agent {
+ public:
+  explicit Agent(Config cfg);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Loads the local state; when this node is a member, resumes etcd and the loop.
+  Status Start();
+  // Graceful stop: ends the loop; stops PostgreSQL (releasing the leader key
+  // first when held) and the etcd member.
+  void Shutdown();
+
+  const Config& config() const { return cfg_; }
+
+  // ---- operator commands (each records the node's "last command") ----
+  Status Initialize();
+  // Validates, then joins in the background; progress shows in Status().
+  Status StartJoin(const std::string& address);
+  // Removes `node` (empty = this node) from the cluster.
+  Status Remove(const std::string& node, bool force);
+  Status ClearError();
+
+  // ---- requests from other agents ----
+  Result<JoinGrant> GrantJoin(const NodeInfo& joiner);
+
+  // The status document (see README: `tandem cluster status --json`).
+  nlohmann::json StatusJson();
+
+  // Health (for the Patroni-compatible endpoints).
+  struct Health {
+    bool running = false;      // PostgreSQL is up
+    bool primary = false;      // writable primary holding the leader key
+    bool replica = false;      // streaming standby
+    uint64_t lag_bytes = 0;
+  };
+  Health GetHealth();
+
+ private:
+  // HA loop
+  void LoopMain();
+  void RunCycle();
+  void StartLoop();
+  void StopLoop();
+  Status RenewLease();
+  core::LocalPostgres ObserveLocal(const ClusterView& view);
+  Status Execute(const core::Decision& d, const core::Observation& obs, const ClusterView& view);
+  Status ExecuteOne(const core::Action& a, const core::Observation& obs, const ClusterView& view);
+  void Housekeeping(const ClusterView& view, const core::LocalPostgres& local);
+  void PublishMember(const core::LocalPostgres& local);
+
+  // helpers
+  std::shared_ptr<dcs::Dcs> Store();
+  Status ConnectStore(const std::vector<std::string>& endpoints);
+  Result<ClusterView> ReadView();
+  Result<pg::Source> SourceFor(const ClusterView& view, const std::string& member,
+                               bool superuser);
+  Status StartReplicaOf(const ClusterView& view, const std::string& member);
+  void SetLastCommand(const std::string& command, const std::string& result,
+                      const std::string& error);
+  void SetProgress(const std::string& line);
+  Status SaveState();
+  NodeInfo SelfInfo() const;
+  std::vector<std::string> EtcdEndpointsFor(const ClusterView& view) const;
+  void JoinWorker(std::string address, std::string command);
+  Status DoJoin(const std::string& address);
+  Status LeaveLocally();
+  void RecordHistory(const std::string& reason, uint32_t timeline);
+
+  Config cfg_;
+  Keys keys_;
+  pg::Postgres pg_;
+  EtcdMember etcd_;
+
+  std::mutex op_mu_;  // one operator command at a time
+  std::mutex mu_;     // guards everything below
+  LocalState state_;
+  std::optional<Secrets> secrets_;
+  std::shared_ptr<dcs::Dcs> store_;
+  dcs::LeaseId lease_ = 0;
+  MonoMs lease_deadline_ = 0;
+  int start_failures_ = 0;
+  std::string last_reason_;
+  std::optional<ClusterView> last_view_;
+  core::LocalPostgres last_local_;
+  bool store_ok_ = false;
+  std::string hba_signature_;
+  bool repl_user_ok_ = false;
+
+  std::atomic<bool> loop_running_{false};
+  std::atomic<bool> stopping_{false};
+  std::thread loop_thread_;
+  std::thread op_thread_;
+};
+
+}  // namespace tandem::agent

@@ -1,0 +1,152 @@
+#include "agent/cluster_view.h"
+
+#include <nlohmann/json.hpp>
+
+#include "base/log.h"
+#include "base/strings.h"
+
+namespace tandem::agent {
+using nlohmann::json;
+
+std::string Keys::history(int64_t seq) const {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%012lld", static_cast<long long>(seq));
+  return history_prefix() + buf;
+}
+
+namespace {
+core::Role RoleFromName(const std::string& s) {
+  if (s == "primary") return core::Role::kPrimary;
+  if (s == "replica") return core::Role::kReplica;
+  if (s == "stopped") return core::Role::kStopped;
+  return core::Role::kUnknown;
+}
+
+template <typename F>
+auto Guard(const std::string& what, F&& f) -> Result<decltype(f())> {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return Error(ErrorCode::kInvalidArgument, "malformed " + what + ": " + e.what());
+  }
+}
+}  // namespace
+
+std::string EncodeNodeInfo(const NodeInfo& n) {
+  return json{{"name", n.name},
+              {"host", n.host},
+              {"pg_port", n.pg_port},
+              {"api_url", n.api_url},
+              {"etcd_peer_url", n.etcd_peer_url},
+              {"etcd_client_url", n.etcd_client_url},
+              {"etcd_member_id", std::to_string(n.etcd_member_id)}}
+      .dump();
+}
+
+Result<NodeInfo> DecodeNodeInfo(const std::string& text) {
+  return Guard("node registration", [&] {
+    auto j = json::parse(text);
+    NodeInfo n;
+    n.name = j.at("name").get<std::string>();
+    n.host = j.at("host").get<std::string>();
+    n.pg_port = j.at("pg_port").get<int>();
+    n.api_url = j.value("api_url", "");
+    n.etcd_peer_url = j.value("etcd_peer_url", "");
+    n.etcd_client_url = j.value("etcd_client_url", "");
+    n.etcd_member_id = std::stoull(j.value("etcd_member_id", "0"));
+    return n;
+  });
+}
+
+std::string EncodeMemberState(const core::MemberState& m) {
+  return json{{"name", m.name},
+              {"role", core::RoleName(m.role)},
+              {"timeline", m.timeline},
+              {"lsn", FormatLsn(m.lsn)},
+              {"replay_lsn", FormatLsn(m.replay_lsn)},
+              {"following", m.following},
+              {"streaming", m.streaming},
+              {"nofailover", m.nofailover}}
+      .dump();
+}
+
+Result<core::MemberState> DecodeMemberState(const std::string& text) {
+  return Guard("member state", [&] {
+    auto j = json::parse(text);
+    core::MemberState m;
+    m.name = j.at("name").get<std::string>();
+    m.role = RoleFromName(j.value("role", "unknown"));
+    m.timeline = j.value("timeline", 0u);
+    m.lsn = ParseLsn(j.value("lsn", "0/0")).value_or(0);
+    m.replay_lsn = ParseLsn(j.value("replay_lsn", "0/0")).value_or(0);
+    m.following = j.value("following", "");
+    m.streaming = j.value("streaming", false);
+    m.nofailover = j.value("nofailover", false);
+    return m;
+  });
+}
+
+std::string EncodeHistory(const HistoryEntry& h) {
+  return json{{"seq", h.seq},       {"at_ms", h.at_ms},   {"leader", h.leader},
+              {"timeline", h.timeline}, {"reason", h.reason}}
+      .dump();
+}
+
+Result<HistoryEntry> DecodeHistory(const std::string& text) {
+  return Guard("history entry", [&] {
+    auto j = json::parse(text);
+    HistoryEntry h;
+    h.seq = j.value("seq", int64_t{0});
+    h.at_ms = j.value("at_ms", int64_t{0});
+    h.leader = j.value("leader", "");
+    h.timeline = j.value("timeline", 0u);
+    h.reason = j.value("reason", "");
+    return h;
+  });
+}
+
+ClusterView ParseClusterView(const Keys& keys, const dcs::RangeResult& range) {
+  ClusterView v;
+  v.revision = range.revision;
+  const std::string members_prefix = keys.prefix + "members/";
+  const std::string nodes_prefix = keys.prefix + "nodes/";
+  for (const auto& kv : range.kvs) {
+    if (kv.key == keys.initialize()) {
+      v.initialized = true;
+      try {
+        v.system_identifier = json::parse(kv.value).value("system_identifier", "");
+      } catch (...) {
+        TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
+      }
+    } else if (kv.key == keys.leader()) {
+      if (IsValidName(kv.value)) {
+        v.leader = core::LeaderKey{kv.value, kv.mod_revision, kv.lease};
+      } else {
+        // Garbage in the leader key: treat it as held (by nobody we know), so
+        // nobody promotes over it until it expires or an operator clears it.
+        TLOG(Warn, "dcs") << "leader key holds an invalid name; treating it as held";
+        v.leader = core::LeaderKey{"<invalid>", kv.mod_revision, kv.lease};
+      }
+    } else if (StartsWith(kv.key, members_prefix)) {
+      auto m = DecodeMemberState(kv.value);
+      if (m && m->name == kv.key.substr(members_prefix.size())) {
+        v.members[m->name] = *m;
+      } else {
+        TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
+      }
+    } else if (StartsWith(kv.key, nodes_prefix)) {
+      auto n = DecodeNodeInfo(kv.value);
+      if (n && n->name == kv.key.substr(nodes_prefix.size())) {
+        v.nodes[n->name] = *n;
+      } else {
+        TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
+      }
+    } else if (StartsWith(kv.key, keys.history_prefix())) {
+      auto h = DecodeHistory(kv.value);
+      if (h) v.history.push_back(*h);
+    }
+  }
+  return v;
+}
+
+}  // namespace tandem::agent

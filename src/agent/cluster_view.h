@@ -1,0 +1,74 @@
+// The etcd key layout and the typed view of one snapshot of it.
+//
+// All keys live under /tandem/<cluster>/ (see docs/design/etcd-keys.md):
+//   initialize       {"system_identifier": "...", "created_by": node, "created_at": ms}
+//   leader           node name, bound to the holder's session lease
+//   members/<name>   the member's self-reported state (JSON), on its session lease
+//   nodes/<name>     the member's registration (JSON), no lease: survives the node
+//   history/<seq>    one leader change (JSON)
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "core/types.h"
+#include "dcs/dcs.h"
+
+namespace tandem::agent {
+
+struct Keys {
+  std::string prefix;  // "/tandem/<cluster>/"
+  explicit Keys(const std::string& cluster) : prefix("/tandem/" + cluster + "/") {}
+  std::string initialize() const { return prefix + "initialize"; }
+  std::string leader() const { return prefix + "leader"; }
+  std::string member(const std::string& n) const { return prefix + "members/" + n; }
+  std::string node(const std::string& n) const { return prefix + "nodes/" + n; }
+  std::string history(int64_t seq) const;
+  std::string history_prefix() const { return prefix + "history/"; }
+};
+
+// A node's registration: how to reach it. Written when it joins, removed when it leaves.
+struct NodeInfo {
+  std::string name;
+  std::string host;        // the address it clusters on
+  int pg_port = 0;
+  std::string api_url;
+  std::string etcd_peer_url;    // "" when the cluster uses an external etcd
+  std::string etcd_client_url;
+  uint64_t etcd_member_id = 0;  // 0 = not an etcd member
+};
+
+struct HistoryEntry {
+  int64_t seq = 0;
+  int64_t at_ms = 0;  // wall clock
+  std::string leader;
+  uint32_t timeline = 0;
+  std::string reason;
+};
+
+// One consistent read of the whole prefix.
+struct ClusterView {
+  dcs::Revision revision = 0;
+  bool initialized = false;
+  std::string system_identifier;
+  std::optional<core::LeaderKey> leader;
+  std::map<std::string, core::MemberState> members;  // live (leased) state
+  std::map<std::string, NodeInfo> nodes;             // registrations
+  std::vector<HistoryEntry> history;
+};
+
+std::string EncodeNodeInfo(const NodeInfo& n);
+Result<NodeInfo> DecodeNodeInfo(const std::string& json);
+std::string EncodeMemberState(const core::MemberState& m);
+Result<core::MemberState> DecodeMemberState(const std::string& json);
+std::string EncodeHistory(const HistoryEntry& h);
+Result<HistoryEntry> DecodeHistory(const std::string& json);
+
+// Builds the view from a prefix read. Garbage under a key is skipped with a
+// warning (a corrupt member entry must not stop the loop), never trusted.
+ClusterView ParseClusterView(const Keys& keys, const dcs::RangeResult& range);
+
+}  // namespace tandem::agent

@@ -1,0 +1,75 @@
+// The node's configuration file (YAML), loaded and validated in one place.
+//
+// Every error names the key, the problem and the fix. Unknown keys are
+// refused (a typo must not silently fall back to a default). See the
+// configuration reference in README.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "core/types.h"
+
+namespace tandem::agent {
+
+struct Config {
+  std::string path;  // the file it was loaded from (absolute)
+
+  std::string cluster = "tandem";  // cluster name (etcd key prefix /tandem/<cluster>/)
+
+  // node
+  std::string node_name;
+  std::string node_address;    // the address this node clusters on (seed 1's localnode)
+  std::string node_interface;  // alternatively: the interface whose IPv4 address to use
+  std::string state_dir;       // the agent's own state (etcd data, secrets, logs)
+  std::string run_as_user = "postgres";  // for PostgreSQL and etcd when the agent is root
+
+  // api
+  std::string api_listen = "127.0.0.1";
+  int api_port = 8008;
+
+  // postgresql
+  int pg_port = 5432;
+  std::string pg_data_dir;     // default <state_dir>/pgdata
+  std::string pg_bin_dir;      // default: pg_config --bindir
+  std::map<std::string, std::string> pg_parameters;
+
+  // dcs
+  std::vector<std::string> dcs_endpoints;  // external etcd; empty = embedded member
+  int etcd_client_port = 2379;
+  int etcd_peer_port = 2380;
+  std::string etcd_bin = "etcd";
+  core::HaConfig ha;
+
+  // proxy (issue 4; ports reserved)
+  int proxy_rw_port = 0;
+  int proxy_ro_port = 0;
+
+  // certificates (shown in status; used by the TLS issue)
+  std::string tls_server_key, tls_server_cert, tls_client_key, tls_client_cert, tls_ca_cert;
+
+  std::string log_level = "info";
+
+  bool embedded_etcd() const { return dcs_endpoints.empty(); }
+  std::string api_url() const;        // http://<node_address>:<api_port>
+  std::string etcd_client_url() const;
+  std::string etcd_peer_url() const;
+  std::string secrets_path() const;   // <state_dir>/secrets.json (0600)
+  std::string state_path() const;     // <state_dir>/state.json
+  std::string etcd_data_dir() const;  // <state_dir>/etcd
+  std::string socket_dir() const;     // <state_dir>/run
+  std::string log_dir() const;        // <state_dir>/log
+};
+
+// Reads, parses and validates a config file. The address of the node is
+// resolved from node.interface when node.address is not set.
+Result<Config> LoadConfig(const std::string& path);
+// Parses YAML text (for tests); `path` is only used in messages.
+Result<Config> ParseConfig(const std::string& yaml_text, const std::string& path);
+// The IPv4 address of a network interface.
+Result<std::string> InterfaceAddress(const std::string& interface);
+
+}  // namespace tandem::agent

@@ -1,0 +1,122 @@
+#include "agent/etcd_member.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "agent/http_client.h"
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/process.h"
+
+namespace tandem::agent {
+
+namespace {
+std::string ServiceUser(const Config& cfg) { return ::geteuid() == 0 ? cfg.run_as_user : ""; }
+}  // namespace
+
+bool EtcdMember::HasData() const { return IsDirectory(cfg_.etcd_data_dir() + "/member"); }
+
+Status EtcdMember::Start(const std::string& initial_cluster, bool new_cluster) {
+  std::lock_guard<std::mutex> lock(mu_);
+  initial_cluster_ = initial_cluster;
+  return Launch(initial_cluster, new_cluster);
+}
+
+Status EtcdMember::Resume() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!HasData()) {
+    return Error(ErrorCode::kFailedPrecondition,
+                 "no etcd data in " + cfg_.etcd_data_dir() + "; the node must join again");
+  }
+  return Launch(cfg_.node_name + "=" + cfg_.etcd_peer_url(), false);
+}
+
+Status EtcdMember::Launch(const std::string& initial_cluster, bool new_cluster) {
+  if (pid_ > 0 && IsAlive(pid_)) return Ok();
+  const std::string user = ServiceUser(cfg_);
+  TANDEM_TRY(MakeDirs(cfg_.etcd_data_dir(), 0700));
+  TANDEM_TRY(ChownRecursive(cfg_.etcd_data_dir(), user));
+  TANDEM_TRY(MakeDirs(cfg_.log_dir(), 0755));
+  std::string bin = FindInPath(cfg_.etcd_bin);
+  if (bin.empty()) {
+    return Error(ErrorCode::kNotFound, "etcd not found ('" + cfg_.etcd_bin +
+                                           "'); install Debian's etcd-server (scripts/setup.sh)");
+  }
+  std::vector<std::string> argv = {
+      bin,
+      "--name=" + cfg_.node_name,
+      "--data-dir=" + cfg_.etcd_data_dir(),
+      "--listen-client-urls=" + cfg_.etcd_client_url(),
+      "--advertise-client-urls=" + cfg_.etcd_client_url(),
+      "--listen-peer-urls=" + cfg_.etcd_peer_url(),
+      "--initial-advertise-peer-urls=" + cfg_.etcd_peer_url(),
+      "--initial-cluster=" + initial_cluster,
+      std::string("--initial-cluster-state=") + (new_cluster ? "new" : "existing"),
+      "--initial-cluster-token=tandem-" + cfg_.cluster,
+      "--heartbeat-interval=100",
+      "--election-timeout=1000",
+      "--logger=zap",
+      "--log-outputs=stderr",
+      "--log-level=warn",
+  };
+  SpawnOptions opts;
+  opts.run_as_user = user;
+  opts.output_file = cfg_.log_dir() + "/etcd.log";
+  opts.cwd = cfg_.etcd_data_dir();
+  auto pid = Spawn(argv, opts);
+  if (!pid) return pid.error().Wrap("starting etcd");
+  pid_ = *pid;
+  (void)WriteFileAtomic(pid_file(), std::to_string(pid_) + "\n");
+  TLOG(Info, "etcd") << "started etcd member pid=" << pid_ << " state="
+                     << (new_cluster ? "new" : "existing") << " initial_cluster=" << initial_cluster;
+  return Ok();
+}
+
+void EtcdMember::Stop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pid_ <= 0) return;
+  if (IsAlive(pid_)) {
+    KillProcessTree(pid_, SIGTERM);
+    if (!WaitForExit(pid_, 10'000)) {
+      KillProcessTree(pid_, SIGKILL);
+      (void)WaitForExit(pid_, 5'000);
+    }
+  }
+  TLOG(Info, "etcd") << "stopped etcd member pid=" << pid_;
+  pid_ = 0;
+  (void)RemoveAll(pid_file());
+}
+
+bool EtcdMember::Running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pid_ > 0 && IsAlive(pid_);
+}
+
+pid_t EtcdMember::pid() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pid_;
+}
+
+Status EtcdMember::WaitReachable(int64_t timeout_ms) const {
+  const MonoMs start = SystemClock::Get().Now();
+  std::string last;
+  while (SystemClock::Get().Now() - start < timeout_ms) {
+    if (!Running()) {
+      return Error(ErrorCode::kUnavailable, "etcd exited during start-up; see " + cfg_.log_dir() +
+                                                "/etcd.log");
+    }
+    auto r = HttpCall("GET", cfg_.etcd_client_url() + "/version", "", 1000);
+    if (r && r->status == 200) return Ok();
+    if (!r) last = r.error().message();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return Error(ErrorCode::kTimeout, "etcd did not answer on " + cfg_.etcd_client_url() +
+                                        " within " + std::to_string(timeout_ms / 1000) + " s (" +
+                                        last + "); see " + cfg_.log_dir() + "/etcd.log");
+}
+
+}  // namespace tandem::agent

@@ -1,0 +1,43 @@
+// Supervision of the node's embedded etcd member (a child process).
+#pragma once
+
+#include <sys/types.h>
+
+#include <mutex>
+#include <string>
+
+#include "agent/config.h"
+#include "base/result.h"
+
+namespace tandem::agent {
+
+class EtcdMember {
+ public:
+  explicit EtcdMember(const Config& cfg) : cfg_(cfg) {}
+  ~EtcdMember() = default;
+
+  // Starts etcd. initial_cluster: "n1=http://a:2380,n2=http://b:2380".
+  // new_cluster: bootstrap a new cluster, else join an existing one. When the
+  // data directory already holds a member, etcd ignores both and resumes.
+  Status Start(const std::string& initial_cluster, bool new_cluster);
+  // Resumes the member from its data directory (after an agent restart).
+  Status Resume();
+  // SIGTERM, then SIGKILL after a grace period. Safe when not running.
+  void Stop();
+  bool Running() const;
+  pid_t pid() const;
+  bool HasData() const;
+  // Polls /health until etcd answers (healthy or a learner that is syncing).
+  Status WaitReachable(int64_t timeout_ms) const;
+  std::string pid_file() const { return cfg_.state_dir + "/etcd.pid"; }
+
+ private:
+  Status Launch(const std::string& initial_cluster, bool new_cluster);
+
+  const Config& cfg_;
+  mutable std::mutex mu_;
+  pid_t pid_ = 0;
+  std::string initial_cluster_;
+};
+
+}  // namespace tandem::agent

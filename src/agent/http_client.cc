@@ -1,0 +1,41 @@
+#include "agent/http_client.h"
+
+#include <httplib.h>
+
+namespace tandem::agent {
+
+Result<HttpResponse> HttpCall(const std::string& method, const std::string& url,
+                              const std::string& body, int64_t timeout_ms) {
+  auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) {
+    return Error(ErrorCode::kInvalidArgument, "not a URL: '" + url + "'");
+  }
+  auto path_start = url.find('/', scheme_end + 3);
+  std::string base = path_start == std::string::npos ? url : url.substr(0, path_start);
+  std::string path = path_start == std::string::npos ? "/" : url.substr(path_start);
+  httplib::Client cli(base);
+  cli.set_connection_timeout(std::chrono::milliseconds(std::min<int64_t>(timeout_ms, 3000)));
+  cli.set_read_timeout(std::chrono::milliseconds(timeout_ms));
+  cli.set_write_timeout(std::chrono::milliseconds(timeout_ms));
+  httplib::Result res{nullptr, httplib::Error::Unknown};
+  if (method == "GET") {
+    res = cli.Get(path);
+  } else if (method == "POST") {
+    res = cli.Post(path, body, "application/json");
+  } else if (method == "DELETE") {
+    res = cli.Delete(path, body, "application/json");
+  } else {
+    return Error(ErrorCode::kInvalidArgument, "unsupported HTTP method " + method);
+  }
+  if (!res) {
+    auto err = res.error();
+    std::string what = httplib::to_string(err);
+    if (err == httplib::Error::Read || err == httplib::Error::ConnectionTimeout) {
+      return Error(ErrorCode::kTimeout, base + " did not answer in time (" + what + ")");
+    }
+    return Error(ErrorCode::kUnavailable, "cannot reach " + base + " (" + what + ")");
+  }
+  return HttpResponse{res->status, res->body};
+}
+
+}  // namespace tandem::agent

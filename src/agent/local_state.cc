@@ -1,0 +1,76 @@
+#include "agent/local_state.h"
+
+#include <nlohmann/json.hpp>
+
+#include "base/file.h"
+
+namespace tandem::agent {
+using nlohmann::json;
+
+Result<LocalState> LoadLocalState(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text) {
+    if (text.error().code() == ErrorCode::kNotFound) return LocalState{};
+    return text.error();
+  }
+  try {
+    auto j = json::parse(*text);
+    LocalState s;
+    s.member = j.value("member", false);
+    s.cluster = j.value("cluster", "");
+    s.kept_aside_dir = j.value("kept_aside_dir", "");
+    s.was_primary = j.value("was_primary", false);
+    s.needs_rewind = j.value("needs_rewind", false);
+    s.needs_reclone = j.value("needs_reclone", false);
+    s.error = j.value("error", false);
+    if (j.contains("last_command")) {
+      const auto& c = j["last_command"];
+      s.last_command.command = c.value("command", "");
+      s.last_command.result = c.value("result", "");
+      s.last_command.error = c.value("error", "");
+      s.last_command.at_ms = c.value("at_ms", int64_t{0});
+    }
+    return s;
+  } catch (const std::exception& e) {
+    return Error(ErrorCode::kInvalidArgument,
+                 path + " is corrupt (" + e.what() +
+                     "); move it aside and re-join the node, or restore it from a backup");
+  }
+}
+
+Status SaveLocalState(const std::string& path, const LocalState& s) {
+  json j{{"member", s.member},
+         {"cluster", s.cluster},
+         {"kept_aside_dir", s.kept_aside_dir},
+         {"was_primary", s.was_primary},
+         {"needs_rewind", s.needs_rewind},
+         {"needs_reclone", s.needs_reclone},
+         {"error", s.error},
+         {"last_command",
+          {{"command", s.last_command.command},
+           {"result", s.last_command.result},
+           {"error", s.last_command.error},
+           {"at_ms", s.last_command.at_ms}}}};
+  return WriteFileAtomic(path, j.dump(2) + "\n", 0644);
+}
+
+Result<Secrets> LoadSecrets(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text) return text.error();
+  try {
+    auto j = json::parse(*text);
+    return Secrets{j.at("superuser_password").get<std::string>(),
+                   j.at("replication_password").get<std::string>()};
+  } catch (const std::exception&) {
+    // Do not echo the content: it holds secrets.
+    return Error(ErrorCode::kInvalidArgument, path + " is corrupt; re-join the node");
+  }
+}
+
+Status SaveSecrets(const std::string& path, const Secrets& s) {
+  json j{{"superuser_password", s.superuser_password},
+         {"replication_password", s.replication_password}};
+  return WriteFileAtomic(path, j.dump() + "\n", 0600);
+}
+
+}  // namespace tandem::agent

@@ -1,0 +1,45 @@
+// What a node remembers about itself across restarts (in node.state_dir).
+//
+//   state.json    membership, role history needed for safe rejoin, last command
+//   secrets.json  generated database passwords, mode 0600, never logged
+#pragma once
+
+#include <string>
+
+#include "base/result.h"
+
+namespace tandem::agent {
+
+struct LastCommand {
+  std::string command;   // "tandem cluster join 10.0.0.1:8008"
+  std::string result;    // "Success", "Failed", "Running", "" (none yet)
+  std::string error;     // the error message when Failed
+  std::string progress;  // the latest progress line while Running
+  int64_t at_ms = 0;     // wall clock of the last update
+};
+
+struct LocalState {
+  bool member = false;           // this node belongs to a cluster
+  std::string cluster;           // its name
+  // The pre-existing local database moved aside by `join`; put back by `remove`.
+  std::string kept_aside_dir;
+  // Set when this node's PostgreSQL has run as a primary and has not since
+  // been rewound or re-cloned onto another node's timeline.
+  bool was_primary = false;
+  bool needs_rewind = false;
+  bool needs_reclone = false;
+  bool error = false;            // an operator command failed; cleared by `clear-error`
+  LastCommand last_command;
+};
+
+struct Secrets {
+  std::string superuser_password;
+  std::string replication_password;
+};
+
+Result<LocalState> LoadLocalState(const std::string& path);  // missing file -> default state
+Status SaveLocalState(const std::string& path, const LocalState& s);
+Result<Secrets> LoadSecrets(const std::string& path);
+Status SaveSecrets(const std::string& path, const Secrets& s);  // 0600
+
+}  // namespace tandem::agent

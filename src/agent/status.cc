@@ -1,0 +1,137 @@
+// The status document behind `tandem cluster status` and GET /v1/status.
+#include <nlohmann/json.hpp>
+
+#include "agent/agent.h"
+#include "base/strings.h"
+
+namespace tandem::agent {
+using nlohmann::json;
+
+json Agent::StatusJson() {
+  json out;
+  out["cluster"] = cfg_.cluster;
+  out["node"] = cfg_.node_name;
+  out["interface"] = cfg_.node_interface.empty() ? cfg_.node_address
+                                                 : cfg_.node_interface + " (" + cfg_.node_address + ")";
+  out["certificates"] = {{"server_key", cfg_.tls_server_key},
+                         {"server_cert", cfg_.tls_server_cert},
+                         {"client_key", cfg_.tls_client_key},
+                         {"client_cert", cfg_.tls_client_cert},
+                         {"ca_cert", cfg_.tls_ca_cert}};
+  LocalState st;
+  core::LocalPostgres local;
+  std::string reason;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    st = state_;
+    local = last_local_;
+    reason = last_reason_;
+  }
+  out["member"] = st.member;
+  out["last_command"] = {{"command", st.last_command.command},
+                         {"result", st.last_command.result},
+                         {"error", st.last_command.error},
+                         {"progress", st.last_command.progress},
+                         {"at_ms", st.last_command.at_ms}};
+  out["reason"] = reason;
+  out["primary"] = nullptr;
+  out["node_in_use"] = nullptr;
+  out["members"] = json::array();
+  json warnings = json::array();
+
+  if (!st.member) {
+    out["status"] = st.error ? "Error" : "Disabled";
+    out["store"] = "none";
+    out["warnings"] = warnings;
+    return out;
+  }
+  auto view = ReadView();
+  out["store"] = view.ok() ? "ok" : "unreachable";
+  if (!view.ok()) {
+    warnings.push_back("the consensus store cannot be reached from this node: " +
+                       view.error().message());
+    out["status"] = "Error";
+    out["warnings"] = warnings;
+    return out;
+  }
+  const ClusterView& v = *view;
+  std::string leader = v.leader ? v.leader->holder : "";
+  uint64_t leader_lsn = 0;
+  uint32_t leader_tl = 0;
+  if (!leader.empty()) {
+    out["primary"] = leader;
+    auto n = v.nodes.find(leader);
+    if (n != v.nodes.end()) out["node_in_use"] = n->second.host;
+    auto m = v.members.find(leader);
+    if (m != v.members.end()) {
+      leader_lsn = m->second.lsn;
+      leader_tl = m->second.timeline;
+    }
+  }
+  int voting = 0;
+  for (const auto& [name, n] : v.nodes) {
+    json m;
+    m["name"] = name;
+    m["host"] = n.host;
+    m["port"] = n.pg_port;
+    m["api_url"] = n.api_url;
+    m["me"] = name == cfg_.node_name;
+    if (n.etcd_member_id != 0 || !cfg_.embedded_etcd()) ++voting;
+    auto ms = v.members.find(name);
+    const bool connected = ms != v.members.end();
+    m["connected"] = connected;
+    std::string role = "unknown";
+    bool in_sync = false;
+    uint64_t lag = 0;
+    uint32_t tl = 0;
+    if (connected) {
+      const auto& s = ms->second;
+      tl = s.timeline;
+      if (name == leader && s.role == core::Role::kPrimary) {
+        role = "primary";
+        in_sync = true;
+      } else if (s.role == core::Role::kReplica) {
+        role = "replica";
+        lag = leader_lsn > s.lsn ? leader_lsn - s.lsn : 0;
+        in_sync = s.streaming && s.following == leader && s.timeline == leader_tl &&
+                  lag <= cfg_.ha.max_lag_bytes;
+      } else if (s.role == core::Role::kPrimary) {
+        role = "primary";  // a primary without the key: shown, and warned about below
+        warnings.push_back(name + " runs as a primary without holding the leader key");
+      } else if (s.role == core::Role::kStopped) {
+        role = "unknown";
+      }
+    }
+    m["role"] = role;
+    m["in_sync"] = in_sync;
+    m["lag_bytes"] = lag;
+    m["timeline"] = tl;
+    out["members"].push_back(m);
+  }
+  if (leader.empty()) {
+    warnings.push_back("there is no primary: no member holds the leader key (a failover may be "
+                       "in progress; if this lasts, check that the replicas are running and "
+                       "streaming)");
+  }
+  if (voting > 0 && voting % 2 == 0) {
+    warnings.push_back(std::to_string(voting) +
+                       " voting members: an even count tolerates no more failures than " +
+                       std::to_string(voting - 1) +
+                       " (a majority of " + std::to_string(voting / 2 + 1) +
+                       " is needed); add or remove a node to make the count odd");
+  }
+  if (voting > 0 && voting < 3) {
+    warnings.push_back("fewer than 3 voting members: losing one node stops automatic failover; "
+                       "3 or 5 are recommended");
+  }
+  out["history"] = json::array();
+  for (const auto& h : v.history) {
+    out["history"].push_back({{"at_ms", h.at_ms}, {"leader", h.leader}, {"timeline", h.timeline},
+                              {"reason", h.reason}});
+  }
+  out["status"] = st.error ? "Error" : (leader.empty() ? "No primary" : "Enabled");
+  out["warnings"] = warnings;
+  return out;
+}
+
+}  // namespace tandem::agent

@@ -1,0 +1,164 @@
+#include "api/server.h"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/log.h"
+
+namespace tandem::api {
+using nlohmann::json;
+
+int HttpStatusFor(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return 400;
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kConflict:
+    case ErrorCode::kFailedPrecondition: return 409;
+    case ErrorCode::kUnavailable: return 503;
+    case ErrorCode::kTimeout: return 504;
+    default: return 500;
+  }
+}
+
+namespace {
+
+void SendJson(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(2) + "\n", "application/json");
+}
+
+void SendStatus(httplib::Response& res, const Status& st) {
+  if (st.ok()) {
+    SendJson(res, 200, {{"result", "ok"}});
+  } else {
+    SendJson(res, HttpStatusFor(st.error().code()),
+             {{"error", st.error().message()}, {"code", ErrorCodeName(st.error().code())}});
+  }
+}
+
+// Parses a JSON object body; empty body = {}.
+bool ParseBody(const httplib::Request& req, httplib::Response& res, json* out) {
+  if (req.body.empty()) {
+    *out = json::object();
+    return true;
+  }
+  try {
+    *out = json::parse(req.body);
+    if (!out->is_object()) throw std::runtime_error("not a JSON object");
+    return true;
+  } catch (const std::exception& e) {
+    SendJson(res, 400, {{"error", std::string("the request body is not a JSON object: ") + e.what()},
+                        {"code", "invalid argument"}});
+    return false;
+  }
+}
+
+}  // namespace
+
+ApiServer::ApiServer(agent::Agent& agent) : agent_(agent), server_(new httplib::Server) {}
+
+ApiServer::~ApiServer() { Stop(); }
+
+Status ApiServer::Start(const std::string& host, int port) {
+  auto& s = *server_;
+  s.set_payload_max_length(1 << 20);
+  s.set_read_timeout(10, 0);
+  s.set_write_timeout(10, 0);
+
+  s.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) {
+    SendJson(res, 200, agent_.StatusJson());
+  });
+  s.Post("/v1/cluster/initialize", [this](const httplib::Request&, httplib::Response& res) {
+    SendStatus(res, agent_.Initialize());
+  });
+  s.Post("/v1/cluster/join", [this](const httplib::Request& req, httplib::Response& res) {
+    json body;
+    if (!ParseBody(req, res, &body)) return;
+    if (!body.contains("address") || !body["address"].is_string()) {
+      SendJson(res, 400, {{"error", "\"address\" (HOST:PORT of a member's API) is required"}});
+      return;
+    }
+    SendStatus(res, agent_.StartJoin(body["address"].get<std::string>()));
+  });
+  s.Post("/v1/cluster/remove", [this](const httplib::Request& req, httplib::Response& res) {
+    json body;
+    if (!ParseBody(req, res, &body)) return;
+    std::string node = body.contains("node") && body["node"].is_string() ? body["node"].get<std::string>() : "";
+    bool force = body.contains("force") && body["force"].is_boolean() && body["force"].get<bool>();
+    SendStatus(res, agent_.Remove(node, force));
+  });
+  s.Post("/v1/cluster/clear-error", [this](const httplib::Request&, httplib::Response& res) {
+    SendStatus(res, agent_.ClearError());
+  });
+  s.Post("/v1/internal/join", [this](const httplib::Request& req, httplib::Response& res) {
+    auto info = agent::DecodeNodeInfo(req.body);
+    if (!info) {
+      SendJson(res, 400, {{"error", info.error().message()}});
+      return;
+    }
+    auto grant = agent_.GrantJoin(*info);
+    if (!grant) {
+      SendJson(res, HttpStatusFor(grant.error().code()), {{"error", grant.error().message()}});
+      return;
+    }
+    // Secrets travel only in this answer (plain HTTP until the TLS issue lands).
+    SendJson(res, 200,
+             {{"cluster", grant->cluster},
+              {"initial_cluster", grant->initial_cluster},
+              {"etcd_endpoints", grant->etcd_endpoints},
+              {"etcd_member_id", std::to_string(grant->etcd_member_id)},
+              {"superuser_password", grant->secrets.superuser_password},
+              {"replication_password", grant->secrets.replication_password}});
+  });
+
+  // Patroni-compatible health checks.
+  auto health = [this](const std::string& path, const httplib::Request& req) -> bool {
+    auto h = agent_.GetHealth();
+    if (path == "/health" || path == "/readiness") return h.running;
+    if (path == "/liveness") return true;
+    if (path == "/" || path == "/primary" || path == "/read-write" || path == "/leader" ||
+        path == "/master") {
+      return h.primary;
+    }
+    if (path == "/replica" || path == "/read-only") {
+      bool ok = path == "/read-only" ? (h.replica || h.primary) : h.replica;
+      if (ok && req.has_param("lag")) {
+        try {
+          ok = h.lag_bytes <= std::stoull(req.get_param_value("lag"));
+        } catch (...) {
+          ok = false;
+        }
+      }
+      return ok;
+    }
+    return false;
+  };
+  for (const char* path : {"/", "/health", "/liveness", "/readiness", "/primary", "/read-write",
+                           "/leader", "/master", "/replica", "/read-only"}) {
+    std::string p = path;
+    auto handler = [health, p](const httplib::Request& req, httplib::Response& res) {
+      bool ok = health(p, req);
+      res.status = ok ? 200 : 503;
+      if (req.method != "HEAD") res.set_content(ok ? "ok\n" : "no\n", "text/plain");
+    };
+    s.Get(path, handler);
+    s.Options(path, handler);
+  }
+
+  if (!s.bind_to_port(host.c_str(), port)) {
+    return Error(ErrorCode::kUnavailable,
+                 "cannot listen on " + host + ":" + std::to_string(port) +
+                     " (in use by another process?); change api.port in the config");
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  TLOG(Info, "api") << "REST API on http://" << host << ":" << port;
+  return Ok();
+}
+
+void ApiServer::Stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace tandem::api

@@ -1,0 +1,64 @@
+// `tandem agent -c FILE`: the node agent in the foreground.
+#include <signal.h>
+
+#include <cstdio>
+
+#include "agent/agent.h"
+#include "api/server.h"
+#include "base/log.h"
+#include "base/process.h"
+#include "cli/commands.h"
+
+namespace tandem::cli {
+
+int RunAgent(const std::string& config_path) {
+  auto cfg = agent::LoadConfig(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "ERROR : %s\n", cfg.error().message().c_str());
+    return 2;
+  }
+  log::SetNode(cfg->node_name);
+  log::SetLevel(cfg->log_level == "debug"  ? log::Level::kDebug
+                : cfg->log_level == "warn" ? log::Level::kWarn
+                : cfg->log_level == "error" ? log::Level::kError
+                                            : log::Level::kInfo);
+  // PID 1 does not reap orphans here: adopt and reap what our children leave.
+  BecomeSubreaper();
+  // Signals are taken synchronously by this thread only.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  agent::Agent agent(*cfg);
+  api::ApiServer api(agent);
+  if (auto st = api.Start(cfg->api_listen, cfg->api_port); !st.ok()) {
+    TLOG(Error, "agent") << st.error().message();
+    return 1;
+  }
+  if (auto st = agent.Start(); !st.ok()) {
+    TLOG(Error, "agent") << "cannot start: " << st.error().message();
+    api.Stop();
+    return 1;
+  }
+  TLOG(Info, "agent") << "agent for node " << cfg->node_name << " running (config "
+                      << cfg->path << ")";
+  while (true) {
+    struct timespec ts {1, 0};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    ReapChildren();
+    if (sig == SIGTERM || sig == SIGINT) {
+      TLOG(Info, "agent") << "signal " << sig << ": shutting down";
+      break;
+    }
+  }
+  api.Stop();
+  agent.Shutdown();
+  TLOG(Info, "agent") << "stopped";
+  return 0;
+}
+
+}  // namespace tandem::cli

@@ -1,0 +1,362 @@
+// `tandem sandbox`: a whole N-node cluster on 127.0.0.1 in one directory.
+//
+// Node i (1-based) uses ports P+10i (PostgreSQL), +1 (agent API), +2/+3
+// (proxy read-write/read-only), +4/+5 (etcd client/peer).
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agent/config.h"
+#include "agent/http_client.h"
+#include "agent/local_state.h"
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/process.h"
+#include "base/strings.h"
+#include "cli/commands.h"
+
+namespace tandem::cli {
+using nlohmann::json;
+
+namespace {
+
+struct NodePaths {
+  int index = 0;
+  std::string name, dir, config;
+};
+
+NodePaths PathsFor(const std::string& dir, int i) {
+  NodePaths n;
+  n.index = i;
+  n.name = "node" + std::to_string(i);
+  n.dir = dir + "/" + n.name;
+  n.config = n.dir + "/tandem.yaml";
+  return n;
+}
+
+std::vector<NodePaths> ExistingNodes(const std::string& dir) {
+  std::vector<NodePaths> out;
+  for (int i = 1; i <= 9; ++i) {
+    auto n = PathsFor(dir, i);
+    if (PathExists(n.config)) out.push_back(n);
+  }
+  return out;
+}
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "ERROR : %s\n", msg.c_str());
+  return 1;
+}
+
+pid_t ReadPid(const std::string& file) {
+  auto text = ReadFile(file);
+  if (!text) return 0;
+  auto first = Split(*text, '\n')[0];
+  auto v = ParseInt(Trim(first));
+  return v && *v > 0 ? static_cast<pid_t>(*v) : 0;
+}
+
+pid_t LivePid(const std::string& file) {
+  pid_t p = ReadPid(file);
+  return IsAlive(p) ? p : 0;
+}
+
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "tandem";
+  buf[n] = 0;
+  return buf;
+}
+
+// Every ancestor must be traversable by the service user (PostgreSQL runs as postgres).
+std::string CheckTraversable(const std::string& dir) {
+  if (::geteuid() != 0) return "";
+  std::string cur = dir;
+  while (!cur.empty() && cur != "/") {
+    struct stat st {};
+    if (::stat(cur.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0) {
+      return cur + " is not traversable by other users (mode " +
+             std::to_string(st.st_mode & 0777) +
+             "), so PostgreSQL (running as postgres) cannot reach the sandbox; use a --dir "
+             "under /tmp or /var/tmp, or chmod o+x " + cur;
+    }
+    cur = DirName(cur);
+  }
+  return "";
+}
+
+std::string Yaml(const std::string& dir, const NodePaths& n, int base) {
+  int p = base + 10 * n.index;
+  std::string y;
+  y += "# Sandbox node " + n.name + " (written by `tandem sandbox up`)\n";
+  y += "cluster: sandbox\n";
+  y += "node:\n  name: " + n.name + "\n  address: 127.0.0.1\n  state_dir: " + n.dir + "\n";
+  y += "api:\n  listen: 127.0.0.1\n  port: " + std::to_string(p + 1) + "\n";
+  y += "postgresql:\n  port: " + std::to_string(p) + "\n";
+  y += "dcs:\n  etcd_client_port: " + std::to_string(p + 4) +
+       "\n  etcd_peer_port: " + std::to_string(p + 5) + "\n";
+  y += "proxy:\n  read_write_port: " + std::to_string(p + 2) +
+       "\n  read_only_port: " + std::to_string(p + 3) + "\n";
+  (void)dir;
+  return y;
+}
+
+Result<pid_t> StartAgent(const NodePaths& n) {
+  SpawnOptions opts;
+  opts.output_file = n.dir + "/agent.log";
+  auto pid = Spawn({SelfExe(), "agent", "-c", n.config}, opts);
+  if (!pid) return pid.error();
+  TANDEM_TRY(WriteFileAtomic(n.dir + "/agent.pid", std::to_string(*pid) + "\n"));
+  return pid;
+}
+
+std::optional<json> Status(const agent::Config& cfg, int64_t timeout_ms = 5000) {
+  auto r = agent::HttpCall("GET", "http://127.0.0.1:" + std::to_string(cfg.api_port) + "/v1/status",
+                           "", timeout_ms);
+  if (!r || r->status != 200) return std::nullopt;
+  try {
+    return json::parse(r->body);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+bool WaitFor(const std::function<bool()>& cond, int64_t timeout_ms) {
+  const MonoMs start = SystemClock::Get().Now();
+  while (SystemClock::Get().Now() - start < timeout_ms) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return cond();
+}
+
+std::string PostgresPidFile(const agent::Config& cfg) { return cfg.pg_data_dir + "/postmaster.pid"; }
+std::string EtcdPidFile(const agent::Config& cfg) { return cfg.state_dir + "/etcd.pid"; }
+
+void KillHard(pid_t pid) {
+  if (pid <= 0) return;
+  pid_t pgid = ::getpgid(pid);
+  if (pgid > 1 && pgid != ::getpgrp()) ::kill(-pgid, SIGKILL);
+  ::kill(pid, SIGKILL);
+}
+
+}  // namespace
+
+int SandboxUp(const SandboxOptions& o) {
+  if (o.nodes < 1 || o.nodes > 9) return Fail("--nodes must be between 1 and 9");
+  if (o.base_port < 1024 || o.base_port + 100 > 65535) {
+    return Fail("--base-port must be between 1024 and 65435");
+  }
+  const std::string dir = AbsolutePath(o.dir);
+  for (const auto& n : ExistingNodes(dir)) {
+    if (LivePid(n.dir + "/agent.pid") != 0) {
+      return Fail("a sandbox is already running in " + dir +
+                  " (see `tandem sandbox status`; stop it with `tandem sandbox down`)");
+    }
+  }
+  if (auto s = MakeDirs(dir, 0755); !s.ok()) return Fail(s.error().message());
+  ::chmod(dir.c_str(), 0755);
+  if (auto why = CheckTraversable(dir); !why.empty()) return Fail(why);
+
+  std::vector<NodePaths> nodes;
+  std::vector<agent::Config> cfgs;
+  for (int i = 1; i <= o.nodes; ++i) {
+    auto n = PathsFor(dir, i);
+    if (auto s = MakeDirs(n.dir, 0755); !s.ok()) return Fail(s.error().message());
+    ::chmod(n.dir.c_str(), 0755);
+    if (auto s = WriteFileAtomic(n.config, Yaml(dir, n, o.base_port)); !s.ok()) {
+      return Fail(s.error().message());
+    }
+    auto cfg = agent::LoadConfig(n.config);
+    if (!cfg) return Fail(cfg.error().message());
+    auto pid = StartAgent(n);
+    if (!pid) return Fail(pid.error().message());
+    std::printf("%s: agent started (pid %d, API http://127.0.0.1:%d, log %s/agent.log)\n",
+                n.name.c_str(), *pid, cfg->api_port, n.dir.c_str());
+    nodes.push_back(n);
+    cfgs.push_back(*cfg);
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (!WaitFor([&] { return Status(cfgs[i]).has_value(); }, 30'000)) {
+      return Fail(nodes[i].name + "'s agent did not answer within 30 s; see " + nodes[i].dir +
+                  "/agent.log");
+    }
+  }
+  std::fflush(stdout);
+  auto first = Status(cfgs[0]);
+  if (first && first->value("member", false)) {
+    std::printf("the sandbox in %s is already initialized; its agents were restarted\n",
+                dir.c_str());
+  } else {
+    std::printf("node1: initializing the cluster...\n");
+    std::fflush(stdout);
+    if (ClusterInitialize(nodes[0].config) != 0) return 1;
+    for (size_t i = 1; i < nodes.size(); ++i) {
+      std::printf("%s: joining...\n", nodes[i].name.c_str());
+      std::fflush(stdout);
+      if (ClusterJoin(nodes[i].config,
+                      "127.0.0.1:" + std::to_string(cfgs[0].api_port)) != 0) {
+        return 1;
+      }
+    }
+  }
+  // Healthy: one primary, every other node a replica in sync.
+  std::optional<json> st;
+  bool healthy = WaitFor([&] {
+    st = Status(cfgs[0]);
+    if (!st || (*st)["primary"].is_null()) return false;
+    int primaries = 0, replicas = 0;
+    for (const auto& m : (*st)["members"]) {
+      if (m.value("role", "") == "primary") ++primaries;
+      if (m.value("role", "") == "replica" && m.value("in_sync", false)) ++replicas;
+    }
+    return primaries == 1 && replicas == o.nodes - 1;
+  }, 120'000);
+  auto secrets = agent::LoadSecrets(cfgs[0].secrets_path());
+  if (secrets) {
+    (void)WriteFileAtomic(dir + "/pgpass",
+                          "127.0.0.1:*:*:postgres:" + secrets->superuser_password + "\n", 0600);
+  }
+  if (st) std::printf("%s", RenderStatus(*st).c_str());
+  if (!healthy) return Fail("the sandbox did not become healthy within 120 s; see the agent logs");
+  std::printf("\nThe sandbox is up. Connect to the primary with:\n"
+              "  PGPASSFILE=%s/pgpass psql -h 127.0.0.1 -p %d -U postgres\n"
+              "Status: tandem -c %s cluster status    Stop: tandem sandbox down --dir %s\n",
+              dir.c_str(), cfgs[0].pg_port, nodes[0].config.c_str(), dir.c_str());
+  return 0;
+}
+
+int SandboxDown(const SandboxOptions& o) {
+  const std::string dir = AbsolutePath(o.dir);
+  auto nodes = ExistingNodes(dir);
+  if (nodes.empty()) {
+    std::printf("no sandbox in %s\n", dir.c_str());
+    return 0;
+  }
+  for (const auto& n : nodes) {
+    pid_t agent = LivePid(n.dir + "/agent.pid");
+    if (agent != 0) {
+      ::kill(agent, SIGTERM);
+    }
+  }
+  for (const auto& n : nodes) {
+    pid_t agent = ReadPid(n.dir + "/agent.pid");
+    if (agent != 0 && !WaitForExit(agent, 60'000)) {
+      std::printf("%s: agent did not stop in 60 s; killing it\n", n.name.c_str());
+      KillHard(agent);
+    }
+    auto cfg = agent::LoadConfig(n.config);
+    if (cfg) {
+      // Anything the agent left behind (it was killed, or crashed).
+      for (const auto& f : {PostgresPidFile(*cfg), EtcdPidFile(*cfg)}) {
+        pid_t p = LivePid(f);
+        if (p != 0) {
+          KillHard(p);
+          (void)WaitForExit(p, 10'000);
+        }
+      }
+    }
+    std::printf("%s: stopped\n", n.name.c_str());
+  }
+  if (o.purge) {
+    if (auto s = RemoveAll(dir); !s.ok()) return Fail(s.error().message());
+    std::printf("removed %s\n", dir.c_str());
+  }
+  return 0;
+}
+
+int SandboxStatus(const SandboxOptions& o) {
+  const std::string dir = AbsolutePath(o.dir);
+  auto nodes = ExistingNodes(dir);
+  if (nodes.empty()) return Fail("no sandbox in " + dir + " (start one with `tandem sandbox up`)");
+  json out = json::array();
+  for (const auto& n : nodes) {
+    auto cfg = agent::LoadConfig(n.config);
+    if (!cfg) return Fail(cfg.error().message());
+    json j;
+    j["name"] = n.name;
+    j["config"] = n.config;
+    j["ports"] = {{"postgresql", cfg->pg_port},
+                  {"api", cfg->api_port},
+                  {"proxy_read_write", cfg->proxy_rw_port},
+                  {"proxy_read_only", cfg->proxy_ro_port},
+                  {"etcd_client", cfg->etcd_client_port},
+                  {"etcd_peer", cfg->etcd_peer_port}};
+    j["pids"] = {{"agent", LivePid(n.dir + "/agent.pid")},
+                 {"postgres", LivePid(PostgresPidFile(*cfg))},
+                 {"etcd", LivePid(EtcdPidFile(*cfg))}};
+    std::string role = "down";
+    if (auto st = Status(*cfg, 2000)) {
+      role = "unknown";
+      for (const auto& m : (*st)["members"]) {
+        if (m.value("me", false)) role = m.value("role", "unknown");
+      }
+      if (!st->value("member", false)) role = "not a member";
+    }
+    j["role"] = role;
+    out.push_back(j);
+  }
+  if (o.json) {
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%-7s %-10s %-6s %-6s %-6s %-16s %-8s %-8s %-8s %s\n", "NODE", "ROLE", "PG", "API",
+              "RW/RO", "ETCD", "AGENT", "POSTGRES", "ETCD", "CONFIG");
+  for (const auto& j : out) {
+    const auto& p = j["ports"];
+    const auto& d = j["pids"];
+    std::printf("%-7s %-10s %-6d %-6d %d/%d %d/%d  %-8d %-8d %-8d %s\n",
+                j["name"].get<std::string>().c_str(), j["role"].get<std::string>().c_str(),
+                p["postgresql"].get<int>(), p["api"].get<int>(), p["proxy_read_write"].get<int>(),
+                p["proxy_read_only"].get<int>(), p["etcd_client"].get<int>(),
+                p["etcd_peer"].get<int>(), d["agent"].get<int>(), d["postgres"].get<int>(),
+                d["etcd"].get<int>(), j["config"].get<std::string>().c_str());
+  }
+  return 0;
+}
+
+int SandboxKill(const SandboxOptions& o, const std::string& node) {
+  const std::string dir = AbsolutePath(o.dir);
+  for (const auto& n : ExistingNodes(dir)) {
+    if (n.name != node) continue;
+    auto cfg = agent::LoadConfig(n.config);
+    if (!cfg) return Fail(cfg.error().message());
+    // A node crash: everything at once, no chance to clean up.
+    pid_t agent = LivePid(n.dir + "/agent.pid");
+    pid_t pg = LivePid(PostgresPidFile(*cfg));
+    pid_t etcd = LivePid(EtcdPidFile(*cfg));
+    KillHard(agent);
+    KillHard(pg);
+    KillHard(etcd);
+    for (pid_t p : {agent, pg, etcd}) {
+      if (p != 0) (void)WaitForExit(p, 10'000);
+    }
+    std::printf("%s: killed (agent %d, postgres %d, etcd %d)\n", node.c_str(), agent, pg, etcd);
+    return 0;
+  }
+  return Fail("no node named '" + node + "' in the sandbox in " + dir);
+}
+
+int SandboxStart(const SandboxOptions& o, const std::string& node) {
+  const std::string dir = AbsolutePath(o.dir);
+  for (const auto& n : ExistingNodes(dir)) {
+    if (n.name != node) continue;
+    if (LivePid(n.dir + "/agent.pid") != 0) {
+      std::printf("%s: agent already running\n", node.c_str());
+      return 0;
+    }
+    auto pid = StartAgent(n);
+    if (!pid) return Fail(pid.error().message());
+    std::printf("%s: agent started (pid %d)\n", node.c_str(), *pid);
+    return 0;
+  }
+  return Fail("no node named '" + node + "' in the sandbox in " + dir);
+}
+
+}  // namespace tandem::cli

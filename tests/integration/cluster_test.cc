@@ -1,0 +1,336 @@
+// End to end on real etcd and PostgreSQL 15: a 3-node sandbox on 127.0.0.1,
+// replication, failover after a node crash, rejoin, join/remove of a 4th node,
+// and bad operator input. The tests share one sandbox and run in order.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/file.h"
+#include "base/process.h"
+#include "base/strings.h"
+#include "integration/harness/harness.h"
+#include "pg/postgres.h"
+
+namespace tandem::testing {
+namespace {
+using nlohmann::json;
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    BecomeSubreaper();  // the sandbox's agents are reparented to us: reap them
+    dir_ = new TempDir("tandem-cluster");
+    base_ = TestBasePort(16400);
+    auto r = RunTandem({"sandbox", "up", "--nodes", "3", "--dir", Dir(), "--base-port",
+                        std::to_string(base_)},
+                       600'000);
+    up_output_ = new std::string(r.output);
+    up_ok_ = r.exit_code == 0;
+  }
+  static void TearDownTestSuite() {
+    auto r = RunTandem({"sandbox", "down", "--dir", Dir()}, 300'000);
+    if (r.exit_code != 0) std::fprintf(stderr, "sandbox down: %s\n", r.output.c_str());
+    // Node 4 runs outside the sandbox's node list until it joins; stop it too.
+    if (node4_agent_ > 0 && IsAlive(node4_agent_)) {
+      KillProcessTree(node4_agent_, SIGTERM);
+      if (!WaitForExit(node4_agent_, 60'000)) KillProcessTree(node4_agent_, SIGKILL);
+    }
+    StopStrayPostgres(Dir() + "/node4/pgdata");
+    StopStrayPostgres(Dir() + "/standalone/pgdata");
+    if (standalone_agent_ > 0 && IsAlive(standalone_agent_)) {
+      KillProcessTree(standalone_agent_, SIGKILL);
+      WaitForExit(standalone_agent_, 10'000);
+    }
+    delete dir_;
+    delete up_output_;
+  }
+  static void StopStrayPostgres(const std::string& data) {
+    auto pidfile = ReadFile(data + "/postmaster.pid");
+    if (!pidfile) return;
+    auto pid = ParseInt(Trim(Split(*pidfile, '\n')[0]));
+    if (pid && IsAlive(static_cast<pid_t>(*pid))) {
+      ::kill(static_cast<pid_t>(*pid), SIGQUIT);
+      WaitForExit(static_cast<pid_t>(*pid), 30'000);
+    }
+  }
+  void SetUp() override { ASSERT_TRUE(up_ok_) << "sandbox up failed:\n" << *up_output_; }
+
+  static std::string Dir() { return dir_->path() + "/sb"; }
+  static std::string Config(int i) { return Dir() + "/node" + std::to_string(i) + "/tandem.yaml"; }
+  static int PgPort(int i) { return base_ + 10 * i; }
+  static int ApiPort(int i) { return base_ + 10 * i + 1; }
+  static std::string Pgpass() { return Dir() + "/pgpass"; }
+
+  static std::optional<json> Status(int i) {
+    auto r = RunTandem({"-c", Config(i), "cluster", "status", "--json"}, 30'000);
+    if (r.exit_code != 0) return std::nullopt;
+    try {
+      return json::parse(r.output);
+    } catch (...) {
+      return std::nullopt;
+    }
+  }
+  static std::string Primary(int via) {
+    auto s = Status(via);
+    if (!s || !(*s)["primary"].is_string()) return "";
+    return (*s)["primary"].get<std::string>();
+  }
+  static int IndexOf(const std::string& node) { return node.empty() ? 0 : node.back() - '0'; }
+  // Every member but the primary is a replica in sync.
+  static bool Healthy(int via, size_t members) {
+    auto s = Status(via);
+    if (!s || (*s)["primary"].is_null() || (*s)["members"].size() != members) return false;
+    int primaries = 0, replicas = 0;
+    for (const auto& m : (*s)["members"]) {
+      if (m["role"] == "primary") ++primaries;
+      if (m["role"] == "replica" && m["in_sync"] == true) ++replicas;
+    }
+    return primaries == 1 && replicas == static_cast<int>(members) - 1;
+  }
+
+  static TempDir* dir_;
+  static int base_;
+  static bool up_ok_;
+  static std::string* up_output_;
+  static pid_t node4_agent_;
+  static pid_t standalone_agent_;
+};
+TempDir* ClusterTest::dir_ = nullptr;
+int ClusterTest::base_ = 0;
+bool ClusterTest::up_ok_ = false;
+std::string* ClusterTest::up_output_ = nullptr;
+pid_t ClusterTest::node4_agent_ = 0;
+pid_t ClusterTest::standalone_agent_ = 0;
+
+TEST_F(ClusterTest, SandboxComesUpWithOnePrimaryAndTwoStreamingReplicas) {
+  ASSERT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 60'000)) << Status(1)->dump(2);
+  const std::string primary = Primary(1);
+  ASSERT_FALSE(primary.empty());
+  auto rows = Psql(PgPort(IndexOf(primary)), Pgpass(),
+                   "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'");
+  ASSERT_EQ(rows.exit_code, 0) << rows.output;
+  EXPECT_EQ(Trim(rows.output), "2");
+  for (int i = 1; i <= 3; ++i) {
+    auto rec = Psql(PgPort(i), Pgpass(), "SELECT pg_is_in_recovery()");
+    ASSERT_EQ(rec.exit_code, 0) << rec.output;
+    EXPECT_EQ(Trim(rec.output), i == IndexOf(primary) ? "f" : "t") << "node" << i;
+  }
+  // The human status has the seed's shape.
+  auto human = RunTandem({"-c", Config(1), "cluster", "status"});
+  EXPECT_EQ(human.exit_code, 0);
+  EXPECT_NE(human.output.find("Status                : Enabled"), std::string::npos) << human.output;
+  EXPECT_NE(human.output.find("Connected Primary"), std::string::npos) << human.output;
+  EXPECT_NE(human.output.find("Connected Replica ( In Sync )"), std::string::npos) << human.output;
+  EXPECT_NE(human.output.find("(me)"), std::string::npos);
+  EXPECT_NE(human.output.find("Node in use"), std::string::npos);
+  EXPECT_NE(human.output.find("Last command"), std::string::npos);
+  // sandbox status names every pid.
+  auto ss = RunTandem({"sandbox", "status", "--json", "--dir", Dir()});
+  ASSERT_EQ(ss.exit_code, 0) << ss.output;
+  auto nodes = json::parse(ss.output);
+  ASSERT_EQ(nodes.size(), 3u);
+  for (const auto& n : nodes) {
+    EXPECT_GT(n["pids"]["agent"].get<int>(), 0) << n.dump();
+    EXPECT_GT(n["pids"]["postgres"].get<int>(), 0) << n.dump();
+    EXPECT_GT(n["pids"]["etcd"].get<int>(), 0) << n.dump();
+  }
+}
+
+TEST_F(ClusterTest, RowWrittenOnPrimaryIsReadOnEveryReplica) {
+  const int p = IndexOf(Primary(1));
+  ASSERT_GT(p, 0);
+  auto w = Psql(PgPort(p), Pgpass(),
+                "CREATE TABLE IF NOT EXISTS t(id int primary key, v text); "
+                "INSERT INTO t VALUES (1, 'replicated')");
+  ASSERT_EQ(w.exit_code, 0) << w.output;
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_TRUE(WaitUntil([&] {
+      auto r = Psql(PgPort(i), Pgpass(), "SELECT v FROM t WHERE id = 1");
+      return r.exit_code == 0 && Trim(r.output) == "replicated";
+    }, 30'000)) << "node" << i;
+  }
+}
+
+TEST_F(ClusterTest, BadInputGivesAClearErrorAndChangesNothing) {
+  // initialize twice
+  auto again = RunTandem({"-c", Config(1), "cluster", "initialize"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.output.find("already a member"), std::string::npos) << again.output;
+  // remove an unknown node
+  auto unknown = RunTandem({"-c", Config(1), "cluster", "remove", "node42"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.output.find("no node named 'node42'"), std::string::npos) << unknown.output;
+  // a config file with a typo
+  const std::string bad = dir_->path() + "/bad.yaml";
+  ASSERT_TRUE(WriteFileAtomic(bad, "node:\n  name: x\n  state_dir: /tmp/x\n  adress: 1.2.3.4\n").ok());
+  auto typo = RunTandem({"-c", bad, "cluster", "status"});
+  EXPECT_NE(typo.exit_code, 0);
+  EXPECT_NE(typo.output.find("unknown key 'node.adress'"), std::string::npos) << typo.output;
+  // no agent running at all
+  auto none = RunTandem({"-c", dir_->path() + "/missing.yaml", "cluster", "status"});
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_NE(none.output.find("cannot read the config file"), std::string::npos) << none.output;
+
+  // A standalone node whose data directory holds something that is not PostgreSQL.
+  const std::string sdir = Dir() + "/standalone";
+  ASSERT_TRUE(MakeDirs(sdir + "/pgdata", 0700).ok());
+  ASSERT_TRUE(WriteFileAtomic(sdir + "/pgdata/precious.txt", "do not touch\n").ok());
+  const int sp = base_ + 80;
+  const std::string scfg = sdir + "/tandem.yaml";
+  ASSERT_TRUE(WriteFileAtomic(scfg, "cluster: sandbox\nnode:\n  name: standalone\n  address: "
+                                    "127.0.0.1\n  state_dir: " + sdir +
+                                    "\napi:\n  port: " + std::to_string(sp + 1) +
+                                    "\npostgresql:\n  port: " + std::to_string(sp) +
+                                    "\ndcs:\n  etcd_client_port: " + std::to_string(sp + 4) +
+                                    "\n  etcd_peer_port: " + std::to_string(sp + 5) + "\n")
+                  .ok());
+  const char* bin = std::getenv("TANDEM_BIN");
+  SpawnOptions opts;
+  opts.output_file = sdir + "/agent.log";
+  auto pid = Spawn({bin != nullptr ? bin : "build/tandem", "agent", "-c", scfg}, opts);
+  ASSERT_TRUE(pid.ok());
+  standalone_agent_ = *pid;
+  ASSERT_TRUE(WaitUntil([&] { return RunTandem({"-c", scfg, "cluster", "status"}).exit_code == 0; },
+                        30'000));
+  auto init = RunTandem({"-c", scfg, "cluster", "initialize"});
+  EXPECT_NE(init.exit_code, 0);
+  EXPECT_NE(init.output.find("is not a PostgreSQL data directory"), std::string::npos) << init.output;
+  EXPECT_EQ(*ReadFile(sdir + "/pgdata/precious.txt"), "do not touch\n");
+  EXPECT_FALSE(PathExists(sdir + "/etcd/member")) << "initialize must not have started etcd";
+  auto st = RunTandem({"-c", scfg, "cluster", "status"});
+  EXPECT_NE(st.output.find("Status                : Error"), std::string::npos) << st.output;
+  EXPECT_NE(st.output.find("(Failed)"), std::string::npos) << st.output;
+  // join to an address where no agent listens
+  auto join = RunTandem({"-c", scfg, "cluster", "join", "127.0.0.1:1"});
+  EXPECT_NE(join.exit_code, 0);
+  EXPECT_NE(join.output.find("cannot reach a Tandem agent at http://127.0.0.1:1"), std::string::npos)
+      << join.output;
+  EXPECT_EQ(*ReadFile(sdir + "/pgdata/precious.txt"), "do not touch\n");
+  // clear error brings the status back to Disabled
+  EXPECT_EQ(RunTandem({"-c", scfg, "cluster", "clear-error"}).exit_code, 0);
+  auto cleared = RunTandem({"-c", scfg, "cluster", "status"});
+  EXPECT_NE(cleared.output.find("Status                : Disabled"), std::string::npos)
+      << cleared.output;
+  KillProcessTree(standalone_agent_, SIGTERM);
+  EXPECT_TRUE(WaitForExit(standalone_agent_, 30'000));
+}
+
+TEST_F(ClusterTest, KillingThePrimaryNodeFailsOverAndItRejoinsAsReplica) {
+  ASSERT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 60'000));
+  const std::string old_primary = Primary(1);
+  const int old = IndexOf(old_primary);
+  ASSERT_GT(old, 0);
+  const int other = old == 1 ? 2 : 1;
+  auto tl_before = Psql(PgPort(old), Pgpass(), "SELECT timeline_id FROM pg_control_checkpoint()");
+  auto kill = RunTandem({"sandbox", "kill", old_primary, "--dir", Dir()});
+  ASSERT_EQ(kill.exit_code, 0) << kill.output;
+
+  std::string new_primary;
+  ASSERT_TRUE(WaitUntil([&] {
+    new_primary = Primary(other);
+    return !new_primary.empty() && new_primary != old_primary;
+  }, 90'000)) << "no new primary";
+  const int np = IndexOf(new_primary);
+  ASSERT_TRUE(WaitUntil([&] {
+    auto r = Psql(PgPort(np), Pgpass(), "INSERT INTO t VALUES (2, 'after failover')");
+    return r.exit_code == 0;
+  }, 60'000)) << "the new primary does not accept writes";
+
+  auto start = RunTandem({"sandbox", "start", old_primary, "--dir", Dir()});
+  ASSERT_EQ(start.exit_code, 0) << start.output;
+  EXPECT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 180'000)) << Status(other)->dump(2);
+  EXPECT_EQ(Primary(other), new_primary);
+  EXPECT_TRUE(WaitUntil([&] {
+    auto r = Psql(PgPort(old), Pgpass(), "SELECT v FROM t WHERE id = 2");
+    return r.exit_code == 0 && Trim(r.output) == "after failover";
+  }, 60'000)) << "the old primary did not rejoin with the new data";
+  auto rec = Psql(PgPort(old), Pgpass(), "SELECT pg_is_in_recovery()");
+  EXPECT_EQ(Trim(rec.output), "t");
+  auto tl_new = Psql(PgPort(np), Pgpass(), "SELECT timeline_id FROM pg_control_checkpoint()");
+  auto tl_old = Psql(PgPort(old), Pgpass(), "SELECT received_tli FROM pg_stat_wal_receiver");
+  EXPECT_EQ(Trim(tl_old.output), Trim(tl_new.output));
+  EXPECT_GT(ParseInt(Trim(tl_new.output)).value_or(0), ParseInt(Trim(tl_before.output)).value_or(0));
+}
+
+TEST_F(ClusterTest, FourthNodeJoinsAndRemovalBringsBackItsOwnDatabase) {
+  ASSERT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 60'000));
+  // node4 has a database of its own before it joins.
+  const std::string ndir = Dir() + "/node4";
+  ASSERT_TRUE(MakeDirs(ndir, 0755).ok());
+  const int p4 = PgPort(4);
+  pg::Paths paths;
+  paths.bin_dir = *pg::FindBinDir();
+  paths.data_dir = ndir + "/pgdata";
+  paths.socket_dir = ndir + "/run";
+  paths.log_file = ndir + "/log/postgresql.log";
+  paths.run_as_user = ServiceUser();
+  ASSERT_TRUE(MakeDirs(ndir + "/log", 0755).ok());
+  ASSERT_TRUE(ChownRecursive(ndir + "/log", ServiceUser()).ok());
+  ASSERT_TRUE(MakeDirs(paths.socket_dir, 0700).ok());
+  ASSERT_TRUE(Chown(paths.socket_dir, ServiceUser()).ok());
+  pg::Settings settings;
+  settings.port = p4;
+  pg::Postgres own(paths, settings);
+  ASSERT_TRUE(own.InitDb("own-secret").ok());
+  ASSERT_TRUE(own.WriteConfig(std::nullopt).ok());
+  ASSERT_TRUE(own.WriteHba({}).ok());
+  ASSERT_TRUE(own.Start().ok());
+  ASSERT_TRUE(own.Sql("CREATE TABLE local_marker(x int); INSERT INTO local_marker VALUES (42)").ok());
+  ASSERT_TRUE(own.Stop(pg::StopMode::kFast).ok());
+
+  const int a4 = ApiPort(4);
+  const std::string cfg4 = Config(4);
+  ASSERT_TRUE(WriteFileAtomic(cfg4, "cluster: sandbox\nnode:\n  name: node4\n  address: 127.0.0.1\n"
+                                    "  state_dir: " + ndir + "\napi:\n  port: " + std::to_string(a4) +
+                                    "\npostgresql:\n  port: " + std::to_string(p4) +
+                                    "\ndcs:\n  etcd_client_port: " + std::to_string(p4 + 4) +
+                                    "\n  etcd_peer_port: " + std::to_string(p4 + 5) + "\n")
+                  .ok());
+  auto start = RunTandem({"sandbox", "start", "node4", "--dir", Dir()});
+  ASSERT_EQ(start.exit_code, 0) << start.output;
+  ASSERT_TRUE(WaitUntil([&] { return RunTandem({"-c", cfg4, "cluster", "status"}).exit_code == 0; },
+                        30'000));
+  auto join = RunTandem({"-c", cfg4, "cluster", "join", "127.0.0.1:" + std::to_string(ApiPort(2))},
+                        600'000);
+  ASSERT_EQ(join.exit_code, 0) << join.output;
+  EXPECT_NE(join.output.find("pg_basebackup"), std::string::npos) << "progress was shown:\n"
+                                                                  << join.output;
+  EXPECT_TRUE(WaitUntil([] { return Healthy(1, 4); }, 120'000)) << Status(1)->dump(2);
+  auto s = Status(4);
+  ASSERT_TRUE(s.has_value());
+  bool even_warning = false;
+  for (const auto& w : (*s)["warnings"]) {
+    if (w.get<std::string>().find("4 voting members") != std::string::npos) even_warning = true;
+  }
+  EXPECT_TRUE(even_warning) << s->dump(2);
+  EXPECT_TRUE(PathExists(ndir + "/pgdata.pre-join/PG_VERSION"));
+  // The replica has the cluster's data, not its own.
+  EXPECT_TRUE(WaitUntil([&] {
+    auto r = Psql(p4, Pgpass(), "SELECT v FROM t WHERE id = 1");
+    return r.exit_code == 0 && Trim(r.output) == "replicated";
+  }, 60'000));
+
+  // Remove node4: it leaves, and its own database is back in use.
+  auto rm = RunTandem({"-c", cfg4, "cluster", "remove"}, 300'000);
+  ASSERT_EQ(rm.exit_code, 0) << rm.output;
+  EXPECT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 120'000)) << Status(1)->dump(2);
+  EXPECT_TRUE(WaitUntil([&] {
+    auto r = own.Sql("SELECT x FROM local_marker");
+    return r.ok() && r->size() == 1 && (*r)[0] == "42";
+  }, 60'000)) << "node4's own database did not come back";
+  auto slots = Psql(PgPort(IndexOf(Primary(1))), Pgpass(),
+                    "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'tandem_node4'");
+  EXPECT_TRUE(WaitUntil([&] {
+    auto r = Psql(PgPort(IndexOf(Primary(1))), Pgpass(),
+                  "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'tandem_node4'");
+    return r.exit_code == 0 && Trim(r.output) == "0";
+  }, 30'000)) << "node4's slot was not dropped";
+  auto st4 = RunTandem({"-c", cfg4, "cluster", "status"});
+  EXPECT_NE(st4.output.find("Status                : Disabled"), std::string::npos) << st4.output;
+  RunTandem({"sandbox", "kill", "node4", "--dir", Dir()});
+  StopStrayPostgres(ndir + "/pgdata");
+}
+
+}  // namespace
+}  // namespace tandem::testing
