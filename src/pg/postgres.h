@@ -5,7 +5,24 @@
 //   tandem.conf      all settings Tandem manages (included from postgresql.conf)
 //   pg_hba.conf      generated from the membership (WriteHba)
 //   standby.signal   present when starting as a standby
-// Nothing else in the data directory is edited.
+//   tandem.pgpass    the replication password for primary_conninfo (0600,
+//                    present only on a standby)
+// plus the one `include 'tandem.conf'` line at the end of postgresql.conf, and
+// primary_conninfo/primary_slot_name are removed from postgresql.auto.conf
+// (pg_basebackup -R writes them there, password included, and that file would
+// override tandem.conf). Nothing else in the data directory is edited.
+//
+// Files copied from another node: pg_basebackup and pg_rewind bring the
+// source's tandem.conf, pg_hba.conf and tandem.pgpass along. After either,
+// the caller must call WriteConfig(standby_of) and WriteHba(peers) again.
+//
+// Restart vs reload (PostgreSQL 15): listen_addresses, port,
+// unix_socket_directories, max_connections, wal_level, hot_standby,
+// max_wal_senders, max_replication_slots, wal_log_hints and standby.signal
+// take effect only on a restart (PendingRestart() lists the settings waiting);
+// wal_keep_size, hot_standby_feedback, synchronous_standby_names,
+// password_encryption, primary_conninfo, primary_slot_name and pg_hba.conf
+// take effect on Reload().
 //
 // When the agent runs as root, every PostgreSQL program runs as
 // Paths::run_as_user (PostgreSQL refuses to run as root).
@@ -22,8 +39,11 @@
 
 namespace tandem::pg {
 
+// The superuser initdb creates; every local connection uses it.
+inline constexpr const char* kSuperuser = "postgres";
+
 struct Paths {
-  std::string bin_dir;      // where initdb, pg_ctl, pg_basebackup, pg_rewind live
+  std::string bin_dir;  // where initdb, pg_ctl, pg_basebackup, pg_rewind live
   std::string data_dir;
   std::string socket_dir;   // unix socket directory (created 0700, owned by run_as_user)
   std::string log_file;     // PostgreSQL's own server log (pg_ctl -l)
@@ -40,18 +60,20 @@ struct Settings {
   int max_wal_senders = 10;
   int max_replication_slots = 10;
   std::string wal_keep_size = "256MB";
-  std::string synchronous_standby_names;  // "" = async
+  std::string synchronous_standby_names;     // "" = async
   std::map<std::string, std::string> extra;  // operator's own parameters
+  // The role walsenders authenticate (pg_hba replication lines, EnsureReplicationUser).
+  std::string replication_user = "replicator";
 };
 
 // Where a standby streams from (also used by pg_basebackup and pg_rewind).
 struct Source {
   std::string host;
   int port = 5432;
-  std::string user;         // replication user (basebackup/streaming) or superuser (rewind)
-  std::string password;     // never logged; passed through PGPASSFILE, not argv
+  std::string user;              // replication user (basebackup/streaming) or superuser (rewind)
+  std::string password;          // never logged; passed through PGPASSFILE, not argv
   std::string application_name;  // this node's name: it appears in pg_stat_replication
-  std::string slot_name;    // "" = no slot
+  std::string slot_name;         // "" = no slot
 };
 
 // Slot name for a member: "tandem_" + name with every char outside [a-z0-9_] as '_'.
@@ -67,23 +89,26 @@ enum class DataDirState { kMissing, kEmpty, kValid, kNotPostgres };
 
 struct ControlData {
   uint64_t system_identifier = 0;
-  uint32_t timeline = 0;              // "Latest checkpoint's TimeLineID"
-  std::string cluster_state;          // "in production", "shut down", "in archive recovery", ...
+  uint32_t timeline = 0;      // "Latest checkpoint's TimeLineID"
+  std::string cluster_state;  // "in production", "shut down", "in archive recovery", ...
   uint64_t checkpoint_lsn = 0;
 };
 
 // What the running server says about itself.
 struct LiveStatus {
   bool in_recovery = false;
+  // primary: from pg_walfile_name(pg_current_wal_lsn()) (current after a
+  // promote); standby: max(received_tli, checkpoint timeline) when streaming,
+  // else the last checkpoint/restartpoint timeline.
   uint32_t timeline = 0;
-  uint64_t lsn = 0;          // primary: pg_current_wal_flush_lsn(); standby: max(receive, replay)
+  uint64_t lsn = 0;  // primary: pg_current_wal_flush_lsn(); standby: max(receive, replay)
   uint64_t replay_lsn = 0;
-  bool streaming = false;    // standby: pg_stat_wal_receiver has a streaming row
-  std::string sender_host;   // standby: host of the WAL sender it streams from
+  bool streaming = false;   // standby: pg_stat_wal_receiver has a streaming row
+  std::string sender_host;  // standby: host of the WAL sender it streams from
   int sender_port = 0;
 };
 
-struct ReplicaStat {       // one row of pg_stat_replication
+struct ReplicaStat {  // one row of pg_stat_replication
   std::string application_name;
   std::string state;       // streaming, catchup, ...
   std::string sync_state;  // async, sync, quorum, potential
@@ -92,6 +117,14 @@ struct ReplicaStat {       // one row of pg_stat_replication
 };
 
 enum class StopMode { kFast, kImmediate };
+
+struct BaseBackupOptions {
+  // Pass -C: pg_basebackup creates source.slot_name on the source. Normally
+  // false: the primary's agent creates one slot per member with SyncSlots
+  // before the member clones, and -C fails when the slot already exists.
+  bool create_slot = false;
+  int64_t timeout_ms = 0;  // 0 = no limit
+};
 
 class Postgres {
  public:
@@ -116,13 +149,24 @@ class Postgres {
   // superuser only from peers (scram), every other user from anywhere (scram).
   Status WriteHba(const std::vector<HbaPeer>& peers);
 
-  // pg_ctl start, waits until it accepts connections (or timeout).
+  // pg_ctl start, waits until it accepts connections (or timeout). Removes a
+  // stale postmaster.pid first (logged). Already running: Ok. On kTimeout the
+  // server may still be running (a standby waiting for WAL): check IsRunning.
   Status Start(int64_t timeout_ms = 60'000);
-  // Fence and stop: kFast terminates backends and stops; kImmediate kills.
+  // Fence and stop: kFast terminates client backends (when the server answers
+  // within 2 s) then `pg_ctl stop -m fast`; kImmediate `-m immediate`. If
+  // pg_ctl fails or times out, SIGKILLs the postmaster and its children.
+  // Not running: Ok.
   Status Stop(StopMode mode, int64_t timeout_ms = 30'000);
+  // pg_ctl promote -w, then a CHECKPOINT so pg_control (and pg_rewind of the
+  // old primary) sees the new timeline at once.
   Status Promote(int64_t timeout_ms = 30'000);
   Status Reload();
-  // postmaster.pid names a live, non-zombie process.
+  // Names of settings changed in the files that wait for a restart
+  // (pg_settings.pending_restart).
+  Result<std::vector<std::string>> PendingRestart() const;
+  // postmaster.pid names a live, non-zombie postgres process whose working
+  // directory is this data directory (a reused pid does not count).
   bool IsRunning() const;
   // The postmaster's pid, 0 when not running.
   int Pid() const;
@@ -141,10 +185,17 @@ class Postgres {
 
   // pg_basebackup -X stream -R from source into the (missing or empty) data
   // directory; each progress line goes to on_progress.
+  // The slot (source.slot_name) must exist on the source unless
+  // options.create_slot. Afterwards call WriteConfig(source) and WriteHba.
   Status BaseBackup(const Source& source,
-                    const std::function<void(const std::string&)>& on_progress);
+                    const std::function<void(const std::string&)>& on_progress,
+                    const BaseBackupOptions& options = {});
   // pg_rewind from source (superuser); the local server must be stopped.
-  Status Rewind(const Source& source);
+  // Issues a CHECKPOINT on the source first (so its pg_control shows its new
+  // timeline), and finishes crash recovery in single-user mode when the
+  // target was not shut down cleanly. Afterwards call WriteConfig(standby_of)
+  // and WriteHba: the source's copies replaced ours.
+  Status Rewind(const Source& source, int64_t timeout_ms = 600'000);
 
  private:
   Paths paths_;

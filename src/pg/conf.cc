@@ -1,0 +1,429 @@
+#include "pg/conf.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "base/strings.h"
+
+namespace tandem::pg {
+namespace {
+
+bool HasBadChar(const std::string& s) {
+  return s.find_first_of(std::string("\n\r\0", 3)) != std::string::npos;
+}
+
+// Settings Tandem writes itself: an operator's `extra` may not override them.
+const std::set<std::string>& ManagedKeys() {
+  static const std::set<std::string> keys = {
+      "listen_addresses",
+      "port",
+      "unix_socket_directories",
+      "max_connections",
+      "wal_level",
+      "hot_standby",
+      "max_wal_senders",
+      "max_replication_slots",
+      "wal_keep_size",
+      "wal_log_hints",
+      "hot_standby_feedback",
+      "password_encryption",
+      "synchronous_standby_names",
+      "primary_conninfo",
+      "primary_slot_name",
+      "data_directory",
+      "hba_file",
+      "ident_file",
+      "include",
+      "include_if_exists",
+      "include_dir",
+  };
+  return keys;
+}
+
+std::string Lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+std::string SlotNameFor(const std::string& member_name) {
+  std::string out = "tandem_";
+  for (char c : member_name) {
+    char l = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    bool ok = (l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '_';
+    out += ok ? l : '_';
+  }
+  if (out.size() > 63) out.resize(63);  // NAMEDATALEN - 1
+  return out;
+}
+
+Result<std::string> QuoteConfValue(const std::string& value) {
+  if (HasBadChar(value)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "a PostgreSQL setting value cannot contain a newline, carriage return or NUL");
+  }
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'')
+      out += "''";
+    else if (c == '\\')
+      out += "\\\\";
+    else
+      out += c;
+  }
+  out += '\'';
+  return out;
+}
+
+std::string QuoteConninfoValue(const std::string& value) {
+  bool bare = !value.empty();
+  for (char c : value) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' ||
+              c == '/' || c == ':' || c == '@';
+    if (!ok) {
+      bare = false;
+      break;
+    }
+  }
+  if (bare) return value;
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '\'';
+  return out;
+}
+
+std::string BuildConninfo(const std::vector<std::pair<std::string, std::string>>& kv) {
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : kv) {
+    if (v.empty()) continue;
+    parts.push_back(k + "=" + QuoteConninfoValue(v));
+  }
+  return Join(parts, " ");
+}
+
+Result<std::string> PassFileLine(const std::string& user, const std::string& password) {
+  if (HasBadChar(user) || HasBadChar(password)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "a user name or password for a libpq password file cannot contain a newline, "
+                 "carriage return or NUL; choose another password");
+  }
+  auto esc = [](const std::string& s) {
+    std::string o;
+    for (char c : s) {
+      if (c == ':' || c == '\\') o += '\\';
+      o += c;
+    }
+    return o;
+  };
+  return "*:*:*:" + esc(user) + ":" + esc(password) + "\n";
+}
+
+bool IsValidGucName(const std::string& name) {
+  if (name.empty() || name.size() > 63) return false;
+  if (!(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.')) return false;
+  }
+  return name.back() != '.';
+}
+
+bool IsValidRoleName(const std::string& name) {
+  if (name.empty() || name.size() > 63) return false;
+  if (!(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  }
+  return true;
+}
+
+bool IsValidSlotName(const std::string& name) {
+  if (name.empty() || name.size() > 63) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
+std::string PrimaryConninfo(const Source& source, const std::string& passfile) {
+  return BuildConninfo({{"host", source.host},
+                        {"port", std::to_string(source.port)},
+                        {"user", source.user},
+                        {"application_name", source.application_name},
+                        {"passfile", passfile},
+                        {"connect_timeout", "5"}});
+}
+
+Result<std::string> RenderConfig(const Settings& s, const std::string& socket_dir,
+                                 const std::optional<Source>& standby_of,
+                                 const std::string& passfile) {
+  auto bad = [](const std::string& what) { return Error(ErrorCode::kInvalidArgument, what); };
+  if (s.port < 1 || s.port > 65535) {
+    return bad("postgresql port " + std::to_string(s.port) + " is out of range (1-65535)");
+  }
+  if (s.max_connections < 1 || s.max_connections > 262143) {
+    return bad("max_connections " + std::to_string(s.max_connections) +
+               " is out of range (1-262143)");
+  }
+  if (s.max_wal_senders < 0 || s.max_wal_senders > 262143) {
+    return bad("max_wal_senders " + std::to_string(s.max_wal_senders) + " is out of range");
+  }
+  if (s.max_replication_slots < 0 || s.max_replication_slots > 262143) {
+    return bad("max_replication_slots " + std::to_string(s.max_replication_slots) +
+               " is out of range");
+  }
+  if (s.listen_address.empty()) return bad("listen_address is empty (use 127.0.0.1 or an IP)");
+  if (socket_dir.empty()) return bad("socket directory is empty");
+
+  std::vector<std::pair<std::string, std::string>> quoted;  // key, literal as written
+  auto q = [&](const std::string& key, const std::string& v) -> Status {
+    auto r = QuoteConfValue(v);
+    if (!r) return r.error().Wrap(key);
+    quoted.emplace_back(key, *r);
+    return Ok();
+  };
+  auto raw = [&](const std::string& key, const std::string& v) { quoted.emplace_back(key, v); };
+
+  TANDEM_TRY(q("listen_addresses", s.listen_address));
+  raw("port", std::to_string(s.port));
+  TANDEM_TRY(q("unix_socket_directories", socket_dir));
+  raw("max_connections", std::to_string(s.max_connections));
+  raw("wal_level", "replica");
+  raw("hot_standby", "on");
+  raw("max_wal_senders", std::to_string(s.max_wal_senders));
+  raw("max_replication_slots", std::to_string(s.max_replication_slots));
+  TANDEM_TRY(q("wal_keep_size", s.wal_keep_size));
+  raw("wal_log_hints", "on");
+  raw("hot_standby_feedback", "on");
+  raw("password_encryption", "'scram-sha-256'");
+  TANDEM_TRY(q("synchronous_standby_names", s.synchronous_standby_names));
+
+  for (const auto& [k, v] : s.extra) {
+    if (!IsValidGucName(k)) {
+      return bad("extra PostgreSQL parameter name '" + (HasBadChar(k) ? std::string("?") : k) +
+                 "' is not a valid name ([A-Za-z_][A-Za-z0-9_.]*)");
+    }
+    if (ManagedKeys().count(Lower(k)) != 0) {
+      return bad("extra PostgreSQL parameter '" + k +
+                 "' is managed by Tandem; set it through its own setting, not `extra`");
+    }
+    TANDEM_TRY(q(k, v));
+  }
+
+  if (standby_of) {
+    if (standby_of->host.empty()) return bad("standby source has no host");
+    if (standby_of->user.empty()) return bad("standby source has no user");
+    if (standby_of->port < 1 || standby_of->port > 65535) {
+      return bad("standby source port " + std::to_string(standby_of->port) + " is out of range");
+    }
+    if (!standby_of->slot_name.empty() && !IsValidSlotName(standby_of->slot_name)) {
+      return bad("slot name '" + standby_of->slot_name + "' is not valid ([a-z0-9_]{1,63})");
+    }
+    TANDEM_TRY(q("primary_conninfo", PrimaryConninfo(*standby_of, passfile)));
+    TANDEM_TRY(q("primary_slot_name", standby_of->slot_name));
+  } else {
+    raw("primary_conninfo", "''");
+    raw("primary_slot_name", "''");
+  }
+
+  std::string out =
+      "# Written by Tandem; every change here is overwritten. Set parameters in the\n"
+      "# node configuration (postgresql.parameters) instead.\n";
+  out += standby_of ? "# role: standby\n" : "# role: primary\n";
+  for (const auto& [k, v] : quoted) out += k + " = " + v + "\n";
+  return out;
+}
+
+std::optional<std::string> HostCidr(const std::string& address) {
+  unsigned char buf[16];
+  if (address.empty() || address.size() > 45) return std::nullopt;
+  if (::inet_pton(AF_INET, address.c_str(), buf) == 1) return address + "/32";
+  if (::inet_pton(AF_INET6, address.c_str(), buf) == 1) return address + "/128";
+  return std::nullopt;
+}
+
+Result<std::string> RenderHba(const std::vector<HbaPeer>& peers,
+                              const std::string& replication_user) {
+  if (!IsValidRoleName(replication_user)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "replication user name '" +
+                     (HasBadChar(replication_user) ? std::string("?") : replication_user) +
+                     "' is not valid (letters, digits and _, starting with a letter or _)");
+  }
+  if (replication_user == kSuperuser) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "the replication user cannot be the superuser 'postgres'; use e.g. 'replicator'");
+  }
+  struct Row {
+    std::string cidr, name;
+  };
+  std::vector<Row> rows;
+  std::set<std::string> seen;
+  for (const auto& p : peers) {
+    auto cidr = HostCidr(p.address);
+    if (!cidr) {
+      std::string shown = HasBadChar(p.address) ? "(contains a newline)" : "'" + p.address + "'";
+      return Error(ErrorCode::kInvalidArgument,
+                   "peer " + (IsValidName(p.name) ? p.name : std::string("?")) + " address " +
+                       shown +
+                       " is not an IP address; give an IPv4 or IPv6 address (no name, no "
+                       "mask)");
+    }
+    if (seen.insert(*cidr).second) rows.push_back({*cidr, p.name});
+  }
+  const std::string loopback = "127.0.0.1/32";
+
+  std::string out =
+      "# Written by Tandem from the cluster membership; every change here is overwritten.\n"
+      "# TYPE  DATABASE     USER        ADDRESS   METHOD\n"
+      "# The socket directory is 0700: only root and the service user reach it.\n"
+      "local   all          all                   trust\n"
+      "# Streaming replication from the peers.\n";
+  auto line = [](const std::string& type, const std::string& db, const std::string& user,
+                 const std::string& addr, const std::string& method, const std::string& comment) {
+    std::string l = type + "   " + db + "   " + user + "   " + addr + "   " + method;
+    if (!comment.empty()) l += "   # " + comment;
+    return l + "\n";
+  };
+  auto comment = [](const std::string& name) { return IsValidName(name) ? name : std::string(); };
+  bool loopback_listed = false;
+  for (const auto& r : rows) {
+    if (r.cidr == loopback) loopback_listed = true;
+    out += line("host", "replication", replication_user, r.cidr, "scram-sha-256", comment(r.name));
+  }
+  if (!loopback_listed) {
+    out += line("host", "replication", replication_user, loopback, "scram-sha-256", "local");
+  }
+  out += "# The superuser over TCP only from the peers (pg_rewind).\n";
+  for (const auto& r : rows) {
+    out += line("host", "all", kSuperuser, r.cidr, "scram-sha-256", comment(r.name));
+  }
+  out += line("host", "all", kSuperuser, "all", "reject", "");
+  out += "# Every other user from anywhere, with a password.\n";
+  out += line("host", "all", "all", "all", "scram-sha-256", "");
+  return out;
+}
+
+std::string EnsureIncludeLast(const std::string& conf) {
+  std::vector<std::string> kept;
+  for (const auto& l : Split(conf, '\n')) {
+    if (Trim(l) == kIncludeLine) continue;
+    kept.push_back(l);
+  }
+  while (!kept.empty() && Trim(kept.back()).empty()) kept.pop_back();
+  std::string out = Join(kept, "\n");
+  if (!out.empty()) out += "\n";
+  out += std::string(kIncludeLine) + "\n";
+  return out;
+}
+
+std::string RemoveConfKeys(const std::string& content, const std::vector<std::string>& keys) {
+  std::vector<std::string> kept;
+  auto lines = Split(content, '\n');
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string& l = lines[i];
+    std::string t = Trim(l);
+    bool drop = false;
+    for (const auto& k : keys) {
+      if (t.size() > k.size() && Lower(t.substr(0, k.size())) == k) {
+        std::string rest = Trim(t.substr(k.size()));
+        if (!rest.empty() && rest[0] == '=') drop = true;
+      }
+    }
+    if (!drop) kept.push_back(l);
+  }
+  return Join(kept, "\n");
+}
+
+std::optional<int> ParsePostmasterPid(const std::string& content) {
+  auto nl = content.find('\n');
+  auto v = ParseInt(Trim(content.substr(0, nl)));
+  if (!v || *v <= 0 || *v > 0x7fffffff) return std::nullopt;
+  return static_cast<int>(*v);
+}
+
+Result<ControlData> ParseControlData(const std::string& output) {
+  ControlData cd;
+  bool have_id = false, have_tli = false, have_state = false, have_lsn = false;
+  for (const auto& l : Split(output, '\n')) {
+    auto colon = l.find(':');
+    if (colon == std::string::npos) continue;
+    std::string key = Trim(l.substr(0, colon));
+    std::string val = Trim(l.substr(colon + 1));
+    if (key == "Database system identifier") {
+      try {
+        size_t used = 0;
+        cd.system_identifier = std::stoull(val, &used);
+        have_id = used == val.size();
+      } catch (...) {
+      }
+    } else if (key == "Latest checkpoint's TimeLineID") {
+      auto v = ParseInt(val);
+      if (v && *v > 0 && *v <= 0xffffffffLL) {
+        cd.timeline = static_cast<uint32_t>(*v);
+        have_tli = true;
+      }
+    } else if (key == "Database cluster state") {
+      cd.cluster_state = val;
+      have_state = !val.empty();
+    } else if (key == "Latest checkpoint location") {
+      auto v = ParseLsn(val);
+      if (v) {
+        cd.checkpoint_lsn = *v;
+        have_lsn = true;
+      }
+    }
+  }
+  if (!(have_id && have_tli && have_state && have_lsn)) {
+    return Error(ErrorCode::kInternal,
+                 "cannot parse pg_controldata output (missing system identifier, state, "
+                 "checkpoint location or timeline): " +
+                     OutputTail(output, 5));
+  }
+  return cd;
+}
+
+std::optional<uint32_t> TimelineFromWalFileName(const std::string& name) {
+  std::string t = Trim(name);
+  if (t.size() != 24) return std::nullopt;
+  uint32_t v = 0;
+  for (size_t i = 0; i < 8; ++i) {
+    char c = t[i];
+    int d;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else
+      return std::nullopt;
+    v = v * 16 + static_cast<uint32_t>(d);
+  }
+  for (size_t i = 8; i < 24; ++i) {
+    if (!std::isxdigit(static_cast<unsigned char>(t[i]))) return std::nullopt;
+  }
+  if (v == 0) return std::nullopt;
+  return v;
+}
+
+std::string OutputTail(const std::string& output, size_t n) {
+  std::vector<std::string> lines;
+  for (auto& l : Split(output, '\n')) {
+    for (auto& part : Split(l, '\r')) {
+      std::string t = Trim(part);
+      if (!t.empty()) lines.push_back(t);
+    }
+  }
+  if (lines.size() > n) lines.erase(lines.begin(), lines.end() - static_cast<long>(n));
+  if (lines.empty()) return "(no output)";
+  return Join(lines, " | ");
+}
+
+}  // namespace tandem::pg
