@@ -7,7 +7,7 @@ PACKAGES=(
   # build
   g++ cmake ninja-build ccache pkg-config clang-format
   # libraries (see the dependency table in README.md)
-  libpq-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
+  libpq-dev libssl-dev zlib1g-dev libbrotli-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
   libgtest-dev googletest
   # run time: the database and the consensus store
   postgresql-15 postgresql-client-15 etcd-server etcd-client
