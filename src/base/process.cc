@@ -13,7 +13,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -26,6 +25,19 @@ extern char** environ;
 
 namespace tandem {
 namespace {
+
+// /proc/<pid>/stat with plain syscalls: the process may vanish while we read,
+// and libstdc++'s filebuf throws on such read errors. "" when unreadable.
+std::string ReadProcStat(const std::string& pid) {
+  std::string path = "/proc/" + pid + "/stat";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return "";
+  return std::string(buf, static_cast<size_t>(n));
+}
 
 // Children that RunCommand is about to wait for: ReapChildren must not take
 // their exit status. Spawning happens under the same lock, so a child cannot
@@ -219,9 +231,7 @@ Result<RunResult> RunCommand(const std::vector<std::string>& argv, const SpawnOp
 bool IsAlive(pid_t pid) {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  if (!in) return false;
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string content = ReadProcStat(std::to_string(pid));
   auto rp = content.rfind(')');
   if (rp == std::string::npos || rp + 2 >= content.size()) return false;
   char state = content[rp + 2];
@@ -239,8 +249,7 @@ int ReapChildren() {
   while (struct dirent* e = ::readdir(d)) {
     auto pid = ParseInt(e->d_name);
     if (!pid || g_waited.count(static_cast<pid_t>(*pid)) != 0) continue;
-    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
-    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string content = ReadProcStat(e->d_name);
     auto rp = content.rfind(')');
     if (rp == std::string::npos || rp + 4 >= content.size()) continue;
     char state = content[rp + 2];
