@@ -270,6 +270,24 @@ int LivePostmaster(const Paths& p) {
   return *pid;
 }
 
+// PostgreSQL refuses a data directory it does not own; say so before pg_ctl does.
+Status CheckOwner(const Paths& p, const std::string& what) {
+  auto ids = UserIds(p.run_as_user);
+  if (!ids) return ids.error();
+  struct stat st {};
+  if (::stat(p.data_dir.c_str(), &st) != 0) {
+    return Errno(ErrorCode::kIo, "cannot " + what + ": cannot stat " + p.data_dir);
+  }
+  if (st.st_uid != ids->uid) {
+    std::string who = p.run_as_user.empty() ? "uid " + std::to_string(ids->uid) : p.run_as_user;
+    return Error(ErrorCode::kFailedPrecondition,
+                 "cannot " + what + ": data directory " + p.data_dir + " belongs to uid " +
+                     std::to_string(st.st_uid) + ", not to " + who + "; fix it with: chown -R " +
+                     who + " " + p.data_dir + " && chmod 700 " + p.data_dir);
+  }
+  return Ok();
+}
+
 Status NotValid(const std::string& dir, DataDirState st, const std::string& what) {
   std::string why = st == DataDirState::kMissing ? "does not exist"
                     : st == DataDirState::kEmpty ? "is empty"
@@ -447,6 +465,7 @@ Status Postgres::Start(int64_t timeout_ms) {
   const std::string& d = paths_.data_dir;
   auto st = InspectDataDir();
   if (st != DataDirState::kValid) return NotValid(d, st, "start PostgreSQL");
+  TANDEM_TRY(CheckOwner(paths_, "start PostgreSQL"));
   if (int pid = Pid(); pid != 0) {
     TLOG(Info, kMod) << "PostgreSQL in " << d << " is already running (pid " << pid << ")";
     return Ok();
@@ -977,6 +996,7 @@ Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
   TANDEM_TRY(CheckSource(source, "pg_rewind"));
   auto st = InspectDataDir();
   if (st != DataDirState::kValid) return NotValid(d, st, "rewind");
+  TANDEM_TRY(CheckOwner(paths_, "rewind"));
   if (int pid = Pid(); pid != 0) {
     return Error(ErrorCode::kFailedPrecondition, "cannot rewind: PostgreSQL in " + d +
                                                      " is running (pid " + std::to_string(pid) +

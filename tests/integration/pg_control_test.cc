@@ -212,6 +212,29 @@ TEST_F(PgControlTest, ReplicatePromoteRewindFollow) {
   from_a.password = kReplPw;
   from_a.application_name = "b";
   from_a.slot_name = slot_b;
+  {
+    Source wrong = from_a;
+    wrong.password = "not the password";
+    auto bad = b.BaseBackup(wrong, {});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().code(), ErrorCode::kFailedPrecondition) << bad.error().ToString();
+    EXPECT_TRUE(Has(bad.error().message(), "password")) << bad.error().message();
+    EXPECT_FALSE(Has(bad.error().message(), "not the password")) << bad.error().message();
+    EXPECT_EQ(b.InspectDataDir(), DataDirState::kEmpty);
+    Source no_slot = from_a;
+    no_slot.slot_name = "tandem_nobody";
+    bad = b.BaseBackup(no_slot, {});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().code(), ErrorCode::kFailedPrecondition) << bad.error().ToString();
+    EXPECT_TRUE(Has(bad.error().message(), "SyncSlots")) << bad.error().message();
+    EXPECT_EQ(b.InspectDataDir(), DataDirState::kEmpty);
+    Source closed = from_a;
+    closed.port = base_port_ + 9;  // nothing listens there
+    bad = b.BaseBackup(closed, {});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().code(), ErrorCode::kUnavailable) << bad.error().ToString();
+    EXPECT_EQ(b.InspectDataDir(), DataDirState::kEmpty);
+  }
   std::vector<std::string> progress;
   st = b.BaseBackup(from_a, [&](const std::string& l) { progress.push_back(l); });
   ASSERT_TRUE(st.ok()) << st.error().ToString();
@@ -443,6 +466,16 @@ TEST_F(PgControlTest, StartRemovesStalePidFileOfDeadOrZombieProcess) {
     ASSERT_TRUE(Chown(pidfile, ServiceUser()).ok());
   };
 
+  // A wrongly owned data directory is refused with the fix.
+  if (!ServiceUser().empty()) {
+    ASSERT_EQ(::chown(pg.paths().data_dir.c_str(), 0, 0), 0);
+    auto owned = pg.Start();
+    ASSERT_FALSE(owned.ok());
+    EXPECT_EQ(owned.error().code(), ErrorCode::kFailedPrecondition);
+    EXPECT_TRUE(Has(owned.error().message(), "chown -R postgres")) << owned.error().message();
+    ASSERT_TRUE(Chown(pg.paths().data_dir, ServiceUser()).ok());
+  }
+
   // 1. A dead pid.
   auto dead = Spawn({"true"}, SpawnOptions{});
   ASSERT_TRUE(dead.ok());
@@ -505,6 +538,55 @@ TEST_F(PgControlTest, StartRemovesStalePidFileOfDeadOrZombieProcess) {
   ASSERT_TRUE(st.ok()) << st.error().ToString();
   EXPECT_FALSE(conn->Exec("SELECT 1", "after stop").ok());
   EXPECT_FALSE(pg.IsRunning());
+
+  // A hung postmaster (SIGSTOP): pg_ctl stop times out, Stop kills it and its
+  // children, and the next Start copes with the pid file it left.
+  st = pg.Start();
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  Started(pg);
+  const int pm = pg.Pid();
+  std::vector<int> kids;
+  for (const auto& n : List("/proc")) {
+    auto pid = ParseInt(n);
+    if (!pid) continue;
+    auto stat = ReadFile("/proc/" + n + "/stat");
+    if (!stat) continue;
+    auto rp = stat->rfind(')');
+    auto f = Split(Trim(stat->substr(rp + 1)), ' ');
+    if (f.size() > 1 && ParseInt(f[1]) == pm) kids.push_back(static_cast<int>(*pid));
+  }
+  EXPECT_FALSE(kids.empty());
+  ASSERT_EQ(::kill(pm, SIGSTOP), 0);
+  st = pg.Stop(StopMode::kFast, 3'000);
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_FALSE(IsAlive(pm));
+  for (int k : kids) {
+    EXPECT_TRUE(WaitUntil([&] { return !IsAlive(k); }, 10'000)) << "child " << k;
+  }
+  EXPECT_TRUE(PathExists(pidfile));
+  st = pg.Start();
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  Started(pg);
+  ASSERT_TRUE(pg.Query().ok());
+
+  // A reloadable change applies on Reload; a restart-only one is reported.
+  auto pending = pg.PendingRestart();
+  ASSERT_TRUE(pending.ok()) << pending.error().ToString();
+  EXPECT_TRUE(pending->empty());
+  Settings s = pg.settings();
+  s.max_connections = 50;
+  s.wal_keep_size = "64MB";
+  pg.set_settings(s);
+  ASSERT_TRUE(pg.WriteConfig(std::nullopt).ok());
+  st = pg.Reload();
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto p = pg.PendingRestart();
+        return p.ok() && *p == std::vector<std::string>{"max_connections"} &&
+               One(pg.Sql("SHOW wal_keep_size")) == "64MB";
+      },
+      kWaitMs));
 }
 
 }  // namespace
