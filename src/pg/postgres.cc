@@ -12,7 +12,6 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 
 #include "base/file.h"
@@ -145,16 +144,17 @@ Status RemoveFile(const std::string& path) {
   return Ok();
 }
 
-// The last ~4 KiB of a file, as OutputTail lines.
+// The last ~4 KiB of a file, as OutputTail lines (syscalls: filebuf throws).
 std::string FileTail(const std::string& path, size_t lines = 10) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "(no server log at " + path + ")";
-  in.seekg(0, std::ios::end);
-  std::streamoff size = in.tellg();
-  std::streamoff start = std::max<std::streamoff>(0, size - 4096);
-  in.seekg(start);
-  std::string buf(static_cast<size_t>(size - start), '\0');
-  in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "(no server log at " + path + ")";
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  off_t start = size > 4096 ? size - 4096 : 0;
+  std::string buf(4096, '\0');
+  ssize_t n = size >= 0 ? ::pread(fd, buf.data(), buf.size(), start) : -1;
+  ::close(fd);
+  if (n <= 0) return "(server log " + path + " is empty)";
+  buf.resize(static_cast<size_t>(n));
   return OutputTail(buf, lines);
 }
 
@@ -176,8 +176,9 @@ std::vector<pid_t> ChildrenOf(pid_t pid) {
   while (struct dirent* e = ::readdir(d)) {
     auto n = ParseInt(e->d_name);
     if (!n) continue;
-    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
-    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto stat = ReadFile(std::string("/proc/") + e->d_name + "/stat");  // may vanish: fine
+    if (!stat) continue;
+    const std::string& content = *stat;
     auto rp = content.rfind(')');
     if (rp == std::string::npos) continue;
     auto fields = Split(Trim(content.substr(rp + 1)), ' ');
