@@ -8,13 +8,19 @@ std::vector<Candidate> RankCandidateDetails(const Observation& obs, const HaConf
   std::vector<Candidate> ranked;
   for (const MemberState& m : obs.members) {
     if (m.nofailover) continue;
+    Candidate c;
     if (m.name == obs.self) {
       // What we see of our own PostgreSQL now beats what we published a cycle ago.
       if (!obs.pg.running || !obs.pg.in_recovery) continue;
-      ranked.push_back({m.name, obs.pg.timeline, obs.pg.lsn});
+      c = {m.name, obs.pg.timeline, obs.pg.lsn};
     } else if (m.role == Role::kReplica) {
-      ranked.push_back({m.name, m.timeline, m.lsn});
+      c = {m.name, m.timeline, m.lsn};
+    } else {
+      continue;
     }
+    // Behind the newest recorded timeline: may hold WAL that timeline forked away from.
+    if (c.timeline < obs.cluster_timeline) continue;
+    ranked.push_back(std::move(c));
   }
   std::sort(ranked.begin(), ranked.end(), [](const Candidate& a, const Candidate& b) {
     if (a.timeline != b.timeline) return a.timeline > b.timeline;

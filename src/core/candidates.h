@@ -25,6 +25,10 @@ struct Candidate {
 // candidate only while its PostgreSQL is a running standby and it has published
 // itself (so its nofailover setting is known).
 //
+// A member on a timeline older than obs.cluster_timeline is not a candidate
+// (it may hold WAL the newest timeline forked away from), so it cannot block
+// one that is.
+//
 // Order: timeline descending (a newer timeline carries every promotion so far),
 // then lsn descending, then name ascending (a stable tie-break every node
 // computes the same way). A candidate further behind the best one's lsn than

@@ -23,6 +23,11 @@ std::string Dur(int64_t ms) {
   return std::to_string(ms) + "ms";
 }
 
+// A newer timeline than ours was recorded: ours may hold WAL it forked away from.
+bool BehindClusterTimeline(const Observation& obs) {
+  return obs.cluster_timeline != 0 && obs.pg.timeline < obs.cluster_timeline;
+}
+
 std::string Position(uint32_t timeline, uint64_t lsn) {
   return "timeline " + std::to_string(timeline) + ", lsn " + FormatLsn(lsn);
 }
@@ -131,6 +136,11 @@ Decision OtherIsLeader(const Observation& obs) {
 Decision NoLeader(const Observation& obs, const HaConfig& cfg) {
   const LocalPostgres& pg = obs.pg;
   if (IsRunningPrimary(pg)) {
+    if (BehindClusterTimeline(obs)) {
+      return Make({{ActionType::kDemote, ""}},
+                  "no leader key and a newer timeline " + std::to_string(obs.cluster_timeline) +
+                      " exists than mine (" + std::to_string(pg.timeline) + "): demoting");
+    }
     if (LeaseValid(obs)) {
       return Make({{ActionType::kAcquireLeader, ""}},
                   "no leader key and postgres is a running primary (" +
@@ -146,6 +156,11 @@ Decision NoLeader(const Observation& obs, const HaConfig& cfg) {
   }
   const std::vector<Candidate> ranked = RankCandidateDetails(obs, cfg);
   const std::string here = Position(pg.timeline, pg.lsn);
+  if (BehindClusterTimeline(obs)) {
+    return Make("no leader; I am on timeline " + std::to_string(pg.timeline) +
+                " but the cluster reached timeline " + std::to_string(obs.cluster_timeline) +
+                ": I may hold WAL it forked away from, waiting for a member on it");
+  }
   bool listed = false;
   for (const Candidate& c : ranked) listed = listed || c.name == obs.self;
   if (!listed) {
@@ -163,10 +178,8 @@ Decision NoLeader(const Observation& obs, const HaConfig& cfg) {
     return Make("no leader; I am the most advanced replica (" + here +
                 ") but my data needs a re-clone");
   }
-  if (pg.needs_rewind) {
-    return Make("no leader; I am the most advanced replica (" + here +
-                ") but I need a rewind first");
-  }
+  // No needs_rewind check: with no leader there is nothing to rewind onto, and
+  // a former primary still on the newest timeline is the best source there is.
   if (!LeaseValid(obs)) {
     return Make("no leader; I am the most advanced replica (" + here +
                 ") but have no valid lease to take the key with");

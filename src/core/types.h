@@ -70,6 +70,13 @@ struct Observation {
   int64_t lease = 0;
   MonoMs lease_deadline = 0;
   bool paused = false;  // maintenance mode: no automatic role changes
+  // The newest timeline recorded in the store (0 = none recorded). A member on
+  // an older timeline may hold WAL the newest one forked away from, so it is
+  // never promoted automatically (Rule 4). The agent records (timeline + 1,
+  // self) BEFORE promoting (no promotion if that write fails), as leader the
+  // timeline PostgreSQL actually chose, and retracts a record naming itself
+  // that its PostgreSQL never reached. See docs/design/state-machine.md.
+  uint32_t cluster_timeline = 0;
 };
 
 enum class ActionType {

@@ -95,6 +95,18 @@ TEST(RankCandidates, LagIsMeasuredFromTheTopRankedCandidate) {
   EXPECT_EQ(RankCandidates(obs, cfg), (Names{"n2", "n1"}));
 }
 
+TEST(RankCandidates, Rule4_MembersBehindTheClusterTimelineAreNotCandidates) {
+  Observation obs = Replica();  // n1 on timeline 2
+  obs.cluster_timeline = 3;
+  obs.members.push_back(Member("n2", Role::kReplica, 3, 0x100000));
+  obs.members.push_back(Member("n3", Role::kReplica, 2, 0x9000000));
+  HaConfig no_lag_limit;
+  no_lag_limit.max_lag_bytes = UINT64_MAX;
+  EXPECT_EQ(RankCandidates(obs, no_lag_limit), (Names{"n2"}));
+  obs.cluster_timeline = 0;  // nothing recorded: no restriction
+  EXPECT_EQ(RankCandidates(obs, no_lag_limit), (Names{"n2", "n3", "n1"}));
+}
+
 TEST(RankCandidates, DuplicateMemberIsListedOnce) {
   Observation obs = Replica();
   obs.members.push_back(Member("n2", Role::kReplica, 2, 0x100));

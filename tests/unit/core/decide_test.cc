@@ -373,12 +373,47 @@ TEST(Decide, Rule4_MostAdvancedButNeedsRecloneDoesNotPromote) {
   EXPECT_HAS(d.reason, "re-clone");
 }
 
-TEST(Decide, Rule4_MostAdvancedButNeedsRewindDoesNotPromote) {
+TEST(Decide, Rule4_DemotedPrimaryStillOnTheNewestTimelineMayPromoteAgain) {
+  // needs_rewind says "diverged from the leader"; with no leader there is
+  // nothing to rewind onto. Blocking here would leave a cluster whose store was
+  // briefly unreachable without a primary forever (found by the simulation).
   Observation obs = Replica();
   obs.pg.needs_rewind = true;
+  obs.cluster_timeline = 2;
+  obs.members.push_back(Member("n2", Role::kReplica, 2, 0x2000000));
+  EXPECT_EQ(Decide(obs, kCfg).actions, Acts({{kAcquire, ""}, {kPromote, ""}}));
+}
+
+TEST(Decide, Rule4_ReplicaBehindTheClusterTimelineNeverPromotes) {
+  // Timeline 3 exists (its holders are down); our timeline-2 WAL may run past
+  // the point 3 forked from 2, so promoting us would resurrect a dead history.
+  Observation obs = Replica();
+  obs.cluster_timeline = 3;
   Decision d = Decide(obs, kCfg);
   EXPECT_TRUE(d.actions.empty());
-  EXPECT_HAS(d.reason, "rewind");
+  EXPECT_HAS(d.reason, "cluster reached timeline 3");
+}
+
+TEST(Decide, Rule4_ReplicaOnTheClusterTimelinePromotes) {
+  Observation obs = Replica();
+  obs.cluster_timeline = 2;
+  EXPECT_EQ(Decide(obs, kCfg).actions.size(), 2u);
+}
+
+TEST(Decide, Rule4_MemberBehindTheClusterTimelineDoesNotBlockOthers) {
+  Observation obs = Replica();  // timeline 2
+  obs.cluster_timeline = 2;
+  obs.members.push_back(Member("n2", Role::kReplica, 1, 0x9000000));
+  EXPECT_EQ(Decide(obs, kCfg).actions.size(), 2u);
+}
+
+TEST(Decide, Rule4_KeylessPrimaryBehindTheClusterTimelineDemotes) {
+  Observation obs = Leader();
+  obs.leader.reset();
+  obs.cluster_timeline = 3;
+  Decision d = Decide(obs, kCfg);
+  EXPECT_EQ(d.actions, Acts({{kDemote, ""}}));
+  EXPECT_HAS(d.reason, "newer timeline 3");
 }
 
 TEST(Decide, Rule2_MostAdvancedButWithoutValidLeaseDoesNotPromote) {

@@ -1,0 +1,94 @@
+// The checker must be able to fail: deliberately broken decision functions
+// are run through the same random schedules and each must be caught.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "sim/sim.h"
+
+namespace tandem::sim {
+namespace {
+
+using core::ActionType;
+
+// Runs schedules from seed 1 until one reports a violation; returns it.
+std::string FirstViolation(const DecideFn& decide, uint64_t max_seeds) {
+  for (uint64_t seed = 1; seed <= max_seeds; ++seed) {
+    ScheduleResult r = RunRandomSchedule(seed, decide);
+    if (!r.violation.empty()) {
+      if (std::getenv("SIM_VERBOSE")) std::printf("%s\n", r.violation.c_str());
+      return r.violation;
+    }
+  }
+  return "";
+}
+
+Decision Without(Decision d, ActionType type) {
+  d.actions.erase(std::remove_if(d.actions.begin(), d.actions.end(),
+                                 [&](const core::Action& a) { return a.type == type; }),
+                  d.actions.end());
+  return d;
+}
+
+bool Mentions(const std::string& violation, const std::string& what) {
+  return violation.find(what) != std::string::npos;
+}
+
+TEST(Checker, CatchesAPrimaryThatNeverDemotes) {
+  auto broken = [](const Observation& obs, const HaConfig& cfg) {
+    return Without(core::Decide(obs, cfg), ActionType::kDemote);
+  };
+  std::string v = FirstViolation(broken, 200);
+  ASSERT_FALSE(v.empty()) << "a decide that never demotes went unnoticed";
+  EXPECT_TRUE(Mentions(v, "Rule 1") || Mentions(v, "Rule 2")) << v;
+  EXPECT_TRUE(Mentions(v, "seed ")) << v;
+  EXPECT_TRUE(Mentions(v, "last events:")) << v;
+}
+
+TEST(Checker, CatchesAPromotionWithoutTheLeaderKey) {
+  auto broken = [](const Observation& obs, const HaConfig& cfg) {
+    return Without(core::Decide(obs, cfg), ActionType::kAcquireLeader);
+  };
+  std::string v = FirstViolation(broken, 200);
+  ASSERT_FALSE(v.empty());
+  EXPECT_TRUE(Mentions(v, "Rule 1")) << v;
+}
+
+TEST(Checker, CatchesAPrimaryThatOutlivesItsLease) {
+  // Demotes only once the deadline is a full ttl behind: too late.
+  auto broken = [](const Observation& obs, const HaConfig& cfg) {
+    Observation late = obs;
+    late.lease_deadline += cfg.safety_margin_ms + cfg.loop_interval_ms;
+    return core::Decide(late, cfg);
+  };
+  std::string v = FirstViolation(broken, 500);
+  ASSERT_FALSE(v.empty());
+  EXPECT_TRUE(Mentions(v, "Rule 1") || Mentions(v, "Rule 2")) << v;
+}
+
+TEST(Checker, CatchesPromotingAReplicaBehindTheNewestTimeline) {
+  auto broken = [](const Observation& obs, const HaConfig& cfg) {
+    Observation blind = obs;
+    blind.cluster_timeline = 0;
+    return core::Decide(blind, cfg);
+  };
+  std::string v = FirstViolation(broken, 5000);
+  ASSERT_FALSE(v.empty());
+  EXPECT_TRUE(Mentions(v, "Rule 4")) << v;
+}
+
+TEST(Checker, CatchesAFormerPrimaryThatIsNeverRewound) {
+  auto broken = [](const Observation& obs, const HaConfig& cfg) {
+    Observation forgetful = obs;
+    forgetful.pg.needs_rewind = false;
+    return core::Decide(forgetful, cfg);
+  };
+  std::string v = FirstViolation(broken, 500);
+  ASSERT_FALSE(v.empty());
+  EXPECT_TRUE(Mentions(v, "liveness")) << v;  // real PostgreSQL refuses to stream
+}
+
+}  // namespace
+}  // namespace tandem::sim
