@@ -18,9 +18,16 @@
 
 // The Debian package ships httplib as a compiled library built with these
 // options; the header must see the same ones or the class layouts differ.
-#define CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
+// CMake passes them (pkg-config cpp-httplib); this is a fallback.
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+#define CPPHTTPLIB_OPENSSL_SUPPORT 1
+#endif
+#ifndef CPPHTTPLIB_ZLIB_SUPPORT
+#define CPPHTTPLIB_ZLIB_SUPPORT 1
+#endif
+#ifndef CPPHTTPLIB_BROTLI_SUPPORT
+#define CPPHTTPLIB_BROTLI_SUPPORT 1
+#endif
 #include "dcs/etcd_dcs.h"
 
 #include <httplib.h>
