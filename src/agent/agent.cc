@@ -298,18 +298,17 @@ core::LocalPostgres Agent::ObserveLocal(const ClusterView& view) {
       lp.in_recovery = q->in_recovery;
       lp.timeline = q->timeline;
       lp.lsn = q->lsn;
-      if (q->in_recovery && q->streaming) {
-        for (const auto& [name, n] : view.nodes) {
-          if (n.host == q->sender_host && n.pg_port == q->sender_port) lp.following = name;
-        }
-      }
+      if (q->in_recovery) lp.following = configured_upstream_;
+      streaming_ = q->in_recovery && q->streaming;
     } else {
       // The postmaster is alive but does not answer (starting, recovering, stuck):
       // report it as not running; start actions check IsRunning() again.
       TLOG(Debug, "ha") << "PostgreSQL does not answer: " << q.error().message();
       lp.running = false;
     }
-  } else {
+  }
+  if (!lp.running) {
+    streaming_ = false;
     auto cd = pg_.ReadControlData();
     if (cd.ok()) {
       lp.timeline = cd->timeline;
@@ -345,7 +344,7 @@ void Agent::PublishMember(const core::LocalPostgres& local) {
   m.lsn = local.lsn;
   m.replay_lsn = local.lsn;
   m.following = local.following;
-  m.streaming = !local.following.empty();
+  m.streaming = streaming_;
   auto r = store->Put(keys_.member(cfg_.node_name), EncodeMemberState(m), lease_);
   if (!r.ok()) TLOG(Debug, "ha") << "publishing member state: " << r.error().message();
 }
@@ -425,13 +424,14 @@ Status Agent::StartReplicaOf(const ClusterView& view, const std::string& member)
   if (pg_.IsRunning()) return Ok();
   if (member.empty()) {
     // Start as a standby with no source, so we can read our own position.
-    pg::Source none;
-    TANDEM_TRY(pg_.WriteConfig(none));
+    TANDEM_TRY(pg_.WriteStandbyConfigWithoutSource());
   } else {
     auto src = SourceFor(view, member, false);
     if (!src) return src.error();
     TANDEM_TRY(pg_.WriteConfig(*src));
   }
+  configured_upstream_ = member;
+  TANDEM_TRY(WriteHbaFor(view));
   auto st = pg_.Start();
   start_failures_ = st.ok() ? 0 : start_failures_ + 1;
   return st;
@@ -495,6 +495,8 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
     case ActionType::kStartPrimary: {
       if (pg_.IsRunning()) return Ok();
       TANDEM_TRY(pg_.WriteConfig(std::nullopt));
+      configured_upstream_.clear();
+      TANDEM_TRY(WriteHbaFor(view));
       auto st = pg_.Start();
       start_failures_ = st.ok() ? 0 : start_failures_ + 1;
       return st;
@@ -505,6 +507,7 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
       auto src = SourceFor(view, a.target, false);
       if (!src) return src.error();
       TANDEM_TRY(pg_.WriteConfig(*src));
+      configured_upstream_ = a.target;
       return pg_.Reload();
     }
     case ActionType::kRewind: {
@@ -550,23 +553,28 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
   return Ok();
 }
 
-void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& local) {
-  // pg_hba.conf follows the membership on every node.
+Status Agent::WriteHbaFor(const ClusterView& view) {
   std::vector<pg::HbaPeer> peers;
   std::set<std::string> seen;
   for (const auto& [name, n] : view.nodes) {
     if (seen.insert(n.host).second) peers.push_back({name, n.host});
   }
+  if (seen.insert(cfg_.node_address).second) peers.push_back({cfg_.node_name, cfg_.node_address});
   std::string sig;
   for (const auto& p : peers) sig += p.address + ",";
-  if (sig != hba_signature_ && !peers.empty()) {
-    auto st = pg_.WriteHba(peers);
-    if (st.ok()) {
-      hba_signature_ = sig;
-      if (pg_.IsRunning()) (void)pg_.Reload();
-    } else {
-      TLOG(Warn, "pg") << "writing pg_hba.conf: " << st.error().message();
-    }
+  // pg_basebackup and pg_rewind bring the source's pg_hba.conf: while
+  // PostgreSQL is down (before any start) always rewrite it, else only on change.
+  if (sig == hba_signature_ && pg_.IsRunning()) return Ok();
+  TANDEM_TRY(pg_.WriteHba(peers));
+  hba_signature_ = sig;
+  if (pg_.IsRunning()) TANDEM_TRY(pg_.Reload());
+  return Ok();
+}
+
+void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& local) {
+  // pg_hba.conf follows the membership on every node.
+  if (auto st = WriteHbaFor(view); !st.ok()) {
+    TLOG(Warn, "pg") << "writing pg_hba.conf: " << st.error().message();
   }
   const bool leading = view.leader && view.leader->holder == cfg_.node_name;
   if (leading && local.running && !local.in_recovery) {

@@ -94,6 +94,7 @@ class Agent {
   Result<ClusterView> ReadView();
   Result<pg::Source> SourceFor(const ClusterView& view, const std::string& member,
                                bool superuser);
+  Status WriteHbaFor(const ClusterView& view);
   Status StartReplicaOf(const ClusterView& view, const std::string& member);
   void SetLastCommand(const std::string& command, const std::string& result,
                       const std::string& error);
@@ -124,6 +125,11 @@ class Agent {
   core::LocalPostgres last_local_;
   bool store_ok_ = false;
   std::string hba_signature_;
+  // The member this node's PostgreSQL is configured to stream from (what the
+  // last WriteConfig wrote), "" when unknown or none. Decide compares it with
+  // the leader; whether the stream is up right now is reported separately.
+  std::string configured_upstream_;
+  bool streaming_ = false;
   bool repl_user_ok_ = false;
 
   std::atomic<bool> loop_running_{false};

@@ -145,6 +145,9 @@ class Postgres {
   // `standby_of` is set, also primary_conninfo/primary_slot_name and
   // standby.signal; otherwise removes standby.signal.
   Status WriteConfig(const std::optional<Source>& standby_of);
+  // A standby with no upstream yet (no leader to follow): WriteConfig(nullopt)
+  // plus standby.signal, so the server starts read-only and reports its position.
+  Status WriteStandbyConfigWithoutSource();
   // pg_hba.conf: local trust (the socket dir is 0700), replication and the
   // superuser only from peers (scram), every other user from anywhere (scram).
   Status WriteHba(const std::vector<HbaPeer>& peers);
