@@ -19,6 +19,9 @@ namespace tandem::agent {
 namespace {
 
 constexpr const char* kReplicationUser = "replicator";
+// Cycles a replica may fail to stream from a leader on a newer timeline before
+// it is rewound (pg_rewind is a no-op when nothing diverged).
+constexpr int kStalledCyclesBeforeRewind = 10;
 
 std::string ServiceUser(const Config& cfg) { return ::geteuid() == 0 ? cfg.run_as_user : ""; }
 
@@ -316,8 +319,12 @@ core::LocalPostgres Agent::ObserveLocal(const ClusterView& view) {
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (lp.running && !lp.in_recovery && !state_.was_primary) {
+  if (lp.running && !lp.in_recovery &&
+      (!state_.was_primary || (state_.needs_rewind && view.leader &&
+                               view.leader->holder == cfg_.node_name))) {
+    // A writable primary holding the key: its history is the reference now.
     state_.was_primary = true;
+    if (view.leader && view.leader->holder == cfg_.node_name) state_.needs_rewind = false;
     (void)SaveState();
   }
   // A former primary that is down while someone else leads may have written
@@ -345,6 +352,8 @@ void Agent::PublishMember(const core::LocalPostgres& local) {
   m.replay_lsn = local.lsn;
   m.following = local.following;
   m.streaming = streaming_;
+  // Data that needs a re-clone must not be waited for as a failover candidate.
+  m.nofailover = local.needs_reclone;
   auto r = store->Put(keys_.member(cfg_.node_name), EncodeMemberState(m), lease_);
   if (!r.ok()) TLOG(Debug, "ha") << "publishing member state: " << r.error().message();
 }
@@ -376,6 +385,7 @@ void Agent::RunCycle() {
   obs.pg = local;
   obs.lease = lease_;
   obs.lease_deadline = lease_deadline_;
+  obs.cluster_timeline = v.timeline.timeline;
   core::Decision d = core::Decide(obs, cfg_.ha);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -470,6 +480,8 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
       return Ok();
     }
     case ActionType::kPromote: {
+      // Announce the new timeline first: if that fails, no promotion.
+      TANDEM_TRY(AnnounceTimeline(view, obs.pg.timeline + 1));
       TANDEM_TRY(pg_.Promote());
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -576,6 +588,29 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& loc
   if (auto st = WriteHbaFor(view); !st.ok()) {
     TLOG(Warn, "pg") << "writing pg_hba.conf: " << st.error().message();
   }
+  MaintainTimeline(view, local);
+  // A replica that received WAL past the point where the leader's timeline
+  // forked cannot stream from it (PostgreSQL refuses): after a while of not
+  // streaming from a leader on a newer timeline, rewind it.
+  if (view.leader && local.running && local.in_recovery && !streaming_ &&
+      local.following == view.leader->holder) {
+    auto lm = view.members.find(view.leader->holder);
+    const bool newer = lm != view.members.end() && lm->second.timeline > local.timeline;
+    stalled_cycles_ = newer ? stalled_cycles_ + 1 : 0;
+    if (stalled_cycles_ >= kStalledCyclesBeforeRewind) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!state_.needs_rewind) {
+        TLOG(Warn, "ha") << "cannot stream from " << view.leader->holder
+                         << " (timeline " << lm->second.timeline << ", mine " << local.timeline
+                         << "): my WAL may have diverged; rewinding";
+        state_.needs_rewind = true;
+        (void)SaveState();
+      }
+      stalled_cycles_ = 0;
+    }
+  } else {
+    stalled_cycles_ = 0;
+  }
   const bool leading = view.leader && view.leader->holder == cfg_.node_name;
   if (leading && local.running && !local.in_recovery) {
     if (!repl_user_ok_ && secrets_) {
@@ -595,6 +630,38 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& loc
     auto st = etcd_.Resume();
     if (!st.ok()) TLOG(Error, "etcd") << st.error().message();
   }
+}
+
+Status Agent::AnnounceTimeline(const ClusterView& view, uint32_t timeline) {
+  auto store = Store();
+  if (!store) return Error(ErrorCode::kFailedPrecondition, "no store");
+  const auto cmp = view.timeline.mod_revision == 0
+                       ? dcs::Compare::CreateRevisionIs(keys_.timeline(), 0)
+                       : dcs::Compare::ModRevisionIs(keys_.timeline(), view.timeline.mod_revision);
+  auto r = store->Txn({cmp}, {dcs::Op::Put(keys_.timeline(), EncodeTimeline(timeline, cfg_.node_name))});
+  if (!r) return r.error().Wrap("recording timeline " + std::to_string(timeline));
+  if (!r->succeeded) {
+    return Error(ErrorCode::kConflict, "the timeline record changed meanwhile; not promoting");
+  }
+  return Ok();
+}
+
+void Agent::MaintainTimeline(const ClusterView& view, const core::LocalPostgres& local) {
+  const auto& rec = view.timeline;
+  const bool leading = view.leader && view.leader->holder == cfg_.node_name;
+  uint32_t want = 0;
+  if (leading && local.running && !local.in_recovery && local.timeline > rec.timeline) {
+    want = local.timeline;  // the timeline PostgreSQL actually chose
+  } else if (rec.member == cfg_.node_name && local.timeline != 0 &&
+             local.timeline + 1 == rec.timeline && !(local.running && !local.in_recovery)) {
+    // We announced a promotion that never happened: take it back, or nobody
+    // could ever be promoted again.
+    want = local.timeline;
+    TLOG(Warn, "ha") << "retracting timeline " << rec.timeline << " that was never reached";
+  }
+  if (want == 0) return;
+  auto st = AnnounceTimeline(view, want);
+  if (!st.ok()) TLOG(Warn, "ha") << st.error().message();
 }
 
 void Agent::RecordHistory(const std::string& reason, uint32_t timeline) {

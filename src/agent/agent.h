@@ -105,6 +105,12 @@ class Agent {
   void JoinWorker(std::string address, std::string command);
   Status DoJoin(const std::string& address);
   Status LeaveLocally();
+  // MemberRemove, retried while etcd calls the cluster unhealthy.
+  Status RemoveEtcdMember(uint64_t id);
+  // The timeline record: announce before promoting, keep current as leader,
+  // retract an announcement that never happened.
+  Status AnnounceTimeline(const ClusterView& view, uint32_t timeline);
+  void MaintainTimeline(const ClusterView& view, const core::LocalPostgres& local);
   void RecordHistory(const std::string& reason, uint32_t timeline);
 
   Config cfg_;
@@ -129,6 +135,7 @@ class Agent {
   // last WriteConfig wrote), "" when unknown or none. Decide compares it with
   // the leader; whether the stream is up right now is reported separately.
   std::string configured_upstream_;
+  int stalled_cycles_ = 0;  // cycles configured to follow the leader without streaming
   bool streaming_ = false;
   bool repl_user_ok_ = false;
 

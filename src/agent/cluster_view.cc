@@ -86,6 +86,10 @@ Result<core::MemberState> DecodeMemberState(const std::string& text) {
   });
 }
 
+std::string EncodeTimeline(uint32_t timeline, const std::string& member) {
+  return std::to_string(timeline) + " " + member;
+}
+
 std::string EncodeHistory(const HistoryEntry& h) {
   return json{{"seq", h.seq},       {"at_ms", h.at_ms},   {"leader", h.leader},
               {"timeline", h.timeline}, {"reason", h.reason}}
@@ -117,6 +121,16 @@ ClusterView ParseClusterView(const Keys& keys, const dcs::RangeResult& range) {
         v.system_identifier = json::parse(kv.value).value("system_identifier", "");
       } catch (...) {
         TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
+      }
+    } else if (kv.key == keys.timeline()) {
+      auto parts = Split(kv.value, ' ');
+      auto tl = parts.size() == 2 ? ParseInt(parts[0]) : std::nullopt;
+      if (tl && *tl > 0 && *tl < (int64_t{1} << 32)) {
+        v.timeline = TimelineRecord{static_cast<uint32_t>(*tl), parts[1], kv.mod_revision};
+      } else {
+        // Keep the revision so the record can be repaired by a compare-and-swap.
+        TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
+        v.timeline.mod_revision = kv.mod_revision;
       }
     } else if (kv.key == keys.leader()) {
       if (IsValidName(kv.value)) {

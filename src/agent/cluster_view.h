@@ -5,6 +5,7 @@
 //   leader           node name, bound to the holder's session lease
 //   members/<name>   the member's self-reported state (JSON), on its session lease
 //   nodes/<name>     the member's registration (JSON), no lease: survives the node
+//   timeline         "<timeline> <member>": the newest timeline a member announced
 //   history/<seq>    one leader change (JSON)
 #pragma once
 
@@ -26,6 +27,7 @@ struct Keys {
   std::string leader() const { return prefix + "leader"; }
   std::string member(const std::string& n) const { return prefix + "members/" + n; }
   std::string node(const std::string& n) const { return prefix + "nodes/" + n; }
+  std::string timeline() const { return prefix + "timeline"; }
   std::string history(int64_t seq) const;
   std::string history_prefix() const { return prefix + "history/"; }
 };
@@ -50,8 +52,16 @@ struct HistoryEntry {
 };
 
 // One consistent read of the whole prefix.
+// The newest timeline announced in the store (see docs/design/state-machine.md).
+struct TimelineRecord {
+  uint32_t timeline = 0;
+  std::string member;
+  dcs::Revision mod_revision = 0;  // 0 = no record yet
+};
+
 struct ClusterView {
   dcs::Revision revision = 0;
+  TimelineRecord timeline;
   bool initialized = false;
   std::string system_identifier;
   std::optional<core::LeaderKey> leader;
@@ -64,6 +74,7 @@ std::string EncodeNodeInfo(const NodeInfo& n);
 Result<NodeInfo> DecodeNodeInfo(const std::string& json);
 std::string EncodeMemberState(const core::MemberState& m);
 Result<core::MemberState> DecodeMemberState(const std::string& json);
+std::string EncodeTimeline(uint32_t timeline, const std::string& member);
 std::string EncodeHistory(const HistoryEntry& h);
 Result<HistoryEntry> DecodeHistory(const std::string& json);
 

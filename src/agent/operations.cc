@@ -426,7 +426,13 @@ Result<JoinGrant> Agent::GrantJoin(const NodeInfo& joiner) {
         }
       }
     }
-    auto added = store->MemberAdd({joiner.etcd_peer_url}, true);
+    // etcd refuses membership changes for a few seconds after the previous one
+    // ("unhealthy cluster") until every member has been seen active: retry.
+    Result<dcs::Member> added = Error(ErrorCode::kUnavailable, "not tried");
+    WaitFor([&] {
+      added = store->MemberAdd({joiner.etcd_peer_url}, true);
+      return added.ok() || added.error().code() != ErrorCode::kUnavailable;
+    }, 60'000, stopping_);
     if (!added) return added.error().Wrap("adding the etcd learner");
     g.etcd_member_id = added->id;
     reg.etcd_member_id = added->id;
@@ -493,7 +499,7 @@ Status Agent::Remove(const std::string& node, bool force) {
     if (!r.ok()) return fail(r.error());
     (void)store->Delete(keys_.member(target));
     if (info.etcd_member_id != 0) {
-      auto m = store->MemberRemove(info.etcd_member_id);
+      auto m = RemoveEtcdMember(info.etcd_member_id);
       if (!m.ok()) TLOG(Warn, "agent") << "removing etcd member: " << m.error().message();
     }
     SetLastCommand(command, "Success", "");
@@ -511,13 +517,23 @@ Status Agent::Remove(const std::string& node, bool force) {
   if (lease_ != 0) (void)store->Revoke(lease_);
   lease_ = 0;
   if (info.etcd_member_id != 0 && view->nodes.size() > 1) {
-    auto m = store->MemberRemove(info.etcd_member_id);
+    auto m = RemoveEtcdMember(info.etcd_member_id);
     if (!m.ok()) TLOG(Warn, "agent") << "removing etcd member: " << m.error().message();
   }
   auto st = LeaveLocally();
   if (!st.ok()) return fail(st.error());
   SetLastCommand(command, "Success", "");
   return Ok();
+}
+
+Status Agent::RemoveEtcdMember(uint64_t id) {
+  auto store = Store();
+  Status st = Error(ErrorCode::kUnavailable, "not tried");
+  WaitFor([&] {
+    st = store->MemberRemove(id);
+    return st.ok() || st.error().code() != ErrorCode::kUnavailable;
+  }, 60'000, stopping_);
+  return st;
 }
 
 Status Agent::LeaveLocally() {
