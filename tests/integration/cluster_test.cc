@@ -201,12 +201,20 @@ TEST_F(ClusterTest, BadInputGivesAClearErrorAndChangesNothing) {
   auto st = RunTandem({"-c", scfg, "cluster", "status"});
   EXPECT_NE(st.output.find("Status                : Error"), std::string::npos) << st.output;
   EXPECT_NE(st.output.find("(Failed)"), std::string::npos) << st.output;
-  // join to an address where no agent listens
-  auto join = RunTandem({"-c", scfg, "cluster", "join", "127.0.0.1:1"});
+  // join refuses the foreign data directory too
+  auto join = RunTandem({"-c", scfg, "cluster", "join", "127.0.0.1:" + std::to_string(ApiPort(1))});
   EXPECT_NE(join.exit_code, 0);
-  EXPECT_NE(join.output.find("cannot reach a Tandem agent at http://127.0.0.1:1"), std::string::npos)
-      << join.output;
+  EXPECT_NE(join.output.find("is not a PostgreSQL data directory"), std::string::npos) << join.output;
   EXPECT_EQ(*ReadFile(sdir + "/pgdata/precious.txt"), "do not touch\n");
+  // with the directory emptied: join to an address where no agent listens
+  ASSERT_TRUE(RemoveAll(sdir + "/pgdata/precious.txt").ok());
+  auto nowhere = RunTandem({"-c", scfg, "cluster", "join", "127.0.0.1:1"});
+  EXPECT_NE(nowhere.exit_code, 0);
+  EXPECT_NE(nowhere.output.find("cannot reach a Tandem agent at http://127.0.0.1:1"),
+            std::string::npos)
+      << nowhere.output;
+  EXPECT_FALSE(PathExists(sdir + "/etcd/member")) << "a failed join must not start etcd";
+  EXPECT_FALSE(PathExists(sdir + "/secrets.json"));
   // clear error brings the status back to Disabled
   EXPECT_EQ(RunTandem({"-c", scfg, "cluster", "clear-error"}).exit_code, 0);
   auto cleared = RunTandem({"-c", scfg, "cluster", "status"});

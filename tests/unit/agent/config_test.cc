@@ -1,0 +1,128 @@
+// The config loader refuses bad input with a message naming the key and the fix.
+#include "agent/config.h"
+
+#include <gtest/gtest.h>
+
+namespace tandem::agent {
+namespace {
+
+constexpr const char* kMinimal =
+    "node:\n  name: node1\n  address: 10.0.0.1\n  state_dir: /var/lib/tandem\n";
+
+std::string ErrorOf(const std::string& yaml) {
+  auto r = ParseConfig(yaml, "/etc/tandem/tandem.yaml");
+  return r.ok() ? "" : r.error().message();
+}
+
+TEST(Config, MinimalFileGetsDefaults) {
+  auto c = ParseConfig(kMinimal, "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->cluster, "tandem");
+  EXPECT_EQ(c->node_name, "node1");
+  EXPECT_EQ(c->pg_port, 5432);
+  EXPECT_EQ(c->api_port, 8008);
+  EXPECT_EQ(c->pg_data_dir, "/var/lib/tandem/pgdata");
+  EXPECT_TRUE(c->embedded_etcd());
+  EXPECT_EQ(c->ha.ttl_ms, 10'000);
+  EXPECT_EQ(c->api_url(), "http://10.0.0.1:8008");
+  EXPECT_EQ(c->etcd_peer_url(), "http://10.0.0.1:2380");
+}
+
+TEST(Config, FullFileParses) {
+  auto c = ParseConfig(std::string(kMinimal) +
+                           "cluster: bridge-a\napi:\n  port: 9000\npostgresql:\n  port: 6432\n"
+                           "  parameters:\n    shared_buffers: 1GB\n"
+                           "dcs:\n  endpoints: [http://10.0.0.9:2379]\n  ttl: 6s\n"
+                           "  loop_interval: 500ms\n  safety_margin: 1s\n",
+                       "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->cluster, "bridge-a");
+  EXPECT_EQ(c->pg_parameters.at("shared_buffers"), "1GB");
+  EXPECT_FALSE(c->embedded_etcd());
+  EXPECT_EQ(c->ha.ttl_ms, 6000);
+  EXPECT_EQ(c->ha.loop_interval_ms, 500);
+}
+
+TEST(Config, EmptyFileIsRefused) {
+  EXPECT_NE(ErrorOf("").find("the file is empty"), std::string::npos);
+}
+
+TEST(Config, TruncatedYamlIsRefused) {
+  EXPECT_NE(ErrorOf("node:\n  name: [node1\n").find("not valid YAML"), std::string::npos);
+}
+
+TEST(Config, UnknownKeyIsRefusedAndNamed) {
+  auto e = ErrorOf(std::string(kMinimal) + "postgresql:\n  prot: 5432\n");
+  EXPECT_NE(e.find("unknown key 'postgresql.prot'"), std::string::npos) << e;
+  EXPECT_NE(e.find("/etc/tandem/tandem.yaml"), std::string::npos) << e;
+}
+
+TEST(Config, WrongTypesAreRefused) {
+  EXPECT_NE(ErrorOf(std::string(kMinimal) + "api:\n  port: eighty\n").find("'api.port' must be"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(std::string(kMinimal) + "api:\n  port: -1\n").find("'api.port' must be"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(std::string(kMinimal) + "api:\n  port: 99999999999999999999\n")
+                .find("'api.port' must be"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(std::string(kMinimal) + "dcs:\n  ttl: forever\n").find("'dcs.ttl' must be"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(std::string(kMinimal) + "dcs:\n  endpoints: 10.0.0.1\n")
+                .find("'dcs.endpoints' must be a list"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("node: [1, 2]\n").find("'node' must be a mapping"), std::string::npos);
+}
+
+TEST(Config, NodeNameWithSlashIsRefused) {
+  auto e = ErrorOf("node:\n  name: a/b\n  address: 10.0.0.1\n  state_dir: /x\n");
+  EXPECT_NE(e.find("'node.name' must be"), std::string::npos) << e;
+}
+
+TEST(Config, MissingRequiredKeysAreNamed) {
+  EXPECT_NE(ErrorOf("node:\n  address: 10.0.0.1\n  state_dir: /x\n").find("'node.name' is required"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("node:\n  name: a\n  address: 10.0.0.1\n").find("'node.state_dir' is required"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("node:\n  name: a\n  state_dir: /x\n").find("node.address"), std::string::npos);
+}
+
+TEST(Config, AddressMustBeAnIp) {
+  auto e = ErrorOf("node:\n  name: a\n  address: db.example\n  state_dir: /x\n");
+  EXPECT_NE(e.find("'node.address' must be an IP address"), std::string::npos) << e;
+}
+
+TEST(Config, UnknownInterfaceIsNamed) {
+  auto e = ErrorOf("node:\n  name: a\n  interface: nosuchif0\n  state_dir: /x\n");
+  EXPECT_NE(e.find("nosuchif0"), std::string::npos) << e;
+}
+
+TEST(Config, LoopbackInterfaceResolves) {
+  auto c = ParseConfig("node:\n  name: a\n  interface: lo\n  state_dir: /x\n", "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->node_address, "127.0.0.1");
+}
+
+TEST(Config, DuplicatePortsAreRefused) {
+  auto e = ErrorOf(std::string(kMinimal) + "api:\n  port: 5432\n");
+  EXPECT_NE(e.find("both use port 5432"), std::string::npos) << e;
+}
+
+TEST(Config, Rule6_TimingThatBreaksTheLeaseIsRefused) {
+  auto e = ErrorOf(std::string(kMinimal) + "dcs:\n  loop_interval: 3s\n  safety_margin: 2s\n");
+  EXPECT_NE(e.find("dcs.safety_margin"), std::string::npos) << e;
+}
+
+TEST(Config, HugeValueIsRefused) {
+  std::string big(1 << 20, 'x');
+  auto e = ErrorOf("node:\n  name: a\n  address: 10.0.0.1\n  state_dir: /" + big + "\n");
+  EXPECT_NE(e.find("too long"), std::string::npos);
+}
+
+TEST(Config, MissingFileNamesTheFlag) {
+  auto r = LoadConfig("/nonexistent/tandem.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("-c FILE"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tandem::agent

@@ -1,0 +1,80 @@
+// The human status view has seed 1's shape.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+
+namespace tandem::cli {
+namespace {
+using nlohmann::json;
+
+json Sample() {
+  return json::parse(R"JSON({
+    "cluster": "c", "status": "Enabled", "member": true, "primary": "n1",
+    "node_in_use": "10.48.36.61", "interface": "a (10.48.36.182)",
+    "certificates": {"server_key": "dbclusterserver.key", "server_cert": "", "client_key": "",
+                     "client_cert": "", "ca_cert": "rootca.cer"},
+    "last_command": {"command": "tandem cluster join 10.48.36.61:8008", "result": "Success",
+                     "error": "", "progress": ""},
+    "members": [
+      {"name": "n1", "host": "10.48.36.61", "port": 5432, "me": false, "connected": true,
+       "role": "primary", "in_sync": true, "lag_bytes": 0},
+      {"name": "n2", "host": "10.48.36.118", "port": 5432, "me": false, "connected": true,
+       "role": "replica", "in_sync": false, "lag_bytes": 4096},
+      {"name": "n3", "host": "10.48.36.182", "port": 5432, "me": true, "connected": true,
+       "role": "replica", "in_sync": true, "lag_bytes": 0},
+      {"name": "n4", "host": "10.48.36.200", "port": 5432, "me": false, "connected": false,
+       "role": "unknown", "in_sync": false, "lag_bytes": 0}],
+    "warnings": ["4 voting members: an even count"]})JSON");
+}
+
+TEST(RenderStatus, HasTheSeedShape) {
+  std::string s = RenderStatus(Sample());
+  EXPECT_NE(s.find("Status                : Enabled\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("Nodes:\n"), std::string::npos);
+  EXPECT_NE(s.find(": Connected Primary\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("10.48.36.182:5432 (me)"), std::string::npos) << s;
+  EXPECT_NE(s.find("Connected Replica ( In Sync )"), std::string::npos) << s;
+  EXPECT_NE(s.find("Connected Replica ( Not In Sync, lag 4096 bytes )"), std::string::npos) << s;
+  EXPECT_NE(s.find(": Not connected"), std::string::npos) << s;
+  EXPECT_NE(s.find("Node in use           : 10.48.36.61 (n1)"), std::string::npos) << s;
+  EXPECT_NE(s.find("Interface             : a (10.48.36.182)"), std::string::npos) << s;
+  EXPECT_NE(s.find("  Server Key          : dbclusterserver.key"), std::string::npos) << s;
+  EXPECT_NE(s.find("  Server Certificate  : (none)"), std::string::npos) << s;
+  EXPECT_NE(s.find("Last command          : 'tandem cluster join 10.48.36.61:8008' (Success)"),
+            std::string::npos)
+      << s;
+  EXPECT_NE(s.find("WARNING : 4 voting members"), std::string::npos) << s;
+  EXPECT_EQ(s.find("ERROR"), std::string::npos);
+}
+
+TEST(RenderStatus, ErrorStateLeadsWithTheError) {
+  json j = Sample();
+  j["status"] = "Error";
+  j["last_command"] = {{"command", "tandem cluster join 10.0.0.1"}, {"result", "Failed"},
+                       {"error", "Couldn't reach the member"}, {"progress", ""}};
+  std::string s = RenderStatus(j);
+  EXPECT_EQ(s.rfind("ERROR : Couldn't reach the member\n", 0), 0u) << s;
+  EXPECT_NE(s.find("Status                : Error"), std::string::npos);
+  EXPECT_NE(s.find("(Failed)"), std::string::npos);
+}
+
+TEST(RenderStatus, NoPrimarySaysSo) {
+  json j = Sample();
+  j["primary"] = nullptr;
+  j["node_in_use"] = nullptr;
+  std::string s = RenderStatus(j);
+  EXPECT_NE(s.find("Node in use           : none (no primary)"), std::string::npos) << s;
+}
+
+TEST(RenderStatus, RunningCommandShowsProgress) {
+  json j = Sample();
+  j["last_command"]["result"] = "Running";
+  j["last_command"]["progress"] = "pg_basebackup: 1024/2048 kB (50%)";
+  std::string s = RenderStatus(j);
+  EXPECT_NE(s.find("(Running) - pg_basebackup: 1024/2048 kB (50%)"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace tandem::cli
