@@ -340,9 +340,7 @@ core::LocalPostgres Agent::ObserveLocal(const ClusterView& view) {
   return lp;
 }
 
-void Agent::PublishMember(const core::LocalPostgres& local) {
-  auto store = Store();
-  if (!store || lease_ == 0) return;
+core::MemberState Agent::SelfState(const core::LocalPostgres& local) const {
   core::MemberState m;
   m.name = cfg_.node_name;
   m.role = !local.running ? core::Role::kStopped
@@ -354,7 +352,13 @@ void Agent::PublishMember(const core::LocalPostgres& local) {
   m.streaming = streaming_;
   // Data that needs a re-clone must not be waited for as a failover candidate.
   m.nofailover = local.needs_reclone;
-  auto r = store->Put(keys_.member(cfg_.node_name), EncodeMemberState(m), lease_);
+  return m;
+}
+
+void Agent::PublishMember(const core::LocalPostgres& local) {
+  auto store = Store();
+  if (!store || lease_ == 0) return;
+  auto r = store->Put(keys_.member(cfg_.node_name), EncodeMemberState(SelfState(local)), lease_);
   if (!r.ok()) TLOG(Debug, "ha") << "publishing member state: " << r.error().message();
 }
 
@@ -366,13 +370,7 @@ void Agent::RunCycle() {
   core::LocalPostgres local = ObserveLocal(v);
   if (view.ok()) {
     PublishMember(local);
-    core::MemberState& self = v.members[cfg_.node_name];
-    self.name = cfg_.node_name;
-    self.role = !local.running ? core::Role::kStopped
-                               : (local.in_recovery ? core::Role::kReplica : core::Role::kPrimary);
-    self.timeline = local.timeline;
-    self.lsn = local.lsn;
-    self.following = local.following;
+    v.members[cfg_.node_name] = SelfState(local);  // our own state as of now, not as last read
   }
   core::Observation obs;
   obs.now = SystemClock::Get().Now();

@@ -102,6 +102,12 @@ class Agent {
   Status SaveState();
   NodeInfo SelfInfo() const;
   std::vector<std::string> EtcdEndpointsFor(const ClusterView& view) const;
+  // Operator command helpers: the "busy" refusal, recording a failure, and the
+  // refusal of a data directory that is not PostgreSQL's.
+  static Error Busy();
+  Error CommandFailed(const std::string& command, Error e);
+  Error ForeignDataDir() const;
+  core::MemberState SelfState(const core::LocalPostgres& local) const;
   void JoinWorker(std::string address, std::string command);
   Status DoJoin(const std::string& address);
   Status LeaveLocally();

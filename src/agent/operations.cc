@@ -50,6 +50,23 @@ Result<std::string> AgentUrl(const std::string& address) {
 
 }  // namespace
 
+Error Agent::Busy() {
+  return Fail(ErrorCode::kFailedPrecondition,
+              "another command is running on this node; wait for it (see `tandem cluster status`)");
+}
+
+Error Agent::CommandFailed(const std::string& command, Error e) {
+  SetLastCommand(command, "Failed", e.message());
+  return e;
+}
+
+Error Agent::ForeignDataDir() const {
+  return Fail(ErrorCode::kFailedPrecondition,
+              "postgresql.data_dir " + cfg_.pg_data_dir +
+                  " is not empty and is not a PostgreSQL data directory; nothing was changed "
+                  "(move its contents away or point postgresql.data_dir elsewhere)");
+}
+
 Status Agent::ClearError() {
   std::lock_guard<std::mutex> lock(mu_);
   state_.error = false;
@@ -61,14 +78,8 @@ Status Agent::ClearError() {
 Status Agent::Initialize() {
   std::unique_lock<std::mutex> op(op_mu_, std::try_to_lock);
   const std::string command = "tandem cluster initialize";
-  if (!op.owns_lock()) {
-    return Fail(ErrorCode::kFailedPrecondition,
-                "another command is running on this node; wait for it (see `tandem cluster status`)");
-  }
-  auto fail = [&](Error e) -> Status {
-    SetLastCommand(command, "Failed", e.message());
-    return e;
-  };
+  if (!op.owns_lock()) return Busy();
+  auto fail = [&](Error e) -> Status { return CommandFailed(command, std::move(e)); };
   if (state_.member) {
     return fail(Fail(ErrorCode::kFailedPrecondition,
                      "this node is already a member of cluster '" + state_.cluster +
@@ -76,10 +87,7 @@ Status Agent::Initialize() {
   }
   const auto dd = pg_.InspectDataDir();
   if (dd == pg::DataDirState::kNotPostgres) {
-    return fail(Fail(ErrorCode::kFailedPrecondition,
-                     "postgresql.data_dir " + cfg_.pg_data_dir +
-                         " is not empty and is not a PostgreSQL data directory; nothing was changed "
-                         "(move its contents away or point postgresql.data_dir elsewhere)"));
+    return fail(ForeignDataDir());
   }
   SetLastCommand(command, "Running", "");
 
@@ -216,14 +224,8 @@ Status Agent::Initialize() {
 Status Agent::StartJoin(const std::string& address) {
   std::unique_lock<std::mutex> op(op_mu_, std::try_to_lock);
   const std::string command = "tandem cluster join " + address;
-  if (!op.owns_lock()) {
-    return Fail(ErrorCode::kFailedPrecondition,
-                "another command is running on this node; wait for it (see `tandem cluster status`)");
-  }
-  auto fail = [&](Error e) -> Status {
-    SetLastCommand(command, "Failed", e.message());
-    return e;
-  };
+  if (!op.owns_lock()) return Busy();
+  auto fail = [&](Error e) -> Status { return CommandFailed(command, std::move(e)); };
   if (state_.member) {
     return fail(Fail(ErrorCode::kFailedPrecondition,
                      "this node is already a member of cluster '" + state_.cluster +
@@ -232,10 +234,7 @@ Status Agent::StartJoin(const std::string& address) {
   auto url = AgentUrl(address);
   if (!url) return fail(url.error());
   if (pg_.InspectDataDir() == pg::DataDirState::kNotPostgres) {
-    return fail(Fail(ErrorCode::kFailedPrecondition,
-                     "postgresql.data_dir " + cfg_.pg_data_dir +
-                         " is not empty and is not a PostgreSQL data directory; nothing was changed "
-                         "(move its contents away or point postgresql.data_dir elsewhere)"));
+    return fail(ForeignDataDir());
   }
   auto probe = HttpCall("GET", *url + "/v1/status", "", 5000);
   if (!probe) {
@@ -464,14 +463,8 @@ Status Agent::Remove(const std::string& node, bool force) {
   std::unique_lock<std::mutex> op(op_mu_, std::try_to_lock);
   const std::string target = node.empty() ? cfg_.node_name : node;
   const std::string command = "tandem cluster remove" + (node.empty() ? "" : " " + node);
-  if (!op.owns_lock()) {
-    return Fail(ErrorCode::kFailedPrecondition,
-                "another command is running on this node; wait for it (see `tandem cluster status`)");
-  }
-  auto fail = [&](Error e) -> Status {
-    SetLastCommand(command, "Failed", e.message());
-    return e;
-  };
+  if (!op.owns_lock()) return Busy();
+  auto fail = [&](Error e) -> Status { return CommandFailed(command, std::move(e)); };
   if (!state_.member) {
     return fail(Fail(ErrorCode::kFailedPrecondition, "this node is not a cluster member"));
   }
