@@ -58,6 +58,7 @@ Agent::~Agent() {
   stopping_ = true;
   if (op_thread_.joinable()) op_thread_.join();
   StopLoop();
+  if (fence_thread_.joinable()) fence_thread_.join();
 }
 
 std::shared_ptr<dcs::Dcs> Agent::Store() {
@@ -68,11 +69,14 @@ std::shared_ptr<dcs::Dcs> Agent::Store() {
 Status Agent::ConnectStore(const std::vector<std::string>& endpoints) {
   dcs::EtcdOptions opts;
   opts.endpoints = endpoints;
-  opts.request_timeout_ms = std::max<int64_t>(500, cfg_.ha.loop_interval_ms);
+  // Short enough that a cycle against an unreachable store still decides well
+  // before the lease deadline; the watchdog covers the rest.
+  opts.request_timeout_ms = std::clamp<int64_t>(cfg_.ha.safety_margin_ms / 4, 250, 1000);
   opts.connect_timeout_ms = 500;
   auto store = std::make_shared<dcs::EtcdDcs>(opts);
   std::lock_guard<std::mutex> lock(mu_);
   store_ = std::move(store);
+  store_endpoints_ = endpoints;
   return Ok();
 }
 
@@ -132,6 +136,38 @@ void Agent::SetProgress(const std::string& line) {
 }
 
 Status Agent::Start() {
+  fence_thread_ = std::thread([this] { FenceMain(); });
+  auto st = StartMember();
+  if (!st.ok() && state_.member && pg_.IsRunning()) {
+    // Without a working agent nothing enforces the lease: PostgreSQL must not
+    // run on (possibly as a primary) behind our back.
+    TLOG(Error, "agent") << "cannot start as a member; stopping PostgreSQL so it cannot serve "
+                            "writes without a lease";
+    (void)pg_.Stop(pg::StopMode::kImmediate);
+  }
+  return st;
+}
+
+void Agent::FenceMain() {
+  while (!stopping_) {
+    const MonoMs deadline = fence_deadline_.load();
+    if (deadline != 0 && SystemClock::Get().Now() >= deadline) {
+      fence_deadline_ = 0;
+      TLOG(Error, "ha") << "lease deadline passed while primary and the HA loop did not demote "
+                           "in time: stopping PostgreSQL immediately (fencing)";
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        state_.needs_rewind = true;
+        (void)SaveState();
+      }
+      auto st = pg_.Stop(pg::StopMode::kImmediate);
+      if (!st.ok()) TLOG(Error, "ha") << "fencing stop failed: " << st.error().message();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+Status Agent::StartMember() {
   TANDEM_TRY(MakeDirs(cfg_.state_dir, 0755));
   TANDEM_TRY(MakeDirs(cfg_.log_dir(), 0755));
   TANDEM_TRY(ChownRecursive(cfg_.log_dir(), ServiceUser(cfg_)));
@@ -184,6 +220,7 @@ void Agent::Shutdown() {
   stopping_ = true;
   if (op_thread_.joinable()) op_thread_.join();
   StopLoop();
+  if (fence_thread_.joinable()) fence_thread_.join();
   std::unique_lock<std::mutex> op_lock(op_mu_);
   if (!state_.member) return;
   auto store = Store();
@@ -213,6 +250,8 @@ void Agent::Shutdown() {
 
 void Agent::StartLoop() {
   if (loop_running_.exchange(true)) return;
+  // The loop may have ended by itself (this node was removed): reap its thread.
+  if (loop_thread_.joinable()) loop_thread_.join();
   loop_thread_ = std::thread([this] { LoopMain(); });
 }
 
@@ -243,7 +282,14 @@ void Agent::LoopMain() {
     if (removed) {
       TLOG(Warn, "ha") << "this node's registration is gone: it was removed from the cluster; "
                           "leaving";
-      std::lock_guard<std::mutex> op_lock(op_mu_);
+      // An operator command may hold op_mu_ and be waiting for this loop to
+      // stop (remove): never block on it here; try again next cycle.
+      std::unique_lock<std::mutex> op_lock(op_mu_, std::try_to_lock);
+      if (!op_lock.owns_lock()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(cfg_.ha.loop_interval_ms));
+        continue;
+      }
+      fence_deadline_ = 0;
       loop_running_ = false;
       auto s = LeaveLocally();
       if (!s.ok()) TLOG(Error, "ha") << "leaving the cluster: " << s.error().message();
@@ -276,12 +322,17 @@ Status Agent::RenewLease() {
     if (r.ok()) {
       const int64_t ttl_ms = std::min<int64_t>(cfg_.ha.ttl_ms, *r * 1000);
       lease_deadline_ = sent + ttl_ms - cfg_.ha.safety_margin_ms;
+      if (fence_deadline_.load() != 0) fence_deadline_ = lease_deadline_;
       return Ok();
     }
     if (r.error().code() != ErrorCode::kNotFound) return r.error();
-    TLOG(Warn, "ha") << "our lease expired in the store; taking a new one";
+    // Decide this cycle with no lease (a primary is fenced first); a new lease
+    // is granted at the start of the next cycle.
+    TLOG(Warn, "ha") << "our lease expired in the store; a new one is taken next cycle";
     lease_ = 0;
     lease_deadline_ = 0;
+    fence_deadline_ = fence_deadline_.load() == 0 ? 0 : 1;  // fence now if primary
+    return Ok();
   }
   const MonoMs grant_sent = SystemClock::Get().Now();
   auto g = store->GrantLease((cfg_.ha.ttl_ms + 999) / 1000);
@@ -303,9 +354,16 @@ core::LocalPostgres Agent::ObserveLocal(const ClusterView& view) {
       lp.lsn = q->lsn;
       if (q->in_recovery) lp.following = configured_upstream_;
       streaming_ = q->in_recovery && q->streaming;
+    } else if (!PathExists(cfg_.pg_data_dir + "/standby.signal")) {
+      // Alive, not answering, and not configured as a standby: it may be a
+      // primary serving open sessions. Fail safe: report it as a primary, so
+      // Decide fences it unless we hold a valid lease on the leader key.
+      TLOG(Warn, "ha") << "PostgreSQL does not answer and is not a standby: "
+                       << q.error().message();
+      lp.in_recovery = false;
     } else {
-      // The postmaster is alive but does not answer (starting, recovering, stuck):
-      // report it as not running; start actions check IsRunning() again.
+      // A standby that does not answer (starting, recovering): report it as not
+      // running; start actions check IsRunning() again.
       TLOG(Debug, "ha") << "PostgreSQL does not answer: " << q.error().message();
       lp.running = false;
     }
@@ -363,6 +421,12 @@ void Agent::PublishMember(const core::LocalPostgres& local) {
 }
 
 void Agent::RunCycle() {
+  // Keep the embedded etcd member alive, whether or not the store answers.
+  if (cfg_.embedded_etcd() && state_.member && !etcd_.Running() && !stopping_) {
+    TLOG(Warn, "etcd") << "the etcd member is not running; restarting it";
+    auto st = etcd_.Resume();
+    if (!st.ok()) TLOG(Error, "etcd") << st.error().message();
+  }
   auto lease_status = RenewLease();
   if (!lease_status.ok()) TLOG(Debug, "ha") << "lease renewal: " << lease_status.error().message();
   auto view = ReadView();
@@ -397,6 +461,17 @@ void Agent::RunCycle() {
   }
   auto st = Execute(d, obs, v);
   if (!st.ok()) TLOG(Warn, "ha") << st.error().message();
+  // Arm the watchdog while we are the writable primary holding the key.
+  const bool holding = view.ok() && v.leader && v.leader->holder == cfg_.node_name;
+  bool promoted = false;
+  for (const auto& a : d.actions) promoted = promoted || a.type == core::ActionType::kPromote;
+  const bool writable =
+      pg_.IsRunning() && ((st.ok() && promoted) || (local.running && !local.in_recovery));
+  fence_deadline_ = (holding && writable && lease_ != 0) ? lease_deadline_ : 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    health_deadline_ = fence_deadline_.load();
+  }
   if (view.ok()) Housekeeping(v, local);
 }
 
@@ -541,9 +616,10 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
     }
     case ActionType::kReclone: {
       if (pg_.IsRunning()) TANDEM_TRY(pg_.Stop(pg::StopMode::kFast));
-      const std::string aside = cfg_.pg_data_dir + ".before-reclone";
-      if (PathExists(cfg_.pg_data_dir)) {
-        TANDEM_TRY(RemoveAll(aside));
+      if (pg_.InspectDataDir() == pg::DataDirState::kValid) {
+        // Never overwrite an earlier copy: it may hold the only commits of a former primary.
+        const std::string aside = cfg_.pg_data_dir + ".before-reclone-" +
+                                  std::to_string(SystemClock::Get().WallNow() / 1000);
         TANDEM_TRY(RenamePath(cfg_.pg_data_dir, aside));
         TLOG(Warn, "ha") << "kept the old data directory aside as " << aside;
       }
@@ -622,11 +698,10 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& loc
     auto st = pg_.SyncSlots(slots);
     if (!st.ok()) TLOG(Warn, "pg") << "replication slots: " << st.error().message();
   }
-  // Keep the embedded etcd member alive, and the client's endpoint list current.
-  if (cfg_.embedded_etcd() && state_.member && !etcd_.Running() && !stopping_) {
-    TLOG(Warn, "etcd") << "the etcd member is not running; restarting it";
-    auto st = etcd_.Resume();
-    if (!st.ok()) TLOG(Error, "etcd") << st.error().message();
+  // Reach every member's etcd, not only ours (ours may be down or cut off).
+  auto endpoints = EtcdEndpointsFor(view);
+  if (endpoints != store_endpoints_) {
+    if (ConnectStore(endpoints).ok()) store_endpoints_ = endpoints;
   }
 }
 
@@ -681,7 +756,8 @@ Agent::Health Agent::GetHealth() {
   h.running = last_local_.running;
   const bool leading = store_ok_ && last_view_ && last_view_->leader &&
                        last_view_->leader->holder == cfg_.node_name;
-  h.primary = leading && last_local_.running && !last_local_.in_recovery;
+  h.primary = leading && last_local_.running && !last_local_.in_recovery &&
+              SystemClock::Get().Now() < health_deadline_;
   h.replica = last_local_.running && last_local_.in_recovery && !last_local_.following.empty();
   if (h.replica && last_view_ && last_view_->leader) {
     auto it = last_view_->members.find(last_view_->leader->holder);

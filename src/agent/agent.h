@@ -76,6 +76,7 @@ class Agent {
   Health GetHealth();
 
  private:
+  Status StartMember();
   // HA loop
   void LoopMain();
   void RunCycle();
@@ -110,6 +111,7 @@ class Agent {
   core::MemberState SelfState(const core::LocalPostgres& local) const;
   void JoinWorker(std::string address, std::string command);
   Status DoJoin(const std::string& address);
+  Status JoinWithGrant(const JoinGrant& grant);
   Status LeaveLocally();
   // MemberRemove, retried while etcd calls the cluster unhealthy.
   Status RemoveEtcdMember(uint64_t id);
@@ -129,6 +131,8 @@ class Agent {
   LocalState state_;
   std::optional<Secrets> secrets_;
   std::shared_ptr<dcs::Dcs> store_;
+  std::vector<std::string> store_endpoints_;
+  MonoMs health_deadline_ = 0;  // copy of fence_deadline_ for /primary
   dcs::LeaseId lease_ = 0;
   MonoMs lease_deadline_ = 0;
   int start_failures_ = 0;
@@ -144,6 +148,14 @@ class Agent {
   int stalled_cycles_ = 0;  // cycles configured to follow the leader without streaming
   bool streaming_ = false;
   bool repl_user_ok_ = false;
+
+  // Fencing watchdog (safety rule 2, independent of the loop, which can block
+  // on the store, a checkpoint or a stop): while this node is the writable
+  // primary, fence_deadline_ is its lease deadline; past it, PostgreSQL is
+  // stopped immediately whatever the loop is doing. 0 = not a primary.
+  void FenceMain();
+  std::atomic<MonoMs> fence_deadline_{0};
+  std::thread fence_thread_;
 
   std::atomic<bool> loop_running_{false};
   std::atomic<bool> stopping_{false};

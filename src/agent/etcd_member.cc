@@ -59,6 +59,10 @@ Status EtcdMember::Launch(const std::string& initial_cluster, bool new_cluster) 
       "--initial-cluster-token=tandem-" + cfg_.cluster,
       "--heartbeat-interval=100",
       "--election-timeout=1000",
+      // Every member publishes its state each cycle: compact history, or the
+      // store reaches its space quota in weeks and refuses every write.
+      "--auto-compaction-mode=periodic",
+      "--auto-compaction-retention=10m",
       "--logger=zap",
       "--log-outputs=stderr",
       "--log-level=warn",

@@ -1,5 +1,6 @@
 // Operator commands: initialize, join, remove, clear-error; and the member
 // side of a join (GrantJoin).
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -236,6 +237,11 @@ Status Agent::StartJoin(const std::string& address) {
   if (pg_.InspectDataDir() == pg::DataDirState::kNotPostgres) {
     return fail(ForeignDataDir());
   }
+  if (pg_.InspectDataDir() == pg::DataDirState::kValid && PathExists(cfg_.pg_data_dir + ".pre-join")) {
+    return fail(Fail(ErrorCode::kFailedPrecondition,
+                     cfg_.pg_data_dir + ".pre-join already exists; move it away so the local "
+                     "database can be kept there; nothing was changed"));
+  }
   auto probe = HttpCall("GET", *url + "/v1/status", "", 5000);
   if (!probe) {
     return fail(Fail(probe.error().code(),
@@ -254,6 +260,11 @@ Status Agent::StartJoin(const std::string& address) {
                        "the agent at " + *url + " is not a cluster member; initialize it first "
                        "or join another member"));
     }
+    if (!j.contains("primary") || j["primary"].is_null()) {
+      return fail(Fail(ErrorCode::kFailedPrecondition,
+                       "the cluster has no primary right now, so there is nothing to copy; "
+                       "join again when `tandem cluster status` on a member shows one"));
+    }
   } catch (...) {
     return fail(Fail(ErrorCode::kUnavailable, *url + " did not answer like a Tandem agent"));
   }
@@ -265,6 +276,10 @@ Status Agent::StartJoin(const std::string& address) {
 
 void Agent::JoinWorker(std::string url, std::string command) {
   std::lock_guard<std::mutex> op(op_mu_);
+  if (state_.member) {  // another command got in between StartJoin and us
+    SetLastCommand(command, "Failed", "this node became a member meanwhile; nothing was changed");
+    return;
+  }
   auto st = DoJoin(url);
   if (st.ok()) {
     SetLastCommand(command, "Success", "");
@@ -275,7 +290,7 @@ void Agent::JoinWorker(std::string url, std::string command) {
 
 Status Agent::DoJoin(const std::string& url) {
   SetProgress("asking " + url + " to add this node");
-  auto resp = HttpCall("POST", url + "/v1/internal/join", EncodeNodeInfo(SelfInfo()), 30'000);
+  auto resp = HttpCall("POST", url + "/v1/internal/join", EncodeNodeInfo(SelfInfo()), 120'000);
   if (!resp) return resp.error();
   JoinGrant grant;
   try {
@@ -293,11 +308,42 @@ Status Agent::DoJoin(const std::string& url) {
   } catch (const std::exception& e) {
     return Fail(ErrorCode::kInternal, std::string("unexpected answer from the member: ") + e.what());
   }
-  if (grant.cluster != cfg_.cluster) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "the member belongs to cluster '" + grant.cluster + "' but " + cfg_.path +
-                    " says '" + cfg_.cluster + "'; fix `cluster:` in the config");
+  auto st = grant.cluster == cfg_.cluster
+                ? JoinWithGrant(grant)
+                : Status(Fail(ErrorCode::kInvalidArgument,
+                              "the member belongs to cluster '" + grant.cluster + "' but " +
+                                  cfg_.path + " says '" + cfg_.cluster +
+                                  "'; fix `cluster:` in the config"));
+  if (st.ok()) return st;
+  // Undo what the grant did, so a failed join leaves no etcd voter behind
+  // (it would cost the cluster its quorum) and can simply be retried.
+  TLOG(Warn, "agent") << "join failed; undoing the registration and the etcd member";
+  StopLoop();
+  if (pg_.IsRunning()) (void)pg_.Stop(pg::StopMode::kFast);
+  if (auto store = Store()) {
+    (void)store->Delete(keys_.node(cfg_.node_name));
+    if (grant.etcd_member_id != 0) {
+      std::vector<std::string> others = grant.etcd_endpoints;
+      if (!others.empty()) (void)ConnectStore(others);
+      (void)RemoveEtcdMember(grant.etcd_member_id);
+    }
   }
+  etcd_.Stop();
+  (void)RemoveAll(cfg_.etcd_data_dir());
+  (void)RemoveAll(cfg_.secrets_path());
+  secrets_.reset();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!state_.kept_aside_dir.empty() && PathExists(state_.kept_aside_dir)) {
+    (void)RemoveAll(cfg_.pg_data_dir);
+    if (RenamePath(state_.kept_aside_dir, cfg_.pg_data_dir).ok()) state_.kept_aside_dir.clear();
+  }
+  state_.member = false;
+  store_.reset();
+  (void)SaveState();
+  return st;
+}
+
+Status Agent::JoinWithGrant(const JoinGrant& grant) {
   TANDEM_TRY(SaveSecrets(cfg_.secrets_path(), grant.secrets));
   secrets_ = grant.secrets;
 
@@ -397,6 +443,14 @@ Result<JoinGrant> Agent::GrantJoin(const NodeInfo& joiner) {
   if (!IsValidName(joiner.name)) {
     return Fail(ErrorCode::kInvalidArgument, "invalid node name '" + joiner.name + "'");
   }
+  {
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, joiner.host.c_str(), buf) != 1 &&
+        inet_pton(AF_INET6, joiner.host.c_str(), buf) != 1) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "the joining node's address '" + joiner.host + "' is not an IP address");
+    }
+  }
   auto view = ReadView();
   if (!view) return view.error().Wrap("reading the cluster");
   if (view->nodes.count(joiner.name) != 0) {
@@ -418,11 +472,17 @@ Result<JoinGrant> Agent::GrantJoin(const NodeInfo& joiner) {
     if (!members) return members.error().Wrap("listing etcd members");
     for (const auto& m : *members) {
       for (const auto& u : m.peer_urls) {
-        if (u == joiner.etcd_peer_url) {
-          // A leftover of an earlier join that did not finish: remove it.
-          TLOG(Warn, "agent") << "removing stale etcd member " << m.id << " at " << u;
-          TANDEM_TRY(store->MemberRemove(m.id));
+        if (u != joiner.etcd_peer_url) continue;
+        bool registered = false;
+        for (const auto& [name, n] : view->nodes) registered = registered || n.etcd_member_id == m.id;
+        if (registered) {
+          return Fail(ErrorCode::kConflict,
+                      "etcd peer address " + u + " belongs to a registered member; give the new "
+                      "node its own address or dcs.etcd_peer_port");
         }
+        // A leftover of an earlier join that did not finish: remove it.
+        TLOG(Warn, "agent") << "removing stale etcd member " << m.id << " at " << u;
+        TANDEM_TRY(RemoveEtcdMember(m.id));
       }
     }
     // etcd refuses membership changes for a few seconds after the previous one

@@ -35,13 +35,16 @@ int RunAgent(const std::string& config_path) {
 
   agent::Agent agent(*cfg);
   api::ApiServer api(agent);
-  if (auto st = api.Start(cfg->api_listen, cfg->api_port); !st.ok()) {
-    TLOG(Error, "agent") << st.error().message();
-    return 1;
-  }
+  // The agent's state is loaded before the API answers, so no request sees a
+  // half-started agent.
   if (auto st = agent.Start(); !st.ok()) {
     TLOG(Error, "agent") << "cannot start: " << st.error().message();
-    api.Stop();
+    agent.Shutdown();
+    return 1;
+  }
+  if (auto st = api.Start(cfg->api_listen, cfg->api_port); !st.ok()) {
+    TLOG(Error, "agent") << st.error().message();
+    agent.Shutdown();
     return 1;
   }
   TLOG(Info, "agent") << "agent for node " << cfg->node_name << " running (config "

@@ -61,10 +61,20 @@ pid_t ReadPid(const std::string& file) {
   return v && *v > 0 ? static_cast<pid_t>(*v) : 0;
 }
 
-pid_t LivePid(const std::string& file) {
+// The pid in `file` when that process is alive and its command line contains
+// `needle` (a stale pid file may name a reused pid: never signal a stranger).
+pid_t LivePid(const std::string& file, const std::string& needle) {
   pid_t p = ReadPid(file);
-  return IsAlive(p) ? p : 0;
+  if (!IsAlive(p)) return 0;
+  auto cmdline = ReadFile("/proc/" + std::to_string(p) + "/cmdline");
+  if (!cmdline) return 0;
+  std::string text = *cmdline;
+  for (char& c : text) {
+    if (c == '\0') c = ' ';
+  }
+  return text.find(needle) != std::string::npos ? p : 0;
 }
+pid_t AgentPid(const NodePaths& n) { return LivePid(n.dir + "/agent.pid", n.config); }
 
 std::string SelfExe() {
   char buf[4096];
@@ -155,7 +165,7 @@ int SandboxUp(const SandboxOptions& o) {
   }
   const std::string dir = AbsolutePath(o.dir);
   for (const auto& n : ExistingNodes(dir)) {
-    if (LivePid(n.dir + "/agent.pid") != 0) {
+    if (AgentPid(n) != 0) {
       return Fail("a sandbox is already running in " + dir +
                   " (see `tandem sandbox status`; stop it with `tandem sandbox down`)");
     }
@@ -240,13 +250,13 @@ int SandboxDown(const SandboxOptions& o) {
     return 0;
   }
   for (const auto& n : nodes) {
-    pid_t agent = LivePid(n.dir + "/agent.pid");
+    pid_t agent = AgentPid(n);
     if (agent != 0) {
       ::kill(agent, SIGTERM);
     }
   }
   for (const auto& n : nodes) {
-    pid_t agent = ReadPid(n.dir + "/agent.pid");
+    pid_t agent = AgentPid(n);
     if (agent != 0 && !WaitForExit(agent, 60'000)) {
       std::printf("%s: agent did not stop in 60 s; killing it\n", n.name.c_str());
       KillHard(agent);
@@ -254,8 +264,7 @@ int SandboxDown(const SandboxOptions& o) {
     auto cfg = agent::LoadConfig(n.config);
     if (cfg) {
       // Anything the agent left behind (it was killed, or crashed).
-      for (const auto& f : {PostgresPidFile(*cfg), EtcdPidFile(*cfg)}) {
-        pid_t p = LivePid(f);
+      for (pid_t p : {LivePid(PostgresPidFile(*cfg), "postgres"), LivePid(EtcdPidFile(*cfg), "etcd")}) {
         if (p != 0) {
           KillHard(p);
           (void)WaitForExit(p, 10'000);
@@ -288,9 +297,9 @@ int SandboxStatus(const SandboxOptions& o) {
                   {"proxy_read_only", cfg->proxy_ro_port},
                   {"etcd_client", cfg->etcd_client_port},
                   {"etcd_peer", cfg->etcd_peer_port}};
-    j["pids"] = {{"agent", LivePid(n.dir + "/agent.pid")},
-                 {"postgres", LivePid(PostgresPidFile(*cfg))},
-                 {"etcd", LivePid(EtcdPidFile(*cfg))}};
+    j["pids"] = {{"agent", AgentPid(n)},
+                 {"postgres", LivePid(PostgresPidFile(*cfg), "postgres")},
+                 {"etcd", LivePid(EtcdPidFile(*cfg), "etcd")}};
     std::string role = "down";
     if (auto st = Status(*cfg, 2000)) {
       role = "unknown";
@@ -328,9 +337,9 @@ int SandboxKill(const SandboxOptions& o, const std::string& node) {
     auto cfg = agent::LoadConfig(n.config);
     if (!cfg) return Fail(cfg.error().message());
     // A node crash: everything at once, no chance to clean up.
-    pid_t agent = LivePid(n.dir + "/agent.pid");
-    pid_t pg = LivePid(PostgresPidFile(*cfg));
-    pid_t etcd = LivePid(EtcdPidFile(*cfg));
+    pid_t agent = AgentPid(n);
+    pid_t pg = LivePid(PostgresPidFile(*cfg), "postgres");
+    pid_t etcd = LivePid(EtcdPidFile(*cfg), "etcd");
     KillHard(agent);
     KillHard(pg);
     KillHard(etcd);
@@ -347,7 +356,7 @@ int SandboxStart(const SandboxOptions& o, const std::string& node) {
   const std::string dir = AbsolutePath(o.dir);
   for (const auto& n : ExistingNodes(dir)) {
     if (n.name != node) continue;
-    if (LivePid(n.dir + "/agent.pid") != 0) {
+    if (AgentPid(n) != 0) {
       std::printf("%s: agent already running\n", node.c_str());
       return 0;
     }
