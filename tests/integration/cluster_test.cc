@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
@@ -259,6 +260,55 @@ TEST_F(ClusterTest, KillingThePrimaryNodeFailsOverAndItRejoinsAsReplica) {
   auto tl_old = Psql(PgPort(old), Pgpass(), "SELECT received_tli FROM pg_stat_wal_receiver");
   EXPECT_EQ(Trim(tl_old.output), Trim(tl_new.output));
   EXPECT_GT(ParseInt(Trim(tl_new.output)).value_or(0), ParseInt(Trim(tl_before.output)).value_or(0));
+}
+
+TEST_F(ClusterTest, Rule2_PrimaryCutOffFromTheStoreStopsWritingBeforeItsLeaseExpires) {
+  ASSERT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 60'000));
+  const std::string primary = Primary(1);
+  const int p = IndexOf(primary);
+  ASSERT_GT(p, 0);
+  auto before = Psql(PgPort(p), Pgpass(),
+                     "CREATE TABLE IF NOT EXISTS t(id int primary key, v text); "
+                     "INSERT INTO t VALUES (99, 'before') ON CONFLICT DO NOTHING");
+  ASSERT_EQ(before.exit_code, 0) << before.output;
+  auto ss = RunTandem({"sandbox", "status", "--json", "--dir", Dir()});
+  ASSERT_EQ(ss.exit_code, 0) << ss.output;
+  std::vector<pid_t> frozen;
+  for (const auto& n : json::parse(ss.output)) {
+    if (n["name"] == primary) continue;
+    pid_t etcd = n["pids"]["etcd"].get<int>();
+    ASSERT_GT(etcd, 0);
+    frozen.push_back(etcd);
+  }
+  // The other two etcd members freeze: the primary's store has no quorum, its
+  // lease cannot be renewed, and it must stop accepting writes by itself.
+  for (pid_t pid : frozen) ::kill(pid, SIGSTOP);
+  struct Thaw {
+    std::vector<pid_t> pids;
+    ~Thaw() {
+      for (pid_t pid : pids) ::kill(pid, SIGCONT);
+    }
+  } thaw{frozen};
+  auto started = std::chrono::steady_clock::now();
+  bool fenced = WaitUntil([&] {
+    auto r = Psql(PgPort(p), Pgpass(), "INSERT INTO t VALUES (100, 'fenced?') ON CONFLICT DO NOTHING");
+    return r.exit_code != 0;
+  }, 60'000);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  ASSERT_TRUE(fenced) << "the isolated primary kept accepting writes";
+  std::printf("isolated primary %s stopped accepting writes after %lld ms\n", primary.c_str(),
+              static_cast<long long>(took));
+  // ttl 10 s: writes must stop before the lease can expire in etcd (the
+  // deadline is ttl - safety_margin after the last renewal was sent).
+  EXPECT_LT(took, 10'000) << "fenced only after " << took << " ms";
+  for (pid_t pid : frozen) ::kill(pid, SIGCONT);
+  thaw.pids.clear();
+  EXPECT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 180'000)) << Status(1)->dump(2);
+  EXPECT_TRUE(WaitUntil([&] {
+    const int np = IndexOf(Primary(1));
+    return np > 0 && Psql(PgPort(np), Pgpass(), "INSERT INTO t VALUES (101, 'after heal') "
+                                                 "ON CONFLICT DO NOTHING").exit_code == 0;
+  }, 60'000));
 }
 
 TEST_F(ClusterTest, FourthNodeJoinsAndRemovalBringsBackItsOwnDatabase) {
