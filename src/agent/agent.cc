@@ -725,8 +725,10 @@ void Agent::MaintainTimeline(const ClusterView& view, const core::LocalPostgres&
   uint32_t want = 0;
   if (leading && local.running && !local.in_recovery && local.timeline > rec.timeline) {
     want = local.timeline;  // the timeline PostgreSQL actually chose
-  } else if (rec.member == cfg_.node_name && local.timeline != 0 &&
-             local.timeline + 1 == rec.timeline && !(local.running && !local.in_recovery)) {
+  } else if (rec.member == cfg_.node_name && local.running && local.in_recovery &&
+             local.timeline != 0 && local.timeline + 1 == rec.timeline) {
+    // Only a running standby's timeline is trusted here: a stopped server's
+    // pg_control may still name the old timeline after a real promotion.
     // We announced a promotion that never happened: take it back, or nobody
     // could ever be promoted again.
     want = local.timeline;

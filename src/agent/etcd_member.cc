@@ -11,6 +11,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/process.h"
+#include "base/strings.h"
 
 namespace tandem::agent {
 
@@ -37,6 +38,20 @@ Status EtcdMember::Resume() {
 
 Status EtcdMember::Launch(const std::string& initial_cluster, bool new_cluster) {
   if (pid_ > 0 && IsAlive(pid_)) return Ok();
+  // An etcd left running by an earlier agent process (it crashed): adopt it
+  // rather than start a second one that would fail on the busy ports.
+  if (auto text = ReadFile(pid_file()); text.ok()) {
+    auto old = ParseInt(Trim(*text));
+    if (old && IsAlive(static_cast<pid_t>(*old))) {
+      auto cmdline = ReadFile("/proc/" + std::to_string(*old) + "/cmdline");
+      if (cmdline.ok() && cmdline->find("etcd") != std::string::npos &&
+          cmdline->find(cfg_.etcd_data_dir()) != std::string::npos) {
+        pid_ = static_cast<pid_t>(*old);
+        TLOG(Info, "etcd") << "adopted the running etcd member pid=" << pid_;
+        return Ok();
+      }
+    }
+  }
   const std::string user = ServiceUser(cfg_);
   TANDEM_TRY(MakeDirs(cfg_.etcd_data_dir(), 0700));
   TANDEM_TRY(ChownRecursive(cfg_.etcd_data_dir(), user));

@@ -163,6 +163,7 @@ Status Agent::Initialize() {
   }
   if (st.ok()) st = pg_.EnsureReplicationUser("replicator", secrets.replication_password);
   if (!st.ok()) {
+    if (pg_.IsRunning()) (void)pg_.Stop(pg::StopMode::kFast);
     undo_etcd();
     return fail(st.error());
   }
@@ -565,7 +566,12 @@ Status Agent::Remove(const std::string& node, bool force) {
     (void)store->Txn({dcs::Compare::ModRevisionIs(keys_.leader(), view->leader->mod_revision)},
                      {dcs::Op::Delete(keys_.leader())});
   }
-  (void)store->Delete(keys_.node(target));
+  if (auto r = store->Delete(keys_.node(target)); !r.ok()) {
+    // The cluster would keep counting us: stay a member and say so.
+    StartLoop();
+    return fail(r.error().Wrap("cannot reach the store to deregister this node; nothing was "
+                               "removed, try again when `tandem cluster status` shows the store"));
+  }
   (void)store->Delete(keys_.member(target));
   if (lease_ != 0) (void)store->Revoke(lease_);
   lease_ = 0;

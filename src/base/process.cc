@@ -63,7 +63,7 @@ Result<UserIds> Lookup(const std::string& user) {
 }
 
 // Everything after fork() must be async-signal-safe-ish: we prepared all data before.
-[[noreturn]] void ExecChild(const std::vector<std::string>& argv, const SpawnOptions& opts,
+[[noreturn]] void ExecChild(const std::vector<char*>& args, const SpawnOptions& opts,
                             const UserIds* ids, int out_fd, const std::vector<char*>& envp) {
   if (opts.new_process_group) ::setpgid(0, 0);
   ::signal(SIGPIPE, SIG_DFL);
@@ -81,9 +81,6 @@ Result<UserIds> Lookup(const std::string& user) {
     if (::setgroups(0, nullptr) != 0 && errno != EPERM) _exit(126);
     if (::setgid(ids->gid) != 0 || ::setuid(ids->uid) != 0) _exit(126);
   }
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
   ::execvpe(args[0], args.data(), envp.data());
   _exit(127);
 }
@@ -119,9 +116,13 @@ Result<pid_t> SpawnWithFd(const std::vector<std::string>& argv, const SpawnOptio
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
+  // Everything the child needs is built before fork(): no allocation after it.
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) return Error(ErrorCode::kIo, std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) ExecChild(argv, opts, ids ? &*ids : nullptr, out_fd, envp);
+  if (pid == 0) ExecChild(args, opts, ids ? &*ids : nullptr, out_fd, envp);
   if (opts.new_process_group) ::setpgid(pid, pid);  // also from the parent: no race
   return pid;
 }
