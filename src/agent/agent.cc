@@ -23,7 +23,9 @@ constexpr const char* kReplicationUser = "replicator";
 // it is rewound (pg_rewind is a no-op when nothing diverged).
 constexpr int kStalledCyclesBeforeRewind = 10;
 
-std::string ServiceUser(const Config& cfg) { return ::geteuid() == 0 ? cfg.run_as_user : ""; }
+std::string ServiceUser(const Config& cfg) {
+  return ::geteuid() == 0 ? cfg.run_as_user : "";
+}
 
 pg::Paths MakePaths(const Config& cfg) {
   pg::Paths p;
@@ -51,7 +53,9 @@ pg::Settings MakeSettings(const Config& cfg) {
 }  // namespace
 
 Agent::Agent(Config cfg)
-    : cfg_(std::move(cfg)), keys_(cfg_.cluster), pg_(MakePaths(cfg_), MakeSettings(cfg_)),
+    : cfg_(std::move(cfg)),
+      keys_(cfg_.cluster),
+      pg_(MakePaths(cfg_), MakeSettings(cfg_)),
       etcd_(cfg_) {}
 
 Agent::~Agent() {
@@ -110,7 +114,9 @@ std::vector<std::string> Agent::EtcdEndpointsFor(const ClusterView& view) const 
   return eps;
 }
 
-Status Agent::SaveState() { return SaveLocalState(cfg_.state_path(), state_); }
+Status Agent::SaveState() {
+  return SaveLocalState(cfg_.state_path(), state_);
+}
 
 void Agent::SetLastCommand(const std::string& command, const std::string& result,
                            const std::string& error) {
@@ -196,9 +202,9 @@ Status Agent::StartMember() {
     return Ok();
   }
   if (state_.cluster != cfg_.cluster) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "this node belongs to cluster '" + state_.cluster + "' but " + cfg_.path +
-                     " says cluster '" + cfg_.cluster + "'; fix the config file");
+    return Error(ErrorCode::kInvalidArgument, "this node belongs to cluster '" + state_.cluster +
+                                                  "' but " + cfg_.path + " says cluster '" +
+                                                  cfg_.cluster + "'; fix the config file");
   }
   if (!secrets_) {
     return Error(ErrorCode::kFailedPrecondition,
@@ -263,8 +269,9 @@ void Agent::StopLoop() {
 }
 
 void Agent::LoopMain() {
-  TLOG(Info, "ha") << "HA loop started (ttl=" << cfg_.ha.ttl_ms << "ms loop="
-                   << cfg_.ha.loop_interval_ms << "ms margin=" << cfg_.ha.safety_margin_ms << "ms)";
+  TLOG(Info, "ha") << "HA loop started (ttl=" << cfg_.ha.ttl_ms
+                   << "ms loop=" << cfg_.ha.loop_interval_ms
+                   << "ms margin=" << cfg_.ha.safety_margin_ms << "ms)";
   while (loop_running_ && !stopping_) {
     const MonoMs start = SystemClock::Get().Now();
     RunCycle();
@@ -378,8 +385,8 @@ core::LocalPostgres Agent::ObserveLocal(const ClusterView& view) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (lp.running && !lp.in_recovery &&
-      (!state_.was_primary || (state_.needs_rewind && view.leader &&
-                               view.leader->holder == cfg_.node_name))) {
+      (!state_.was_primary ||
+       (state_.needs_rewind && view.leader && view.leader->holder == cfg_.node_name))) {
     // A writable primary holding the key: its history is the reference now.
     state_.was_primary = true;
     if (view.leader && view.leader->holder == cfg_.node_name) state_.needs_rewind = false;
@@ -387,8 +394,8 @@ core::LocalPostgres Agent::ObserveLocal(const ClusterView& view) {
   }
   // A former primary that is down while someone else leads may have written
   // WAL the new leader never saw: it must be rewound before following.
-  if (!lp.running && state_.was_primary && view.leader &&
-      view.leader->holder != cfg_.node_name && !state_.needs_rewind) {
+  if (!lp.running && state_.was_primary && view.leader && view.leader->holder != cfg_.node_name &&
+      !state_.needs_rewind) {
     state_.needs_rewind = true;
     (void)SaveState();
   }
@@ -625,9 +632,8 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
       }
       auto src = SourceFor(view, a.target, false);
       if (!src) return src.error();
-      TANDEM_TRY(pg_.BaseBackup(*src, [](const std::string& line) {
-        TLOG(Info, "pg") << "pg_basebackup: " << line;
-      }));
+      TANDEM_TRY(pg_.BaseBackup(
+          *src, [](const std::string& line) { TLOG(Info, "pg") << "pg_basebackup: " << line; }));
       std::lock_guard<std::mutex> lock(mu_);
       state_.needs_rewind = false;
       state_.needs_reclone = false;
@@ -674,8 +680,8 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& loc
     if (stalled_cycles_ >= kStalledCyclesBeforeRewind) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!state_.needs_rewind) {
-        TLOG(Warn, "ha") << "cannot stream from " << view.leader->holder
-                         << " (timeline " << lm->second.timeline << ", mine " << local.timeline
+        TLOG(Warn, "ha") << "cannot stream from " << view.leader->holder << " (timeline "
+                         << lm->second.timeline << ", mine " << local.timeline
                          << "): my WAL may have diverged; rewinding";
         state_.needs_rewind = true;
         (void)SaveState();
@@ -711,7 +717,8 @@ Status Agent::AnnounceTimeline(const ClusterView& view, uint32_t timeline) {
   const auto cmp = view.timeline.mod_revision == 0
                        ? dcs::Compare::CreateRevisionIs(keys_.timeline(), 0)
                        : dcs::Compare::ModRevisionIs(keys_.timeline(), view.timeline.mod_revision);
-  auto r = store->Txn({cmp}, {dcs::Op::Put(keys_.timeline(), EncodeTimeline(timeline, cfg_.node_name))});
+  auto r =
+      store->Txn({cmp}, {dcs::Op::Put(keys_.timeline(), EncodeTimeline(timeline, cfg_.node_name))});
   if (!r) return r.error().Wrap("recording timeline " + std::to_string(timeline));
   if (!r->succeeded) {
     return Error(ErrorCode::kConflict, "the timeline record changed meanwhile; not promoting");
@@ -756,8 +763,8 @@ Agent::Health Agent::GetHealth() {
   std::lock_guard<std::mutex> lock(mu_);
   Health h;
   h.running = last_local_.running;
-  const bool leading = store_ok_ && last_view_ && last_view_->leader &&
-                       last_view_->leader->holder == cfg_.node_name;
+  const bool leading =
+      store_ok_ && last_view_ && last_view_->leader && last_view_->leader->holder == cfg_.node_name;
   h.primary = leading && last_local_.running && !last_local_.in_recovery &&
               SystemClock::Get().Now() < health_deadline_;
   h.replica = last_local_.running && last_local_.in_recovery && !last_local_.following.empty();

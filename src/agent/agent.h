@@ -11,11 +11,10 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <thread>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "agent/cluster_view.h"
 #include "agent/config.h"
@@ -31,8 +30,8 @@ namespace tandem::agent {
 // What a member grants a node that asks to join (sent back over the API).
 struct JoinGrant {
   std::string cluster;
-  std::string initial_cluster;               // etcd --initial-cluster, the new member included
-  std::vector<std::string> etcd_endpoints;   // client URLs of the existing members
+  std::string initial_cluster;              // etcd --initial-cluster, the new member included
+  std::vector<std::string> etcd_endpoints;  // client URLs of the existing members
   uint64_t etcd_member_id = 0;
   Secrets secrets;
 };
@@ -68,9 +67,9 @@ class Agent {
 
   // Health (for the Patroni-compatible endpoints).
   struct Health {
-    bool running = false;      // PostgreSQL is up
-    bool primary = false;      // writable primary holding the leader key
-    bool replica = false;      // streaming standby
+    bool running = false;  // PostgreSQL is up
+    bool primary = false;  // writable primary holding the leader key
+    bool replica = false;  // streaming standby
     uint64_t lag_bytes = 0;
   };
   Health GetHealth();
@@ -93,8 +92,7 @@ class Agent {
   std::shared_ptr<dcs::Dcs> Store();
   Status ConnectStore(const std::vector<std::string>& endpoints);
   Result<ClusterView> ReadView();
-  Result<pg::Source> SourceFor(const ClusterView& view, const std::string& member,
-                               bool superuser);
+  Result<pg::Source> SourceFor(const ClusterView& view, const std::string& member, bool superuser);
   Status WriteHbaFor(const ClusterView& view);
   Status StartReplicaOf(const ClusterView& view, const std::string& member);
   void SetLastCommand(const std::string& command, const std::string& result,

@@ -91,8 +91,11 @@ std::string EncodeTimeline(uint32_t timeline, const std::string& member) {
 }
 
 std::string EncodeHistory(const HistoryEntry& h) {
-  return json{{"seq", h.seq},       {"at_ms", h.at_ms},   {"leader", h.leader},
-              {"timeline", h.timeline}, {"reason", h.reason}}
+  return json{{"seq", h.seq},
+              {"at_ms", h.at_ms},
+              {"leader", h.leader},
+              {"timeline", h.timeline},
+              {"reason", h.reason}}
       .dump();
 }
 

@@ -35,10 +35,10 @@ struct Keys {
 // A node's registration: how to reach it. Written when it joins, removed when it leaves.
 struct NodeInfo {
   std::string name;
-  std::string host;        // the address it clusters on
+  std::string host;  // the address it clusters on
   int pg_port = 0;
   std::string api_url;
-  std::string etcd_peer_url;    // "" when the cluster uses an external etcd
+  std::string etcd_peer_url;  // "" when the cluster uses an external etcd
   std::string etcd_client_url;
   uint64_t etcd_member_id = 0;  // 0 = not an etcd member
 };

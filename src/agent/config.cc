@@ -80,11 +80,21 @@ std::string Config::etcd_client_url() const {
 std::string Config::etcd_peer_url() const {
   return "http://" + node_address + ":" + std::to_string(etcd_peer_port);
 }
-std::string Config::secrets_path() const { return state_dir + "/secrets.json"; }
-std::string Config::state_path() const { return state_dir + "/state.json"; }
-std::string Config::etcd_data_dir() const { return state_dir + "/etcd"; }
-std::string Config::socket_dir() const { return state_dir + "/run"; }
-std::string Config::log_dir() const { return state_dir + "/log"; }
+std::string Config::secrets_path() const {
+  return state_dir + "/secrets.json";
+}
+std::string Config::state_path() const {
+  return state_dir + "/state.json";
+}
+std::string Config::etcd_data_dir() const {
+  return state_dir + "/etcd";
+}
+std::string Config::socket_dir() const {
+  return state_dir + "/run";
+}
+std::string Config::log_dir() const {
+  return state_dir + "/log";
+}
 
 Result<std::string> InterfaceAddress(const std::string& interface) {
   struct ifaddrs* addrs = nullptr;
@@ -124,7 +134,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
   try {
     Config c;
     c.path = path;
-    TANDEM_TRY(CheckKeys(root, "", {"cluster", "node", "api", "postgresql", "dcs", "proxy", "tls", "log"}, path));
+    TANDEM_TRY(CheckKeys(
+        root, "", {"cluster", "node", "api", "postgresql", "dcs", "proxy", "tls", "log"}, path));
     TANDEM_TRY(GetString(root, "cluster", "cluster", path, &c.cluster));
     if (!IsValidName(c.cluster)) {
       return Bad(path, "'cluster' must be 1-63 characters of a-z, 0-9, '-', '_' or '.' (got '" +
@@ -132,7 +143,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     }
 
     auto node = root["node"];
-    TANDEM_TRY(CheckKeys(node, "node", {"name", "address", "interface", "state_dir", "run_as_user"}, path));
+    TANDEM_TRY(CheckKeys(node, "node", {"name", "address", "interface", "state_dir", "run_as_user"},
+                         path));
     TANDEM_TRY(GetString(node, "name", "node.name", path, &c.node_name));
     TANDEM_TRY(GetString(node, "address", "node.address", path, &c.node_address));
     TANDEM_TRY(GetString(node, "interface", "node.interface", path, &c.node_interface));
@@ -182,8 +194,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     c.pg_data_dir = c.pg_data_dir.empty() ? c.state_dir + "/pgdata" : AbsolutePath(c.pg_data_dir);
 
     auto dcs = root["dcs"];
-    TANDEM_TRY(CheckKeys(dcs, "dcs", {"endpoints", "etcd_client_port", "etcd_peer_port", "etcd_bin", "ttl",
-                                      "loop_interval", "safety_margin", "max_lag_bytes"},
+    TANDEM_TRY(CheckKeys(dcs, "dcs",
+                         {"endpoints", "etcd_client_port", "etcd_peer_port", "etcd_bin", "ttl",
+                          "loop_interval", "safety_margin", "max_lag_bytes"},
                          path));
     if (dcs && dcs["endpoints"]) {
       if (!dcs["endpoints"].IsSequence()) {
@@ -192,7 +205,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
       for (const auto& e : dcs["endpoints"]) {
         std::string url = e.as<std::string>();
         if (!StartsWith(url, "http://") && !StartsWith(url, "https://")) {
-          return Bad(path, "'dcs.endpoints' entry '" + url + "' must start with http:// or https://");
+          return Bad(path,
+                     "'dcs.endpoints' entry '" + url + "' must start with http:// or https://");
         }
         c.dcs_endpoints.push_back(url);
       }
@@ -201,8 +215,10 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     TANDEM_TRY(GetPort(dcs, "etcd_peer_port", "dcs.etcd_peer_port", path, &c.etcd_peer_port));
     TANDEM_TRY(GetString(dcs, "etcd_bin", "dcs.etcd_bin", path, &c.etcd_bin));
     TANDEM_TRY(GetDuration(dcs, "ttl", "dcs.ttl", path, &c.ha.ttl_ms));
-    TANDEM_TRY(GetDuration(dcs, "loop_interval", "dcs.loop_interval", path, &c.ha.loop_interval_ms));
-    TANDEM_TRY(GetDuration(dcs, "safety_margin", "dcs.safety_margin", path, &c.ha.safety_margin_ms));
+    TANDEM_TRY(
+        GetDuration(dcs, "loop_interval", "dcs.loop_interval", path, &c.ha.loop_interval_ms));
+    TANDEM_TRY(
+        GetDuration(dcs, "safety_margin", "dcs.safety_margin", path, &c.ha.safety_margin_ms));
     if (dcs && dcs["max_lag_bytes"]) {
       auto v = ParseInt(dcs["max_lag_bytes"].as<std::string>());
       if (!v || *v < 0) return Bad(path, "'dcs.max_lag_bytes' must be a non-negative integer");
@@ -217,7 +233,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     TANDEM_TRY(GetPort(proxy, "read_only_port", "proxy.read_only_port", path, &c.proxy_ro_port));
 
     auto tls = root["tls"];
-    TANDEM_TRY(CheckKeys(tls, "tls", {"server_key", "server_cert", "client_key", "client_cert", "ca_cert"}, path));
+    TANDEM_TRY(CheckKeys(
+        tls, "tls", {"server_key", "server_cert", "client_key", "client_cert", "ca_cert"}, path));
     TANDEM_TRY(GetString(tls, "server_key", "tls.server_key", path, &c.tls_server_key));
     TANDEM_TRY(GetString(tls, "server_cert", "tls.server_cert", path, &c.tls_server_cert));
     TANDEM_TRY(GetString(tls, "client_key", "tls.client_key", path, &c.tls_client_key));
@@ -260,9 +277,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
 Result<Config> LoadConfig(const std::string& path) {
   auto text = ReadFile(path);
   if (!text) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "cannot read the config file " + path + " (" + text.error().message() +
-                     "); pass the node's file with -c FILE");
+    return Error(ErrorCode::kInvalidArgument, "cannot read the config file " + path + " (" +
+                                                  text.error().message() +
+                                                  "); pass the node's file with -c FILE");
   }
   return ParseConfig(*text, AbsolutePath(path));
 }

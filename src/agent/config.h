@@ -22,9 +22,9 @@ struct Config {
 
   // node
   std::string node_name;
-  std::string node_address;    // the address this node clusters on (seed 1's localnode)
-  std::string node_interface;  // alternatively: the interface whose IPv4 address to use
-  std::string state_dir;       // the agent's own state (etcd data, secrets, logs)
+  std::string node_address;              // the address this node clusters on (seed 1's localnode)
+  std::string node_interface;            // alternatively: the interface whose IPv4 address to use
+  std::string state_dir;                 // the agent's own state (etcd data, secrets, logs)
   std::string run_as_user = "postgres";  // for PostgreSQL and etcd when the agent is root
 
   // api
@@ -33,8 +33,8 @@ struct Config {
 
   // postgresql
   int pg_port = 5432;
-  std::string pg_data_dir;     // default <state_dir>/pgdata
-  std::string pg_bin_dir;      // default: pg_config --bindir
+  std::string pg_data_dir;  // default <state_dir>/pgdata
+  std::string pg_bin_dir;   // default: pg_config --bindir
   std::map<std::string, std::string> pg_parameters;
 
   // dcs
@@ -54,7 +54,7 @@ struct Config {
   std::string log_level = "info";
 
   bool embedded_etcd() const { return dcs_endpoints.empty(); }
-  std::string api_url() const;        // http://<node_address>:<api_port>
+  std::string api_url() const;  // http://<node_address>:<api_port>
   std::string etcd_client_url() const;
   std::string etcd_peer_url() const;
   std::string secrets_path() const;   // <state_dir>/secrets.json (0600)

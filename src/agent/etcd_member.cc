@@ -16,10 +16,14 @@
 namespace tandem::agent {
 
 namespace {
-std::string ServiceUser(const Config& cfg) { return ::geteuid() == 0 ? cfg.run_as_user : ""; }
+std::string ServiceUser(const Config& cfg) {
+  return ::geteuid() == 0 ? cfg.run_as_user : "";
+}
 }  // namespace
 
-bool EtcdMember::HasData() const { return IsDirectory(cfg_.etcd_data_dir() + "/member"); }
+bool EtcdMember::HasData() const {
+  return IsDirectory(cfg_.etcd_data_dir() + "/member");
+}
 
 Status EtcdMember::Start(const std::string& initial_cluster, bool new_cluster) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -90,8 +94,9 @@ Status EtcdMember::Launch(const std::string& initial_cluster, bool new_cluster) 
   if (!pid) return pid.error().Wrap("starting etcd");
   pid_ = *pid;
   (void)WriteFileAtomic(pid_file(), std::to_string(pid_) + "\n");
-  TLOG(Info, "etcd") << "started etcd member pid=" << pid_ << " state="
-                     << (new_cluster ? "new" : "existing") << " initial_cluster=" << initial_cluster;
+  TLOG(Info, "etcd") << "started etcd member pid=" << pid_
+                     << " state=" << (new_cluster ? "new" : "existing")
+                     << " initial_cluster=" << initial_cluster;
   return Ok();
 }
 
@@ -125,8 +130,8 @@ Status EtcdMember::WaitReachable(int64_t timeout_ms) const {
   std::string last;
   while (SystemClock::Get().Now() - start < timeout_ms) {
     if (!Running()) {
-      return Error(ErrorCode::kUnavailable, "etcd exited during start-up; see " + cfg_.log_dir() +
-                                                "/etcd.log");
+      return Error(ErrorCode::kUnavailable,
+                   "etcd exited during start-up; see " + cfg_.log_dir() + "/etcd.log");
     }
     auto r = HttpCall("GET", cfg_.etcd_client_url() + "/version", "", 1000);
     if (r && r->status == 200) return Ok();

@@ -19,8 +19,8 @@ struct LastCommand {
 };
 
 struct LocalState {
-  bool member = false;           // this node belongs to a cluster
-  std::string cluster;           // its name
+  bool member = false;  // this node belongs to a cluster
+  std::string cluster;  // its name
   // The pre-existing local database moved aside by `join`; put back by `remove`.
   std::string kept_aside_dir;
   // Set when this node's PostgreSQL has run as a primary and has not since
@@ -28,7 +28,7 @@ struct LocalState {
   bool was_primary = false;
   bool needs_rewind = false;
   bool needs_reclone = false;
-  bool error = false;            // an operator command failed; cleared by `clear-error`
+  bool error = false;  // an operator command failed; cleared by `clear-error`
   LastCommand last_command;
 };
 

@@ -19,7 +19,9 @@ using nlohmann::json;
 
 namespace {
 
-Error Fail(ErrorCode code, const std::string& msg) { return Error(code, msg); }
+Error Fail(ErrorCode code, const std::string& msg) {
+  return Error(code, msg);
+}
 
 bool WaitFor(const std::function<bool()>& cond, int64_t timeout_ms,
              const std::atomic<bool>& stopping) {
@@ -82,9 +84,10 @@ Status Agent::Initialize() {
   if (!op.owns_lock()) return Busy();
   auto fail = [&](Error e) -> Status { return CommandFailed(command, std::move(e)); };
   if (state_.member) {
-    return fail(Fail(ErrorCode::kFailedPrecondition,
-                     "this node is already a member of cluster '" + state_.cluster +
-                         "'; nothing was changed (run `tandem cluster remove` first to start over)"));
+    return fail(
+        Fail(ErrorCode::kFailedPrecondition,
+             "this node is already a member of cluster '" + state_.cluster +
+                 "'; nothing was changed (run `tandem cluster remove` first to start over)"));
   }
   const auto dd = pg_.InspectDataDir();
   if (dd == pg::DataDirState::kNotPostgres) {
@@ -121,10 +124,12 @@ Status Agent::Initialize() {
   auto store = Store();
   // Wait until the store answers writes (a fresh member elects itself first).
   Result<std::optional<dcs::KeyValue>> existing = Error(ErrorCode::kUnavailable, "not tried");
-  WaitFor([&] {
-    existing = store->Get(keys_.initialize());
-    return existing.ok();
-  }, 30'000, stopping_);
+  WaitFor(
+      [&] {
+        existing = store->Get(keys_.initialize());
+        return existing.ok();
+      },
+      30'000, stopping_);
   if (!existing.ok()) {
     undo_etcd();
     return fail(existing.error().Wrap("the store does not answer"));
@@ -207,10 +212,12 @@ Status Agent::Initialize() {
   }
   StartLoop();
   SetProgress("waiting for this node to take the leader key");
-  bool leading = WaitFor([&] {
-    auto v = store->Get(keys_.leader());
-    return v.ok() && v->has_value() && (*v)->value == cfg_.node_name;
-  }, 30'000, stopping_);
+  bool leading = WaitFor(
+      [&] {
+        auto v = store->Get(keys_.leader());
+        return v.ok() && v->has_value() && (*v)->value == cfg_.node_name;
+      },
+      30'000, stopping_);
   if (!leading) {
     return fail(Fail(ErrorCode::kTimeout,
                      "the cluster was created but this node did not become primary within 30 s; "
@@ -229,37 +236,40 @@ Status Agent::StartJoin(const std::string& address) {
   if (!op.owns_lock()) return Busy();
   auto fail = [&](Error e) -> Status { return CommandFailed(command, std::move(e)); };
   if (state_.member) {
-    return fail(Fail(ErrorCode::kFailedPrecondition,
-                     "this node is already a member of cluster '" + state_.cluster +
-                         "'; nothing was changed"));
+    return fail(Fail(
+        ErrorCode::kFailedPrecondition,
+        "this node is already a member of cluster '" + state_.cluster + "'; nothing was changed"));
   }
   auto url = AgentUrl(address);
   if (!url) return fail(url.error());
   if (pg_.InspectDataDir() == pg::DataDirState::kNotPostgres) {
     return fail(ForeignDataDir());
   }
-  if (pg_.InspectDataDir() == pg::DataDirState::kValid && PathExists(cfg_.pg_data_dir + ".pre-join")) {
+  if (pg_.InspectDataDir() == pg::DataDirState::kValid &&
+      PathExists(cfg_.pg_data_dir + ".pre-join")) {
     return fail(Fail(ErrorCode::kFailedPrecondition,
                      cfg_.pg_data_dir + ".pre-join already exists; move it away so the local "
-                     "database can be kept there; nothing was changed"));
+                                        "database can be kept there; nothing was changed"));
   }
   auto probe = HttpCall("GET", *url + "/v1/status", "", 5000);
   if (!probe) {
-    return fail(Fail(probe.error().code(),
-                     "cannot reach a Tandem agent at " + *url + ": " + probe.error().message() +
-                         "; check the address (HOST:API-PORT of a member) and that its agent runs"));
+    return fail(
+        Fail(probe.error().code(),
+             "cannot reach a Tandem agent at " + *url + ": " + probe.error().message() +
+                 "; check the address (HOST:API-PORT of a member) and that its agent runs"));
   }
   if (probe->status != 200) {
-    return fail(Fail(ErrorCode::kUnavailable,
-                     *url + " answered HTTP " + std::to_string(probe->status) +
-                         "; is it a Tandem agent?"));
+    return fail(
+        Fail(ErrorCode::kUnavailable,
+             *url + " answered HTTP " + std::to_string(probe->status) + "; is it a Tandem agent?"));
   }
   try {
     auto j = json::parse(probe->body);
     if (!j.value("member", false)) {
-      return fail(Fail(ErrorCode::kFailedPrecondition,
-                       "the agent at " + *url + " is not a cluster member; initialize it first "
-                       "or join another member"));
+      return fail(
+          Fail(ErrorCode::kFailedPrecondition, "the agent at " + *url +
+                                                   " is not a cluster member; initialize it first "
+                                                   "or join another member"));
     }
     if (!j.contains("primary") || j["primary"].is_null()) {
       return fail(Fail(ErrorCode::kFailedPrecondition,
@@ -307,14 +317,15 @@ Status Agent::DoJoin(const std::string& url) {
     grant.secrets.superuser_password = j.at("superuser_password").get<std::string>();
     grant.secrets.replication_password = j.at("replication_password").get<std::string>();
   } catch (const std::exception& e) {
-    return Fail(ErrorCode::kInternal, std::string("unexpected answer from the member: ") + e.what());
+    return Fail(ErrorCode::kInternal,
+                std::string("unexpected answer from the member: ") + e.what());
   }
-  auto st = grant.cluster == cfg_.cluster
-                ? JoinWithGrant(grant)
-                : Status(Fail(ErrorCode::kInvalidArgument,
-                              "the member belongs to cluster '" + grant.cluster + "' but " +
-                                  cfg_.path + " says '" + cfg_.cluster +
-                                  "'; fix `cluster:` in the config"));
+  auto st =
+      grant.cluster == cfg_.cluster
+          ? JoinWithGrant(grant)
+          : Status(Fail(ErrorCode::kInvalidArgument,
+                        "the member belongs to cluster '" + grant.cluster + "' but " + cfg_.path +
+                            " says '" + cfg_.cluster + "'; fix `cluster:` in the config"));
   if (st.ok()) return st;
   // Undo what the grant did, so a failed join leaves no etcd voter behind
   // (it would cost the cluster its quorum) and can simply be retried.
@@ -359,10 +370,12 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
     TANDEM_TRY(ConnectStore(eps));
     SetProgress("waiting for the local etcd member to catch up");
     Status promoted = Error(ErrorCode::kTimeout, "not tried");
-    WaitFor([&] {
-      promoted = Store()->MemberPromote(grant.etcd_member_id);
-      return promoted.ok();
-    }, 60'000, stopping_);
+    WaitFor(
+        [&] {
+          promoted = Store()->MemberPromote(grant.etcd_member_id);
+          return promoted.ok();
+        },
+        60'000, stopping_);
     if (!promoted.ok()) return promoted.error().Wrap("promoting the etcd learner");
     eps.pop_back();
     eps.insert(eps.begin(), cfg_.etcd_client_url());
@@ -407,8 +420,8 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
       SetProgress("pg_basebackup: " + line);
     });
     if (copied.ok()) break;
-    TLOG(Warn, "agent") << "pg_basebackup attempt " << attempt << " failed: "
-                        << copied.error().message();
+    TLOG(Warn, "agent") << "pg_basebackup attempt " << attempt
+                        << " failed: " << copied.error().message();
     (void)RemoveAll(cfg_.pg_data_dir);
     std::this_thread::sleep_for(std::chrono::seconds(2));
   }
@@ -424,14 +437,15 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
   }
   StartLoop();
   SetProgress("waiting for the replica to stream from " + leader);
-  bool streaming = WaitFor([&] {
-    std::lock_guard<std::mutex> lock(mu_);
-    return last_local_.running && last_local_.in_recovery && !last_local_.following.empty();
-  }, 120'000, stopping_);
+  bool streaming = WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu_);
+        return last_local_.running && last_local_.in_recovery && !last_local_.following.empty();
+      },
+      120'000, stopping_);
   if (!streaming) {
-    return Fail(ErrorCode::kTimeout,
-                "the replica did not start streaming within 120 s; see " + cfg_.log_dir() +
-                    "/postgresql.log");
+    return Fail(ErrorCode::kTimeout, "the replica did not start streaming within 120 s; see " +
+                                         cfg_.log_dir() + "/postgresql.log");
   }
   return Ok();
 }
@@ -466,8 +480,9 @@ Result<JoinGrant> Agent::GrantJoin(const NodeInfo& joiner) {
   NodeInfo reg = joiner;
   if (cfg_.embedded_etcd()) {
     if (joiner.etcd_peer_url.empty()) {
-      return Fail(ErrorCode::kInvalidArgument, "the joining node runs no etcd member but this "
-                                               "cluster uses embedded etcd");
+      return Fail(ErrorCode::kInvalidArgument,
+                  "the joining node runs no etcd member but this "
+                  "cluster uses embedded etcd");
     }
     auto members = store->MemberList();
     if (!members) return members.error().Wrap("listing etcd members");
@@ -475,11 +490,12 @@ Result<JoinGrant> Agent::GrantJoin(const NodeInfo& joiner) {
       for (const auto& u : m.peer_urls) {
         if (u != joiner.etcd_peer_url) continue;
         bool registered = false;
-        for (const auto& [name, n] : view->nodes) registered = registered || n.etcd_member_id == m.id;
+        for (const auto& [name, n] : view->nodes)
+          registered = registered || n.etcd_member_id == m.id;
         if (registered) {
-          return Fail(ErrorCode::kConflict,
-                      "etcd peer address " + u + " belongs to a registered member; give the new "
-                      "node its own address or dcs.etcd_peer_port");
+          return Fail(ErrorCode::kConflict, "etcd peer address " + u +
+                                                " belongs to a registered member; give the new "
+                                                "node its own address or dcs.etcd_peer_port");
         }
         // A leftover of an earlier join that did not finish: remove it.
         TLOG(Warn, "agent") << "removing stale etcd member " << m.id << " at " << u;
@@ -489,10 +505,12 @@ Result<JoinGrant> Agent::GrantJoin(const NodeInfo& joiner) {
     // etcd refuses membership changes for a few seconds after the previous one
     // ("unhealthy cluster") until every member has been seen active: retry.
     Result<dcs::Member> added = Error(ErrorCode::kUnavailable, "not tried");
-    WaitFor([&] {
-      added = store->MemberAdd({joiner.etcd_peer_url}, true);
-      return added.ok() || added.error().code() != ErrorCode::kUnavailable;
-    }, 60'000, stopping_);
+    WaitFor(
+        [&] {
+          added = store->MemberAdd({joiner.etcd_peer_url}, true);
+          return added.ok() || added.error().code() != ErrorCode::kUnavailable;
+        },
+        60'000, stopping_);
     if (!added) return added.error().Wrap("adding the etcd learner");
     g.etcd_member_id = added->id;
     reg.etcd_member_id = added->id;
@@ -542,8 +560,9 @@ Status Agent::Remove(const std::string& node, bool force) {
   const bool is_leader = view->leader && view->leader->holder == target;
   if (is_leader && !force && view->nodes.size() > 1) {
     return fail(Fail(ErrorCode::kFailedPrecondition,
-                     "'" + target + "' is the primary; move the primary first (stop its agent to "
-                     "fail over) or pass --force to remove it and let a replica take over"));
+                     "'" + target +
+                         "' is the primary; move the primary first (stop its agent to "
+                         "fail over) or pass --force to remove it and let a replica take over"));
   }
   auto store = Store();
   const NodeInfo info = it->second;
@@ -569,8 +588,9 @@ Status Agent::Remove(const std::string& node, bool force) {
   if (auto r = store->Delete(keys_.node(target)); !r.ok()) {
     // The cluster would keep counting us: stay a member and say so.
     StartLoop();
-    return fail(r.error().Wrap("cannot reach the store to deregister this node; nothing was "
-                               "removed, try again when `tandem cluster status` shows the store"));
+    return fail(
+        r.error().Wrap("cannot reach the store to deregister this node; nothing was "
+                       "removed, try again when `tandem cluster status` shows the store"));
   }
   (void)store->Delete(keys_.member(target));
   if (lease_ != 0) (void)store->Revoke(lease_);
@@ -588,10 +608,12 @@ Status Agent::Remove(const std::string& node, bool force) {
 Status Agent::RemoveEtcdMember(uint64_t id) {
   auto store = Store();
   Status st = Error(ErrorCode::kUnavailable, "not tried");
-  WaitFor([&] {
-    st = store->MemberRemove(id);
-    return st.ok() || st.error().code() != ErrorCode::kUnavailable;
-  }, 60'000, stopping_);
+  WaitFor(
+      [&] {
+        st = store->MemberRemove(id);
+        return st.ok() || st.error().code() != ErrorCode::kUnavailable;
+      },
+      60'000, stopping_);
   return st;
 }
 
@@ -631,8 +653,7 @@ Status Agent::LeaveLocally() {
                         << restored;
     auto st = pg_.Start();
     if (!st.ok()) {
-      TLOG(Warn, "agent") << "the restored local database did not start: "
-                          << st.error().message();
+      TLOG(Warn, "agent") << "the restored local database did not start: " << st.error().message();
     }
   }
   return Ok();

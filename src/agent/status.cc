@@ -11,8 +11,9 @@ json Agent::StatusJson() {
   json out;
   out["cluster"] = cfg_.cluster;
   out["node"] = cfg_.node_name;
-  out["interface"] = cfg_.node_interface.empty() ? cfg_.node_address
-                                                 : cfg_.node_interface + " (" + cfg_.node_address + ")";
+  out["interface"] = cfg_.node_interface.empty()
+                         ? cfg_.node_address
+                         : cfg_.node_interface + " (" + cfg_.node_address + ")";
   out["certificates"] = {{"server_key", cfg_.tls_server_key},
                          {"server_cert", cfg_.tls_server_cert},
                          {"client_key", cfg_.tls_client_key},
@@ -109,25 +110,26 @@ json Agent::StatusJson() {
     out["members"].push_back(m);
   }
   if (leader.empty()) {
-    warnings.push_back("there is no primary: no member holds the leader key (a failover may be "
-                       "in progress; if this lasts, check that the replicas are running and "
-                       "streaming)");
+    warnings.push_back(
+        "there is no primary: no member holds the leader key (a failover may be "
+        "in progress; if this lasts, check that the replicas are running and "
+        "streaming)");
   }
   if (voting > 0 && voting % 2 == 0) {
-    warnings.push_back(std::to_string(voting) +
-                       " voting members: an even count tolerates no more failures than " +
-                       std::to_string(voting - 1) +
-                       " (a majority of " + std::to_string(voting / 2 + 1) +
-                       " is needed); add or remove a node to make the count odd");
+    warnings.push_back(
+        std::to_string(voting) + " voting members: an even count tolerates no more failures than " +
+        std::to_string(voting - 1) + " (a majority of " + std::to_string(voting / 2 + 1) +
+        " is needed); add or remove a node to make the count odd");
   }
   if (voting > 0 && voting < 3) {
-    warnings.push_back("fewer than 3 voting members: losing one node stops automatic failover; "
-                       "3 or 5 are recommended");
+    warnings.push_back(
+        "fewer than 3 voting members: losing one node stops automatic failover; "
+        "3 or 5 are recommended");
   }
   out["history"] = json::array();
   for (const auto& h : v.history) {
-    out["history"].push_back({{"at_ms", h.at_ms}, {"leader", h.leader}, {"timeline", h.timeline},
-                              {"reason", h.reason}});
+    out["history"].push_back(
+        {{"at_ms", h.at_ms}, {"leader", h.leader}, {"timeline", h.timeline}, {"reason", h.reason}});
   }
   out["status"] = st.error ? "Error" : (leader.empty() ? "No primary" : "Enabled");
   out["warnings"] = warnings;

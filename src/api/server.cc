@@ -11,13 +11,19 @@ using nlohmann::json;
 
 int HttpStatusFor(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return 400;
-    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kInvalidArgument:
+      return 400;
+    case ErrorCode::kNotFound:
+      return 404;
     case ErrorCode::kConflict:
-    case ErrorCode::kFailedPrecondition: return 409;
-    case ErrorCode::kUnavailable: return 503;
-    case ErrorCode::kTimeout: return 504;
-    default: return 500;
+    case ErrorCode::kFailedPrecondition:
+      return 409;
+    case ErrorCode::kUnavailable:
+      return 503;
+    case ErrorCode::kTimeout:
+      return 504;
+    default:
+      return 500;
   }
 }
 
@@ -48,8 +54,9 @@ bool ParseBody(const httplib::Request& req, httplib::Response& res, json* out) {
     if (!out->is_object()) throw std::runtime_error("not a JSON object");
     return true;
   } catch (const std::exception& e) {
-    SendJson(res, 400, {{"error", std::string("the request body is not a JSON object: ") + e.what()},
-                        {"code", "invalid argument"}});
+    SendJson(res, 400,
+             {{"error", std::string("the request body is not a JSON object: ") + e.what()},
+              {"code", "invalid argument"}});
     return false;
   }
 }
@@ -58,7 +65,9 @@ bool ParseBody(const httplib::Request& req, httplib::Response& res, json* out) {
 
 ApiServer::ApiServer(agent::Agent& agent) : agent_(agent), server_(new httplib::Server) {}
 
-ApiServer::~ApiServer() { Stop(); }
+ApiServer::~ApiServer() {
+  Stop();
+}
 
 Status ApiServer::Start(const std::string& host, int port) {
   auto& s = *server_;
@@ -84,7 +93,8 @@ Status ApiServer::Start(const std::string& host, int port) {
   s.Post("/v1/cluster/remove", [this](const httplib::Request& req, httplib::Response& res) {
     json body;
     if (!ParseBody(req, res, &body)) return;
-    std::string node = body.contains("node") && body["node"].is_string() ? body["node"].get<std::string>() : "";
+    std::string node =
+        body.contains("node") && body["node"].is_string() ? body["node"].get<std::string>() : "";
     bool force = body.contains("force") && body["force"].is_boolean() && body["force"].get<bool>();
     SendStatus(res, agent_.Remove(node, force));
   });

@@ -10,16 +10,18 @@
 
 int main(int argc, char** argv) {
   using namespace tandem::cli;
-  CLI::App app{"Tandem: high availability for PostgreSQL (one agent per node, etcd for "
-               "consensus, a stable client endpoint)",
-               "tandem"};
+  CLI::App app{
+      "Tandem: high availability for PostgreSQL (one agent per node, etcd for "
+      "consensus, a stable client endpoint)",
+      "tandem"};
   app.require_subcommand(1);
   std::string config = kDefaultConfig;
   app.add_option("-c,--config", config, "the node's config file")->capture_default_str();
   app.set_version_flag("--version", TANDEM_VERSION);
 
   // tandem agent
-  auto* agent = app.add_subcommand("agent", "run the node agent in the foreground (systemd runs this)");
+  auto* agent =
+      app.add_subcommand("agent", "run the node agent in the foreground (systemd runs this)");
   agent->add_option("-c,--config", config, "the node's config file")->capture_default_str();
 
   // tandem cluster ...
@@ -37,8 +39,9 @@ int main(int argc, char** argv) {
   std::string remove_node;
   bool remove_force = false;
   auto* remove = cluster->add_subcommand(
-      "remove", "remove NODE (default: this node) from the cluster; a removed node's pre-join "
-                "database is put back");
+      "remove",
+      "remove NODE (default: this node) from the cluster; a removed node's pre-join "
+      "database is put back");
   remove->add_option("NODE", remove_node, "the node to remove (default: this node)");
   remove->add_flag("--force", remove_force, "allow removing the primary (a replica takes over)");
   auto* clear = cluster->add_subcommand("clear-error", "clear the error state of the last command");
@@ -52,7 +55,9 @@ int main(int argc, char** argv) {
   };
   auto* up = sandbox->add_subcommand("up", "start an N-node cluster and wait until it is healthy");
   add_common(up);
-  up->add_option("--nodes", sb.nodes, "number of nodes (1-9)")->capture_default_str()->check(CLI::Range(1, 9));
+  up->add_option("--nodes", sb.nodes, "number of nodes (1-9)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 9));
   up->add_option("--base-port", sb.base_port, "node i uses ports P+10i .. P+10i+5")
       ->capture_default_str()
       ->check(CLI::Range(1024, 65435));
@@ -63,7 +68,8 @@ int main(int argc, char** argv) {
   add_common(sstatus);
   sstatus->add_flag("--json", sb.json, "machine-readable output");
   std::string node;
-  auto* kill = sandbox->add_subcommand("kill", "SIGKILL a node's agent, PostgreSQL and etcd (a crash)");
+  auto* kill =
+      sandbox->add_subcommand("kill", "SIGKILL a node's agent, PostgreSQL and etcd (a crash)");
   add_common(kill);
   kill->add_option("NODE", node, "node name, e.g. node1")->required();
   auto* start = sandbox->add_subcommand("start", "start a node's agent again");

@@ -85,7 +85,8 @@ Status MakeDirs(const std::string& path, mode_t mode) {
   for (const auto& part : p) {
     cur = cur.empty() ? part.string() : (fs::path(cur) / part).string();
     if (cur.empty() || IsDirectory(cur)) continue;
-    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) return Errno("cannot create directory", cur);
+    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST)
+      return Errno("cannot create directory", cur);
   }
   return Ok();
 }
@@ -149,6 +150,8 @@ std::string AbsolutePath(const std::string& path) {
   return p.lexically_normal().string();
 }
 
-std::string DirName(const std::string& path) { return fs::path(path).parent_path().string(); }
+std::string DirName(const std::string& path) {
+  return fs::path(path).parent_path().string();
+}
 
 }  // namespace tandem

@@ -1,15 +1,17 @@
 // Local file helpers. All return Result; none throw.
 #pragma once
 
-#include <string>
 #include <sys/types.h>
+
+#include <string>
 
 #include "base/result.h"
 
 namespace tandem {
 
 Result<std::string> ReadFile(const std::string& path);
-// Writes path.tmp, fsyncs it, renames it over path: readers see the old or the new file, never half.
+// Writes path.tmp, fsyncs it, renames it over path: readers see the old or the new file, never
+// half.
 Status WriteFileAtomic(const std::string& path, const std::string& content, mode_t mode = 0644);
 bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);

@@ -15,10 +15,14 @@ std::string g_node;
 
 const char* LevelName(Level l) {
   switch (l) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
@@ -38,8 +42,12 @@ std::string Quote(const std::string& s) {
 }
 }  // namespace
 
-void SetLevel(Level level) { g_level = static_cast<int>(level); }
-Level GetLevel() { return static_cast<Level>(g_level.load()); }
+void SetLevel(Level level) {
+  g_level = static_cast<int>(level);
+}
+Level GetLevel() {
+  return static_cast<Level>(g_level.load());
+}
 
 void SetFile(const std::string& path) {
   std::lock_guard<std::mutex> lock(g_mu);

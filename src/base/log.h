@@ -42,7 +42,7 @@ class Line {
 }  // namespace tandem::log
 
 // A for-statement rather than if/else, so `if (x) TLOG(...) << y;` has no dangling else.
-#define TLOG(level, module)                                                                 \
+#define TLOG(level, module)                                                                   \
   for (bool tlog_on_ = ::tandem::log::Level::k##level >= ::tandem::log::GetLevel(); tlog_on_; \
-       tlog_on_ = false)                                                                    \
+       tlog_on_ = false)                                                                      \
   ::tandem::log::Line(::tandem::log::Level::k##level, module)

@@ -1,5 +1,6 @@
 #include "base/process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -16,7 +17,6 @@
 #include <mutex>
 #include <set>
 #include <thread>
-#include <dirent.h>
 
 #include "base/clock.h"
 #include "base/strings.h"
@@ -189,7 +189,9 @@ Result<RunResult> RunCommand(const std::vector<std::string>& argv, const SpawnOp
       }
       wait_ms = static_cast<int>(std::min<MonoMs>(left, 200));
     }
-    struct pollfd p {pipefd[0], POLLIN, 0};
+    struct pollfd p {
+      pipefd[0], POLLIN, 0
+    };
     int n = ::poll(&p, 1, wait_ms);
     if (n < 0 && errno != EINTR) break;
     if (n <= 0) continue;
@@ -198,7 +200,8 @@ Result<RunResult> RunCommand(const std::vector<std::string>& argv, const SpawnOp
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) break;  // EOF: every writer closed
     result.output.append(buf, static_cast<size_t>(got));
-    if (result.output.size() > (1u << 20)) result.output.erase(0, result.output.size() - (1u << 20));
+    if (result.output.size() > (1u << 20))
+      result.output.erase(0, result.output.size() - (1u << 20));
     if (on_line) {
       pending.append(buf, static_cast<size_t>(got));
       size_t pos;
@@ -263,7 +266,9 @@ int ReapChildren() {
   return n;
 }
 
-void BecomeSubreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+void BecomeSubreaper() {
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
 
 void KillProcessTree(pid_t pid, int sig) {
   if (pid <= 0) return;

@@ -17,20 +17,20 @@
 namespace tandem {
 
 struct SpawnOptions {
-  std::string run_as_user;                    // empty: keep our uid; else setuid/setgid to it
-  std::map<std::string, std::string> env;     // added to (or overriding) our environment
-  std::string output_file;                    // stdout+stderr appended here; empty: /dev/null
-  std::string cwd;                            // empty: inherit
-  bool new_process_group = true;              // so a kill of the group takes its children too
+  std::string run_as_user;                 // empty: keep our uid; else setuid/setgid to it
+  std::map<std::string, std::string> env;  // added to (or overriding) our environment
+  std::string output_file;                 // stdout+stderr appended here; empty: /dev/null
+  std::string cwd;                         // empty: inherit
+  bool new_process_group = true;           // so a kill of the group takes its children too
 };
 
 // Starts argv[0] (searched in PATH) and returns its pid without waiting.
 Result<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& opts);
 
 struct RunResult {
-  int exit_code = -1;   // -1 when killed by a signal
+  int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;
-  std::string output;   // stdout+stderr (capped at 1 MiB, the tail kept)
+  std::string output;  // stdout+stderr (capped at 1 MiB, the tail kept)
 };
 
 // Runs to completion. on_line (optional) gets every output line as it arrives

@@ -46,7 +46,7 @@ class [[nodiscard]] Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
@@ -79,21 +79,23 @@ class [[nodiscard]] Result<void> {
 };
 
 using Status = Result<void>;
-inline Status Ok() { return Status(); }
+inline Status Ok() {
+  return Status();
+}
 
 // [[noreturn]] crash with a message: for broken invariants of our own code.
 [[noreturn]] void CheckFailed(const char* file, int line, const char* expr, const std::string& msg);
 
 }  // namespace tandem
 
-#define TANDEM_CHECK(cond, msg)                                \
-  do {                                                         \
+#define TANDEM_CHECK(cond, msg)                                           \
+  do {                                                                    \
     if (!(cond)) ::tandem::CheckFailed(__FILE__, __LINE__, #cond, (msg)); \
   } while (0)
 
 // Returns the error of a Result-returning expression from the enclosing function.
-#define TANDEM_TRY(expr)                      \
-  do {                                        \
-    auto _tandem_r = (expr);                  \
+#define TANDEM_TRY(expr)                                      \
+  do {                                                        \
+    auto _tandem_r = (expr);                                  \
     if (!_tandem_r.ok()) return std::move(_tandem_r).error(); \
   } while (0)

@@ -18,8 +18,8 @@ int RunAgent(const std::string& config_path) {
     return 2;
   }
   log::SetNode(cfg->node_name);
-  log::SetLevel(cfg->log_level == "debug"  ? log::Level::kDebug
-                : cfg->log_level == "warn" ? log::Level::kWarn
+  log::SetLevel(cfg->log_level == "debug"   ? log::Level::kDebug
+                : cfg->log_level == "warn"  ? log::Level::kWarn
                 : cfg->log_level == "error" ? log::Level::kError
                                             : log::Level::kInfo);
   // PID 1 does not reap orphans here: adopt and reap what our children leave.
@@ -47,10 +47,12 @@ int RunAgent(const std::string& config_path) {
     agent.Shutdown();
     return 1;
   }
-  TLOG(Info, "agent") << "agent for node " << cfg->node_name << " running (config "
-                      << cfg->path << ")";
+  TLOG(Info, "agent") << "agent for node " << cfg->node_name << " running (config " << cfg->path
+                      << ")";
   while (true) {
-    struct timespec ts {1, 0};
+    struct timespec ts {
+      1, 0
+    };
     int sig = sigtimedwait(&set, nullptr, &ts);
     ReapChildren();
     if (sig == SIGTERM || sig == SIGINT) {

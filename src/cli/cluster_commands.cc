@@ -23,8 +23,8 @@ int PrintError(const std::string& msg) {
 }
 
 std::string LocalApiUrl(const agent::Config& cfg) {
-  std::string host = cfg.api_listen == "0.0.0.0" || cfg.api_listen == "::" ? "127.0.0.1"
-                                                                            : cfg.api_listen;
+  std::string host =
+      cfg.api_listen == "0.0.0.0" || cfg.api_listen == "::" ? "127.0.0.1" : cfg.api_listen;
   return "http://" + host + ":" + std::to_string(cfg.api_port);
 }
 
@@ -70,7 +70,9 @@ std::string Pad(const std::string& s, size_t width) {
 
 std::string RenderStatus(const json& s) {
   std::string out;
-  auto line = [&](const std::string& k, const std::string& v) { out += Pad(k, 22) + ": " + v + "\n"; };
+  auto line = [&](const std::string& k, const std::string& v) {
+    out += Pad(k, 22) + ": " + v + "\n";
+  };
   const auto& lc = s.value("last_command", json::object());
   if (lc.value("result", "") == "Failed" && s.value("status", "") == "Error") {
     out += "ERROR : " + lc.value("error", std::string("unknown error")) + "\n";
@@ -88,17 +90,17 @@ std::string RenderStatus(const json& s) {
       state += " Primary";
     } else if (role == "replica") {
       state += " Replica";
-      state += m.value("in_sync", false) ? " ( In Sync )" : " ( Not In Sync, lag " +
-                                                                 std::to_string(m.value("lag_bytes", 0)) +
-                                                                 " bytes )";
+      state += m.value("in_sync", false)
+                   ? " ( In Sync )"
+                   : " ( Not In Sync, lag " + std::to_string(m.value("lag_bytes", 0)) + " bytes )";
     } else if (m.value("connected", false)) {
       state += " (database not running)";
     }
     out += Pad(name, 36) + ": " + state + "\n";
   }
   if (s["node_in_use"].is_string()) {
-    line("Node in use", s["node_in_use"].get<std::string>() + " (" +
-                            s.value("primary", std::string()) + ")");
+    line("Node in use",
+         s["node_in_use"].get<std::string>() + " (" + s.value("primary", std::string()) + ")");
   } else {
     line("Node in use", s.value("member", false) ? "none (no primary)" : "none");
   }
@@ -188,7 +190,8 @@ int ClusterRemove(const std::string& path, const std::string& node, bool force) 
                  180'000)) {
     return 1;
   }
-  std::printf("Removed %s from the cluster.\n", node.empty() ? cfg->node_name.c_str() : node.c_str());
+  std::printf("Removed %s from the cluster.\n",
+              node.empty() ? cfg->node_name.c_str() : node.c_str());
   return 0;
 }
 

@@ -2,9 +2,8 @@
 // (0 success, 1 failure, 2 bad usage) and prints what an operator needs.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json_fwd.hpp>
+#include <string>
 
 namespace tandem::cli {
 

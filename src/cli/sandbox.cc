@@ -74,7 +74,9 @@ pid_t LivePid(const std::string& file, const std::string& needle) {
   }
   return text.find(needle) != std::string::npos ? p : 0;
 }
-pid_t AgentPid(const NodePaths& n) { return LivePid(n.dir + "/agent.pid", n.config); }
+pid_t AgentPid(const NodePaths& n) {
+  return LivePid(n.dir + "/agent.pid", n.config);
+}
 
 std::string SelfExe() {
   char buf[4096];
@@ -91,10 +93,10 @@ std::string CheckTraversable(const std::string& dir) {
   while (!cur.empty() && cur != "/") {
     struct stat st {};
     if (::stat(cur.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0) {
-      return cur + " is not traversable by other users (mode " +
-             std::to_string(st.st_mode & 0777) +
+      return cur + " is not traversable by other users (mode " + std::to_string(st.st_mode & 0777) +
              "), so PostgreSQL (running as postgres) cannot reach the sandbox; use a --dir "
-             "under /tmp or /var/tmp, or chmod o+x " + cur;
+             "under /tmp or /var/tmp, or chmod o+x " +
+             cur;
     }
     cur = DirName(cur);
   }
@@ -146,8 +148,12 @@ bool WaitFor(const std::function<bool()>& cond, int64_t timeout_ms) {
   return cond();
 }
 
-std::string PostgresPidFile(const agent::Config& cfg) { return cfg.pg_data_dir + "/postmaster.pid"; }
-std::string EtcdPidFile(const agent::Config& cfg) { return cfg.state_dir + "/etcd.pid"; }
+std::string PostgresPidFile(const agent::Config& cfg) {
+  return cfg.pg_data_dir + "/postmaster.pid";
+}
+std::string EtcdPidFile(const agent::Config& cfg) {
+  return cfg.state_dir + "/etcd.pid";
+}
 
 void KillHard(pid_t pid) {
   if (pid <= 0) return;
@@ -210,24 +216,25 @@ int SandboxUp(const SandboxOptions& o) {
     for (size_t i = 1; i < nodes.size(); ++i) {
       std::printf("%s: joining...\n", nodes[i].name.c_str());
       std::fflush(stdout);
-      if (ClusterJoin(nodes[i].config,
-                      "127.0.0.1:" + std::to_string(cfgs[0].api_port)) != 0) {
+      if (ClusterJoin(nodes[i].config, "127.0.0.1:" + std::to_string(cfgs[0].api_port)) != 0) {
         return 1;
       }
     }
   }
   // Healthy: one primary, every other node a replica in sync.
   std::optional<json> st;
-  bool healthy = WaitFor([&] {
-    st = Status(cfgs[0]);
-    if (!st || (*st)["primary"].is_null()) return false;
-    int primaries = 0, replicas = 0;
-    for (const auto& m : (*st)["members"]) {
-      if (m.value("role", "") == "primary") ++primaries;
-      if (m.value("role", "") == "replica" && m.value("in_sync", false)) ++replicas;
-    }
-    return primaries == 1 && replicas == o.nodes - 1;
-  }, 120'000);
+  bool healthy = WaitFor(
+      [&] {
+        st = Status(cfgs[0]);
+        if (!st || (*st)["primary"].is_null()) return false;
+        int primaries = 0, replicas = 0;
+        for (const auto& m : (*st)["members"]) {
+          if (m.value("role", "") == "primary") ++primaries;
+          if (m.value("role", "") == "replica" && m.value("in_sync", false)) ++replicas;
+        }
+        return primaries == 1 && replicas == o.nodes - 1;
+      },
+      120'000);
   auto secrets = agent::LoadSecrets(cfgs[0].secrets_path());
   if (secrets) {
     (void)WriteFileAtomic(dir + "/pgpass",
@@ -235,10 +242,11 @@ int SandboxUp(const SandboxOptions& o) {
   }
   if (st) std::printf("%s", RenderStatus(*st).c_str());
   if (!healthy) return Fail("the sandbox did not become healthy within 120 s; see the agent logs");
-  std::printf("\nThe sandbox is up. Connect to the primary with:\n"
-              "  PGPASSFILE=%s/pgpass psql -h 127.0.0.1 -p %d -U postgres\n"
-              "Status: tandem -c %s cluster status    Stop: tandem sandbox down --dir %s\n",
-              dir.c_str(), cfgs[0].pg_port, nodes[0].config.c_str(), dir.c_str());
+  std::printf(
+      "\nThe sandbox is up. Connect to the primary with:\n"
+      "  PGPASSFILE=%s/pgpass psql -h 127.0.0.1 -p %d -U postgres\n"
+      "Status: tandem -c %s cluster status    Stop: tandem sandbox down --dir %s\n",
+      dir.c_str(), cfgs[0].pg_port, nodes[0].config.c_str(), dir.c_str());
   return 0;
 }
 
@@ -264,7 +272,8 @@ int SandboxDown(const SandboxOptions& o) {
     auto cfg = agent::LoadConfig(n.config);
     if (cfg) {
       // Anything the agent left behind (it was killed, or crashed).
-      for (pid_t p : {LivePid(PostgresPidFile(*cfg), "postgres"), LivePid(EtcdPidFile(*cfg), "etcd")}) {
+      for (pid_t p :
+           {LivePid(PostgresPidFile(*cfg), "postgres"), LivePid(EtcdPidFile(*cfg), "etcd")}) {
         if (p != 0) {
           KillHard(p);
           (void)WaitForExit(p, 10'000);

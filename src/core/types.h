@@ -24,27 +24,27 @@ struct MemberState {
   std::string name;
   Role role = Role::kUnknown;
   uint32_t timeline = 0;
-  uint64_t lsn = 0;            // primary: current WAL flush position; replica: last received
-  uint64_t replay_lsn = 0;     // replica: last replayed (primary: = lsn)
-  std::string following;       // replica: the member it streams from ("" = none)
-  bool streaming = false;      // replica: a WAL receiver is connected
-  bool nofailover = false;     // never promote this member automatically
+  uint64_t lsn = 0;         // primary: current WAL flush position; replica: last received
+  uint64_t replay_lsn = 0;  // replica: last replayed (primary: = lsn)
+  std::string following;    // replica: the member it streams from ("" = none)
+  bool streaming = false;   // replica: a WAL receiver is connected
+  bool nofailover = false;  // never promote this member automatically
 };
 
 // The leader key as read from the store.
 struct LeaderKey {
-  std::string holder;          // member name
-  int64_t mod_revision = 0;    // for compare-and-swap / compare-and-delete
-  int64_t lease = 0;           // the lease it is bound to
+  std::string holder;        // member name
+  int64_t mod_revision = 0;  // for compare-and-swap / compare-and-delete
+  int64_t lease = 0;         // the lease it is bound to
 };
 
 // This node's own PostgreSQL, seen directly (not through the store).
 struct LocalPostgres {
   bool running = false;
-  bool in_recovery = false;    // valid when running
+  bool in_recovery = false;  // valid when running
   uint32_t timeline = 0;
-  uint64_t lsn = 0;            // as MemberState::lsn
-  std::string following;       // replica: member it streams from
+  uint64_t lsn = 0;       // as MemberState::lsn
+  std::string following;  // replica: member it streams from
   // It was a primary (wrote on its timeline) after the point the current
   // leader's timeline forked, or it crashed as a primary and may be ahead: it
   // must be rewound before it may follow anyone. The agent tracks this.
@@ -106,10 +106,10 @@ struct Decision {
 
 // Timing and policy knobs that Decide() depends on (see config for defaults).
 struct HaConfig {
-  int64_t ttl_ms = 10'000;           // leader lease TTL
-  int64_t loop_interval_ms = 1'000;  // agent cycle when nothing happens
-  int64_t safety_margin_ms = 2'000;  // demote this long before the lease can expire
-  int max_start_failures = 2;        // local restarts of a crashed primary before releasing
+  int64_t ttl_ms = 10'000;               // leader lease TTL
+  int64_t loop_interval_ms = 1'000;      // agent cycle when nothing happens
+  int64_t safety_margin_ms = 2'000;      // demote this long before the lease can expire
+  int max_start_failures = 2;            // local restarts of a crashed primary before releasing
   uint64_t max_lag_bytes = 16ull << 20;  // a replica further behind than this never promotes
 };
 

@@ -43,8 +43,8 @@ struct Compare {
   enum class Target { kCreateRevision, kModRevision, kValue, kLease };
   std::string key;
   Target target = Target::kCreateRevision;
-  int64_t number = 0;   // for the revision and lease targets
-  std::string value;    // for kValue
+  int64_t number = 0;  // for the revision and lease targets
+  std::string value;   // for kValue
   static Compare CreateRevisionIs(std::string key, Revision r) {
     return {std::move(key), Target::kCreateRevision, r, {}};
   }

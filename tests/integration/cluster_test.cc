@@ -23,9 +23,9 @@ class ClusterTest : public ::testing::Test {
     BecomeSubreaper();  // the sandbox's agents are reparented to us: reap them
     dir_ = new TempDir("tandem-cluster");
     base_ = TestBasePort(16400);
-    auto r = RunTandem({"sandbox", "up", "--nodes", "3", "--dir", Dir(), "--base-port",
-                        std::to_string(base_)},
-                       600'000);
+    auto r = RunTandem(
+        {"sandbox", "up", "--nodes", "3", "--dir", Dir(), "--base-port", std::to_string(base_)},
+        600'000);
     up_output_ = new std::string(r.output);
     up_ok_ = r.exit_code == 0;
   }
@@ -120,7 +120,8 @@ TEST_F(ClusterTest, SandboxComesUpWithOnePrimaryAndTwoStreamingReplicas) {
   // The human status has the seed's shape.
   auto human = RunTandem({"-c", Config(1), "cluster", "status"});
   EXPECT_EQ(human.exit_code, 0);
-  EXPECT_NE(human.output.find("Status                : Enabled"), std::string::npos) << human.output;
+  EXPECT_NE(human.output.find("Status                : Enabled"), std::string::npos)
+      << human.output;
   EXPECT_NE(human.output.find("Connected Primary"), std::string::npos) << human.output;
   EXPECT_NE(human.output.find("Connected Replica ( In Sync )"), std::string::npos) << human.output;
   EXPECT_NE(human.output.find("(me)"), std::string::npos);
@@ -146,10 +147,13 @@ TEST_F(ClusterTest, RowWrittenOnPrimaryIsReadOnEveryReplica) {
                 "INSERT INTO t VALUES (1, 'replicated')");
   ASSERT_EQ(w.exit_code, 0) << w.output;
   for (int i = 1; i <= 3; ++i) {
-    EXPECT_TRUE(WaitUntil([&] {
-      auto r = Psql(PgPort(i), Pgpass(), "SELECT v FROM t WHERE id = 1");
-      return r.exit_code == 0 && Trim(r.output) == "replicated";
-    }, 30'000)) << "node" << i;
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          auto r = Psql(PgPort(i), Pgpass(), "SELECT v FROM t WHERE id = 1");
+          return r.exit_code == 0 && Trim(r.output) == "replicated";
+        },
+        30'000))
+        << "node" << i;
   }
 }
 
@@ -164,7 +168,8 @@ TEST_F(ClusterTest, BadInputGivesAClearErrorAndChangesNothing) {
   EXPECT_NE(unknown.output.find("no node named 'node42'"), std::string::npos) << unknown.output;
   // a config file with a typo
   const std::string bad = dir_->path() + "/bad.yaml";
-  ASSERT_TRUE(WriteFileAtomic(bad, "node:\n  name: x\n  state_dir: /tmp/x\n  adress: 1.2.3.4\n").ok());
+  ASSERT_TRUE(
+      WriteFileAtomic(bad, "node:\n  name: x\n  state_dir: /tmp/x\n  adress: 1.2.3.4\n").ok());
   auto typo = RunTandem({"-c", bad, "cluster", "status"});
   EXPECT_NE(typo.exit_code, 0);
   EXPECT_NE(typo.output.find("unknown key 'node.adress'"), std::string::npos) << typo.output;
@@ -179,12 +184,13 @@ TEST_F(ClusterTest, BadInputGivesAClearErrorAndChangesNothing) {
   ASSERT_TRUE(WriteFileAtomic(sdir + "/pgdata/precious.txt", "do not touch\n").ok());
   const int sp = base_ + 80;
   const std::string scfg = sdir + "/tandem.yaml";
-  ASSERT_TRUE(WriteFileAtomic(scfg, "cluster: sandbox\nnode:\n  name: standalone\n  address: "
-                                    "127.0.0.1\n  state_dir: " + sdir +
-                                    "\napi:\n  port: " + std::to_string(sp + 1) +
-                                    "\npostgresql:\n  port: " + std::to_string(sp) +
-                                    "\ndcs:\n  etcd_client_port: " + std::to_string(sp + 4) +
-                                    "\n  etcd_peer_port: " + std::to_string(sp + 5) + "\n")
+  ASSERT_TRUE(WriteFileAtomic(scfg,
+                              "cluster: sandbox\nnode:\n  name: standalone\n  address: "
+                              "127.0.0.1\n  state_dir: " +
+                                  sdir + "\napi:\n  port: " + std::to_string(sp + 1) +
+                                  "\npostgresql:\n  port: " + std::to_string(sp) +
+                                  "\ndcs:\n  etcd_client_port: " + std::to_string(sp + 4) +
+                                  "\n  etcd_peer_port: " + std::to_string(sp + 5) + "\n")
                   .ok());
   const char* bin = std::getenv("TANDEM_BIN");
   SpawnOptions opts;
@@ -192,11 +198,15 @@ TEST_F(ClusterTest, BadInputGivesAClearErrorAndChangesNothing) {
   auto pid = Spawn({bin != nullptr ? bin : "build/tandem", "agent", "-c", scfg}, opts);
   ASSERT_TRUE(pid.ok());
   standalone_agent_ = *pid;
-  ASSERT_TRUE(WaitUntil([&] { return RunTandem({"-c", scfg, "cluster", "status"}).exit_code == 0; },
-                        30'000));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return RunTandem({"-c", scfg, "cluster", "status"}).exit_code == 0;
+      },
+      30'000));
   auto init = RunTandem({"-c", scfg, "cluster", "initialize"});
   EXPECT_NE(init.exit_code, 0);
-  EXPECT_NE(init.output.find("is not a PostgreSQL data directory"), std::string::npos) << init.output;
+  EXPECT_NE(init.output.find("is not a PostgreSQL data directory"), std::string::npos)
+      << init.output;
   EXPECT_EQ(*ReadFile(sdir + "/pgdata/precious.txt"), "do not touch\n");
   EXPECT_FALSE(PathExists(sdir + "/etcd/member")) << "initialize must not have started etcd";
   auto st = RunTandem({"-c", scfg, "cluster", "status"});
@@ -205,7 +215,8 @@ TEST_F(ClusterTest, BadInputGivesAClearErrorAndChangesNothing) {
   // join refuses the foreign data directory too
   auto join = RunTandem({"-c", scfg, "cluster", "join", "127.0.0.1:" + std::to_string(ApiPort(1))});
   EXPECT_NE(join.exit_code, 0);
-  EXPECT_NE(join.output.find("is not a PostgreSQL data directory"), std::string::npos) << join.output;
+  EXPECT_NE(join.output.find("is not a PostgreSQL data directory"), std::string::npos)
+      << join.output;
   EXPECT_EQ(*ReadFile(sdir + "/pgdata/precious.txt"), "do not touch\n");
   // with the directory emptied: join to an address where no agent listens
   ASSERT_TRUE(RemoveAll(sdir + "/pgdata/precious.txt").ok());
@@ -236,30 +247,40 @@ TEST_F(ClusterTest, KillingThePrimaryNodeFailsOverAndItRejoinsAsReplica) {
   ASSERT_EQ(kill.exit_code, 0) << kill.output;
 
   std::string new_primary;
-  ASSERT_TRUE(WaitUntil([&] {
-    new_primary = Primary(other);
-    return !new_primary.empty() && new_primary != old_primary;
-  }, 90'000)) << "no new primary";
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        new_primary = Primary(other);
+        return !new_primary.empty() && new_primary != old_primary;
+      },
+      90'000))
+      << "no new primary";
   const int np = IndexOf(new_primary);
-  ASSERT_TRUE(WaitUntil([&] {
-    auto r = Psql(PgPort(np), Pgpass(), "INSERT INTO t VALUES (2, 'after failover')");
-    return r.exit_code == 0;
-  }, 60'000)) << "the new primary does not accept writes";
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto r = Psql(PgPort(np), Pgpass(), "INSERT INTO t VALUES (2, 'after failover')");
+        return r.exit_code == 0;
+      },
+      60'000))
+      << "the new primary does not accept writes";
 
   auto start = RunTandem({"sandbox", "start", old_primary, "--dir", Dir()});
   ASSERT_EQ(start.exit_code, 0) << start.output;
   EXPECT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 180'000)) << Status(other)->dump(2);
   EXPECT_EQ(Primary(other), new_primary);
-  EXPECT_TRUE(WaitUntil([&] {
-    auto r = Psql(PgPort(old), Pgpass(), "SELECT v FROM t WHERE id = 2");
-    return r.exit_code == 0 && Trim(r.output) == "after failover";
-  }, 60'000)) << "the old primary did not rejoin with the new data";
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto r = Psql(PgPort(old), Pgpass(), "SELECT v FROM t WHERE id = 2");
+        return r.exit_code == 0 && Trim(r.output) == "after failover";
+      },
+      60'000))
+      << "the old primary did not rejoin with the new data";
   auto rec = Psql(PgPort(old), Pgpass(), "SELECT pg_is_in_recovery()");
   EXPECT_EQ(Trim(rec.output), "t");
   auto tl_new = Psql(PgPort(np), Pgpass(), "SELECT timeline_id FROM pg_control_checkpoint()");
   auto tl_old = Psql(PgPort(old), Pgpass(), "SELECT received_tli FROM pg_stat_wal_receiver");
   EXPECT_EQ(Trim(tl_old.output), Trim(tl_new.output));
-  EXPECT_GT(ParseInt(Trim(tl_new.output)).value_or(0), ParseInt(Trim(tl_before.output)).value_or(0));
+  EXPECT_GT(ParseInt(Trim(tl_new.output)).value_or(0),
+            ParseInt(Trim(tl_before.output)).value_or(0));
 }
 
 TEST_F(ClusterTest, Rule2_PrimaryCutOffFromTheStoreStopsWritingBeforeItsLeaseExpires) {
@@ -290,11 +311,16 @@ TEST_F(ClusterTest, Rule2_PrimaryCutOffFromTheStoreStopsWritingBeforeItsLeaseExp
     }
   } thaw{frozen};
   auto started = std::chrono::steady_clock::now();
-  bool fenced = WaitUntil([&] {
-    auto r = Psql(PgPort(p), Pgpass(), "INSERT INTO t VALUES (100, 'fenced?') ON CONFLICT DO NOTHING");
-    return r.exit_code != 0;
-  }, 60'000);
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  bool fenced = WaitUntil(
+      [&] {
+        auto r = Psql(PgPort(p), Pgpass(),
+                      "INSERT INTO t VALUES (100, 'fenced?') ON CONFLICT DO NOTHING");
+        return r.exit_code != 0;
+      },
+      60'000);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - started)
+                  .count();
   ASSERT_TRUE(fenced) << "the isolated primary kept accepting writes";
   std::printf("isolated primary %s stopped accepting writes after %lld ms\n", primary.c_str(),
               static_cast<long long>(took));
@@ -304,11 +330,15 @@ TEST_F(ClusterTest, Rule2_PrimaryCutOffFromTheStoreStopsWritingBeforeItsLeaseExp
   for (pid_t pid : frozen) ::kill(pid, SIGCONT);
   thaw.pids.clear();
   EXPECT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 180'000)) << Status(1)->dump(2);
-  EXPECT_TRUE(WaitUntil([&] {
-    const int np = IndexOf(Primary(1));
-    return np > 0 && Psql(PgPort(np), Pgpass(), "INSERT INTO t VALUES (101, 'after heal') "
-                                                 "ON CONFLICT DO NOTHING").exit_code == 0;
-  }, 60'000));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        const int np = IndexOf(Primary(1));
+        return np > 0 && Psql(PgPort(np), Pgpass(),
+                              "INSERT INTO t VALUES (101, 'after heal') "
+                              "ON CONFLICT DO NOTHING")
+                                 .exit_code == 0;
+      },
+      60'000));
 }
 
 TEST_F(ClusterTest, FourthNodeJoinsAndRemovalBringsBackItsOwnDatabase) {
@@ -334,21 +364,27 @@ TEST_F(ClusterTest, FourthNodeJoinsAndRemovalBringsBackItsOwnDatabase) {
   ASSERT_TRUE(own.WriteConfig(std::nullopt).ok());
   ASSERT_TRUE(own.WriteHba({}).ok());
   ASSERT_TRUE(own.Start().ok());
-  ASSERT_TRUE(own.Sql("CREATE TABLE local_marker(x int); INSERT INTO local_marker VALUES (42)").ok());
+  ASSERT_TRUE(
+      own.Sql("CREATE TABLE local_marker(x int); INSERT INTO local_marker VALUES (42)").ok());
   ASSERT_TRUE(own.Stop(pg::StopMode::kFast).ok());
 
   const int a4 = ApiPort(4);
   const std::string cfg4 = Config(4);
-  ASSERT_TRUE(WriteFileAtomic(cfg4, "cluster: sandbox\nnode:\n  name: node4\n  address: 127.0.0.1\n"
-                                    "  state_dir: " + ndir + "\napi:\n  port: " + std::to_string(a4) +
-                                    "\npostgresql:\n  port: " + std::to_string(p4) +
-                                    "\ndcs:\n  etcd_client_port: " + std::to_string(p4 + 4) +
-                                    "\n  etcd_peer_port: " + std::to_string(p4 + 5) + "\n")
+  ASSERT_TRUE(WriteFileAtomic(cfg4,
+                              "cluster: sandbox\nnode:\n  name: node4\n  address: 127.0.0.1\n"
+                              "  state_dir: " +
+                                  ndir + "\napi:\n  port: " + std::to_string(a4) +
+                                  "\npostgresql:\n  port: " + std::to_string(p4) +
+                                  "\ndcs:\n  etcd_client_port: " + std::to_string(p4 + 4) +
+                                  "\n  etcd_peer_port: " + std::to_string(p4 + 5) + "\n")
                   .ok());
   auto start = RunTandem({"sandbox", "start", "node4", "--dir", Dir()});
   ASSERT_EQ(start.exit_code, 0) << start.output;
-  ASSERT_TRUE(WaitUntil([&] { return RunTandem({"-c", cfg4, "cluster", "status"}).exit_code == 0; },
-                        30'000));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return RunTandem({"-c", cfg4, "cluster", "status"}).exit_code == 0;
+      },
+      30'000));
   auto join = RunTandem({"-c", cfg4, "cluster", "join", "127.0.0.1:" + std::to_string(ApiPort(2))},
                         600'000);
   ASSERT_EQ(join.exit_code, 0) << join.output;
@@ -364,26 +400,34 @@ TEST_F(ClusterTest, FourthNodeJoinsAndRemovalBringsBackItsOwnDatabase) {
   EXPECT_TRUE(even_warning) << s->dump(2);
   EXPECT_TRUE(PathExists(ndir + "/pgdata.pre-join/PG_VERSION"));
   // The replica has the cluster's data, not its own.
-  EXPECT_TRUE(WaitUntil([&] {
-    auto r = Psql(p4, Pgpass(), "SELECT v FROM t WHERE id = 1");
-    return r.exit_code == 0 && Trim(r.output) == "replicated";
-  }, 60'000));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto r = Psql(p4, Pgpass(), "SELECT v FROM t WHERE id = 1");
+        return r.exit_code == 0 && Trim(r.output) == "replicated";
+      },
+      60'000));
 
   // Remove node4: it leaves, and its own database is back in use.
   auto rm = RunTandem({"-c", cfg4, "cluster", "remove"}, 300'000);
   ASSERT_EQ(rm.exit_code, 0) << rm.output;
   EXPECT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 120'000)) << Status(1)->dump(2);
-  EXPECT_TRUE(WaitUntil([&] {
-    auto r = own.Sql("SELECT x FROM local_marker");
-    return r.ok() && r->size() == 1 && (*r)[0] == "42";
-  }, 60'000)) << "node4's own database did not come back";
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto r = own.Sql("SELECT x FROM local_marker");
+        return r.ok() && r->size() == 1 && (*r)[0] == "42";
+      },
+      60'000))
+      << "node4's own database did not come back";
   auto slots = Psql(PgPort(IndexOf(Primary(1))), Pgpass(),
                     "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'tandem_node4'");
-  EXPECT_TRUE(WaitUntil([&] {
-    auto r = Psql(PgPort(IndexOf(Primary(1))), Pgpass(),
-                  "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'tandem_node4'");
-    return r.exit_code == 0 && Trim(r.output) == "0";
-  }, 30'000)) << "node4's slot was not dropped";
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto r = Psql(PgPort(IndexOf(Primary(1))), Pgpass(),
+                      "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'tandem_node4'");
+        return r.exit_code == 0 && Trim(r.output) == "0";
+      },
+      30'000))
+      << "node4's slot was not dropped";
   auto st4 = RunTandem({"-c", cfg4, "cluster", "status"});
   EXPECT_NE(st4.output.find("Status                : Disabled"), std::string::npos) << st4.output;
   RunTandem({"sandbox", "kill", "node4", "--dir", Dir()});

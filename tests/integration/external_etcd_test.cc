@@ -90,31 +90,43 @@ class ExternalEtcdTest : public ::testing::Test {
     SpawnOptions opts;
     opts.run_as_user = ServiceUser();
     opts.output_file = dir_->path() + "/etcd.log";
-    auto pid = Spawn({"etcd", "--name=external", "--data-dir=" + data,
-                      "--listen-client-urls=" + EtcdUrl(), "--advertise-client-urls=" + EtcdUrl(),
-                      "--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
-                      "--initial-cluster=external=" + peer, "--initial-cluster-state=new",
-                      "--initial-cluster-token=tandem-extetcd-test", "--heartbeat-interval=100",
-                      "--election-timeout=1000", "--log-level=warn"},
-                     opts);
+    auto pid =
+        Spawn({"etcd", "--name=external", "--data-dir=" + data, "--listen-client-urls=" + EtcdUrl(),
+               "--advertise-client-urls=" + EtcdUrl(), "--listen-peer-urls=" + peer,
+               "--initial-advertise-peer-urls=" + peer, "--initial-cluster=external=" + peer,
+               "--initial-cluster-state=new", "--initial-cluster-token=tandem-extetcd-test",
+               "--heartbeat-interval=100", "--election-timeout=1000", "--log-level=warn"},
+              opts);
     ASSERT_TRUE(pid.ok()) << pid.error().message();
     etcd_ = *pid;
-    ASSERT_TRUE(WaitUntil([&] {
-      auto r = RunCmd({"etcdctl", "--endpoints=" + EtcdUrl(), "endpoint", "health"}, 10'000,
-                      {{"ETCDCTL_API", "3"}});
-      return r.exit_code == 0 && r.output.find("is healthy") != std::string::npos;
-    }, 30'000)) << "the external etcd did not become healthy; log:\n"
-                << FileText(dir_->path() + "/etcd.log");
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          auto r = RunCmd({"etcdctl", "--endpoints=" + EtcdUrl(), "endpoint", "health"}, 10'000,
+                          {{"ETCDCTL_API", "3"}});
+          return r.exit_code == 0 && r.output.find("is healthy") != std::string::npos;
+        },
+        30'000))
+        << "the external etcd did not become healthy; log:\n"
+        << FileText(dir_->path() + "/etcd.log");
   }
 
   void WriteConfig(int i) {
     const std::string y =
         "cluster: ext\n"
-        "node:\n  name: node" + std::to_string(i) + "\n  address: 127.0.0.1\n"
-        "  state_dir: " + NodeDir(i) + "\n"
-        "api:\n  listen: 127.0.0.1\n  port: " + std::to_string(ApiPort(i)) + "\n"
-        "postgresql:\n  port: " + std::to_string(PgPort(i)) + "\n"
-        "dcs: {endpoints: [" + EtcdUrl() + "]}\n";
+        "node:\n  name: node" +
+        std::to_string(i) +
+        "\n  address: 127.0.0.1\n"
+        "  state_dir: " +
+        NodeDir(i) +
+        "\n"
+        "api:\n  listen: 127.0.0.1\n  port: " +
+        std::to_string(ApiPort(i)) +
+        "\n"
+        "postgresql:\n  port: " +
+        std::to_string(PgPort(i)) +
+        "\n"
+        "dcs: {endpoints: [" +
+        EtcdUrl() + "]}\n";
     ASSERT_TRUE(WriteFileAtomic(Config(i), y).ok());
   }
 
@@ -125,9 +137,13 @@ class ExternalEtcdTest : public ::testing::Test {
     auto pid = Spawn({bin != nullptr ? bin : "build/tandem", "agent", "-c", Config(i)}, opts);
     ASSERT_TRUE(pid.ok()) << pid.error().message();
     agents_[i] = *pid;
-    ASSERT_TRUE(WaitUntil([&] {
-      return RunTandem({"-c", Config(i), "cluster", "status"}, 10'000).exit_code == 0;
-    }, 30'000)) << "node" << i << "'s agent does not answer; log:\n" << AgentLog(i);
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          return RunTandem({"-c", Config(i), "cluster", "status"}, 10'000).exit_code == 0;
+        },
+        30'000))
+        << "node" << i << "'s agent does not answer; log:\n"
+        << AgentLog(i);
   }
 
   static std::string FileText(const std::string& path) {
@@ -205,10 +221,13 @@ TEST_F(ExternalEtcdTest, TwoAgentsReplicateAndFailOverWithoutAnEmbeddedMember) {
   auto w = Psql(PgPort(1), Pgpass(),
                 "CREATE TABLE ext(id int primary key, v text); INSERT INTO ext VALUES (1, 'one')");
   ASSERT_EQ(w.exit_code, 0) << w.output;
-  EXPECT_TRUE(WaitUntil([&] {
-    auto r = Psql(PgPort(2), Pgpass(), "SELECT v FROM ext WHERE id = 1");
-    return r.exit_code == 0 && Trim(r.output) == "one";
-  }, 30'000)) << "the row did not reach node2";
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto r = Psql(PgPort(2), Pgpass(), "SELECT v FROM ext WHERE id = 1");
+        return r.exit_code == 0 && Trim(r.output) == "one";
+      },
+      30'000))
+      << "the row did not reach node2";
   auto rec = Psql(PgPort(2), Pgpass(), "SELECT pg_is_in_recovery()");
   EXPECT_EQ(Trim(rec.output), "t") << rec.output;
 
@@ -218,11 +237,15 @@ TEST_F(ExternalEtcdTest, TwoAgentsReplicateAndFailOverWithoutAnEmbeddedMember) {
   EXPECT_FALSE(IsAlive(PidFromFile(NodeDir(1) + "/pgdata/postmaster.pid")))
       << "node1's agent left PostgreSQL running";
   ASSERT_TRUE(WaitUntil([&] { return Primary(2) == "node2"; }, 60'000))
-      << StatusDump(2) << "\nnode2 log:\n" << AgentLog(2);
-  EXPECT_TRUE(WaitUntil([&] {
-    auto r = Psql(PgPort(2), Pgpass(), "INSERT INTO ext VALUES (2, 'two')");
-    return r.exit_code == 0;
-  }, 60'000)) << "node2 does not accept writes";
+      << StatusDump(2) << "\nnode2 log:\n"
+      << AgentLog(2);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto r = Psql(PgPort(2), Pgpass(), "INSERT INTO ext VALUES (2, 'two')");
+        return r.exit_code == 0;
+      },
+      60'000))
+      << "node2 does not accept writes";
   auto both = Psql(PgPort(2), Pgpass(), "SELECT string_agg(v, ',' ORDER BY id) FROM ext");
   EXPECT_EQ(Trim(both.output), "one,two") << both.output;
   EXPECT_TRUE(IsAlive(etcd_)) << "the external etcd must outlive the agents";

@@ -46,7 +46,9 @@ int TestBasePort(int default_port) {
   return default_port;
 }
 
-std::string ServiceUser() { return ::geteuid() == 0 ? "postgres" : ""; }
+std::string ServiceUser() {
+  return ::geteuid() == 0 ? "postgres" : "";
+}
 
 }  // namespace tandem::testing
 

@@ -79,8 +79,9 @@ TEST(Config, NodeNameWithSlashIsRefused) {
 }
 
 TEST(Config, MissingRequiredKeysAreNamed) {
-  EXPECT_NE(ErrorOf("node:\n  address: 10.0.0.1\n  state_dir: /x\n").find("'node.name' is required"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf("node:\n  address: 10.0.0.1\n  state_dir: /x\n").find("'node.name' is required"),
+      std::string::npos);
   EXPECT_NE(ErrorOf("node:\n  name: a\n  address: 10.0.0.1\n").find("'node.state_dir' is required"),
             std::string::npos);
   EXPECT_NE(ErrorOf("node:\n  name: a\n  state_dir: /x\n").find("node.address"), std::string::npos);

@@ -37,7 +37,8 @@ class ApiServerTest : public ::testing::Test {
   }
   agent::HttpResponse Call(const std::string& method, const std::string& path,
                            const std::string& body = "") {
-    auto r = agent::HttpCall(method, "http://127.0.0.1:" + std::to_string(port_) + path, body, 5000);
+    auto r =
+        agent::HttpCall(method, "http://127.0.0.1:" + std::to_string(port_) + path, body, 5000);
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
     return r.ok() ? *r : agent::HttpResponse{};
   }

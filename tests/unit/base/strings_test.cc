@@ -37,8 +37,8 @@ TEST(Strings, LsnRoundTrip) {
 }
 
 TEST(Strings, Base64RoundTrip) {
-  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", "/tandem/c/leader",
-                                                        std::string("\0\xff", 2)}) {
+  for (const std::string& s : std::vector<std::string>{
+           "", "a", "ab", "abc", "abcd", "/tandem/c/leader", std::string("\0\xff", 2)}) {
     auto d = Base64Decode(Base64Encode(s));
     ASSERT_TRUE(d.has_value());
     EXPECT_EQ(*d, s);

@@ -52,8 +52,10 @@ TEST(RenderStatus, HasTheSeedShape) {
 TEST(RenderStatus, ErrorStateLeadsWithTheError) {
   json j = Sample();
   j["status"] = "Error";
-  j["last_command"] = {{"command", "tandem cluster join 10.0.0.1"}, {"result", "Failed"},
-                       {"error", "Couldn't reach the member"}, {"progress", ""}};
+  j["last_command"] = {{"command", "tandem cluster join 10.0.0.1"},
+                       {"result", "Failed"},
+                       {"error", "Couldn't reach the member"},
+                       {"progress", ""}};
   std::string s = RenderStatus(j);
   EXPECT_EQ(s.rfind("ERROR : Couldn't reach the member\n", 0), 0u) << s;
   EXPECT_NE(s.find("Status                : Error"), std::string::npos);
