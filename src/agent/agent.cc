@@ -468,13 +468,21 @@ void Agent::RunCycle() {
   }
   auto st = Execute(d, obs, v);
   if (!st.ok()) TLOG(Warn, "ha") << st.error().message();
-  // Arm the watchdog while we are the writable primary holding the key.
-  const bool holding = view.ok() && v.leader && v.leader->holder == cfg_.node_name;
+  // Arm the watchdog while we are the writable primary holding the key. When
+  // the store cannot be read we cannot tell, and that is exactly when fencing
+  // matters: keep it armed with the deadline of the last successful renewal.
   bool promoted = false;
   for (const auto& a : d.actions) promoted = promoted || a.type == core::ActionType::kPromote;
   const bool writable =
       pg_.IsRunning() && ((st.ok() && promoted) || (local.running && !local.in_recovery));
-  fence_deadline_ = (holding && writable && lease_ != 0) ? lease_deadline_ : 0;
+  if (!writable) {
+    fence_deadline_ = 0;
+  } else if (view.ok()) {
+    const bool holding = v.leader && v.leader->holder == cfg_.node_name;
+    fence_deadline_ = (holding && lease_ != 0) ? lease_deadline_ : 0;
+  } else if (fence_deadline_.load() == 0 && lease_deadline_ != 0) {
+    fence_deadline_ = lease_deadline_;  // writable, store unreadable: fence at our deadline
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     health_deadline_ = fence_deadline_.load();
@@ -609,6 +617,11 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
       auto st = pg_.Rewind(*src);
       std::lock_guard<std::mutex> lock(mu_);
       if (!st.ok()) {
+        if (st.error().code() == ErrorCode::kUnavailable ||
+            st.error().code() == ErrorCode::kTimeout) {
+          // The source could not be reached: nothing is wrong with our data.
+          return st.error().Wrap("pg_rewind could not reach " + a.target + "; retrying later");
+        }
         TLOG(Error, "ha") << "pg_rewind failed; the node will be re-cloned: "
                           << st.error().message();
         state_.needs_reclone = true;
@@ -633,7 +646,7 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
       auto src = SourceFor(view, a.target, false);
       if (!src) return src.error();
       TANDEM_TRY(pg_.BaseBackup(
-          *src, [](const std::string& line) { TLOG(Info, "pg") << "pg_basebackup: " << line; }));
+          *src, [](const std::string& line) { TLOG(Info, "pg") << line; }));
       std::lock_guard<std::mutex> lock(mu_);
       state_.needs_rewind = false;
       state_.needs_reclone = false;
@@ -677,7 +690,11 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& loc
     auto lm = view.members.find(view.leader->holder);
     const bool newer = lm != view.members.end() && lm->second.timeline > local.timeline;
     stalled_cycles_ = newer ? stalled_cycles_ + 1 : 0;
-    if (stalled_cycles_ >= kStalledCyclesBeforeRewind) {
+    // Two TTLs: a dead leader's key has expired by then, so only a live leader
+    // that refuses our WAL counts.
+    const int64_t threshold = std::max<int64_t>(kStalledCyclesBeforeRewind,
+                                                2 * cfg_.ha.ttl_ms / cfg_.ha.loop_interval_ms);
+    if (stalled_cycles_ >= threshold) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!state_.needs_rewind) {
         TLOG(Warn, "ha") << "cannot stream from " << view.leader->holder << " (timeline "

@@ -416,8 +416,8 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
   Status copied = Error(ErrorCode::kTimeout, "not tried");
   for (int attempt = 1; attempt <= 5 && !stopping_; ++attempt) {
     copied = pg_.BaseBackup(*src, [this](const std::string& line) {
-      TLOG(Info, "pg") << "pg_basebackup: " << line;
-      SetProgress("pg_basebackup: " + line);
+      TLOG(Info, "pg") << line;
+      SetProgress(line);
     });
     if (copied.ok()) break;
     TLOG(Warn, "agent") << "pg_basebackup attempt " << attempt

@@ -35,6 +35,8 @@ json Agent::StatusJson() {
                          {"progress", st.last_command.progress},
                          {"at_ms", st.last_command.at_ms}};
   out["reason"] = reason;
+  // The error an operator has not cleared yet ("" when none).
+  out["error"] = st.error ? st.last_command.error : "";
   out["primary"] = nullptr;
   out["node_in_use"] = nullptr;
   out["members"] = json::array();

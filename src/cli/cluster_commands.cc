@@ -74,8 +74,8 @@ std::string RenderStatus(const json& s) {
     out += Pad(k, 22) + ": " + v + "\n";
   };
   const auto& lc = s.value("last_command", json::object());
-  if (lc.value("result", "") == "Failed" && s.value("status", "") == "Error") {
-    out += "ERROR : " + lc.value("error", std::string("unknown error")) + "\n";
+  if (!s.value("error", std::string()).empty()) {
+    out += "ERROR : " + s.value("error", std::string()) + "\n";
   }
   line("Status", s.value("status", "unknown"));
   line("Cluster", s.value("cluster", ""));

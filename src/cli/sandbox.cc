@@ -242,11 +242,17 @@ int SandboxUp(const SandboxOptions& o) {
   }
   if (st) std::printf("%s", RenderStatus(*st).c_str());
   if (!healthy) return Fail("the sandbox did not become healthy within 120 s; see the agent logs");
+  int primary_port = cfgs[0].pg_port;
+  if (st) {
+    for (const auto& m : (*st)["members"]) {
+      if (m.value("role", "") == "primary") primary_port = m.value("port", primary_port);
+    }
+  }
   std::printf(
       "\nThe sandbox is up. Connect to the primary with:\n"
       "  PGPASSFILE=%s/pgpass psql -h 127.0.0.1 -p %d -U postgres\n"
       "Status: tandem -c %s cluster status    Stop: tandem sandbox down --dir %s\n",
-      dir.c_str(), cfgs[0].pg_port, nodes[0].config.c_str(), dir.c_str());
+      dir.c_str(), primary_port, nodes[0].config.c_str(), dir.c_str());
   return 0;
 }
 

@@ -705,7 +705,13 @@ Result<LiveStatus> Postgres::Query() const {
   auto r = conn->Exec(
       "SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, "
       "(SELECT timeline_id FROM pg_control_checkpoint())::text, "
-      "w.status, w.received_tli::text, w.sender_host, w.sender_port::text "
+      "w.status, w.received_tli::text, w.sender_host, w.sender_port::text, "
+      // The checkpoint's timeline stays stale until the next restartpoint, and
+      // received_tli vanishes when the stream stops (the primary died): the
+      // newest timeline history file this standby fetched is the timeline it
+      // follows.
+      "(SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir() "
+      " WHERE name ~ '^[0-9A-F]{8}\\.history$')::text "
       "FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS w ON true",
       "standby status query");
   if (!r) return r.error();
@@ -718,6 +724,10 @@ Result<LiveStatus> Postgres::Query() const {
   if (ls.streaming) {
     auto rt = ParseInt(r->Get(0, 4));
     if (rt && *rt > 0) ls.timeline = std::max(ls.timeline, static_cast<uint32_t>(*rt));
+  }
+  auto hist_tli = ParseInt(r->Get(0, 7));
+  if (hist_tli && *hist_tli > 0) {
+    ls.timeline = std::max(ls.timeline, static_cast<uint32_t>(*hist_tli));
   }
   ls.sender_host = r->Get(0, 5);
   auto sp = ParseInt(r->Get(0, 6));

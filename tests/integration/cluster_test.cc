@@ -242,6 +242,9 @@ TEST_F(ClusterTest, KillingThePrimaryNodeFailsOverAndItRejoinsAsReplica) {
   const int old = IndexOf(old_primary);
   ASSERT_GT(old, 0);
   const int other = old == 1 ? 2 : 1;
+  ASSERT_EQ(Psql(PgPort(old), Pgpass(), "CREATE TABLE IF NOT EXISTS t(id int primary key, v text)")
+                .exit_code,
+            0);
   auto tl_before = Psql(PgPort(old), Pgpass(), "SELECT timeline_id FROM pg_control_checkpoint()");
   auto kill = RunTandem({"sandbox", "kill", old_primary, "--dir", Dir()});
   ASSERT_EQ(kill.exit_code, 0) << kill.output;
@@ -281,6 +284,41 @@ TEST_F(ClusterTest, KillingThePrimaryNodeFailsOverAndItRejoinsAsReplica) {
   EXPECT_EQ(Trim(tl_old.output), Trim(tl_new.output));
   EXPECT_GT(ParseInt(Trim(tl_new.output)).value_or(0),
             ParseInt(Trim(tl_before.output)).value_or(0));
+}
+
+TEST_F(ClusterTest, SecondFailoverSoonAfterTheFirstFindsAPrimary) {
+  // Regression: a standby's checkpoint timeline lags until its next
+  // restartpoint (minutes); the second failover must not wait for it.
+  ASSERT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 60'000));
+  auto first = Primary(1);
+  ASSERT_FALSE(first.empty());
+  ASSERT_EQ(RunTandem({"sandbox", "kill", first, "--dir", Dir()}).exit_code, 0);
+  int via = IndexOf(first) == 1 ? 2 : 1;
+  std::string second;
+  ASSERT_TRUE(WaitUntil([&] {
+    second = Primary(via);
+    return !second.empty() && second != first;
+  }, 90'000));
+  // The surviving replica follows the new primary (on its timeline) before
+  // that one dies too; the replica's checkpoint timeline may still be the old one.
+  int third_index = 6 - IndexOf(first) - IndexOf(second);
+  ASSERT_TRUE(WaitUntil([&] {
+    auto s = Status(third_index);
+    if (!s) return false;
+    for (const auto& m : (*s)["members"]) {
+      if (m["name"] == "node" + std::to_string(third_index)) return m["in_sync"] == true;
+    }
+    return false;
+  }, 60'000)) << Status(third_index)->dump(2);
+  ASSERT_EQ(RunTandem({"sandbox", "kill", second, "--dir", Dir()}).exit_code, 0);
+  ASSERT_EQ(RunTandem({"sandbox", "start", first, "--dir", Dir()}).exit_code, 0);
+  std::string third;
+  EXPECT_TRUE(WaitUntil([&] {
+    third = Primary(third_index);
+    return !third.empty() && third != second;
+  }, 90'000)) << "no primary after the second failover: " << Status(third_index)->dump(2);
+  ASSERT_EQ(RunTandem({"sandbox", "start", second, "--dir", Dir()}).exit_code, 0);
+  EXPECT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 180'000)) << Status(1)->dump(2);
 }
 
 TEST_F(ClusterTest, Rule2_PrimaryCutOffFromTheStoreStopsWritingBeforeItsLeaseExpires) {

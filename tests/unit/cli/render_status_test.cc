@@ -49,9 +49,19 @@ TEST(RenderStatus, HasTheSeedShape) {
   EXPECT_EQ(s.find("ERROR"), std::string::npos);
 }
 
+TEST(RenderStatus, ClearedErrorIsNotShownAgain) {
+  json j = Sample();
+  j["status"] = "Error";  // e.g. the store is unreachable
+  j["error"] = "";
+  j["last_command"]["result"] = "Failed";
+  j["last_command"]["error"] = "an old failure";
+  EXPECT_EQ(RenderStatus(j).find("an old failure"), std::string::npos);
+}
+
 TEST(RenderStatus, ErrorStateLeadsWithTheError) {
   json j = Sample();
   j["status"] = "Error";
+  j["error"] = "Couldn't reach the member";
   j["last_command"] = {{"command", "tandem cluster join 10.0.0.1"},
                        {"result", "Failed"},
                        {"error", "Couldn't reach the member"},
