@@ -64,13 +64,7 @@ class ClusterTest : public ::testing::Test {
   static std::string Pgpass() { return Dir() + "/pgpass"; }
 
   static std::optional<json> Status(int i) {
-    auto r = RunTandem({"-c", Config(i), "cluster", "status", "--json"}, 30'000);
-    if (r.exit_code != 0) return std::nullopt;
-    try {
-      return json::parse(r.output);
-    } catch (...) {
-      return std::nullopt;
-    }
+    return ClusterStatusJson(Config(i));
   }
   static std::string Primary(int via) {
     auto s = Status(via);

@@ -153,13 +153,7 @@ class ExternalEtcdTest : public ::testing::Test {
   std::string AgentLog(int i) const { return FileText(NodeDir(i) + "/agent.log"); }
 
   std::optional<json> Status(int i) const {
-    auto r = RunTandem({"-c", Config(i), "cluster", "status", "--json"}, 30'000);
-    if (r.exit_code != 0) return std::nullopt;
-    try {
-      return json::parse(r.output);
-    } catch (...) {
-      return std::nullopt;
-    }
+    return ClusterStatusJson(Config(i));
   }
   std::string StatusDump(int i) const {
     auto s = Status(i);

@@ -70,6 +70,16 @@ CommandResult RunTandem(const std::vector<std::string>& args, int64_t timeout_ms
   return RunCmd(argv, timeout_ms);
 }
 
+std::optional<nlohmann::json> ClusterStatusJson(const std::string& config) {
+  auto r = RunTandem({"-c", config, "cluster", "status", "--json"}, 30'000);
+  if (r.exit_code != 0) return std::nullopt;
+  try {
+    return nlohmann::json::parse(r.output);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
 CommandResult Psql(int port, const std::string& pgpass, const std::string& sql) {
   return RunCmd({"psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
                  std::to_string(port), "-U", "postgres", "-d", "postgres", "-c", sql},

@@ -5,6 +5,9 @@
 
 #include <functional>
 #include <map>
+#include <optional>
+
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -49,6 +52,8 @@ CommandResult RunTandem(const std::vector<std::string>& args, int64_t timeout_ms
 // Runs any command.
 CommandResult RunCmd(const std::vector<std::string>& argv, int64_t timeout_ms = 120'000,
                      const std::map<std::string, std::string>& env = {});
+// `tandem -c config cluster status --json`, parsed; nullopt when it fails.
+std::optional<nlohmann::json> ClusterStatusJson(const std::string& config);
 // psql -Atc SQL against 127.0.0.1:port as postgres, with the given PGPASSFILE.
 CommandResult Psql(int port, const std::string& pgpass, const std::string& sql);
 
