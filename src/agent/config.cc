@@ -69,6 +69,26 @@ Status GetDuration(const YAML::Node& n, const char* key, const std::string& wher
   return Ok();
 }
 
+// yaml-cpp keeps the first of two equal keys silently; a config where a key
+// appears twice is ambiguous, so it is refused.
+Status CheckDuplicateKeys(const YAML::Node& node, const std::string& where,
+                          const std::string& path) {
+  if (node.IsMap()) {
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      std::string key = kv.first.as<std::string>();
+      std::string full = where.empty() ? key : where + "." + key;
+      if (!seen.insert(key).second) {
+        return Bad(path, "key '" + full + "' appears twice; keep one of them");
+      }
+      TANDEM_TRY(CheckDuplicateKeys(kv.second, full, path));
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& item : node) TANDEM_TRY(CheckDuplicateKeys(item, where, path));
+  }
+  return Ok();
+}
+
 }  // namespace
 
 std::string Config::api_url() const {
@@ -130,6 +150,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     return Bad(path, "the file is empty; at least node.name and node.state_dir are needed");
   }
   if (!root.IsMap()) return Bad(path, "the top level must be a mapping of sections");
+  TANDEM_TRY(CheckDuplicateKeys(root, "", path));
 
   try {
     Config c;

@@ -73,6 +73,11 @@ TEST(Config, WrongTypesAreRefused) {
   EXPECT_NE(ErrorOf("node: [1, 2]\n").find("'node' must be a mapping"), std::string::npos);
 }
 
+TEST(Config, DuplicateKeysAreRefused) {
+  auto e = ErrorOf("node:\n  name: a\n  name: b\n  address: 10.0.0.1\n  state_dir: /x\n");
+  EXPECT_NE(e.find("key 'node.name' appears twice"), std::string::npos) << e;
+}
+
 TEST(Config, NodeNameWithSlashIsRefused) {
   auto e = ErrorOf("node:\n  name: a/b\n  address: 10.0.0.1\n  state_dir: /x\n");
   EXPECT_NE(e.find("'node.name' must be"), std::string::npos) << e;
