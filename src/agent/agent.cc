@@ -157,6 +157,7 @@ Status Agent::Start() {
 void Agent::FenceMain() {
   while (!stopping_) {
     const MonoMs deadline = fence_deadline_.load();
+    guard_.Update(deadline);
     if (deadline != 0 && SystemClock::Get().Now() >= deadline) {
       fence_deadline_ = 0;
       TLOG(Error, "ha") << "lease deadline passed while primary and the HA loop did not demote "
@@ -250,6 +251,7 @@ void Agent::Shutdown() {
   }
   if (store && lease_ != 0) (void)store->Revoke(lease_);
   etcd_.Stop();
+  guard_.Disarm();  // PostgreSQL was stopped above: nothing left to fence
 }
 
 // ---------------------------------------------------------------- HA loop

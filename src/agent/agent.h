@@ -19,6 +19,7 @@
 #include "agent/cluster_view.h"
 #include "agent/config.h"
 #include "agent/etcd_member.h"
+#include "agent/fence_guard.h"
 #include "agent/local_state.h"
 #include "base/result.h"
 #include "core/types.h"
@@ -50,6 +51,8 @@ class Agent {
   void Shutdown();
 
   const Config& config() const { return cfg_; }
+  // The process that fences PostgreSQL if this agent dies (see fence_guard.h).
+  void SetFenceGuard(FenceGuard guard) { guard_ = std::move(guard); }
 
   // ---- operator commands (each records the node's "last command") ----
   Status Initialize();
@@ -153,6 +156,7 @@ class Agent {
   // stopped immediately whatever the loop is doing. 0 = not a primary.
   void FenceMain();
   std::atomic<MonoMs> fence_deadline_{0};
+  FenceGuard guard_;  // told fence_deadline_ by the watchdog thread
   std::thread fence_thread_;
 
   std::atomic<bool> loop_running_{false};

@@ -33,7 +33,14 @@ int RunAgent(const std::string& config_path) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Forked before any thread exists: it fences PostgreSQL if this process dies.
+  auto guard = agent::FenceGuard::Start(cfg->pg_data_dir);
+  if (!guard) {
+    TLOG(Error, "agent") << "cannot start the fence guard: " << guard.error().message();
+    return 1;
+  }
   agent::Agent agent(*cfg);
+  agent.SetFenceGuard(std::move(*guard));
   api::ApiServer api(agent);
   // The agent's state is loaded before the API answers, so no request sees a
   // half-started agent.

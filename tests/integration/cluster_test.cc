@@ -373,6 +373,41 @@ TEST_F(ClusterTest, Rule2_PrimaryCutOffFromTheStoreStopsWritingBeforeItsLeaseExp
       60'000));
 }
 
+TEST_F(ClusterTest, Rule1_PrimaryWhoseAgentIsKilledAloneStopsBeforeItsLeaseExpires) {
+  ASSERT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 60'000));
+  const std::string primary = Primary(1);
+  const int p = IndexOf(primary);
+  ASSERT_GT(p, 0);
+  ASSERT_EQ(Psql(PgPort(p), Pgpass(), "CREATE TABLE IF NOT EXISTS t(id int primary key, v text)")
+                .exit_code,
+            0);
+  auto agent_pid = ParseInt(Trim(*ReadFile(Dir() + "/" + primary + "/agent.pid")));
+  ASSERT_TRUE(agent_pid && IsAlive(static_cast<pid_t>(*agent_pid)));
+  // Only the agent dies: its PostgreSQL and etcd keep running. Nothing renews
+  // the lease any more, so PostgreSQL must stop before another node can lead.
+  ::kill(static_cast<pid_t>(*agent_pid), SIGKILL);
+  auto started = std::chrono::steady_clock::now();
+  bool fenced = WaitUntil([&] {
+    return Psql(PgPort(p), Pgpass(), "INSERT INTO t VALUES (200, 'x') ON CONFLICT DO NOTHING")
+               .exit_code != 0;
+  }, 60'000);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - started)
+                  .count();
+  ASSERT_TRUE(fenced) << "PostgreSQL kept serving writes after its agent died";
+  std::printf("primary %s without its agent stopped accepting writes after %lld ms\n",
+              primary.c_str(), static_cast<long long>(took));
+  EXPECT_LT(took, 10'000) << "fenced only after the lease could have expired";
+  const int other = p == 1 ? 2 : 1;
+  std::string next;
+  EXPECT_TRUE(WaitUntil([&] {
+    next = Primary(other);
+    return !next.empty() && next != primary;
+  }, 90'000));
+  ASSERT_EQ(RunTandem({"sandbox", "start", primary, "--dir", Dir()}).exit_code, 0);
+  EXPECT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 180'000)) << Status(1)->dump(2);
+}
+
 TEST_F(ClusterTest, FourthNodeJoinsAndRemovalBringsBackItsOwnDatabase) {
   ASSERT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 60'000));
   // node4 has a database of its own before it joins.

@@ -1,0 +1,41 @@
+// The fence guard: a small process forked by the agent at start-up that stops
+// the local PostgreSQL if the agent dies while PostgreSQL may be a primary.
+//
+// The agent, not PostgreSQL, enforces the lease (ARCHITECTURE.md rule 1/2): a
+// SIGKILLed or crashed agent would otherwise leave a writable primary behind,
+// and another node takes the key when the lease expires. The agent sends the
+// guard its fencing deadline (monotonic ms; 0 = not a primary) whenever it
+// changes. When the pipe closes (the agent is gone), the guard waits until the
+// last deadline and then sends the postmaster SIGQUIT (immediate shutdown).
+// An agent restarted before that deadline loses one PostgreSQL restart, never
+// safety.
+#pragma once
+
+#include <string>
+
+#include "base/clock.h"
+#include "base/result.h"
+
+namespace tandem::agent {
+
+class FenceGuard {
+ public:
+  FenceGuard() = default;
+  FenceGuard(FenceGuard&& o) noexcept : fd_(o.fd_), last_(o.last_) { o.fd_ = -1; }
+  FenceGuard& operator=(FenceGuard&& o) noexcept;
+  ~FenceGuard();
+
+  // Forks the guard. Must be called before the process starts any thread.
+  static Result<FenceGuard> Start(const std::string& pg_data_dir);
+  // Tells the guard the current deadline (0 = not a primary). Cheap; only
+  // changes are sent. Thread-compatible (one caller).
+  void Update(MonoMs deadline);
+  // Graceful shutdown: the agent stopped PostgreSQL itself; the guard exits.
+  void Disarm() { Update(0); }
+
+ private:
+  int fd_ = -1;
+  MonoMs last_ = -1;
+};
+
+}  // namespace tandem::agent
