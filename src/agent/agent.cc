@@ -22,6 +22,8 @@ constexpr const char* kReplicationUser = "replicator";
 // Cycles a replica may fail to stream from a leader on a newer timeline before
 // it is rewound (pg_rewind is a no-op when nothing diverged).
 constexpr int kStalledCyclesBeforeRewind = 10;
+// A fencing deadline that has always passed.
+constexpr MonoMs kFenceNow = 1;
 
 std::string ServiceUser(const Config& cfg) {
   return ::geteuid() == 0 ? cfg.run_as_user : "";
@@ -340,7 +342,8 @@ Status Agent::RenewLease() {
     TLOG(Warn, "ha") << "our lease expired in the store; a new one is taken next cycle";
     lease_ = 0;
     lease_deadline_ = 0;
-    fence_deadline_ = fence_deadline_.load() == 0 ? 0 : 1;  // fence now if primary
+    // A primary is fenced now: any deadline in the past makes the watchdog act.
+    if (fence_deadline_.load() != 0) fence_deadline_ = kFenceNow;
     return Ok();
   }
   const MonoMs grant_sent = SystemClock::Get().Now();
@@ -484,10 +487,6 @@ void Agent::RunCycle() {
     fence_deadline_ = (holding && lease_ != 0) ? lease_deadline_ : 0;
   } else if (fence_deadline_.load() == 0 && lease_deadline_ != 0) {
     fence_deadline_ = lease_deadline_;  // writable, store unreadable: fence at our deadline
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    health_deadline_ = fence_deadline_.load();
   }
   if (view.ok()) Housekeeping(v, local);
 }
@@ -633,6 +632,7 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
       state_.needs_rewind = false;
       state_.was_primary = false;
       (void)SaveState();
+      hba_signature_.clear();  // pg_rewind copied the source's pg_hba.conf
       TLOG(Info, "ha") << "rewound onto " << a.target << "'s timeline";
       return Ok();  // the next cycle starts it as a standby
     }
@@ -647,8 +647,8 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
       }
       auto src = SourceFor(view, a.target, false);
       if (!src) return src.error();
-      TANDEM_TRY(pg_.BaseBackup(
-          *src, [](const std::string& line) { TLOG(Info, "pg") << line; }));
+      TANDEM_TRY(pg_.BaseBackup(*src, [](const std::string& line) { TLOG(Info, "pg") << line; }));
+      hba_signature_.clear();  // pg_basebackup copied the source's pg_hba.conf
       std::lock_guard<std::mutex> lock(mu_);
       state_.needs_rewind = false;
       state_.needs_reclone = false;
@@ -669,9 +669,9 @@ Status Agent::WriteHbaFor(const ClusterView& view) {
   if (seen.insert(cfg_.node_address).second) peers.push_back({cfg_.node_name, cfg_.node_address});
   std::string sig;
   for (const auto& p : peers) sig += p.address + ",";
-  // pg_basebackup and pg_rewind bring the source's pg_hba.conf: while
-  // PostgreSQL is down (before any start) always rewrite it, else only on change.
-  if (sig == hba_signature_ && pg_.IsRunning()) return Ok();
+  // Only on change; code that replaces the data directory's files
+  // (pg_basebackup, pg_rewind) clears hba_signature_ so ours is written again.
+  if (sig == hba_signature_) return Ok();
   TANDEM_TRY(pg_.WriteHba(peers));
   hba_signature_ = sig;
   if (pg_.IsRunning()) TANDEM_TRY(pg_.Reload());
@@ -785,7 +785,7 @@ Agent::Health Agent::GetHealth() {
   const bool leading =
       store_ok_ && last_view_ && last_view_->leader && last_view_->leader->holder == cfg_.node_name;
   h.primary = leading && last_local_.running && !last_local_.in_recovery &&
-              SystemClock::Get().Now() < health_deadline_;
+              SystemClock::Get().Now() < fence_deadline_.load();
   h.replica = last_local_.running && last_local_.in_recovery && !last_local_.following.empty();
   if (h.replica && last_view_ && last_view_->leader) {
     auto it = last_view_->members.find(last_view_->leader->holder);

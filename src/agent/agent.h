@@ -133,7 +133,6 @@ class Agent {
   std::optional<Secrets> secrets_;
   std::shared_ptr<dcs::Dcs> store_;
   std::vector<std::string> store_endpoints_;
-  MonoMs health_deadline_ = 0;  // copy of fence_deadline_ for /primary
   dcs::LeaseId lease_ = 0;
   MonoMs lease_deadline_ = 0;
   int start_failures_ = 0;
@@ -157,6 +156,7 @@ class Agent {
   void FenceMain();
   std::atomic<MonoMs> fence_deadline_{0};
   FenceGuard guard_;  // told fence_deadline_ by the watchdog thread
+  // fence_deadline_ also bounds /primary: a node past it is not a healthy primary.
   std::thread fence_thread_;
 
   std::atomic<bool> loop_running_{false};

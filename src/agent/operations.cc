@@ -426,6 +426,7 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
     std::this_thread::sleep_for(std::chrono::seconds(2));
   }
   if (!copied.ok()) return copied.error().Wrap("copying the database");
+  hba_signature_.clear();  // pg_basebackup copied the source's pg_hba.conf
   {
     std::lock_guard<std::mutex> lock(mu_);
     state_.member = true;
