@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "base/strings.h"
+#include "core/sync.h"
+
 namespace tandem::core {
 
 std::vector<Candidate> RankCandidateDetails(const Observation& obs, const HaConfig& cfg) {
@@ -44,6 +47,79 @@ std::vector<Candidate> RankCandidateDetails(const Observation& obs, const HaConf
                  ranked.end());
   }
   return ranked;
+}
+
+SyncVerdict SyncCandidates(const Observation& obs) {
+  SyncVerdict v;
+  if (!obs.sync || obs.sync->mode == SyncMode::kOff) return v;
+  v.applies = true;
+  const SyncRecord& rec = *obs.sync;
+  const std::string set = DescribeSync(rec.members, rec.quorum);
+  if (rec.quorum <= 0 || rec.members.empty()) {
+    v.why = "the sync record (written by " + rec.leader +
+            ") counts no standby as holding every acknowledged write";
+    return v;
+  }
+  struct Seen {
+    std::string name;
+    uint32_t timeline;
+    uint64_t lsn;
+    bool nofailover;
+  };
+  std::vector<Seen> seen;
+  for (const std::string& name : rec.members) {
+    if (name == obs.self) {
+      if (obs.pg.running && obs.pg.in_recovery) {
+        bool nofailover = false;
+        for (const MemberState& m : obs.members) {
+          if (m.name == name) nofailover = m.nofailover;
+        }
+        seen.push_back({name, obs.pg.timeline, obs.pg.lsn, nofailover});
+      }
+      continue;
+    }
+    for (const MemberState& m : obs.members) {
+      if (m.name == name && m.role == Role::kReplica) {
+        seen.push_back({name, m.timeline, m.lsn, m.nofailover});
+        break;
+      }
+    }
+  }
+  const size_t need = rec.members.size() - static_cast<size_t>(rec.quorum) + 1;
+  if (static_cast<int>(rec.members.size()) < rec.quorum || seen.size() < need) {
+    v.why = "only " + std::to_string(seen.size()) + " of the sync set " + set +
+            " are live replicas; " + std::to_string(need) +
+            " are needed to be sure one holds every acknowledged write";
+    return v;
+  }
+  uint32_t best_tl = 0;
+  uint64_t best_lsn = 0;
+  for (const Seen& s : seen) {
+    if (s.timeline > best_tl || (s.timeline == best_tl && s.lsn > best_lsn)) {
+      best_tl = s.timeline;
+      best_lsn = s.lsn;
+    }
+  }
+  std::string blocked;
+  for (const Seen& s : seen) {
+    if (s.timeline != best_tl || s.lsn != best_lsn) continue;
+    if (s.nofailover) {
+      blocked += (blocked.empty() ? "" : ", ") + s.name + " (nofailover)";
+    } else if (s.timeline < obs.cluster_timeline) {
+      blocked += (blocked.empty() ? "" : ", ") + s.name + " (behind timeline " +
+                 std::to_string(obs.cluster_timeline) + ")";
+    } else {
+      v.eligible.push_back({s.name, s.timeline, s.lsn});
+    }
+  }
+  std::sort(v.eligible.begin(), v.eligible.end(),
+            [](const Candidate& a, const Candidate& b) { return a.name < b.name; });
+  if (v.eligible.empty()) {
+    v.why = "the most advanced sync standby may not be promoted: " + blocked;
+    return v;
+  }
+  v.ok = true;
+  return v;
 }
 
 std::vector<std::string> RankCandidates(const Observation& obs, const HaConfig& cfg) {

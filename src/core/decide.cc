@@ -1,5 +1,6 @@
 #include "core/decide.h"
 
+#include <optional>
 #include <string>
 
 #include "base/strings.h"
@@ -57,6 +58,40 @@ Decision StoreUnreachable(const Observation& obs) {
               "ms at the lease deadline unless a renewal succeeds");
 }
 
+// The switchover target this primary may hand over to: a live replica that
+// streams from us and may be promoted ("" = none).
+std::string SwitchoverTarget(const Observation& obs, const std::string& wanted) {
+  std::string best;
+  uint64_t best_lsn = 0;
+  for (const MemberState& m : obs.members) {
+    if (m.name == obs.self || m.role != Role::kReplica || !m.streaming || m.nofailover) continue;
+    if (m.following != obs.self) continue;
+    if (!wanted.empty() && m.name != wanted) continue;
+    if (best.empty() || m.lsn > best_lsn || (m.lsn == best_lsn && m.name < best)) {
+      best = m.name;
+      best_lsn = m.lsn;
+    }
+  }
+  return best;
+}
+
+// A running primary with a valid lease and the leader key: an operator asked
+// for a switchover.
+std::optional<Decision> SwitchoverAsLeader(const Observation& obs) {
+  const Intent& in = *obs.intent;
+  if (in.kind != Intent::Kind::kSwitchover || in.final_lsn != 0) return std::nullopt;
+  if (!in.from.empty() && in.from != obs.self) return std::nullopt;
+  if (!in.due) return std::nullopt;
+  const std::string target = SwitchoverTarget(obs, in.to);
+  if (target.empty()) {
+    return Make("I am the leader with the lock; a switchover to " +
+                (in.to.empty() ? std::string("any replica") : in.to) +
+                " waits for it to stream from me (the request expires otherwise)");
+  }
+  return Make({{ActionType::kStepDown, target}},
+              "switchover: stopping cleanly and handing over to " + target);
+}
+
 // Rules when the leader key names this node.
 Decision SelfIsLeader(const Observation& obs, const HaConfig& cfg) {
   const LocalPostgres& pg = obs.pg;
@@ -89,6 +124,9 @@ Decision SelfIsLeader(const Observation& obs, const HaConfig& cfg) {
                                         "starting it as primary (attempt " +
                                         std::to_string(pg.start_failures + 1) + " of " +
                                         std::to_string(cfg.max_start_failures) + ")");
+  }
+  if (!take_over && !pg.in_recovery && obs.intent) {
+    if (auto d = SwitchoverAsLeader(obs)) return *d;
   }
   if (take_over) actions.push_back({ActionType::kTakeOverLeader, ""});
   if (pg.in_recovery) {
@@ -132,6 +170,87 @@ Decision OtherIsLeader(const Observation& obs) {
   return Make("no action. following " + leader);
 }
 
+// No leader, a running standby, and an operator intent. nullopt = the intent
+// does not apply (any more) and the automatic rules decide.
+std::optional<Decision> IntentWithoutLeader(const Observation& obs, const HaConfig& cfg) {
+  const Intent& in = *obs.intent;
+  const LocalPostgres& pg = obs.pg;
+  const std::string here = Position(pg.timeline, pg.lsn);
+  auto promote = [&](std::string why) {
+    if (!LeaseValid(obs)) return Make(why + ", but I have no valid lease to take the key with");
+    return Make({{ActionType::kAcquireLeader, ""}, {ActionType::kPromote, ""}},
+                why + ": acquiring the leader key and promoting");
+  };
+  if (in.kind == Intent::Kind::kSwitchover) {
+    // The old primary lost the key without stepping down: the automatic rules apply.
+    if (in.final_lsn == 0) return std::nullopt;
+    const std::string final_pos = Position(in.final_timeline, in.final_lsn);
+    std::string target = in.to;
+    if (target.empty()) {
+      // Whoever received the old primary's last record, best first.
+      for (const Candidate& c : RankCandidateDetails(obs, cfg)) {
+        if (c.name != in.from && c.timeline == in.final_timeline && c.lsn > in.final_lsn) {
+          target = c.name;
+          break;
+        }
+      }
+      if (target.empty()) {
+        return Make(
+            "no leader; switchover in progress: no replica has received the old "
+            "primary's final position " +
+            final_pos + " yet");
+      }
+    }
+    if (target != obs.self) {
+      return Make("no leader; switchover to " + target + " in progress: waiting for it");
+    }
+    if (pg.timeline != in.final_timeline || pg.lsn <= in.final_lsn) {
+      return Make(
+          "no leader; switchover to me: waiting to receive the old primary's final "
+          "position " +
+          final_pos + " (I am at " + here + ")");
+    }
+    return promote("no leader; switchover to me, and I hold the old primary's final position " +
+                   final_pos + " (" + here + ")");
+  }
+  // Failover to a named member.
+  if (in.to != obs.self) {
+    return Make("no leader; the operator asked to fail over to " + in.to + ": waiting for it");
+  }
+  if (in.accept_data_loss) {
+    return promote("no leader; the operator asked to fail over to me accepting data loss (" + here +
+                   ")");
+  }
+  const SyncVerdict sync = SyncCandidates(obs);
+  if (sync.applies) {
+    bool eligible = false;
+    for (const Candidate& c : sync.eligible) eligible = eligible || c.name == obs.self;
+    if (!eligible) {
+      return Make("no leader; the operator asked to fail over to me, but " +
+                  (sync.ok ? "I may not hold every acknowledged write (" +
+                                 sync.eligible.front().name + " does)"
+                           : sync.why) +
+                  "; use --accept-data-loss to promote me anyway");
+    }
+    return promote(
+        "no leader; the operator asked to fail over to me and I hold every "
+        "acknowledged write (" +
+        here + ")");
+  }
+  const std::vector<Candidate> ranked = RankCandidateDetails(obs, cfg);
+  const bool best = !ranked.empty() && ranked.front().timeline == pg.timeline &&
+                    ranked.front().lsn <= pg.lsn && !BehindClusterTimeline(obs);
+  if (!best) {
+    return Make("no leader; the operator asked to fail over to me, but " +
+                (ranked.empty() ? std::string("I am not a failover candidate")
+                                : ranked.front().name + " is at " +
+                                      Position(ranked.front().timeline, ranked.front().lsn)) +
+                " (" + here + "); use --accept-data-loss to promote me anyway");
+  }
+  return promote("no leader; the operator asked to fail over to me and no candidate is ahead (" +
+                 here + ")");
+}
+
 // Rules when nobody holds the leader key.
 Decision NoLeader(const Observation& obs, const HaConfig& cfg) {
   const LocalPostgres& pg = obs.pg;
@@ -154,13 +273,37 @@ Decision NoLeader(const Observation& obs, const HaConfig& cfg) {
                 "no leader key and postgres is not running: starting it as a standby to learn "
                 "its position");
   }
-  const std::vector<Candidate> ranked = RankCandidateDetails(obs, cfg);
   const std::string here = Position(pg.timeline, pg.lsn);
+  if (obs.intent) {
+    if (auto d = IntentWithoutLeader(obs, cfg)) return *d;
+  }
   if (BehindClusterTimeline(obs)) {
     return Make("no leader; I am on timeline " + std::to_string(pg.timeline) +
                 " but the cluster reached timeline " + std::to_string(obs.cluster_timeline) +
                 ": I may hold WAL it forked away from, waiting for a member on it");
   }
+  const SyncVerdict sync = SyncCandidates(obs);
+  if (sync.applies) {
+    if (!sync.ok) {
+      return Make("no leader and no automatic failover: " + sync.why +
+                  "; to promote a node anyway run `tandem cluster failover --to NODE "
+                  "--accept-data-loss`");
+    }
+    if (sync.eligible.front().name != obs.self) {
+      return Make("no leader; " + sync.eligible.front().name +
+                  " is the most advanced synchronous standby (" +
+                  Position(sync.eligible.front().timeline, sync.eligible.front().lsn) +
+                  "), not me (" + here + ")");
+    }
+    if (!LeaseValid(obs)) {
+      return Make("no leader; I am the most advanced synchronous standby (" + here +
+                  ") but have no valid lease to take the key with");
+    }
+    return Make({{ActionType::kAcquireLeader, ""}, {ActionType::kPromote, ""}},
+                "no leader; I am the most advanced synchronous standby (" + here +
+                    "): acquiring the leader key and promoting");
+  }
+  const std::vector<Candidate> ranked = RankCandidateDetails(obs, cfg);
   bool listed = false;
   for (const Candidate& c : ranked) listed = listed || c.name == obs.self;
   if (!listed) {

@@ -38,8 +38,35 @@ const char* ActionName(ActionType type) {
       return "rewind";
     case ActionType::kReclone:
       return "reclone";
+    case ActionType::kStepDown:
+      return "step-down";
   }
   return "unknown";
+}
+
+const char* SyncModeName(SyncMode mode) {
+  switch (mode) {
+    case SyncMode::kOff:
+      return "off";
+    case SyncMode::kQuorum:
+      return "quorum";
+    case SyncMode::kStrict:
+      return "strict";
+  }
+  return "off";
+}
+
+bool ParseSyncMode(const std::string& text, SyncMode* mode) {
+  if (text == "off") {
+    *mode = SyncMode::kOff;
+  } else if (text == "quorum") {
+    *mode = SyncMode::kQuorum;
+  } else if (text == "strict") {
+    *mode = SyncMode::kStrict;
+  } else {
+    return false;
+  }
+  return true;
 }
 
 }  // namespace tandem::core

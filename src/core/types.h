@@ -55,6 +55,55 @@ struct LocalPostgres {
   int start_failures = 0;
 };
 
+// Synchronous replication (issue 3; docs/design/sync-replication.md).
+//   off     asynchronous: any healthy replica within the lag limit may be promoted.
+//   quorum  PostgreSQL waits for ANY k of the sync set; with no healthy replica
+//           the primary runs alone (writes go on, no automatic failover).
+//   strict  as quorum, but writes block rather than run without a sync replica.
+enum class SyncMode { kOff, kQuorum, kStrict };
+const char* SyncModeName(SyncMode mode);
+// "off" | "quorum" | "strict"; false for anything else.
+bool ParseSyncMode(const std::string& text, SyncMode* mode);
+
+// The sync record (store key "sync"), written only by the primary. It claims:
+// every write the primary acknowledged is on at least `quorum` of `members`
+// (the primary itself counts when it is listed). So when the primary is lost,
+// any members.size() - quorum + 1 of them include one holding every
+// acknowledged write, and the most advanced of those holds them all.
+// quorum 0 claims nothing: no automatic failover is safe.
+struct SyncRecord {
+  std::string leader;
+  SyncMode mode = SyncMode::kOff;
+  std::vector<std::string> members;  // sorted, unique
+  int quorum = 0;
+  bool operator==(const SyncRecord& o) const {
+    return leader == o.leader && mode == o.mode && members == o.members && quorum == o.quorum;
+  }
+};
+
+// PostgreSQL's synchronous_standby_names as Tandem writes it: ANY quorum (names).
+// quorum 0 = empty (asynchronous). names == {"*"} matches any standby.
+struct PgSyncSet {
+  std::vector<std::string> names;  // sorted, unique
+  int quorum = 0;
+  bool operator==(const PgSyncSet& o) const { return names == o.names && quorum == o.quorum; }
+};
+inline constexpr const char* kAnyStandby = "*";
+
+// An operator's request to move the primary (store key "intent").
+struct Intent {
+  enum class Kind { kSwitchover, kFailover };
+  Kind kind = Kind::kSwitchover;
+  std::string from;               // switchover: the primary to step down ("" = whoever leads)
+  std::string to;                 // the member to promote ("" = the best candidate)
+  bool accept_data_loss = false;  // failover: promote `to` even if it may miss writes
+  bool due = true;                // a scheduled switchover's time has come (agent computes)
+  // Switchover: set by the old primary once it stopped cleanly: the position
+  // of its shutdown checkpoint. The new primary must have received past it.
+  uint64_t final_lsn = 0;
+  uint32_t final_timeline = 0;
+};
+
 struct Observation {
   MonoMs now = 0;
   std::string self;
@@ -77,6 +126,9 @@ struct Observation {
   // timeline PostgreSQL actually chose, and retracts a record naming itself
   // that its PostgreSQL never reached. See docs/design/state-machine.md.
   uint32_t cluster_timeline = 0;
+  // The sync record (absent = asynchronous) and an operator intent, if any.
+  std::optional<SyncRecord> sync;
+  std::optional<Intent> intent;
 };
 
 enum class ActionType {
@@ -90,6 +142,8 @@ enum class ActionType {
   kFollow,          // re-point the running standby at `target`
   kRewind,          // stop if needed, pg_rewind from `target`, start as its standby
   kReclone,         // move data aside, pg_basebackup from `target`, start as its standby
+  kStepDown,        // switchover: checkpoint, stop cleanly, record the final position in the
+                    // intent and delete the leader key (one transaction)
 };
 const char* ActionName(ActionType type);
 
@@ -106,11 +160,13 @@ struct Decision {
 
 // Timing and policy knobs that Decide() depends on (see config for defaults).
 struct HaConfig {
-  int64_t ttl_ms = 10'000;               // leader lease TTL
-  int64_t loop_interval_ms = 1'000;      // agent cycle when nothing happens
-  int64_t safety_margin_ms = 2'000;      // demote this long before the lease can expire
-  int max_start_failures = 2;            // local restarts of a crashed primary before releasing
-  uint64_t max_lag_bytes = 16ull << 20;  // a replica further behind than this never promotes
+  int64_t ttl_ms = 10'000;                 // leader lease TTL
+  int64_t loop_interval_ms = 1'000;        // agent cycle when nothing happens
+  int64_t safety_margin_ms = 2'000;        // demote this long before the lease can expire
+  int max_start_failures = 2;              // local restarts of a crashed primary before releasing
+  uint64_t max_lag_bytes = 16ull << 20;    // a replica further behind than this never promotes
+  SyncMode sync_mode = SyncMode::kQuorum;  // what the primary maintains (the record rules failover)
+  int sync_count = 1;                      // k in ANY k (...): acknowledgements per commit
 };
 
 }  // namespace tandem::core
