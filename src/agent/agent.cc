@@ -13,6 +13,7 @@
 #include "base/process.h"
 #include "base/strings.h"
 #include "core/decide.h"
+#include "core/sync.h"
 #include "dcs/etcd_dcs.h"
 
 namespace tandem::agent {
@@ -24,6 +25,13 @@ constexpr const char* kReplicationUser = "replicator";
 constexpr int kStalledCyclesBeforeRewind = 10;
 // A fencing deadline that has always passed.
 constexpr MonoMs kFenceNow = 1;
+
+bool HasAction(const core::Decision& d, core::ActionType type) {
+  for (const auto& a : d.actions) {
+    if (a.type == type) return true;
+  }
+  return false;
+}
 
 std::string ServiceUser(const Config& cfg) {
   return ::geteuid() == 0 ? cfg.run_as_user : "";
@@ -460,7 +468,21 @@ void Agent::RunCycle() {
   obs.lease = lease_;
   obs.lease_deadline = lease_deadline_;
   obs.cluster_timeline = v.timeline.timeline;
+  if (view.ok()) {
+    obs.sync = v.sync;
+    obs.intent = ToCoreIntent(v.intent, SystemClock::Get().WallNow());
+    obs.paused = v.paused;
+  }
   core::Decision d = core::Decide(obs, cfg_.ha);
+  if (!obs.leader && HasAction(d, core::ActionType::kPromote)) {
+    // About to promote on positions published up to a cycle ago: ask again.
+    RefreshPositions(&obs, v);
+    core::Decision again = core::Decide(obs, cfg_.ha);
+    if (again.actions != d.actions) {
+      TLOG(Info, "ha") << "after asking the members for their positions: " << again.reason;
+    }
+    d = std::move(again);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     store_ok_ = view.ok();
@@ -476,8 +498,7 @@ void Agent::RunCycle() {
   // Arm the watchdog while we are the writable primary holding the key. When
   // the store cannot be read we cannot tell, and that is exactly when fencing
   // matters: keep it armed with the deadline of the last successful renewal.
-  bool promoted = false;
-  for (const auto& a : d.actions) promoted = promoted || a.type == core::ActionType::kPromote;
+  const bool promoted = HasAction(d, core::ActionType::kPromote);
   const bool writable =
       pg_.IsRunning() && ((st.ok() && promoted) || (local.running && !local.in_recovery));
   if (!writable) {
@@ -569,6 +590,15 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
       return Ok();
     }
     case ActionType::kPromote: {
+      // The sync record must stay true for every write we acknowledge as
+      // primary: record first (if needed), then PostgreSQL's standby set.
+      const core::PromotionSync ps =
+          core::SyncForPromotion(view.sync, cfg_.node_name, cfg_.ha.sync_mode, cfg_.ha.sync_count);
+      if (ps.record) {
+        auto w = WriteSyncRecord(view, *ps.record, /*need_leader=*/true);
+        if (!w) return w.error();
+      }
+      TANDEM_TRY(ApplySyncStandbyNames(view, ps.pg, /*in_recovery=*/true));
       // Announce the new timeline first: if that fails, no promotion.
       TANDEM_TRY(AnnounceTimeline(view, obs.pg.timeline + 1));
       TANDEM_TRY(pg_.Promote());
@@ -579,9 +609,11 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
         (void)SaveState();
       }
       auto q = pg_.Query();
-      RecordHistory("promoted: " + last_reason_, q.ok() ? q->timeline : 0);
+      RecordHistory(last_reason_, q.ok() ? q->timeline : 0);
       return Ok();
     }
+    case ActionType::kStepDown:
+      return StepDown(obs, view);
     case ActionType::kDemote: {
       const bool no_time = SystemClock::Get().Now() >= lease_deadline_;
       TLOG(Warn, "ha") << "demoting: stopping PostgreSQL " << (no_time ? "immediately" : "fast");
@@ -684,6 +716,7 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& loc
     TLOG(Warn, "pg") << "writing pg_hba.conf: " << st.error().message();
   }
   MaintainTimeline(view, local);
+  MaintainIntent(view, local);
   // A replica that received WAL past the point where the leader's timeline
   // forked cannot stream from it (PostgreSQL refuses): after a while of not
   // streaming from a leader on a newer timeline, rewind it.
@@ -722,6 +755,7 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& loc
     }
     auto st = pg_.SyncSlots(slots);
     if (!st.ok()) TLOG(Warn, "pg") << "replication slots: " << st.error().message();
+    MaintainSync(view);
   }
   // Reach every member's etcd, not only ours (ours may be down or cut off).
   auto endpoints = EtcdEndpointsFor(view);

@@ -61,6 +61,15 @@ class Agent {
   // Removes `node` (empty = this node) from the cluster.
   Status Remove(const std::string& node, bool force);
   Status ClearError();
+  // Operator intents (see docs/design/state-machine.md, "Operator control").
+  // Each validates against the current view and returns what it started.
+  Result<std::string> RequestSwitchover(const std::string& to, int64_t at_ms);
+  Result<std::string> RequestFailover(const std::string& to, bool accept_data_loss);
+  Result<std::string> SetPaused(bool paused);
+  // Every leader change recorded in the store, oldest first.
+  Result<nlohmann::json> HistoryJson();
+  // This node's PostgreSQL position, read now (asked by a failover candidate).
+  nlohmann::json PositionJson();
 
   // ---- requests from other agents ----
   Result<JoinGrant> GrantJoin(const NodeInfo& joiner);
@@ -90,6 +99,24 @@ class Agent {
   Status ExecuteOne(const core::Action& a, const core::Observation& obs, const ClusterView& view);
   void Housekeeping(const ClusterView& view, const core::LocalPostgres& local);
   void PublishMember(const core::LocalPostgres& local);
+  // Synchronous replication on the primary: one PlanSync step per cycle.
+  void MaintainSync(const ClusterView& view);
+  // Deletes an intent that is done, moot or expired (the leader does it).
+  void MaintainIntent(const ClusterView& view, const core::LocalPostgres& local);
+  // Writes tandem.conf for PostgreSQL's current role (standby: keeps its
+  // upstream and standby.signal) with the current settings, and reloads.
+  Status RewriteConfigKeepingRole(const ClusterView& view, bool in_recovery);
+  Status ApplySyncStandbyNames(const ClusterView& view, const core::PgSyncSet& set,
+                               bool in_recovery);
+  Status StepDown(const core::Observation& obs, const ClusterView& view);
+  // Before promoting: the other members' positions asked directly (published
+  // ones may be a cycle old). Under a sync record an unreachable member is
+  // dropped (it cannot vouch for its position); otherwise its published
+  // position stays.
+  void RefreshPositions(core::Observation* obs, const ClusterView& view);
+  // Returns the record's new mod_revision.
+  Result<dcs::Revision> WriteSyncRecord(const ClusterView& view, const core::SyncRecord& rec,
+                                        bool need_leader);
 
   // helpers
   std::shared_ptr<dcs::Dcs> Store();
@@ -148,6 +175,7 @@ class Agent {
   int stalled_cycles_ = 0;  // cycles configured to follow the leader without streaming
   bool streaming_ = false;
   bool repl_user_ok_ = false;
+  std::string sync_reason_;  // the last PlanSync reason logged
 
   // Fencing watchdog (safety rule 2, independent of the loop, which can block
   // on the store, a checkpoint or a stop): while this node is the writable

@@ -112,6 +112,74 @@ Result<HistoryEntry> DecodeHistory(const std::string& text) {
   });
 }
 
+std::string EncodeSyncRecord(const core::SyncRecord& r) {
+  return json{{"leader", r.leader},
+              {"mode", core::SyncModeName(r.mode)},
+              {"members", r.members},
+              {"quorum", r.quorum}}
+      .dump();
+}
+
+Result<core::SyncRecord> DecodeSyncRecord(const std::string& text) {
+  return Guard("sync record", [&] {
+    auto j = json::parse(text);
+    core::SyncRecord r;
+    r.leader = j.at("leader").get<std::string>();
+    if (!core::ParseSyncMode(j.at("mode").get<std::string>(), &r.mode)) {
+      throw std::runtime_error("unknown mode");
+    }
+    r.members = j.at("members").get<std::vector<std::string>>();
+    r.quorum = j.at("quorum").get<int>();
+    if (r.quorum < 0) throw std::runtime_error("negative quorum");
+    return r;
+  });
+}
+
+std::string EncodeIntent(const IntentRecord& r) {
+  const core::Intent& i = r.intent;
+  return json{{"kind", i.kind == core::Intent::Kind::kSwitchover ? "switchover" : "failover"},
+              {"from", i.from},
+              {"to", i.to},
+              {"accept_data_loss", i.accept_data_loss},
+              {"at_ms", r.at_ms},
+              {"expires_ms", r.expires_ms},
+              {"final_lsn", FormatLsn(i.final_lsn)},
+              {"final_timeline", i.final_timeline},
+              {"requested_on", r.requested_on}}
+      .dump();
+}
+
+Result<IntentRecord> DecodeIntent(const std::string& text) {
+  return Guard("intent", [&] {
+    auto j = json::parse(text);
+    IntentRecord r;
+    const std::string kind = j.at("kind").get<std::string>();
+    if (kind == "switchover") {
+      r.intent.kind = core::Intent::Kind::kSwitchover;
+    } else if (kind == "failover") {
+      r.intent.kind = core::Intent::Kind::kFailover;
+    } else {
+      throw std::runtime_error("unknown kind");
+    }
+    r.intent.from = j.value("from", "");
+    r.intent.to = j.value("to", "");
+    r.intent.accept_data_loss = j.value("accept_data_loss", false);
+    r.at_ms = j.value("at_ms", int64_t{0});
+    r.expires_ms = j.at("expires_ms").get<int64_t>();
+    r.intent.final_lsn = ParseLsn(j.value("final_lsn", "0/0")).value_or(0);
+    r.intent.final_timeline = j.value("final_timeline", 0u);
+    r.requested_on = j.value("requested_on", "");
+    return r;
+  });
+}
+
+std::optional<core::Intent> ToCoreIntent(const std::optional<IntentRecord>& r, int64_t now_ms) {
+  if (!r || now_ms >= r->expires_ms) return std::nullopt;
+  core::Intent i = r->intent;
+  i.due = now_ms >= r->at_ms;
+  return i;
+}
+
 ClusterView ParseClusterView(const Keys& keys, const dcs::RangeResult& range) {
   ClusterView v;
   v.revision = range.revision;
@@ -158,6 +226,27 @@ ClusterView ParseClusterView(const Keys& keys, const dcs::RangeResult& range) {
       } else {
         TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
       }
+    } else if (kv.key == keys.sync()) {
+      auto r = DecodeSyncRecord(kv.value);
+      if (r) {
+        v.sync = *r;
+      } else {
+        // Unreadable: it can prove nothing, so nobody is promoted on its word.
+        TLOG(Warn, "dcs") << r.error().message() << "; treating it as counting no standby";
+        v.sync = core::SyncRecord{"<invalid>", core::SyncMode::kQuorum, {}, 0};
+      }
+      v.sync_mod_revision = kv.mod_revision;
+    } else if (kv.key == keys.intent()) {
+      auto r = DecodeIntent(kv.value);
+      if (r) {
+        v.intent = *r;
+      } else {
+        TLOG(Warn, "dcs") << r.error().message() << "; ignoring it (it is deleted)";
+        v.intent = IntentRecord{};  // expired at 0: deleted by the leader's housekeeping
+      }
+      v.intent->mod_revision = kv.mod_revision;
+    } else if (kv.key == keys.pause()) {
+      v.paused = true;
     } else if (StartsWith(kv.key, keys.history_prefix())) {
       auto h = DecodeHistory(kv.value);
       if (h) v.history.push_back(*h);

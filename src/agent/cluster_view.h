@@ -7,6 +7,9 @@
 //   nodes/<name>     the member's registration (JSON), no lease: survives the node
 //   timeline         "<timeline> <member>": the newest timeline a member announced
 //   history/<seq>    one leader change (JSON)
+//   sync             the sync record (JSON), written by the primary only
+//   intent           an operator's switchover/failover request (JSON)
+//   pause            present while the cluster is paused (maintenance mode)
 #pragma once
 
 #include <map>
@@ -30,6 +33,9 @@ struct Keys {
   std::string timeline() const { return prefix + "timeline"; }
   std::string history(int64_t seq) const;
   std::string history_prefix() const { return prefix + "history/"; }
+  std::string sync() const { return prefix + "sync"; }
+  std::string intent() const { return prefix + "intent"; }
+  std::string pause() const { return prefix + "pause"; }
 };
 
 // A node's registration: how to reach it. Written when it joins, removed when it leaves.
@@ -59,6 +65,15 @@ struct TimelineRecord {
   dcs::Revision mod_revision = 0;  // 0 = no record yet
 };
 
+// An operator request as stored (the core sees core::Intent, see ToCoreIntent).
+struct IntentRecord {
+  core::Intent intent;
+  int64_t at_ms = 0;       // wall clock: not before (0 = at once)
+  int64_t expires_ms = 0;  // wall clock: ignored and deleted after
+  std::string requested_on;
+  dcs::Revision mod_revision = 0;
+};
+
 struct ClusterView {
   dcs::Revision revision = 0;
   TimelineRecord timeline;
@@ -68,6 +83,11 @@ struct ClusterView {
   std::map<std::string, core::MemberState> members;  // live (leased) state
   std::map<std::string, NodeInfo> nodes;             // registrations
   std::vector<HistoryEntry> history;
+  // The sync record; a malformed one reads as claiming nothing (quorum 0).
+  std::optional<core::SyncRecord> sync;
+  dcs::Revision sync_mod_revision = 0;
+  std::optional<IntentRecord> intent;  // also when malformed (kind failover to "", expired)
+  bool paused = false;
 };
 
 std::string EncodeNodeInfo(const NodeInfo& n);
@@ -77,6 +97,13 @@ Result<core::MemberState> DecodeMemberState(const std::string& json);
 std::string EncodeTimeline(uint32_t timeline, const std::string& member);
 std::string EncodeHistory(const HistoryEntry& h);
 Result<HistoryEntry> DecodeHistory(const std::string& json);
+
+std::string EncodeSyncRecord(const core::SyncRecord& r);
+Result<core::SyncRecord> DecodeSyncRecord(const std::string& json);
+std::string EncodeIntent(const IntentRecord& r);
+Result<IntentRecord> DecodeIntent(const std::string& json);
+// The intent as the core sees it at wall time now_ms; nullopt once expired.
+std::optional<core::Intent> ToCoreIntent(const std::optional<IntentRecord>& r, int64_t now_ms);
 
 // Builds the view from a prefix read. Garbage under a key is skipped with a
 // warning (a corrupt member entry must not stop the loop), never trusted.

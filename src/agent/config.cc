@@ -202,7 +202,27 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     TANDEM_TRY(GetPort(api, "port", "api.port", path, &c.api_port));
 
     auto pg = root["postgresql"];
-    TANDEM_TRY(CheckKeys(pg, "postgresql", {"port", "data_dir", "bin_dir", "parameters"}, path));
+    TANDEM_TRY(CheckKeys(pg, "postgresql",
+                         {"port", "data_dir", "bin_dir", "parameters", "sync_mode", "sync_count"},
+                         path));
+    if (pg && pg["sync_mode"]) {
+      const std::string mode = pg["sync_mode"].as<std::string>();
+      if (!core::ParseSyncMode(mode, &c.ha.sync_mode)) {
+        return Bad(path, "'postgresql.sync_mode' is '" + mode +
+                             "'; use off (asynchronous), quorum (the default: wait for ANY "
+                             "sync_count of the healthy replicas) or strict (as quorum, but "
+                             "writes block when no replica acknowledges)");
+      }
+    }
+    if (pg && pg["sync_count"]) {
+      auto v = ParseInt(pg["sync_count"].as<std::string>());
+      if (!v || *v < 1 || *v > 16) {
+        return Bad(path,
+                   "'postgresql.sync_count' must be an integer from 1 to 16 (the number "
+                   "of replicas that acknowledge each commit)");
+      }
+      c.ha.sync_count = static_cast<int>(*v);
+    }
     TANDEM_TRY(GetPort(pg, "port", "postgresql.port", path, &c.pg_port));
     TANDEM_TRY(GetString(pg, "data_dir", "postgresql.data_dir", path, &c.pg_data_dir));
     TANDEM_TRY(GetString(pg, "bin_dir", "postgresql.bin_dir", path, &c.pg_bin_dir));
@@ -210,6 +230,13 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
       if (!pg["parameters"].IsMap()) return Bad(path, "'postgresql.parameters' must be a mapping");
       for (const auto& kv : pg["parameters"]) {
         c.pg_parameters[kv.first.as<std::string>()] = kv.second.as<std::string>();
+      }
+    }
+    for (const char* owned : {"synchronous_standby_names", "synchronous_commit"}) {
+      if (c.pg_parameters.count(owned) && c.ha.sync_mode != core::SyncMode::kOff) {
+        return Bad(path, std::string("'postgresql.parameters.") + owned +
+                             "' is managed by Tandem while postgresql.sync_mode is not off; "
+                             "remove it (set postgresql.sync_mode and sync_count instead)");
       }
     }
     c.pg_data_dir = c.pg_data_dir.empty() ? c.state_dir + "/pgdata" : AbsolutePath(c.pg_data_dir);

@@ -1,8 +1,11 @@
 // The status document behind `tandem cluster status` and GET /v1/status.
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.h"
+#include "base/clock.h"
 #include "base/strings.h"
+#include "core/sync.h"
 
 namespace tandem::agent {
 using nlohmann::json;
@@ -107,9 +110,39 @@ json Agent::StatusJson() {
     }
     m["role"] = role;
     m["in_sync"] = in_sync;
+    m["sync_standby"] =
+        v.sync && v.sync->quorum > 0 && name != leader &&
+        std::find(v.sync->members.begin(), v.sync->members.end(), name) != v.sync->members.end();
     m["lag_bytes"] = lag;
     m["timeline"] = tl;
     out["members"].push_back(m);
+  }
+  out["paused"] = v.paused;
+  if (v.paused) {
+    warnings.push_back(
+        "the cluster is paused (maintenance mode): no automatic failover or restart; run "
+        "`tandem cluster resume` when done");
+  }
+  if (v.sync) {
+    out["sync"] = {{"mode", core::SyncModeName(v.sync->mode)},
+                   {"recorded_by", v.sync->leader},
+                   {"standbys", v.sync->members},
+                   {"quorum", v.sync->quorum},
+                   {"description", core::DescribeSync(v.sync->members, v.sync->quorum)}};
+  } else {
+    out["sync"] = nullptr;
+  }
+  if (auto intent = ToCoreIntent(v.intent, SystemClock::Get().WallNow())) {
+    out["intent"] = {
+        {"kind", intent->kind == core::Intent::Kind::kSwitchover ? "switchover" : "failover"},
+        {"from", intent->from},
+        {"to", intent->to},
+        {"due", intent->due}};
+  } else {
+    out["intent"] = nullptr;
+  }
+  if (leader.empty() && reason.find("no automatic failover") != std::string::npos) {
+    warnings.push_back("ALARM: " + reason);
   }
   if (leader.empty()) {
     warnings.push_back(
@@ -133,7 +166,8 @@ json Agent::StatusJson() {
     out["history"].push_back(
         {{"at_ms", h.at_ms}, {"leader", h.leader}, {"timeline", h.timeline}, {"reason", h.reason}});
   }
-  out["status"] = st.error ? "Error" : (leader.empty() ? "No primary" : "Enabled");
+  out["status"] =
+      st.error ? "Error" : (leader.empty() ? "No primary" : (v.paused ? "Paused" : "Enabled"));
   out["warnings"] = warnings;
   return out;
 }

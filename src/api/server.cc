@@ -101,6 +101,66 @@ Status ApiServer::Start(const std::string& host, int port) {
   s.Post("/v1/cluster/clear-error", [this](const httplib::Request&, httplib::Response& res) {
     SendStatus(res, agent_.ClearError());
   });
+  // Operator control. Each answers {"result": "ok", "message": ...} or an error.
+  auto send_message = [](httplib::Response& res, const Result<std::string>& r) {
+    if (r) {
+      SendJson(res, 200, {{"result", "ok"}, {"message", *r}});
+    } else {
+      SendStatus(res, r.error());
+    }
+  };
+  auto string_field = [](const json& body, const char* key, std::string* out) {
+    if (!body.contains(key)) return true;
+    if (!body[key].is_string()) return false;
+    *out = body[key].get<std::string>();
+    return true;
+  };
+  s.Post("/v1/cluster/switchover",
+         [this, send_message, string_field](const httplib::Request& req, httplib::Response& res) {
+           json body;
+           if (!ParseBody(req, res, &body)) return;
+           std::string to;
+           if (!string_field(body, "to", &to) ||
+               (body.contains("at_ms") && !body["at_ms"].is_number_integer())) {
+             SendJson(res, 400, {{"error", "\"to\" must be a node name and \"at_ms\" an integer"}});
+             return;
+           }
+           send_message(res, agent_.RequestSwitchover(to, body.value("at_ms", int64_t{0})));
+         });
+  s.Post("/v1/cluster/failover",
+         [this, send_message, string_field](const httplib::Request& req, httplib::Response& res) {
+           json body;
+           if (!ParseBody(req, res, &body)) return;
+           std::string to;
+           if (!string_field(body, "to", &to) || to.empty() ||
+               (body.contains("accept_data_loss") && !body["accept_data_loss"].is_boolean())) {
+             SendJson(res, 400,
+                      {{"error",
+                        "\"to\" (a node name) is required; \"accept_data_loss\" "
+                        "must be true or false"}});
+             return;
+           }
+           send_message(res, agent_.RequestFailover(to, body.value("accept_data_loss", false)));
+         });
+  s.Post("/v1/cluster/pause",
+         [this, send_message](const httplib::Request&, httplib::Response& res) {
+           send_message(res, agent_.SetPaused(true));
+         });
+  s.Post("/v1/cluster/resume",
+         [this, send_message](const httplib::Request&, httplib::Response& res) {
+           send_message(res, agent_.SetPaused(false));
+         });
+  s.Get("/v1/cluster/history", [this](const httplib::Request&, httplib::Response& res) {
+    auto h = agent_.HistoryJson();
+    if (h) {
+      SendJson(res, 200, *h);
+    } else {
+      SendStatus(res, h.error());
+    }
+  });
+  s.Get("/v1/position", [this](const httplib::Request&, httplib::Response& res) {
+    SendJson(res, 200, agent_.PositionJson());
+  });
   s.Post("/v1/internal/join", [this](const httplib::Request& req, httplib::Response& res) {
     auto info = agent::DecodeNodeInfo(req.body);
     if (!info) {

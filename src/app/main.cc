@@ -45,6 +45,37 @@ int main(int argc, char** argv) {
   remove->add_option("NODE", remove_node, "the node to remove (default: this node)");
   remove->add_flag("--force", remove_force, "allow removing the primary (a replica takes over)");
   auto* clear = cluster->add_subcommand("clear-error", "clear the error state of the last command");
+  std::string sw_to, sw_at;
+  int64_t wait_s = 60;
+  auto* switchover = cluster->add_subcommand(
+      "switchover",
+      "move the primary role to a replica cleanly (no write lost; the old primary "
+      "becomes a replica without a rewind)");
+  switchover->add_option("--to", sw_to, "the replica to promote (default: the most advanced one)");
+  switchover->add_option("--at", sw_at,
+                         "when: +DURATION (e.g. +10m) or a UTC time like 2026-11-22T03:00:00Z "
+                         "(default: now)");
+  switchover->add_option("--wait", wait_s, "seconds to wait for it to complete")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  std::string fo_to;
+  bool fo_accept = false;
+  auto* failover = cluster->add_subcommand(
+      "failover", "promote NODE when there is no primary (with a primary: a switchover to NODE)");
+  failover->add_option("--to", fo_to, "the replica to promote")->required();
+  failover->add_flag("--accept-data-loss", fo_accept,
+                     "promote it even if it may miss acknowledged writes (when the primary and "
+                     "every synchronous replica were lost)");
+  failover->add_option("--wait", wait_s, "seconds to wait for it to complete")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  auto* pause = cluster->add_subcommand(
+      "pause", "maintenance mode: the agents take no automatic action until resume");
+  auto* resume = cluster->add_subcommand("resume", "end maintenance mode");
+  bool history_json = false;
+  auto* history = cluster->add_subcommand(
+      "history", "every leader change: time, new primary, timeline, reason");
+  history->add_flag("--json", history_json, "machine-readable output");
 
   // tandem sandbox ...
   SandboxOptions sb;
@@ -96,6 +127,11 @@ int main(int argc, char** argv) {
   if (*status) return ClusterStatus(config, status_json);
   if (*remove) return ClusterRemove(config, remove_node, remove_force);
   if (*clear) return ClusterClearError(config);
+  if (*switchover) return ClusterSwitchover(config, sw_to, sw_at, wait_s * 1000);
+  if (*failover) return ClusterFailover(config, fo_to, fo_accept, wait_s * 1000);
+  if (*pause) return ClusterPause(config, true);
+  if (*resume) return ClusterPause(config, false);
+  if (*history) return ClusterHistory(config, history_json);
   if (*up) return SandboxUp(sb);
   if (*down) return SandboxDown(sb);
   if (*sstatus) return SandboxStatus(sb);

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -200,6 +201,169 @@ int ClusterClearError(const std::string& path) {
   if (!cfg) return 1;
   if (!CallAgent(*cfg, "POST", "/v1/cluster/clear-error", json(), 10'000)) return 1;
   std::printf("Error state cleared.\n");
+  return 0;
+}
+
+// ------------------------------------------------------------ operator control
+
+bool ParseAt(const std::string& at, int64_t now_ms, int64_t* out_ms, std::string* error) {
+  if (at.empty()) {
+    *out_ms = 0;
+    return true;
+  }
+  if (at[0] == '+') {
+    auto d = ParseDurationMs(at.substr(1));
+    if (!d || *d < 0 || *d > int64_t{366} * 24 * 3600 * 1000) {
+      *error = "--at '" + at +
+               "': use +DURATION (e.g. +90s, +10m, +2h) or a UTC time like "
+               "2026-11-22T03:00:00Z";
+      return false;
+    }
+    *out_ms = now_ms + *d;
+    return true;
+  }
+  std::tm tm{};
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  char z = 0;
+  const int n =
+      std::sscanf(at.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &sec, &z);
+  if (n != 7 || z != 'Z' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+    *error = "--at '" + at + "': use a UTC time like 2026-11-22T03:00:00Z or +DURATION (+10m)";
+    return false;
+  }
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  *out_ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+  if (*out_ms < now_ms - 1000) {
+    *error = "--at '" + at + "' is in the past";
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+// Polls the local agent until `done(status)` or the deadline; prints progress.
+bool WaitForPrimary(const agent::Config& cfg, const std::string& old_primary,
+                    const std::string& want, int64_t wait_ms, int64_t* took_ms) {
+  const MonoMs begin = SystemClock::Get().Now();
+  while (SystemClock::Get().Now() - begin < wait_ms) {
+    auto r = agent::HttpCall("GET", LocalApiUrl(cfg) + "/v1/status", "", 2'000);
+    if (r && r->status == 200) {
+      try {
+        auto j = json::parse(r->body);
+        std::string p = j["primary"].is_string() ? j["primary"].get<std::string>() : "";
+        bool writable = false;
+        for (const auto& m : j["members"]) {
+          if (m.value("name", "") == p && m.value("role", "") == "primary") writable = true;
+        }
+        if (!p.empty() && writable && p != old_primary && (want.empty() || p == want)) {
+          *took_ms = SystemClock::Get().Now() - begin;
+          std::printf("%s is the primary now.\n", p.c_str());
+          return true;
+        }
+      } catch (...) {
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+std::string CurrentPrimary(const agent::Config& cfg) {
+  auto r = agent::HttpCall("GET", LocalApiUrl(cfg) + "/v1/status", "", 5'000);
+  if (!r || r->status != 200) return "";
+  try {
+    auto j = json::parse(r->body);
+    return j["primary"].is_string() ? j["primary"].get<std::string>() : "";
+  } catch (...) {
+    return "";
+  }
+}
+
+}  // namespace
+
+int ClusterSwitchover(const std::string& path, const std::string& to, const std::string& at,
+                      int64_t wait_ms) {
+  auto cfg = Load(path);
+  if (!cfg) return 1;
+  int64_t at_ms = 0;
+  std::string err;
+  if (!ParseAt(at, SystemClock::Get().WallNow(), &at_ms, &err)) return PrintError(err);
+  const std::string old = CurrentPrimary(*cfg);
+  auto r =
+      CallAgent(*cfg, "POST", "/v1/cluster/switchover", json{{"to", to}, {"at_ms", at_ms}}, 10'000);
+  if (!r) return 1;
+  std::printf("%s.\n", r->value("message", std::string("requested")).c_str());
+  if (at_ms != 0 && at_ms > SystemClock::Get().WallNow()) {
+    std::printf("It runs at the scheduled time; follow it with `tandem cluster status`.\n");
+    return 0;
+  }
+  int64_t took = 0;
+  if (!WaitForPrimary(*cfg, old, to, wait_ms, &took)) {
+    return PrintError("the switchover did not complete within " + std::to_string(wait_ms / 1000) +
+                      "s; see `tandem cluster status` and the agents' logs (the request expires "
+                      "after 30s and the old primary keeps or regains the role)");
+  }
+  std::printf("Switchover complete in %.1f s.\n", static_cast<double>(took) / 1000.0);
+  return 0;
+}
+
+int ClusterFailover(const std::string& path, const std::string& to, bool accept_data_loss,
+                    int64_t wait_ms) {
+  auto cfg = Load(path);
+  if (!cfg) return 1;
+  const std::string old = CurrentPrimary(*cfg);
+  auto r = CallAgent(*cfg, "POST", "/v1/cluster/failover",
+                     json{{"to", to}, {"accept_data_loss", accept_data_loss}}, 10'000);
+  if (!r) return 1;
+  std::printf("%s.\n", r->value("message", std::string("requested")).c_str());
+  int64_t took = 0;
+  if (!WaitForPrimary(*cfg, old, to, wait_ms, &took)) {
+    return PrintError(to + " did not become the primary within " + std::to_string(wait_ms / 1000) +
+                      "s; `tandem cluster status` on " + to + " shows why (its reason line)");
+  }
+  std::printf("Failover complete in %.1f s.\n", static_cast<double>(took) / 1000.0);
+  return 0;
+}
+
+int ClusterPause(const std::string& path, bool pause) {
+  auto cfg = Load(path);
+  if (!cfg) return 1;
+  auto r =
+      CallAgent(*cfg, "POST", pause ? "/v1/cluster/pause" : "/v1/cluster/resume", json(), 10'000);
+  if (!r) return 1;
+  std::printf("Cluster %s.\n", r->value("message", std::string()).c_str());
+  return 0;
+}
+
+int ClusterHistory(const std::string& path, bool as_json) {
+  auto cfg = Load(path);
+  if (!cfg) return 1;
+  auto r = CallAgent(*cfg, "GET", "/v1/cluster/history", json(), 10'000);
+  if (!r) return 1;
+  if (as_json) {
+    std::printf("%s\n", r->dump(2).c_str());
+    return 0;
+  }
+  if (r->empty()) {
+    std::printf("No leader change recorded yet.\n");
+    return 0;
+  }
+  std::printf("%-24s %-10s %-8s %s\n", "TIME (UTC)", "PRIMARY", "TIMELINE", "REASON");
+  for (const auto& h : *r) {
+    const std::time_t t = static_cast<std::time_t>(h.value("at_ms", int64_t{0}) / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    std::printf("%-24s %-10s %-8u %s\n", when, h.value("leader", std::string()).c_str(),
+                h.value("timeline", 0u), h.value("reason", std::string()).c_str());
+  }
   return 0;
 }
 

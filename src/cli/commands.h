@@ -2,6 +2,7 @@
 // (0 success, 1 failure, 2 bad usage) and prints what an operator needs.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
@@ -16,6 +17,15 @@ int ClusterJoin(const std::string& config_path, const std::string& address);
 int ClusterStatus(const std::string& config_path, bool json);
 int ClusterRemove(const std::string& config_path, const std::string& node, bool force);
 int ClusterClearError(const std::string& config_path);
+// at: "" (now), "+DURATION" (e.g. +10m) or an ISO 8601 UTC time (2026-11-22T03:00:00Z).
+int ClusterSwitchover(const std::string& config_path, const std::string& to, const std::string& at,
+                      int64_t wait_ms);
+int ClusterFailover(const std::string& config_path, const std::string& to, bool accept_data_loss,
+                    int64_t wait_ms);
+int ClusterPause(const std::string& config_path, bool pause);
+int ClusterHistory(const std::string& config_path, bool json);
+// Parses --at for a switchover: wall-clock ms, or an error message.
+bool ParseAt(const std::string& at, int64_t now_ms, int64_t* out_ms, std::string* error);
 
 // The human status view (seed 1's shape) from the status document.
 std::string RenderStatus(const nlohmann::json& status);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <set>
 
 #include "base/strings.h"
@@ -203,6 +204,16 @@ Result<std::string> RenderConfig(const Settings& s, const std::string& socket_di
   raw("hot_standby_feedback", "on");
   raw("password_encryption", "'scram-sha-256'");
   TANDEM_TRY(q("synchronous_standby_names", s.synchronous_standby_names));
+  // Failover-friendly defaults the operator may override in `extra`: a standby
+  // retries a lost or re-pointed upstream after 250ms instead of 5s, and a
+  // silent peer (frozen, cut off) is dropped after 10s instead of 60s, so the
+  // primary stops counting it as a synchronous standby.
+  for (const auto& [k, v] :
+       std::map<std::string, std::string>{{"wal_retrieve_retry_interval", "250ms"},
+                                          {"wal_sender_timeout", "10s"},
+                                          {"wal_receiver_timeout", "10s"}}) {
+    if (s.extra.count(k) == 0) TANDEM_TRY(q(k, v));
+  }
 
   for (const auto& [k, v] : s.extra) {
     if (!IsValidGucName(k)) {

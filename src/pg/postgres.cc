@@ -627,7 +627,10 @@ Status Postgres::Promote(int64_t timeout_ms) {
                                {"user", kSuperuser},
                                {"dbname", "postgres"},
                                {"connect_timeout", "2"},
-                               {"application_name", "tandem"}},
+                               {"application_name", "tandem"},
+                               // The checkpoint goes on if we stop waiting: never hold
+                               // the HA loop (and its lease renewals) for long.
+                               {"options", "-c statement_timeout=1000"}},
                               "local PostgreSQL");
   if (conn) {
     auto ck = conn->Exec("CHECKPOINT", "CHECKPOINT after promote");

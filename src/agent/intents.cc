@@ -1,0 +1,424 @@
+// Synchronous replication upkeep, switchover step-down and the operator
+// intents (switchover, failover, pause, history). The rules are in src/core
+// (sync.h, decide.cc); this file only reads and writes the store and
+// PostgreSQL. See docs/design/sync-replication.md.
+#include <nlohmann/json.hpp>
+
+#include "agent/agent.h"
+#include "agent/http_client.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/strings.h"
+#include "core/sync.h"
+
+namespace tandem::agent {
+namespace {
+
+// How long a request stays valid once due: enough for a target to catch up
+// and for a slow cycle, short enough that a stuck one does not block failover.
+constexpr int64_t kIntentLifetimeMs = 30'000;
+// Asking a member for its position before promoting.
+constexpr int64_t kPositionTimeoutMs = 500;
+
+}  // namespace
+
+Result<dcs::Revision> Agent::WriteSyncRecord(const ClusterView& view, const core::SyncRecord& rec,
+                                             bool need_leader) {
+  auto store = Store();
+  if (!store) return Error(ErrorCode::kFailedPrecondition, "no store");
+  std::vector<dcs::Compare> cmps;
+  cmps.push_back(view.sync_mod_revision == 0
+                     ? dcs::Compare::CreateRevisionIs(keys_.sync(), 0)
+                     : dcs::Compare::ModRevisionIs(keys_.sync(), view.sync_mod_revision));
+  // Only the leader writes the record (a promoting standby writes it in the
+  // same cycle it took the key; need_leader checks it still holds it).
+  if (need_leader) cmps.push_back(dcs::Compare::ValueIs(keys_.leader(), cfg_.node_name));
+  auto r = store->Txn(cmps, {dcs::Op::Put(keys_.sync(), EncodeSyncRecord(rec))});
+  if (!r) return r.error().Wrap("writing the sync record");
+  if (!r->succeeded) {
+    return Error(ErrorCode::kConflict, "the sync record or the leader key changed meanwhile");
+  }
+  TLOG(Info, "ha") << "sync record: " << core::DescribeSync(rec.members, rec.quorum) << " ("
+                   << core::SyncModeName(rec.mode) << ")";
+  return r->revision;
+}
+
+Status Agent::RewriteConfigKeepingRole(const ClusterView& view, bool in_recovery) {
+  if (!in_recovery) {
+    TANDEM_TRY(pg_.WriteConfig(std::nullopt));
+  } else if (!configured_upstream_.empty()) {
+    // A standby keeps its upstream and standby.signal (PostgreSQL removes the
+    // signal file itself at promotion and fails if it is already gone).
+    auto src = SourceFor(view, configured_upstream_, false);
+    if (!src) return src.error();
+    TANDEM_TRY(pg_.WriteConfig(*src));
+  } else {
+    TANDEM_TRY(pg_.WriteStandbyConfigWithoutSource());
+  }
+  return pg_.Reload();
+}
+
+Status Agent::ApplySyncStandbyNames(const ClusterView& view, const core::PgSyncSet& set,
+                                    bool in_recovery) {
+  const std::string want = core::RenderSyncStandbyNames(set);
+  pg::Settings s = pg_.settings();
+  auto shown = pg_.Sql("SHOW synchronous_standby_names");
+  if (s.synchronous_standby_names == want && shown && !shown->empty() && (*shown)[0] == want) {
+    return Ok();
+  }
+  s.synchronous_standby_names = want;
+  pg_.set_settings(s);
+  TANDEM_TRY(RewriteConfigKeepingRole(view, in_recovery));
+  // The reload is a signal: wait (briefly) until new sessions see the value.
+  for (int i = 0; i < 20; ++i) {
+    auto now = pg_.Sql("SHOW synchronous_standby_names");
+    if (now && !now->empty() && (*now)[0] == want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  TLOG(Info, "pg") << "synchronous_standby_names = '" << want << "'";
+  return Ok();
+}
+
+void Agent::MaintainSync(const ClusterView& view) {
+  // Read the primary's flush position before the standbys' (see PlanSync).
+  auto q = pg_.Query();
+  if (!q || q->in_recovery) return;
+  auto reps = pg_.Replication();
+  if (!reps) {
+    TLOG(Warn, "pg") << "reading pg_stat_replication: " << reps.error().message();
+    return;
+  }
+  auto shown = pg_.Sql("SHOW synchronous_standby_names");
+  if (!shown || shown->empty()) return;
+  core::SyncInput in;
+  in.self = cfg_.node_name;
+  in.mode = cfg_.ha.sync_mode;
+  in.count = cfg_.ha.sync_count;
+  in.record = view.sync;
+  in.primary_flush_lsn = q->lsn;
+  auto parsed = core::ParseSyncStandbyNames((*shown)[0]);
+  // Something we did not write: count it as "any standby" (claims nothing).
+  in.pg = parsed ? *parsed : core::PgSyncSet{{core::kAnyStandby}, 1};
+  for (const auto& r : *reps) {
+    core::SyncStandby sb;
+    sb.name = r.application_name;
+    sb.streaming = r.state == "streaming";
+    sb.flush_lsn = r.flush_lsn;
+    auto m = view.members.find(r.application_name);
+    sb.eligible = view.nodes.count(r.application_name) != 0 &&
+                  (m == view.members.end() || !m->second.nofailover);
+    in.standbys.push_back(sb);
+  }
+  // Several steps per cycle (each is safe on its own), so a change settles
+  // within a cycle or two; the standbys' positions are those read above.
+  ClusterView current = view;
+  for (int i = 0; i < 6; ++i) {
+    const core::SyncStep step = core::PlanSync(in);
+    if (step.reason != sync_reason_) {
+      TLOG(Info, "ha") << "sync: " << step.reason;
+      sync_reason_ = step.reason;
+    }
+    if (step.kind == core::SyncStep::Kind::kNone) return;
+    Status st = Ok();
+    if (step.kind == core::SyncStep::Kind::kWriteRecord) {
+      auto rev = WriteSyncRecord(current, step.record, /*need_leader=*/true);
+      if (rev) {
+        current.sync = step.record;
+        current.sync_mod_revision = *rev;
+        in.record = step.record;
+      } else {
+        st = rev.error();
+      }
+    } else {
+      st = ApplySyncStandbyNames(current, step.pg, /*in_recovery=*/false);
+      if (st.ok()) in.pg = step.pg;
+    }
+    if (!st.ok()) {
+      TLOG(Warn, "ha") << "sync: " << st.error().message();
+      return;
+    }
+  }
+}
+
+void Agent::MaintainIntent(const ClusterView& view, const core::LocalPostgres& local) {
+  if (!view.intent) return;
+  const bool leading =
+      view.leader && view.leader->holder == cfg_.node_name && local.running && !local.in_recovery;
+  const IntentRecord& rec = *view.intent;
+  const int64_t now = SystemClock::Get().WallNow();
+  std::string why;
+  if (now >= rec.expires_ms) {
+    why = "expired";
+  } else if (leading) {
+    const core::Intent& i = rec.intent;
+    if (i.kind == core::Intent::Kind::kFailover) {
+      why = i.to == cfg_.node_name ? "done" : "moot: " + cfg_.node_name + " leads";
+    } else if (i.final_lsn != 0) {
+      why = "done";
+    } else if (!i.from.empty() && i.from != cfg_.node_name) {
+      why = "moot: " + cfg_.node_name + " leads";
+    }
+  }
+  if (why.empty()) return;
+  auto store = Store();
+  if (!store) return;
+  auto r = store->Txn({dcs::Compare::ModRevisionIs(keys_.intent(), rec.mod_revision)},
+                      {dcs::Op::Delete(keys_.intent())});
+  if (r && r->succeeded) TLOG(Info, "ha") << "operator request cleared (" << why << ")";
+}
+
+Status Agent::StepDown(const core::Observation& obs, const ClusterView& view) {
+  auto store = Store();
+  if (!store || !obs.leader || !view.intent) {
+    return Error(ErrorCode::kFailedPrecondition, "no leader key or request to step down for");
+  }
+  const MonoMs began = SystemClock::Get().Now();
+  // A checkpoint while still serving keeps the shutdown checkpoint short.
+  auto ck = pg_.Sql("CHECKPOINT");
+  if (!ck) TLOG(Warn, "pg") << "CHECKPOINT before switchover: " << ck.error().message();
+  const MonoMs stop_began = SystemClock::Get().Now();
+  // Fast shutdown: client sessions are terminated, then the walsenders send
+  // everything up to the shutdown checkpoint and wait for the standbys.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_.needs_rewind = true;  // until the clean stop is confirmed below
+    (void)SaveState();
+  }
+  TANDEM_TRY(pg_.Stop(pg::StopMode::kFast));
+  fence_deadline_ = 0;
+  auto cd = pg_.ReadControlData();
+  if (!cd || cd->cluster_state != "shut down") {
+    // Not a clean stop: keep needs_rewind; the lease and the normal rules take over.
+    return Error(ErrorCode::kIo,
+                 "PostgreSQL did not shut down cleanly; releasing nothing, the "
+                 "old primary will be rewound");
+  }
+  IntentRecord rec = *view.intent;
+  rec.intent.final_lsn = cd->checkpoint_lsn;
+  rec.intent.final_timeline = cd->timeline;
+  rec.expires_ms = std::max(rec.expires_ms, SystemClock::Get().WallNow() + kIntentLifetimeMs);
+  auto r = store->Txn(
+      {dcs::Compare::ModRevisionIs(keys_.leader(), obs.leader->mod_revision),
+       dcs::Compare::ModRevisionIs(keys_.intent(), view.intent->mod_revision)},
+      {dcs::Op::Put(keys_.intent(), EncodeIntent(rec)), dcs::Op::Delete(keys_.leader())});
+  if (!r) return r.error().Wrap("handing over the leader key");
+  if (!r->succeeded) return Error(ErrorCode::kConflict, "the leader key changed meanwhile");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Our WAL ends at the shutdown checkpoint the target must hold: no rewind.
+    state_.needs_rewind = false;
+    state_.was_primary = false;
+    (void)SaveState();
+  }
+  const MonoMs done = SystemClock::Get().Now();
+  TLOG(Info, "ha") << "stepped down for the switchover: final position timeline " << cd->timeline
+                   << " " << FormatLsn(cd->checkpoint_lsn) << " (checkpoint "
+                   << (stop_began - began) << " ms, stop and hand-over " << (done - stop_began)
+                   << " ms)";
+  return Ok();
+}
+
+void Agent::RefreshPositions(core::Observation* obs, const ClusterView& view) {
+  const bool strict = obs->sync && obs->sync->mode != core::SyncMode::kOff;
+  std::vector<core::MemberState> kept;
+  for (core::MemberState m : obs->members) {
+    if (m.name == cfg_.node_name || m.role != core::Role::kReplica) {
+      kept.push_back(m);
+      continue;
+    }
+    auto node = view.nodes.find(m.name);
+    bool fresh = false;
+    if (node != view.nodes.end() && !node->second.api_url.empty()) {
+      auto r = HttpCall("GET", node->second.api_url + "/v1/position", "", kPositionTimeoutMs);
+      if (r && r->status == 200) {
+        try {
+          auto j = nlohmann::json::parse(r->body);
+          if (j.value("in_recovery", false)) {
+            m.timeline = j.at("timeline").get<uint32_t>();
+            m.lsn = ParseLsn(j.at("lsn").get<std::string>()).value_or(m.lsn);
+            fresh = true;
+          }
+        } catch (const std::exception&) {
+        }
+      }
+    }
+    if (!fresh && strict) {
+      TLOG(Warn, "ha") << "cannot ask " << m.name
+                       << " for its position: not counting it for this failover";
+      continue;
+    }
+    kept.push_back(m);
+  }
+  obs->members = std::move(kept);
+}
+
+nlohmann::json Agent::PositionJson() {
+  nlohmann::json j;
+  auto q = pg_.Query();
+  if (!q) {
+    j["running"] = false;
+    j["error"] = q.error().message();
+    return j;
+  }
+  j["running"] = true;
+  j["in_recovery"] = q->in_recovery;
+  j["timeline"] = q->timeline;
+  j["lsn"] = FormatLsn(q->lsn);
+  return j;
+}
+
+// ------------------------------------------------------------ operator intents
+
+namespace {
+
+Error Refuse(const std::string& what) {
+  return Error(ErrorCode::kFailedPrecondition, what);
+}
+
+std::string DescribeIntent(const IntentRecord& r) {
+  const core::Intent& i = r.intent;
+  std::string s = i.kind == core::Intent::Kind::kSwitchover ? "a switchover" : "a failover";
+  if (!i.to.empty()) s += " to " + i.to;
+  return s;
+}
+
+}  // namespace
+
+Result<std::string> Agent::RequestSwitchover(const std::string& to, int64_t at_ms) {
+  auto view = ReadView();
+  if (!view) return view.error().Wrap("reading the cluster state");
+  const int64_t now = SystemClock::Get().WallNow();
+  if (view->paused) {
+    return Refuse("the cluster is paused; run `tandem cluster resume` first");
+  }
+  if (!view->leader) {
+    return Refuse(
+        "there is no primary to switch over from; use `tandem cluster failover --to "
+        "NODE` to promote a replica");
+  }
+  const std::string from = view->leader->holder;
+  if (view->intent && now < view->intent->expires_ms) {
+    return Refuse(DescribeIntent(*view->intent) +
+                  " is already under way; wait for it to finish (or to expire within 30s)");
+  }
+  if (!to.empty()) {
+    if (view->nodes.count(to) == 0) {
+      return Error(ErrorCode::kNotFound, "'" + to +
+                                             "' is not a node of this cluster; see "
+                                             "`tandem cluster status`");
+    }
+    if (to == from) return Refuse(to + " is already the primary");
+    auto m = view->members.find(to);
+    if (m == view->members.end()) return Refuse(to + " is not running (its agent is down)");
+    if (m->second.role != core::Role::kReplica || !m->second.streaming ||
+        m->second.following != from) {
+      return Refuse(to + " is not streaming from " + from + " (it is " +
+                    core::RoleName(m->second.role) +
+                    (m->second.streaming ? "" : ", not streaming") + "); wait until it is");
+    }
+    if (m->second.nofailover) return Refuse(to + " may not be promoted (nofailover)");
+  } else {
+    bool any = false;
+    for (const auto& [name, m] : view->members) {
+      any = any || (name != from && m.role == core::Role::kReplica && m.streaming &&
+                    m.following == from && !m.nofailover);
+    }
+    if (!any) return Refuse("no replica streams from " + from + "; nothing to switch over to");
+  }
+  if (at_ms != 0 && at_ms < now - 1000) return Refuse("--at is in the past");
+  IntentRecord rec;
+  rec.intent.kind = core::Intent::Kind::kSwitchover;
+  rec.intent.from = from;
+  rec.intent.to = to;
+  rec.at_ms = at_ms;
+  rec.expires_ms = std::max(at_ms, now) + kIntentLifetimeMs;
+  rec.requested_on = cfg_.node_name;
+  auto store = Store();
+  auto r = store->Txn(
+      {dcs::Compare::ModRevisionIs(keys_.leader(), view->leader->mod_revision),
+       view->intent ? dcs::Compare::ModRevisionIs(keys_.intent(), view->intent->mod_revision)
+                    : dcs::Compare::CreateRevisionIs(keys_.intent(), 0)},
+      {dcs::Op::Put(keys_.intent(), EncodeIntent(rec))});
+  if (!r) return r.error().Wrap("recording the switchover");
+  if (!r->succeeded) return Refuse("the primary or a request changed meanwhile; try again");
+  TLOG(Info, "agent") << "switchover requested from " << from << " to "
+                      << (to.empty() ? "the best replica" : to);
+  return "switchover from " + from + " to " + (to.empty() ? "the best replica" : to) +
+         (at_ms > now ? " scheduled" : " requested");
+}
+
+Result<std::string> Agent::RequestFailover(const std::string& to, bool accept_data_loss) {
+  auto view = ReadView();
+  if (!view) return view.error().Wrap("reading the cluster state");
+  const int64_t now = SystemClock::Get().WallNow();
+  if (view->nodes.count(to) == 0) {
+    return Error(ErrorCode::kNotFound,
+                 "'" + to + "' is not a node of this cluster; see `tandem cluster status`");
+  }
+  if (view->leader) {
+    if (view->leader->holder == to) return Refuse(to + " is already the primary");
+    if (accept_data_loss) {
+      return Refuse(view->leader->holder +
+                    " is the primary; --accept-data-loss is only for a cluster with no primary. "
+                    "Use `tandem cluster switchover --to " +
+                    to + "` (no data loss)");
+    }
+    // With a live primary, a failover is a switchover (clean, nothing lost).
+    return RequestSwitchover(to, 0);
+  }
+  if (view->intent && now < view->intent->expires_ms) {
+    return Refuse(DescribeIntent(*view->intent) +
+                  " is already under way; wait for it to finish (or to expire within 30s)");
+  }
+  auto m = view->members.find(to);
+  if (m == view->members.end() || m->second.role != core::Role::kReplica) {
+    return Refuse(to + " is not a running replica; start its agent (and PostgreSQL) first");
+  }
+  IntentRecord rec;
+  rec.intent.kind = core::Intent::Kind::kFailover;
+  rec.intent.to = to;
+  rec.intent.accept_data_loss = accept_data_loss;
+  rec.expires_ms = now + kIntentLifetimeMs;
+  rec.requested_on = cfg_.node_name;
+  auto store = Store();
+  auto r = store->Txn(
+      {dcs::Compare::CreateRevisionIs(keys_.leader(), 0),
+       view->intent ? dcs::Compare::ModRevisionIs(keys_.intent(), view->intent->mod_revision)
+                    : dcs::Compare::CreateRevisionIs(keys_.intent(), 0)},
+      {dcs::Op::Put(keys_.intent(), EncodeIntent(rec))});
+  if (!r) return r.error().Wrap("recording the failover");
+  if (!r->succeeded) return Refuse("a primary appeared meanwhile; see `tandem cluster status`");
+  TLOG(Warn, "agent") << "failover to " << to << " requested"
+                      << (accept_data_loss ? " ACCEPTING DATA LOSS" : "");
+  return "failover to " + to + " requested" +
+         (accept_data_loss ? " (accepting the loss of writes it does not have)" : "");
+}
+
+Result<std::string> Agent::SetPaused(bool paused) {
+  auto store = Store();
+  if (!store) return Refuse("this node is not in a cluster");
+  if (paused) {
+    nlohmann::json j{{"by", cfg_.node_name}, {"at_ms", SystemClock::Get().WallNow()}};
+    auto r = store->Put(keys_.pause(), j.dump());
+    if (!r.ok()) return r.error().Wrap("pausing");
+    TLOG(Warn, "agent") << "cluster paused: no automatic failover until resumed";
+    return std::string("paused: the agents take no automatic action until `tandem cluster resume`");
+  }
+  auto r = store->Delete(keys_.pause());
+  if (!r.ok()) return r.error().Wrap("resuming");
+  TLOG(Info, "agent") << "cluster resumed";
+  return std::string("resumed: automatic failover is on again");
+}
+
+Result<nlohmann::json> Agent::HistoryJson() {
+  auto view = ReadView();
+  if (!view) return view.error().Wrap("reading the cluster state");
+  nlohmann::json out = nlohmann::json::array();
+  for (const HistoryEntry& h : view->history) {
+    out.push_back(
+        {{"at_ms", h.at_ms}, {"leader", h.leader}, {"timeline", h.timeline}, {"reason", h.reason}});
+  }
+  return out;
+}
+
+}  // namespace tandem::agent
