@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "agent/http_client.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -180,7 +181,14 @@ void Agent::FenceMain() {
       auto st = pg_.Stop(pg::StopMode::kImmediate);
       if (!st.ok()) TLOG(Error, "ha") << "fencing stop failed: " << st.error().message();
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // A primary's postmaster died: the loop restarts it (or hands over) now,
+    // not at its next tick.
+    if (const int pid = pg_pid_to_watch_.load(); pid != 0 && !IsAlive(pid)) {
+      pg_pid_to_watch_ = 0;
+      TLOG(Warn, "ha") << "PostgreSQL (pid " << pid << ") died";
+      WakeLoop();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 
@@ -268,15 +276,67 @@ void Agent::Shutdown() {
 
 void Agent::StartLoop() {
   if (loop_running_.exchange(true)) return;
-  // The loop may have ended by itself (this node was removed): reap its thread.
-  if (loop_thread_.joinable()) loop_thread_.join();
+  // The loop may have ended by itself (this node was removed): reap its threads.
+  for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_}) {
+    if (t->joinable()) t->join();
+  }
+  lease_thread_ = std::thread([this] { LeaseMain(); });
+  watch_thread_ = std::thread([this] { WatchMain(); });
   loop_thread_ = std::thread([this] { LoopMain(); });
 }
 
 void Agent::StopLoop() {
   loop_running_ = false;
-  if (loop_thread_.joinable() && loop_thread_.get_id() != std::this_thread::get_id()) {
-    loop_thread_.join();
+  WakeLoop();
+  for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_}) {
+    if (t->joinable() && t->get_id() != std::this_thread::get_id()) t->join();
+  }
+}
+
+void Agent::WakeLoop() {
+  {
+    std::lock_guard<std::mutex> lock(wake_mu_);
+    wake_ = true;
+  }
+  wake_cv_.notify_all();
+}
+
+void Agent::LeaseMain() {
+  // Renew every loop interval: ttl - margin >= 2 x loop (CheckTiming), so a
+  // renewal can fail once and still the next one lands before the deadline.
+  while (loop_running_ && !stopping_) {
+    const MonoMs start = SystemClock::Get().Now();
+    const bool had = lease_.load() != 0;
+    auto st = RenewLease();
+    if (!st.ok()) TLOG(Debug, "ha") << "lease renewal: " << st.error().message();
+    // A lease lost or granted changes what the loop decides: run it now.
+    if (had != (lease_.load() != 0)) WakeLoop();
+    const MonoMs left = cfg_.ha.loop_interval_ms - (SystemClock::Get().Now() - start);
+    for (MonoMs slept = 0; slept < left && loop_running_ && !stopping_; slept += 20) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<MonoMs>(20, left - slept)));
+    }
+  }
+}
+
+void Agent::WatchMain() {
+  while (loop_running_ && !stopping_) {
+    const dcs::Revision rev = watch_revision_.load();
+    auto store = Store();
+    if (!store || rev == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    auto changed = store->WaitForChange(keys_.leader(), rev, 1'000);
+    if (!changed.ok()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    if (!*changed) continue;
+    WakeLoop();
+    // Until the loop has read a newer view, the same change would fire again.
+    for (int i = 0; i < 100 && watch_revision_.load() == rev && loop_running_ && !stopping_; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
 }
 
@@ -314,20 +374,18 @@ void Agent::LoopMain() {
       if (!s.ok()) TLOG(Error, "ha") << "leaving the cluster: " << s.error().message();
       break;
     }
-    const MonoMs left = cfg_.ha.loop_interval_ms - (SystemClock::Get().Now() - start);
-    if (left <= 0) continue;
-    auto store = Store();
-    bool waited = false;
-    if (store && rev > 0) {
-      auto w = store->WaitForChange(keys_.leader(), rev, left);
-      waited = w.ok();
+    if (rev > 0) watch_revision_ = rev;
+    // Acted this cycle (started, stopped, promoted...): look again soon
+    // rather than a whole interval later.
+    const MonoMs interval =
+        acted_ ? std::min<MonoMs>(cfg_.ha.loop_interval_ms, 50) : cfg_.ha.loop_interval_ms;
+    const MonoMs left = interval - (SystemClock::Get().Now() - start);
+    std::unique_lock<std::mutex> lock(wake_mu_);
+    if (left > 0) {
+      wake_cv_.wait_for(lock, std::chrono::milliseconds(left),
+                        [this] { return wake_ || !loop_running_ || stopping_; });
     }
-    if (!waited) {
-      const MonoMs remaining = cfg_.ha.loop_interval_ms - (SystemClock::Get().Now() - start);
-      for (MonoMs slept = 0; slept < remaining && loop_running_ && !stopping_; slept += 50) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::min<MonoMs>(50, remaining)));
-      }
-    }
+    wake_ = false;
   }
   TLOG(Info, "ha") << "HA loop stopped";
 }
@@ -340,16 +398,21 @@ Status Agent::RenewLease() {
     auto r = store->KeepAlive(lease_);
     if (r.ok()) {
       const int64_t ttl_ms = std::min<int64_t>(cfg_.ha.ttl_ms, *r * 1000);
-      lease_deadline_ = sent + ttl_ms - cfg_.ha.safety_margin_ms;
-      if (fence_deadline_.load() != 0) fence_deadline_ = lease_deadline_;
+      const MonoMs deadline = sent + ttl_ms - cfg_.ha.safety_margin_ms;
+      lease_deadline_ = deadline;
+      // Extend an armed watchdog; never re-arm one the loop disarmed.
+      MonoMs armed = fence_deadline_.load();
+      while (armed > kFenceNow && armed < deadline &&
+             !fence_deadline_.compare_exchange_weak(armed, deadline)) {
+      }
       return Ok();
     }
     if (r.error().code() != ErrorCode::kNotFound) return r.error();
     // Decide this cycle with no lease (a primary is fenced first); a new lease
     // is granted at the start of the next cycle.
-    TLOG(Warn, "ha") << "our lease expired in the store; a new one is taken next cycle";
+    TLOG(Warn, "ha") << "our lease expired in the store; taking a new one";
     lease_ = 0;
-    lease_deadline_ = 0;
+    lease_deadline_ = kFenceNow;
     // A primary is fenced now: any deadline in the past makes the watchdog act.
     if (fence_deadline_.load() != 0) fence_deadline_ = kFenceNow;
     return Ok();
@@ -357,9 +420,9 @@ Status Agent::RenewLease() {
   const MonoMs grant_sent = SystemClock::Get().Now();
   auto g = store->GrantLease((cfg_.ha.ttl_ms + 999) / 1000);
   if (!g) return g.error();
-  lease_ = g->id;
   const int64_t ttl_ms = std::min<int64_t>(cfg_.ha.ttl_ms, g->ttl_seconds * 1000);
   lease_deadline_ = grant_sent + ttl_ms - cfg_.ha.safety_margin_ms;
+  lease_ = g->id;
   return Ok();
 }
 
@@ -447,15 +510,12 @@ void Agent::RunCycle() {
     auto st = etcd_.Resume();
     if (!st.ok()) TLOG(Error, "etcd") << st.error().message();
   }
-  auto lease_status = RenewLease();
-  if (!lease_status.ok()) TLOG(Debug, "ha") << "lease renewal: " << lease_status.error().message();
   auto view = ReadView();
   ClusterView v = view.ok() ? *view : ClusterView{};
   core::LocalPostgres local = ObserveLocal(v);
-  if (view.ok()) {
-    PublishMember(local);
-    v.members[cfg_.node_name] = SelfState(local);  // our own state as of now, not as last read
-  }
+  // Our own state as of now, not as last read; published after acting (a
+  // store write here would delay a failover decision).
+  if (view.ok()) v.members[cfg_.node_name] = SelfState(local);
   core::Observation obs;
   obs.now = SystemClock::Get().Now();
   obs.self = cfg_.node_name;
@@ -495,20 +555,29 @@ void Agent::RunCycle() {
   }
   auto st = Execute(d, obs, v);
   if (!st.ok()) TLOG(Warn, "ha") << st.error().message();
+  if (view.ok()) PublishMember(local);
   // Arm the watchdog while we are the writable primary holding the key. When
   // the store cannot be read we cannot tell, and that is exactly when fencing
   // matters: keep it armed with the deadline of the last successful renewal.
   const bool promoted = HasAction(d, core::ActionType::kPromote);
   const bool writable =
       pg_.IsRunning() && ((st.ok() && promoted) || (local.running && !local.in_recovery));
+  // Read the lease once: the lease thread may change it meanwhile.
+  const MonoMs lease_deadline = lease_.load() != 0 ? lease_deadline_.load() : kFenceNow;
   if (!writable) {
     fence_deadline_ = 0;
+    pg_pid_to_watch_ = 0;
   } else if (view.ok()) {
     const bool holding = v.leader && v.leader->holder == cfg_.node_name;
-    fence_deadline_ = (holding && lease_ != 0) ? lease_deadline_ : 0;
-  } else if (fence_deadline_.load() == 0 && lease_deadline_ != 0) {
-    fence_deadline_ = lease_deadline_;  // writable, store unreadable: fence at our deadline
+    // Not holding: Decide demoted it this cycle (or will next); holding with
+    // no live lease: fence at once.
+    fence_deadline_ = holding ? std::max<MonoMs>(lease_deadline, kFenceNow) : 0;
+    pg_pid_to_watch_ = holding ? pg_.Pid() : 0;
+  } else if (fence_deadline_.load() == 0) {
+    // Writable, store unreadable: fence at our deadline.
+    fence_deadline_ = std::max<MonoMs>(lease_deadline, kFenceNow);
   }
+  acted_ = !d.actions.empty();
   if (view.ok()) Housekeeping(v, local);
 }
 
@@ -756,11 +825,47 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& loc
     auto st = pg_.SyncSlots(slots);
     if (!st.ok()) TLOG(Warn, "pg") << "replication slots: " << st.error().message();
     MaintainSync(view);
+    MaybeMoveEtcdLeader(view);
   }
   // Reach every member's etcd, not only ours (ours may be down or cut off).
   auto endpoints = EtcdEndpointsFor(view);
   if (endpoints != store_endpoints_) {
     if (ConnectStore(endpoints).ok()) store_endpoints_ = endpoints;
+  }
+}
+
+void Agent::MaybeMoveEtcdLeader(const ClusterView& view) {
+  // A crash of the primary's node should cost one lease TTL. If that node
+  // also led etcd, it would cost an etcd election plus the lease extension a
+  // new etcd leader grants on top: so the primary hands etcd leadership to
+  // another live voting member.
+  if (!cfg_.embedded_etcd()) return;
+  const MonoMs now = SystemClock::Get().Now();
+  if (now < next_etcd_leader_check_) return;
+  next_etcd_leader_check_ = now + 5'000;
+  const std::string url = cfg_.etcd_client_url();
+  auto st = HttpCall("POST", url + "/v3/maintenance/status", "{}", 1'000);
+  if (!st || st->status != 200) return;
+  std::string self_id, leader_id;
+  try {
+    auto j = nlohmann::json::parse(st->body);
+    self_id = j.at("header").at("member_id").get<std::string>();
+    leader_id = j.at("leader").get<std::string>();
+  } catch (const std::exception&) {
+    return;
+  }
+  if (self_id != leader_id) return;
+  for (const auto& [name, n] : view.nodes) {
+    if (name == cfg_.node_name || n.etcd_member_id == 0) continue;
+    auto m = view.members.find(name);
+    if (m == view.members.end() || m->second.role != core::Role::kReplica) continue;
+    nlohmann::json req{{"targetID", std::to_string(n.etcd_member_id)}};
+    auto r = HttpCall("POST", url + "/v3/maintenance/transfer-leadership", req.dump(), 3'000);
+    if (r && r->status == 200) {
+      TLOG(Info, "etcd") << "moved etcd leadership to " << name
+                         << " (a crash of the primary's node then needs no etcd election)";
+      return;
+    }
   }
 }
 

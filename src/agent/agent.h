@@ -147,6 +147,8 @@ class Agent {
   // retract an announcement that never happened.
   Status AnnounceTimeline(const ClusterView& view, uint32_t timeline);
   void MaintainTimeline(const ClusterView& view, const core::LocalPostgres& local);
+  void MaybeMoveEtcdLeader(const ClusterView& view);
+  MonoMs next_etcd_leader_check_ = 0;
   void RecordHistory(const std::string& reason, uint32_t timeline);
 
   Config cfg_;
@@ -160,8 +162,12 @@ class Agent {
   std::optional<Secrets> secrets_;
   std::shared_ptr<dcs::Dcs> store_;
   std::vector<std::string> store_endpoints_;
-  dcs::LeaseId lease_ = 0;
-  MonoMs lease_deadline_ = 0;
+  // Our session lease and its local deadline, renewed by the lease thread
+  // (LeaseMain) independently of the HA loop, so a slow cycle (a checkpoint,
+  // a slow store write) never delays a renewal. After the store says the
+  // lease is gone, lease_ is 0 and lease_deadline_ kFenceNow (passed).
+  std::atomic<dcs::LeaseId> lease_{0};
+  std::atomic<MonoMs> lease_deadline_{0};
   int start_failures_ = 0;
   std::string last_reason_;
   std::optional<ClusterView> last_view_;
@@ -186,6 +192,21 @@ class Agent {
   FenceGuard guard_;  // told fence_deadline_ by the watchdog thread
   // fence_deadline_ also bounds /primary: a node past it is not a healthy primary.
   std::thread fence_thread_;
+
+  // Threads that cut the loop's wait short: the lease thread, and the watch
+  // thread (a change of the leader key). FenceMain also wakes the loop when
+  // the postmaster of a primary dies (pg_pid_to_watch_).
+  void LeaseMain();
+  void WatchMain();
+  void WakeLoop();
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  bool wake_ = false;
+  std::atomic<dcs::Revision> watch_revision_{0};  // the revision of the loop's last view
+  std::atomic<int> pg_pid_to_watch_{0};
+  bool acted_ = false;  // the last cycle carried out actions (loop thread only)
+  std::thread lease_thread_;
+  std::thread watch_thread_;
 
   std::atomic<bool> loop_running_{false};
   std::atomic<bool> stopping_{false};

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -14,6 +15,10 @@
 #include "base/strings.h"
 
 namespace tandem::agent {
+
+int64_t EtcdHeartbeatMs(int64_t ttl_ms) {
+  return std::clamp<int64_t>(ttl_ms / 20, 50, 100);
+}
 
 namespace {
 std::string ServiceUser(const Config& cfg) {
@@ -76,8 +81,11 @@ Status EtcdMember::Launch(const std::string& initial_cluster, bool new_cluster) 
       "--initial-cluster=" + initial_cluster,
       std::string("--initial-cluster-state=") + (new_cluster ? "new" : "existing"),
       "--initial-cluster-token=tandem-" + cfg_.cluster,
-      "--heartbeat-interval=100",
-      "--election-timeout=1000",
+      // etcd grants no lease shorter than 1.5 election timeouts (rounded up
+      // to whole seconds): the default 100/1000 ms allows the default 2s
+      // ttl; a 1s ttl needs 50/500 ms. Shorter is not faster for Tandem.
+      "--heartbeat-interval=" + std::to_string(EtcdHeartbeatMs(cfg_.ha.ttl_ms)),
+      "--election-timeout=" + std::to_string(10 * EtcdHeartbeatMs(cfg_.ha.ttl_ms)),
       // Every member publishes its state each cycle: compact history, or the
       // store reaches its space quota in weeks and refuses every write.
       "--auto-compaction-mode=periodic",

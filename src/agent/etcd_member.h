@@ -11,6 +11,10 @@
 
 namespace tandem::agent {
 
+// The managed etcd's heartbeat interval for a lease TTL (election timeout =
+// 10 heartbeats): etcd's shortest lease is 1.5 election timeouts.
+int64_t EtcdHeartbeatMs(int64_t ttl_ms);
+
 class EtcdMember {
  public:
   explicit EtcdMember(const Config& cfg) : cfg_(cfg) {}

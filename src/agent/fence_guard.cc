@@ -1,10 +1,12 @@
 #include "agent/fence_guard.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -18,35 +20,65 @@
 namespace tandem::agent {
 namespace {
 
+// SIGQUIT (immediate shutdown) to the postmaster of data_dir, if one runs.
+void FencePostgres(const std::string& data_dir, const char* why) {
+  auto text = ReadFile(data_dir + "/postmaster.pid");
+  if (!text) return;
+  auto pid = ParseInt(Trim(Split(*text, '\n')[0]));
+  if (!pid || !IsAlive(static_cast<pid_t>(*pid))) return;
+  std::fprintf(stderr,
+               "level=error module=fence msg=\"%s while PostgreSQL (pid %lld) could be a "
+               "primary; its lease deadline passed: immediate shutdown\"\n",
+               why, static_cast<long long>(*pid));
+  ::kill(static_cast<pid_t>(*pid), SIGQUIT);
+}
+
 [[noreturn]] void GuardMain(int fd, const std::string& data_dir) {
   ::prctl(PR_SET_NAME, "tandem-fence", 0, 0, 0);
   ::signal(SIGTERM, SIG_IGN);  // only the pipe tells it to act
   ::signal(SIGINT, SIG_IGN);
   MonoMs deadline = 0;
+  bool open = true;
   while (true) {
-    int64_t v = 0;
-    ssize_t n = ::read(fd, &v, sizeof v);
-    if (n < 0 && errno == EINTR) continue;
-    if (n == static_cast<ssize_t>(sizeof v)) {
-      deadline = v;
-      continue;
+    // Wait for a newer deadline, at most until the current one.
+    int timeout = -1;
+    if (deadline != 0) {
+      const MonoMs left = deadline - SystemClock::Get().Now();
+      timeout = static_cast<int>(std::clamp<MonoMs>(left, 0, 1000));
     }
-    break;  // EOF or error: the agent is gone
+    if (!open) {
+      if (deadline == 0) _exit(0);
+      if (timeout > 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(timeout));
+        continue;
+      }
+    } else {
+      struct pollfd p {
+        fd, POLLIN, 0
+      };
+      int n = ::poll(&p, 1, timeout);
+      if (n < 0 && errno == EINTR) continue;
+      if (n > 0) {
+        int64_t v = 0;
+        ssize_t r = ::read(fd, &v, sizeof v);
+        if (r < 0 && errno == EINTR) continue;
+        if (r == static_cast<ssize_t>(sizeof v)) {
+          deadline = v;
+          continue;
+        }
+        open = false;  // EOF or error: the agent is gone; act on the last deadline
+        continue;
+      }
+    }
+    if (deadline != 0 && SystemClock::Get().Now() >= deadline) {
+      // The agent did not extend the deadline in time: it is dead, frozen
+      // (SIGSTOP) or stuck. Either way the lease may expire: fence.
+      FencePostgres(data_dir, open ? "the agent did not renew its deadline (frozen or stuck)"
+                                   : "the agent died");
+      if (!open) _exit(0);
+      deadline = 0;  // armed again by the agent's next deadline
+    }
   }
-  if (deadline == 0) _exit(0);
-  while (SystemClock::Get().Now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  auto text = ReadFile(data_dir + "/postmaster.pid");
-  if (!text) _exit(0);
-  auto pid = ParseInt(Trim(Split(*text, '\n')[0]));
-  if (!pid || !IsAlive(static_cast<pid_t>(*pid))) _exit(0);
-  std::fprintf(stderr,
-               "level=error module=fence msg=\"the agent died while PostgreSQL (pid %lld) could "
-               "be a primary; its lease deadline passed: immediate shutdown\"\n",
-               static_cast<long long>(*pid));
-  ::kill(static_cast<pid_t>(*pid), SIGQUIT);
-  _exit(0);
 }
 
 }  // namespace

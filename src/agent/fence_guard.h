@@ -5,10 +5,11 @@
 // SIGKILLed or crashed agent would otherwise leave a writable primary behind,
 // and another node takes the key when the lease expires. The agent sends the
 // guard its fencing deadline (monotonic ms; 0 = not a primary) whenever it
-// changes. When the pipe closes (the agent is gone), the guard waits until the
-// last deadline and then sends the postmaster SIGQUIT (immediate shutdown).
-// An agent restarted before that deadline loses one PostgreSQL restart, never
-// safety.
+// changes. When the last deadline passes without a newer one, the agent is
+// dead, frozen (SIGSTOP) or stuck, and the guard sends the postmaster SIGQUIT
+// (immediate shutdown); after the pipe closes it then exits. An agent
+// restarted (or thawed) before that deadline loses one PostgreSQL restart,
+// never safety.
 #pragma once
 
 #include <string>

@@ -208,10 +208,13 @@ Result<std::string> RenderConfig(const Settings& s, const std::string& socket_di
   // retries a lost or re-pointed upstream after 250ms instead of 5s, and a
   // silent peer (frozen, cut off) is dropped after 10s instead of 60s, so the
   // primary stops counting it as a synchronous standby.
-  for (const auto& [k, v] :
-       std::map<std::string, std::string>{{"wal_retrieve_retry_interval", "250ms"},
-                                          {"wal_sender_timeout", "10s"},
-                                          {"wal_receiver_timeout", "10s"}}) {
+  for (const auto& [k, v] : std::map<std::string, std::string>{
+           {"wal_retrieve_retry_interval", "250ms"},
+           {"wal_sender_timeout", "10s"},
+           {"wal_receiver_timeout", "10s"},
+           // Crash recovery starts by syncing the data directory: one
+           // syncfs() instead of an fsync per file (0.7s of a 1s restart here).
+           {"recovery_init_sync_method", "syncfs"}}) {
     if (s.extra.count(k) == 0) TANDEM_TRY(q(k, v));
   }
 

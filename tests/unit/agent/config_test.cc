@@ -23,9 +23,33 @@ TEST(Config, MinimalFileGetsDefaults) {
   EXPECT_EQ(c->api_port, 8008);
   EXPECT_EQ(c->pg_data_dir, "/var/lib/tandem/pgdata");
   EXPECT_TRUE(c->embedded_etcd());
-  EXPECT_EQ(c->ha.ttl_ms, 10'000);
+  EXPECT_EQ(c->ha.ttl_ms, 2'000);
+  EXPECT_EQ(c->ha.loop_interval_ms, 250);
+  EXPECT_EQ(c->ha.safety_margin_ms, 500);
+  EXPECT_EQ(c->ha.sync_mode, core::SyncMode::kQuorum);
+  EXPECT_EQ(c->ha.sync_count, 1);
   EXPECT_EQ(c->api_url(), "http://10.0.0.1:8008");
   EXPECT_EQ(c->etcd_peer_url(), "http://10.0.0.1:2380");
+}
+
+TEST(Config, SyncModeIsCheckedAndOwnsTheSyncParameters) {
+  auto c = ParseConfig(
+      std::string(kMinimal) + "postgresql:\n  sync_mode: strict\n  sync_count: 2\n", "/etc/t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->ha.sync_mode, core::SyncMode::kStrict);
+  EXPECT_EQ(c->ha.sync_count, 2);
+  auto bad =
+      ParseConfig(std::string(kMinimal) + "postgresql:\n  sync_mode: always\n", "/etc/t.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("'postgresql.sync_mode' is 'always'"), std::string::npos);
+  bad = ParseConfig(std::string(kMinimal) + "postgresql:\n  sync_count: 0\n", "/etc/t.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("sync_count"), std::string::npos);
+  bad = ParseConfig(
+      std::string(kMinimal) + "postgresql:\n  parameters:\n    synchronous_commit: local\n",
+      "/etc/t.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("managed by Tandem"), std::string::npos);
 }
 
 TEST(Config, FullFileParses) {
