@@ -55,11 +55,11 @@ SyncVerdict SyncCandidates(const Observation& obs) {
   v.applies = true;
   const SyncRecord& rec = *obs.sync;
   const std::string set = DescribeSync(rec.members, rec.quorum);
-  if (rec.quorum <= 0 || rec.members.empty()) {
-    v.why = "the sync record (written by " + rec.leader +
-            ") counts no standby as holding every acknowledged write";
-    return v;
-  }
+  // The record's writer is the primary that acknowledged the writes: it holds
+  // them all itself. Every acknowledged write is on it and on `quorum` of the
+  // members.
+  std::vector<std::string> pool = rec.members;
+  if (std::find(pool.begin(), pool.end(), rec.leader) == pool.end()) pool.push_back(rec.leader);
   struct Seen {
     std::string name;
     uint32_t timeline;
@@ -67,7 +67,7 @@ SyncVerdict SyncCandidates(const Observation& obs) {
     bool nofailover;
   };
   std::vector<Seen> seen;
-  for (const std::string& name : rec.members) {
+  for (const std::string& name : pool) {
     if (name == obs.self) {
       if (obs.pg.running && obs.pg.in_recovery) {
         bool nofailover = false;
@@ -85,12 +85,28 @@ SyncVerdict SyncCandidates(const Observation& obs) {
       }
     }
   }
-  const size_t need = rec.members.size() - static_cast<size_t>(rec.quorum) + 1;
-  if (static_cast<int>(rec.members.size()) < rec.quorum || seen.size() < need) {
-    v.why = "only " + std::to_string(seen.size()) + " of the sync set " + set +
-            " are live replicas; " + std::to_string(need) +
-            " are needed to be sure one holds every acknowledged write";
-    return v;
+  const bool writer_seen =
+      std::any_of(seen.begin(), seen.end(), [&](const Seen& s) { return s.name == rec.leader; });
+  size_t members_seen = 0;
+  for (const Seen& s : seen) {
+    if (std::find(rec.members.begin(), rec.members.end(), s.name) != rec.members.end()) {
+      ++members_seen;
+    }
+  }
+  if (!writer_seen) {
+    if (rec.quorum <= 0 || rec.members.empty() ||
+        static_cast<int>(rec.members.size()) < rec.quorum) {
+      v.why = "the primary that wrote the sync record (" + rec.leader +
+              ") is gone and the record counts no standby as holding every acknowledged write";
+      return v;
+    }
+    const size_t need = rec.members.size() - static_cast<size_t>(rec.quorum) + 1;
+    if (members_seen < need) {
+      v.why = "only " + std::to_string(members_seen) + " of the sync set " + set +
+              " are live replicas and its writer " + rec.leader + " is gone; " +
+              std::to_string(need) + " are needed to be sure one holds every acknowledged write";
+      return v;
+    }
   }
   uint32_t best_tl = 0;
   uint64_t best_lsn = 0;

@@ -36,14 +36,15 @@ struct Candidate {
 std::vector<Candidate> RankCandidateDetails(const Observation& obs, const HaConfig& cfg);
 
 // The failover rule under synchronous replication (obs.sync present, mode not
-// off; safety rule 3). The record (S, k) claims every acknowledged write is on
-// k members of S, so any |S| - k + 1 live members of S include one holding
-// them all, and the most advanced of those holds them all. Members count when
-// they are live replicas (self: a running standby); positions are compared as
-// (timeline, lsn). Eligible are the counted members at the most advanced
-// position that may be promoted (not nofailover, not behind the cluster
-// timeline), by name. When fewer than |S| - k + 1 are live, or k is 0, nobody
-// may be promoted automatically and `why` says so (an alarm for the operator).
+// off; safety rule 3). The record (writer W, members S, quorum k) claims every
+// write W acknowledged is on W and on k members of S. So if W itself is a live
+// replica, or any |S| - k + 1 members of S are, one of those seen holds every
+// acknowledged write, and the most advanced of them holds them all. Members
+// count when they are live replicas (self: a running standby); positions are
+// compared as (timeline, lsn). Eligible are the counted members at the most
+// advanced position that may be promoted (not nofailover, not behind the
+// cluster timeline), by name. Otherwise nobody may be promoted automatically
+// and `why` says so (an alarm for the operator).
 struct SyncVerdict {
   bool applies = false;  // a sync record rules this failover
   bool ok = false;       // eligible is the answer; else why

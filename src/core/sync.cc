@@ -198,13 +198,17 @@ PromotionSync SyncForPromotion(const std::optional<SyncRecord>& record, const st
                       Contains(record->members, self);
   if (listed) {
     // We hold every acknowledged write and count as one holder: the others
-    // need only quorum - 1 acknowledgements for the record to stay true.
+    // need only quorum - 1 acknowledgements for the record to stay true. The
+    // record is rewritten with us as its writer (same members and quorum).
     std::vector<std::string> others;
     for (const std::string& m : record->members) {
       if (m != self) others.push_back(m);
     }
     int k = record->quorum - 1;
     if (mode == SyncMode::kStrict) k = std::max(k, 1);
+    // The record's writer must be the primary whose writes it describes.
+    p.record = *record;
+    p.record->leader = self;
     if (k == 0) return p;
     if (others.empty()) {
       p.pg = PgSyncSet{{kAnyStandby}, 1};

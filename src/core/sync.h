@@ -53,11 +53,12 @@ struct SyncStep {
 SyncStep PlanSync(const SyncInput& in);
 
 // What a standby about to be promoted does first: the record to write before
-// promoting (nullopt = keep the current one) and synchronous_standby_names to
+// promoting (always: the record names its writer, who holds every write it
+// acknowledged) and synchronous_standby_names to
 // start with, so that the current record's claim holds for every write the
 // new primary acknowledges. `mode` is the promoting node's configured mode.
 struct PromotionSync {
-  std::optional<SyncRecord> record;
+  std::optional<SyncRecord> record;  // nullopt only when sync is off and no record exists
   PgSyncSet pg;
 };
 PromotionSync SyncForPromotion(const std::optional<SyncRecord>& record, const std::string& self,

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 
 #include "sim/sim.h"
 
@@ -14,9 +15,10 @@ namespace {
 using core::ActionType;
 
 // Runs schedules from seed 1 until one reports a violation; returns it.
-std::string FirstViolation(const DecideFn& decide, uint64_t max_seeds) {
+std::string FirstViolation(const DecideFn& decide, uint64_t max_seeds,
+                           const std::function<void(SimOptions&)>& tweak = {}) {
   for (uint64_t seed = 1; seed <= max_seeds; ++seed) {
-    ScheduleResult r = RunRandomSchedule(seed, decide);
+    ScheduleResult r = RunRandomSchedule(seed, decide, tweak);
     if (!r.violation.empty()) {
       if (std::getenv("SIM_VERBOSE")) std::printf("%s\n", r.violation.c_str());
       return r.violation;
@@ -51,7 +53,10 @@ TEST(Checker, CatchesAPromotionWithoutTheLeaderKey) {
   auto broken = [](const Observation& obs, const HaConfig& cfg) {
     return Without(core::Decide(obs, cfg), ActionType::kAcquireLeader);
   };
-  std::string v = FirstViolation(broken, 200);
+  // Asynchronous: with a sync record, writing it before promoting already
+  // checks the leader key (that promotion fails, and liveness is what breaks).
+  std::string v =
+      FirstViolation(broken, 200, [](SimOptions& o) { o.cfg.sync_mode = core::SyncMode::kOff; });
   ASSERT_FALSE(v.empty());
   EXPECT_TRUE(Mentions(v, "Rule 1")) << v;
 }
@@ -88,6 +93,30 @@ TEST(Checker, CatchesAFormerPrimaryThatIsNeverRewound) {
   std::string v = FirstViolation(broken, 500);
   ASSERT_FALSE(v.empty());
   EXPECT_TRUE(Mentions(v, "liveness")) << v;  // real PostgreSQL refuses to stream
+}
+
+TEST(Checker, CatchesPromotingAReplicaOutsideTheSyncSet) {
+  // Ignores the sync record: picks the most advanced replica by the async rule.
+  auto broken = [](const Observation& obs, const HaConfig& cfg) {
+    Observation async = obs;
+    async.sync.reset();
+    return core::Decide(async, cfg);
+  };
+  std::string v = FirstViolation(broken, 3000,
+                                 [](SimOptions& o) { o.cfg.sync_mode = core::SyncMode::kQuorum; });
+  ASSERT_FALSE(v.empty()) << "a decide that ignores the sync record went unnoticed";
+  EXPECT_TRUE(Mentions(v, "Rule 3")) << v;
+}
+
+TEST(Checker, SeesAcknowledgedWritesLostInAsynchronousMode) {
+  // The real Decide in async mode may lose acknowledged writes by design: the
+  // Rule 3 check, switched on, must see it (so it can see a loss at all).
+  std::string v = FirstViolation(core::Decide, 3000, [](SimOptions& o) {
+    o.cfg.sync_mode = core::SyncMode::kOff;
+    o.check_acknowledged_in_async = true;
+  });
+  ASSERT_FALSE(v.empty()) << "no acknowledged write was ever lost in async mode";
+  EXPECT_TRUE(Mentions(v, "Rule 3")) << v;
 }
 
 }  // namespace

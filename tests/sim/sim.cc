@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "base/strings.h"
+#include "core/sync.h"
 
 namespace tandem::sim {
 
@@ -177,7 +178,9 @@ Cluster::Cluster(SimOptions options)
     nodes_.push_back(std::move(n));
   }
   Log("cluster of " + std::to_string(opt_.nodes) + " nodes, ttl " + Secs(opt_.cfg.ttl_ms) +
-      ", loop " + Secs(opt_.cfg.loop_interval_ms) + ", margin " + Secs(opt_.cfg.safety_margin_ms));
+      ", loop " + Secs(opt_.cfg.loop_interval_ms) + ", margin " + Secs(opt_.cfg.safety_margin_ms) +
+      ", sync " + core::SyncModeName(opt_.cfg.sync_mode) + " x" +
+      std::to_string(opt_.cfg.sync_count));
 }
 
 Node& Cluster::node(const std::string& name) {
@@ -286,7 +289,100 @@ void Cluster::StopPg(Node& n, bool crash) {
   n.pg.streaming = false;
 }
 
+std::optional<core::SyncRecord> Cluster::ReadSync() const {
+  const StoreKv* kv = store_.Get("sync");
+  if (!kv) return std::nullopt;
+  return kv->sync;
+}
+
+bool Cluster::WriteSync(Node& n, const core::SyncRecord& rec) {
+  bool answered = false;
+  if (!Reach(n, &answered)) return false;
+  // The agent's txn: compare the sync key's revision and that we still lead.
+  const StoreKv* leader = store_.Get("leader");
+  if (!leader || leader->value != n.name) return false;
+  const StoreKv* cur = store_.Get("sync");
+  StoreKv kv;
+  kv.sync = rec;
+  bool ok = cur ? store_.PutIfModRevision("sync", cur->mod_revision, kv)
+                : store_.PutIfCreateRevision("sync", 0, kv);
+  if (ok) {
+    Log(n.name + ": sync record " + core::DescribeSync(rec.members, rec.quorum) + " (" +
+        core::SyncModeName(rec.mode) + ")");
+  }
+  return ok && answered;
+}
+
+void Cluster::MaintainSync(Node& n) {
+  core::SyncInput in;
+  in.self = n.name;
+  in.mode = opt_.cfg.sync_mode;
+  in.count = opt_.cfg.sync_count;
+  in.record = ReadSync();
+  in.pg = n.pg.sync;
+  in.primary_flush_lsn = n.pg.lsn;
+  for (const Node& o : nodes_) {
+    if (&o == &n || o.crashed || !o.pg.running || !o.pg.in_recovery) continue;
+    if (o.pg.following != n.name) continue;
+    core::SyncStandby sb;
+    sb.name = o.name;
+    sb.streaming = o.pg.streaming && !o.paused;
+    sb.flush_lsn = o.pg.lsn;
+    sb.eligible = !o.nofailover && !o.needs_reclone;
+    in.standbys.push_back(sb);
+  }
+  for (int i = 0; i < 6; ++i) {
+    const core::SyncStep step = core::PlanSync(in);
+    if (step.kind == core::SyncStep::Kind::kNone) return;
+    if (step.kind == core::SyncStep::Kind::kWriteRecord) {
+      if (!WriteSync(n, step.record)) return;
+      in.record = step.record;
+    } else {
+      n.pg.sync = step.pg;
+      in.pg = step.pg;
+      Log(n.name +
+          ": synchronous_standby_names = " + core::DescribeSync(step.pg.names, step.pg.quorum));
+    }
+  }
+}
+
+void Cluster::Acknowledge(const Node& n) {
+  // A commit at position x is acknowledged once `quorum` of the standbys
+  // PostgreSQL waits for have flushed x (streaming from n, on its history).
+  uint64_t acked = n.pg.lsn;
+  if (n.pg.sync.quorum > 0) {
+    std::vector<uint64_t> flushed;
+    const bool any = n.pg.sync.names.size() == 1 && n.pg.sync.names[0] == core::kAnyStandby;
+    for (const Node& o : nodes_) {
+      if (&o == &n || o.crashed || !o.pg.running || !o.pg.in_recovery || !o.pg.streaming) continue;
+      if (o.pg.following != n.name || !OnHistory(n.pg.history, o.pg.timeline(), o.pg.lsn)) continue;
+      if (!any && std::find(n.pg.sync.names.begin(), n.pg.sync.names.end(), o.name) ==
+                      n.pg.sync.names.end()) {
+        continue;
+      }
+      flushed.push_back(o.pg.lsn);
+    }
+    if (flushed.size() < static_cast<size_t>(n.pg.sync.quorum)) return;  // writes wait
+    std::sort(flushed.rbegin(), flushed.rend());
+    acked = std::min(acked, flushed[static_cast<size_t>(n.pg.sync.quorum) - 1]);
+  }
+  // Only forward along the acknowledged history.
+  if (OnHistory(n.pg.history, acked_history_.back().timeline, acked_lsn_) && acked > acked_lsn_) {
+    acked_history_ = HistoryAt(n.pg.history, acked);
+    acked_lsn_ = acked;
+  }
+}
+
 void Cluster::BecameWritable(Node& n, const char* how) {
+  // Rule 3: under synchronous replication, a new primary holds every
+  // acknowledged write.
+  if ((opt_.cfg.sync_mode != core::SyncMode::kOff || opt_.check_acknowledged_in_async) &&
+      !OnHistory(n.pg.history, acked_history_.back().timeline, acked_lsn_)) {
+    Fail("Rule 3: " + n.name + " became writable (" + how + ") at " + Pos(n.pg) +
+         " without the acknowledged write at timeline " +
+         std::to_string(acked_history_.back().timeline) + " " + FormatLsn(acked_lsn_));
+    return;
+  }
   // Rule 4: a node whose WAL diverged from the newest timeline (it has records
   // that timeline does not) must be rewound or re-cloned before it serves writes.
   if (!OnHistory(newest_history_, n.pg.timeline(), n.pg.lsn)) {
@@ -374,6 +470,7 @@ void Cluster::RunAgent(Node& n) {
         }
       }
     }
+    obs.sync = ReadSync();
     n.seen_leader_changes = store_.leader_changes();
   }
   // Like Patroni's timeline check before following: ask the leader for its
@@ -399,7 +496,29 @@ void Cluster::RunAgent(Node& n) {
   obs.lease_deadline = n.lease_deadline;
 
   // 4. Decide.
-  const Decision d = opt_.decide(obs, cfg);
+  Decision d = opt_.decide(obs, cfg);
+  bool promotes = false;
+  for (const core::Action& a : d.actions) promotes = promotes || a.type == ActionType::kPromote;
+  if (promotes && !obs.leader) {
+    // The agent asks every member for its position before promoting; one
+    // that does not answer is dropped under a sync record.
+    const bool sync_rules = obs.sync && obs.sync->mode != core::SyncMode::kOff;
+    std::vector<core::MemberState> fresh;
+    for (core::MemberState m : obs.members) {
+      const Node* o = Find(m.name);
+      if (m.name != n.name && m.role == core::Role::kReplica) {
+        if (o && !o->crashed && !o->paused && o->pg.running && o->pg.in_recovery) {
+          m.timeline = o->pg.timeline();
+          m.lsn = o->pg.lsn;
+        } else if (sync_rules) {
+          continue;
+        }
+      }
+      fresh.push_back(m);
+    }
+    obs.members = std::move(fresh);
+    d = opt_.decide(obs, cfg);
+  }
   if (n.check_wake) {
     n.check_wake = false;
     if (n.wake_must_demote &&
@@ -428,6 +547,7 @@ void Cluster::RunAgent(Node& n) {
   if (obs.store_ok && Writable(n) && n.pg.timeline() > obs.cluster_timeline) {
     (void)RecordClusterTimeline(n, n.pg.timeline());
   }
+  if (obs.store_ok && Writable(n) && LeaderHolder() == n.name) MaintainSync(n);
   n.next_run = now_ + cfg.loop_interval_ms;
 }
 
@@ -494,6 +614,10 @@ bool Cluster::Execute(Node& n, const core::Action& a, const Observation& obs) {
     }
     case ActionType::kPromote: {
       if (!n.pg.running || !n.pg.in_recovery) return false;
+      const core::PromotionSync ps =
+          core::SyncForPromotion(obs.sync, n.name, opt_.cfg.sync_mode, opt_.cfg.sync_count);
+      if (ps.record && !WriteSync(n, *ps.record)) return false;
+      n.pg.sync = ps.pg;
       // Record the timeline this promotion creates BEFORE creating it, so no
       // crash or lost answer can leave a newer timeline the store does not know.
       if (!RecordClusterTimeline(n, n.pg.timeline() + 1)) return false;
@@ -557,6 +681,8 @@ bool Cluster::Execute(Node& n, const core::Action& a, const Observation& obs) {
       n.needs_rewind = false;
       return start(true, a.target);
     }
+    case ActionType::kStepDown:
+      return false;  // no operator intents in the simulation
   }
   return false;
 }
@@ -743,6 +869,9 @@ void Cluster::Step() {
     if (Writable(n) && rng_() % 4 != 0) n.pg.lsn += rng_() % (256u << 10);
   }
   for (size_t i : order) StepPostgres(nodes_[i]);
+  for (const Node& n : nodes_) {
+    if (Writable(n)) Acknowledge(n);
+  }
   CheckInvariants();
 }
 
@@ -796,7 +925,8 @@ bool Cluster::RunUntil(const std::function<bool()>& pred, MonoMs limit) {
 // ---------------------------------------------------------------------------
 // Random schedules
 
-ScheduleResult RunRandomSchedule(uint64_t seed, const DecideFn& decide) {
+ScheduleResult RunRandomSchedule(uint64_t seed, const DecideFn& decide,
+                                 const std::function<void(SimOptions&)>& tweak) {
   std::mt19937_64 rng(seed);
   SimOptions opt;
   opt.seed = seed;
@@ -811,7 +941,12 @@ ScheduleResult RunRandomSchedule(uint64_t seed, const DecideFn& decide) {
         opt.cfg.loop_interval_ms + 100 * static_cast<int64_t>(1 + rng() % 20);
   } while (!core::CheckTiming(opt.cfg).empty());
   opt.cfg.max_start_failures = 1 + static_cast<int>(rng() % 3);
+  static const core::SyncMode kModes[] = {core::SyncMode::kOff, core::SyncMode::kQuorum,
+                                          core::SyncMode::kQuorum, core::SyncMode::kStrict};
+  opt.cfg.sync_mode = kModes[rng() % 4];
+  opt.cfg.sync_count = 1 + static_cast<int>(rng() % 2);
   if (rng() % 4 == 0) opt.nofailover.push_back("n" + std::to_string(1 + rng() % opt.nodes));
+  if (tweak) tweak(opt);
 
   Cluster c(opt);
   ScheduleResult result;

@@ -33,6 +33,7 @@ using core::Observation;
 struct StoreKv {
   std::string value;         // leader: the holder's name
   core::MemberState member;  // members/<name>: the published state
+  core::SyncRecord sync;     // sync: the sync record
   int64_t create_revision = 0;
   int64_t mod_revision = 0;
   int64_t lease = 0;
@@ -104,6 +105,7 @@ struct FakePg {
   uint64_t lsn = 0x1000000;
   std::string following;   // the configured upstream (primary_conninfo)
   bool streaming = false;  // a WAL receiver is connected right now
+  core::PgSyncSet sync;    // synchronous_standby_names (in the config file: survives crashes)
   uint32_t timeline() const { return history.back().timeline; }
 };
 
@@ -119,6 +121,10 @@ struct SimOptions {
   DecideFn decide = core::Decide;
   std::vector<std::string> nofailover;  // names of members never promoted
   bool random_rewind_failures = true;   // a rewind may fail and force a re-clone
+  // Rule 3 (no acknowledged write lost) is checked when opt.cfg.sync_mode is
+  // not off; set this to check it in asynchronous mode too, where it must
+  // fail sometimes (proof that the check can see a loss).
+  bool check_acknowledged_in_async = false;
 };
 
 struct Node {
@@ -183,6 +189,8 @@ class Cluster {
   bool Writable(const Node& n) const;
   // A primary holds the key and every node runs PostgreSQL streaming from it.
   bool Converged() const;
+  // The sync record in the store.
+  std::optional<core::SyncRecord> ReadSync() const;
   // "" while every invariant held; else what broke, when, and the transcript.
   const std::string& violation() const { return violation_; }
   std::string Transcript() const;
@@ -200,6 +208,11 @@ class Cluster {
   bool RecordClusterTimeline(Node& n, uint32_t timeline);
   void StepPostgres(Node& n);
   void BecameWritable(Node& n, const char* how);
+  // The primary's synchronous replication upkeep (the agent's MaintainSync).
+  void MaintainSync(Node& n);
+  bool WriteSync(Node& n, const core::SyncRecord& rec);
+  // Advances the acknowledged position of the writable primary.
+  void Acknowledge(const Node& n);
   void CheckInvariants();
   const Node* Find(const std::string& name) const;
   bool PgReachable(const Node& n) const { return !n.crashed && !n.paused && n.pg.running; }
@@ -213,6 +226,10 @@ class Cluster {
   int64_t steps_ = 0;
   uint32_t max_timeline_ = 1;
   History newest_history_{TimelineSpan{}};  // of the last timeline created
+  // The newest write any client saw acknowledged: every later primary must
+  // have it (Rule 3, under synchronous replication).
+  History acked_history_{TimelineSpan{}};
+  uint64_t acked_lsn_ = 0;
   std::deque<std::string> transcript_;
   std::string violation_;
 };
@@ -224,6 +241,8 @@ struct ScheduleResult {
   MonoMs simulated_ms = 0;
   int faults = 0;
 };
-ScheduleResult RunRandomSchedule(uint64_t seed, const DecideFn& decide = core::Decide);
+// `tweak` may change the drawn options (e.g. force a sync mode).
+ScheduleResult RunRandomSchedule(uint64_t seed, const DecideFn& decide = core::Decide,
+                                 const std::function<void(SimOptions&)>& tweak = {});
 
 }  // namespace tandem::sim

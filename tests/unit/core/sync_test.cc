@@ -181,7 +181,8 @@ TEST(PlanSync, OffTurnsTheRecordOffBeforePostgres) {
 
 TEST(SyncForPromotion, AListedStandbyNeedsOneAcknowledgementFewer) {
   PromotionSync p = SyncForPromotion(Rec({"r1", "r2", "r3"}, 2), "r1", SyncMode::kQuorum, 2);
-  EXPECT_FALSE(p.record.has_value());
+  ASSERT_TRUE(p.record.has_value());
+  EXPECT_EQ(*p.record, Rec({"r1", "r2", "r3"}, 2, "r1"));  // same claim, new writer
   EXPECT_EQ(p.pg, (PgSyncSet{{"r2", "r3"}, 1}));
   p = SyncForPromotion(Rec({"r1", "r2"}, 1), "r1", SyncMode::kQuorum, 1);
   EXPECT_EQ(p.pg, PgSyncSet{});
@@ -252,6 +253,19 @@ TEST(Rule3Sync, ADoubleLossIsNeverPromotedAutomatically) {
 TEST(Rule3Sync, ARecordWithQuorumZeroPromotesNobody) {
   Observation obs = NoLeaderWithSync({"n1"}, 0);
   EXPECT_FALSE(Promotes(Decide(obs, kCfg)));
+}
+
+TEST(Rule3Sync, TheRecordsWriterHoldsEveryWriteItAcknowledged) {
+  // p ran alone (quorum 0) and was demoted; it is back as a replica.
+  Observation obs = NoLeaderWithSync({}, 0);
+  obs.members.push_back(Member("p", Role::kReplica, 2, 0x3000000));
+  Decision d = Decide(obs, kCfg);  // n1 is not known to hold p's writes
+  EXPECT_FALSE(Promotes(d)) << d.reason;
+  EXPECT_HAS(d.reason, "p is the most advanced");
+  obs.self = "p";  // p itself may be promoted
+  obs.members = {Member("p", Role::kReplica, 2, 0x3000000)};
+  d = Decide(obs, kCfg);
+  EXPECT_TRUE(Promotes(d)) << d.reason;
 }
 
 TEST(Rule3Sync, TheAsyncRecordFallsBackToTheLagRule) {
