@@ -152,9 +152,7 @@ class ExternalEtcdTest : public ::testing::Test {
   }
   std::string AgentLog(int i) const { return FileText(NodeDir(i) + "/agent.log"); }
 
-  std::optional<json> Status(int i) const {
-    return ClusterStatusJson(Config(i));
-  }
+  std::optional<json> Status(int i) const { return ClusterStatusJson(Config(i)); }
   std::string StatusDump(int i) const {
     auto s = Status(i);
     return s ? s->dump(2) : "(no status from node" + std::to_string(i) + ")";
