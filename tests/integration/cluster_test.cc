@@ -444,9 +444,14 @@ TEST_F(ClusterTest, SwitchoverMovesThePrimaryCleanlyAndTheOldOneFollowsWithoutRe
   EXPECT_NE(after.find("stepped down for the switchover"), std::string::npos) << after;
   EXPECT_EQ(after.find("rewound onto"), std::string::npos) << after;
   EXPECT_EQ(after.find("action rewind"), std::string::npos) << after;
-  auto hist = RunTandem({"-c", Config(1), "cluster", "history"});
-  ASSERT_EQ(hist.exit_code, 0) << hist.output;
-  EXPECT_NE(hist.output.find("switchover to me"), std::string::npos) << hist.output;
+  CommandResult hist;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        hist = RunTandem({"-c", Config(1), "cluster", "history"});
+        return hist.exit_code == 0 && hist.output.find("switchover to me") != std::string::npos;
+      },
+      15'000))
+      << hist.output;
 }
 
 TEST_F(ClusterTest, PauseStopsAutomaticActionsUntilResume) {
