@@ -577,7 +577,8 @@ void Agent::RunCycle() {
     // Writable, store unreadable: fence at our deadline.
     fence_deadline_ = std::max<MonoMs>(lease_deadline, kFenceNow);
   }
-  acted_ = !d.actions.empty();
+  // Only after actions that worked: a failing one must not spin the loop.
+  acted_ = !d.actions.empty() && st.ok();
   if (view.ok()) Housekeeping(v, local);
 }
 

@@ -202,6 +202,13 @@ std::optional<Decision> IntentWithoutLeader(const Observation& obs, const HaConf
       }
     }
     if (target != obs.self) {
+      bool live = false;
+      for (const MemberState& m : obs.members) {
+        live = live || (m.name == target && m.role == Role::kReplica);
+      }
+      // A target that died after the hand-over must not hold up a failover:
+      // the automatic rules apply (the old primary, alive, holds every write).
+      if (!live) return std::nullopt;
       return Make("no leader; switchover to " + target + " in progress: waiting for it");
     }
     if (pg.timeline != in.final_timeline || pg.lsn <= in.final_lsn) {

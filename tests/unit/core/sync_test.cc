@@ -339,6 +339,15 @@ TEST(Intent, OthersWaitForTheSwitchoverTarget) {
   EXPECT_HAS(d.reason, "switchover to n2 in progress");
 }
 
+TEST(Intent, ADeadSwitchoverTargetDoesNotHoldUpAFailover) {
+  Observation obs = Replica();  // n2, the target, is not live
+  obs.intent = Intent{Intent::Kind::kSwitchover, "n0", "n2"};
+  obs.intent->final_timeline = 2;
+  obs.intent->final_lsn = 0x100;
+  Decision d = Decide(obs, kCfg);
+  EXPECT_TRUE(Promotes(d)) << d.reason;  // the automatic rules: n1 is the best replica
+}
+
 TEST(Intent, FailoverWithAcceptDataLossPromotesEvenOnAnOlderTimeline) {
   Observation obs = NoLeaderWithSync({"n2"}, 1);
   obs.cluster_timeline = 5;
