@@ -5,6 +5,7 @@
 #include "agent/agent.h"
 #include "base/clock.h"
 #include "base/strings.h"
+#include "core/candidates.h"
 #include "core/sync.h"
 
 namespace tandem::agent {
@@ -75,6 +76,7 @@ json Agent::StatusJson() {
     }
   }
   int voting = 0;
+  std::vector<std::string> live_replicas;
   for (const auto& [name, n] : v.nodes) {
     json m;
     m["name"] = name;
@@ -98,6 +100,7 @@ json Agent::StatusJson() {
         in_sync = true;
       } else if (s.role == core::Role::kReplica) {
         role = "replica";
+        live_replicas.push_back(name);
         lag = leader_lsn > s.lsn ? leader_lsn - s.lsn : 0;
         in_sync = s.streaming && s.following == leader && s.timeline == leader_tl &&
                   lag <= cfg_.ha.max_lag_bytes;
@@ -128,7 +131,8 @@ json Agent::StatusJson() {
                    {"recorded_by", v.sync->leader},
                    {"standbys", v.sync->members},
                    {"quorum", v.sync->quorum},
-                   {"description", core::DescribeSync(v.sync->members, v.sync->quorum)}};
+                   {"description", core::DescribeSync(v.sync->members, v.sync->quorum)},
+                   {"failover_ready", core::SyncSurvivesWriterLoss(*v.sync, live_replicas)}};
   } else {
     out["sync"] = nullptr;
   }

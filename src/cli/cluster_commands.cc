@@ -105,6 +105,15 @@ std::string RenderStatus(const json& s) {
   } else {
     line("Node in use", s.value("member", false) ? "none (no primary)" : "none");
   }
+  if (s.contains("sync") && s["sync"].is_object()) {
+    const auto& y = s["sync"];
+    std::string v = y.value("mode", "") + ", " + y.value("description", "");
+    if (y.value("mode", "") != "off") {
+      v += y.value("failover_ready", false) ? " (automatic failover ready)"
+                                            : " (no automatic failover if the primary is lost now)";
+    }
+    line("Synchronous", v);
+  }
   line("Interface", s.value("interface", ""));
   out += "Certificates\n";
   const auto& c = s.value("certificates", json::object());

@@ -138,6 +138,21 @@ SyncVerdict SyncCandidates(const Observation& obs) {
   return v;
 }
 
+bool SyncSurvivesWriterLoss(const SyncRecord& rec, const std::vector<std::string>& live_replicas) {
+  if (rec.mode == SyncMode::kOff || rec.quorum <= 0 ||
+      static_cast<int>(rec.members.size()) < rec.quorum) {
+    return false;
+  }
+  size_t live = 0;
+  for (const std::string& m : rec.members) {
+    if (m != rec.leader &&
+        std::find(live_replicas.begin(), live_replicas.end(), m) != live_replicas.end()) {
+      ++live;
+    }
+  }
+  return live >= rec.members.size() - static_cast<size_t>(rec.quorum) + 1;
+}
+
 std::vector<std::string> RankCandidates(const Observation& obs, const HaConfig& cfg) {
   std::vector<std::string> names;
   for (const Candidate& c : RankCandidateDetails(obs, cfg)) names.push_back(c.name);

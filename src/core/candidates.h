@@ -53,6 +53,14 @@ struct SyncVerdict {
 };
 SyncVerdict SyncCandidates(const Observation& obs);
 
+// Whether the record would allow an automatic failover if its writer died now
+// and `live_replicas` stayed: |S| - k + 1 members of S other than the writer
+// must be live (the rule of SyncCandidates() with the writer gone). False when
+// the record counts no standby. Shown in the status ("failover_ready") so an
+// operator, and a test, can tell a protected primary from one whose loss
+// would need `failover --accept-data-loss`.
+bool SyncSurvivesWriterLoss(const SyncRecord& rec, const std::vector<std::string>& live_replicas);
+
 // The names of RankCandidateDetails(), best first.
 std::vector<std::string> RankCandidates(const Observation& obs, const HaConfig& cfg);
 

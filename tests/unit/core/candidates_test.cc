@@ -120,5 +120,26 @@ TEST(RankCandidates, NoMembersNoCandidates) {
   EXPECT_TRUE(RankCandidateDetails(obs, HaConfig{}).empty());
 }
 
+TEST(SyncSurvivesWriterLoss, TheWriterListedInItsOwnRecordDoesNotCount) {
+  // Right after a promotion the record still lists its writer (n1), who holds
+  // every write itself: losing it then leaves no proven holder.
+  const SyncRecord just_promoted{"n1", SyncMode::kQuorum, {"n1", "n3"}, 1};
+  EXPECT_FALSE(SyncSurvivesWriterLoss(just_promoted, {"n3"}));
+  const SyncRecord narrowed{"n1", SyncMode::kQuorum, {"n3"}, 1};
+  EXPECT_TRUE(SyncSurvivesWriterLoss(narrowed, {"n3"}));
+  EXPECT_FALSE(SyncSurvivesWriterLoss(narrowed, {"n2"}));
+}
+
+TEST(SyncSurvivesWriterLoss, QuorumNeedsSizeMinusKPlusOneLiveMembers) {
+  const SyncRecord any1{"n0", SyncMode::kQuorum, {"n1", "n2", "n3"}, 1};
+  EXPECT_FALSE(SyncSurvivesWriterLoss(any1, {"n1", "n2"}));
+  EXPECT_TRUE(SyncSurvivesWriterLoss(any1, {"n1", "n2", "n3"}));
+  const SyncRecord any2{"n0", SyncMode::kQuorum, {"n1", "n2", "n3"}, 2};
+  EXPECT_TRUE(SyncSurvivesWriterLoss(any2, {"n1", "n3"}));
+  EXPECT_FALSE(SyncSurvivesWriterLoss(any2, {"n3"}));
+  EXPECT_FALSE(SyncSurvivesWriterLoss(SyncRecord{"n0", SyncMode::kQuorum, {"n1"}, 0}, {"n1"}));
+  EXPECT_FALSE(SyncSurvivesWriterLoss(SyncRecord{"n0", SyncMode::kOff, {}, 0}, {"n1"}));
+}
+
 }  // namespace
 }  // namespace tandem::core
