@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite:
 # unit tests, the simulation, and the integration tests on real etcd and
-# PostgreSQL 15 (which need root: PostgreSQL runs as the postgres user).
+# PostgreSQL 15 (which need root: PostgreSQL runs as the postgres user), and
+# the chaos suite (nodes in network namespaces, faults, a checker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -11,5 +12,7 @@ echo "== unit tests and simulation"
 ctest --output-on-failure -L 'unit|sim' -j "$(nproc)"
 echo "== integration tests (real etcd and PostgreSQL on 127.0.0.1)"
 ctest --output-on-failure -L integration
+echo "== chaos suite (3 nodes in network namespaces, 50 fault rounds; TANDEM_CHAOS_ROUNDS to change)"
+ctest --output-on-failure -L chaos
 echo "== all tests"
 ctest -N | tail -1
