@@ -29,7 +29,7 @@ Verdict Check(const std::vector<Op>& ops, int64_t rows_read_ms,
       }
     }
     if (missing > 0) {
-      v.violations.push_back(node + " lacks " + std::to_string(missing) +
+      v.losses.push_back(node + " lacks " + std::to_string(missing) +
                              " acknowledged write(s), e.g. id " + std::to_string(example));
     }
     size_t invented = 0;

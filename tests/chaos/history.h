@@ -26,7 +26,9 @@ struct Op {
 };
 
 struct Verdict {
-  std::vector<std::string> violations;  // empty when the history is fine
+  std::vector<std::string> losses;      // acknowledged writes missing on a node
+  std::vector<std::string> violations;  // everything else that went wrong
+  bool ok() const { return losses.empty() && violations.empty(); }
   size_t acknowledged = 0;
   size_t lost = 0;  // acknowledged ids missing on some node
 };
