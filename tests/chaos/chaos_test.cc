@@ -80,6 +80,8 @@ const char* FaultName(Fault f) {
       return "kill -9 etcd leader";
     case Fault::kSwitchover:
       return "switchover under load";
+    case Fault::kReplicaDiskFull:
+      return "replica disk full";
   }
   return "?";
 }
