@@ -476,6 +476,7 @@ TEST_F(ChaosTest, NoAcknowledgedWriteLostAndNoOverlappingPrimariesUnderFaults) {
   Workload load(ClientConninfo(), 4, 5'000);
   load.Start();
   std::vector<RoundResult> results;
+  size_t lost_so_far = 0;
   for (int round = 1; round <= rounds; ++round) {
     const size_t n = std::size(kAllFaults);
     Fault f = round <= static_cast<int>(n) ? kAllFaults[round - 1] : kAllFaults[rng() % n];
@@ -531,10 +532,12 @@ TEST_F(ChaosTest, NoAcknowledgedWriteLostAndNoOverlappingPrimariesUnderFaults) {
           return v.ok();
         },
         30'000);
-    RoundResult rr{f, LongestGap(ops, fault_ms, settled_ms), v.lost};
+    // Losses stay lost: count the ones this round added.
+    RoundResult rr{f, LongestGap(ops, fault_ms, settled_ms), v.lost - lost_so_far};
+    lost_so_far = v.lost;
     results.push_back(rr);
     std::printf("round %2d  %-36s unavailable %6lld ms  acked %zu  lost %zu  (%s)\n", round,
-                FaultName(f), static_cast<long long>(rr.unavailable_ms), v.acknowledged, v.lost,
+                FaultName(f), static_cast<long long>(rr.unavailable_ms), v.acknowledged, rr.lost,
                 what.c_str());
     std::fflush(stdout);
     for (const auto& violation : v.violations)
