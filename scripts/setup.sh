@@ -11,8 +11,9 @@ PACKAGES=(
   libgtest-dev googletest
   # run time: the database and the consensus store
   postgresql-15 postgresql-client-15 etcd-server etcd-client
-  # tests: network namespaces, firewall rules, process tools
-  iproute2 iptables procps
+  # tests: network namespaces, firewall rules, process tools; HAProxy for the
+  # Patroni-style load-balancer example
+  iproute2 iptables procps haproxy
 )
 
 SUDO=""

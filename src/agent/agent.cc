@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -927,6 +928,12 @@ Agent::Health Agent::GetHealth() {
   h.primary = leading && last_local_.running && !last_local_.in_recovery &&
               SystemClock::Get().Now() < fence_deadline_.load();
   h.replica = last_local_.running && last_local_.in_recovery && !last_local_.following.empty();
+  if (h.replica && last_view_ && last_view_->sync) {
+    const auto& rec = *last_view_->sync;
+    h.sync_standby =
+        rec.mode != core::SyncMode::kOff && rec.quorum > 0 && rec.leader != cfg_.node_name &&
+        std::find(rec.members.begin(), rec.members.end(), cfg_.node_name) != rec.members.end();
+  }
   if (h.replica && last_view_ && last_view_->leader) {
     auto it = last_view_->members.find(last_view_->leader->holder);
     if (it != last_view_->members.end() && it->second.lsn > last_local_.lsn) {

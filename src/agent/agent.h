@@ -82,6 +82,9 @@ class Agent {
     bool running = false;  // PostgreSQL is up
     bool primary = false;  // writable primary holding the leader key
     bool replica = false;  // streaming standby
+    // A replica the sync record counts as holding every acknowledged write
+    // (Patroni's /sync); a replica that is not, /async.
+    bool sync_standby = false;
     uint64_t lag_bytes = 0;
   };
   Health GetHealth();

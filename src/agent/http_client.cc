@@ -24,6 +24,10 @@ Result<HttpResponse> HttpCall(const std::string& method, const std::string& url,
     res = cli.Post(path, body, "application/json");
   } else if (method == "DELETE") {
     res = cli.Delete(path, body, "application/json");
+  } else if (method == "HEAD") {
+    res = cli.Head(path);
+  } else if (method == "OPTIONS") {
+    res = cli.Options(path);
   } else {
     return Error(ErrorCode::kInvalidArgument, "unsupported HTTP method " + method);
   }

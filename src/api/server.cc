@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
+#include "base/strings.h"
 
 namespace tandem::api {
 using nlohmann::json;
@@ -182,7 +183,8 @@ Status ApiServer::Start(const std::string& host, int port) {
               {"replication_password", grant->secrets.replication_password}});
   });
 
-  // Patroni-compatible health checks.
+  // Patroni-compatible health checks: 200 when true, 503 otherwise; GET,
+  // HEAD and OPTIONS (HAProxy's `option httpchk OPTIONS /primary`).
   auto health = [this](const std::string& path, const httplib::Request& req) -> bool {
     auto h = agent_.GetHealth();
     if (path == "/health" || path == "/readiness") return h.running;
@@ -191,21 +193,26 @@ Status ApiServer::Start(const std::string& host, int port) {
         path == "/master") {
       return h.primary;
     }
-    if (path == "/replica" || path == "/read-only") {
-      bool ok = path == "/read-only" ? (h.replica || h.primary) : h.replica;
-      if (ok && req.has_param("lag")) {
-        try {
-          ok = h.lag_bytes <= std::stoull(req.get_param_value("lag"));
-        } catch (...) {
-          ok = false;
-        }
-      }
-      return ok;
+    bool ok = false;
+    if (path == "/replica") {
+      ok = h.replica;
+    } else if (path == "/read-only") {
+      ok = h.replica || h.primary;
+    } else if (path == "/sync" || path == "/synchronous") {
+      ok = h.replica && h.sync_standby;
+    } else if (path == "/async" || path == "/asynchronous") {
+      ok = h.replica && !h.sync_standby;
     }
-    return false;
+    if (ok && req.has_param("lag")) {
+      // Bytes or PostgreSQL units ("16MB"), as Patroni takes them; junk is false.
+      auto max = ParseBytes(req.get_param_value("lag"));
+      ok = max.has_value() && h.lag_bytes <= *max;
+    }
+    return ok;
   };
-  for (const char* path : {"/", "/health", "/liveness", "/readiness", "/primary", "/read-write",
-                           "/leader", "/master", "/replica", "/read-only"}) {
+  for (const char* path :
+       {"/", "/health", "/liveness", "/readiness", "/primary", "/read-write", "/leader", "/master",
+        "/replica", "/read-only", "/sync", "/synchronous", "/async", "/asynchronous"}) {
     std::string p = path;
     auto handler = [health, p](const httplib::Request& req, httplib::Response& res) {
       bool ok = health(p, req);

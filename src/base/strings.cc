@@ -55,6 +55,32 @@ std::optional<int64_t> ParseInt(std::string_view s) {
   return v;
 }
 
+std::optional<uint64_t> ParseBytes(std::string_view s) {
+  std::string t = Trim(s);
+  size_t i = 0;
+  while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+  const std::string num = t.substr(0, i), unit = Trim(t.substr(i));
+  if (num.empty() || num.size() > 19) return std::nullopt;
+  uint64_t shift = 0;
+  if (unit.empty() || unit == "B") {
+    shift = 0;
+  } else if (unit == "kB") {
+    shift = 10;
+  } else if (unit == "MB") {
+    shift = 20;
+  } else if (unit == "GB") {
+    shift = 30;
+  } else if (unit == "TB") {
+    shift = 40;
+  } else {
+    return std::nullopt;
+  }
+  const uint64_t v = std::stoull(num);
+  constexpr uint64_t kMax = uint64_t{1} << 62;
+  if (v > (kMax >> shift)) return std::nullopt;
+  return v << shift;
+}
+
 std::optional<int64_t> ParseDurationMs(std::string_view s) {
   std::string t = Trim(s);
   if (t.empty()) return std::nullopt;

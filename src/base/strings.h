@@ -18,6 +18,9 @@ bool EndsWith(std::string_view s, std::string_view suffix);
 std::optional<int64_t> ParseInt(std::string_view s);
 // "1.5s", "200ms", "2m", "3" (seconds) -> milliseconds; nullopt when malformed or negative.
 std::optional<int64_t> ParseDurationMs(std::string_view s);
+// "16777216", "16MB", "512kB", "1 GB" (PostgreSQL's units, 1024-based: B kB MB GB TB)
+// -> bytes; nullopt when malformed, negative or beyond 2^62.
+std::optional<uint64_t> ParseBytes(std::string_view s);
 // PostgreSQL LSN text "16/B374D848" <-> 64-bit position.
 std::optional<uint64_t> ParseLsn(std::string_view s);
 std::string FormatLsn(uint64_t lsn);

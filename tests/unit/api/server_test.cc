@@ -97,11 +97,17 @@ TEST_F(ApiServerTest, JoinRequestFromAnotherNodeToANonMemberIsRefused) {
 
 TEST_F(ApiServerTest, HealthEndpointsArePatroniStyle) {
   EXPECT_EQ(Call("GET", "/liveness").status, 200);
-  for (const char* p : {"/", "/primary", "/read-write", "/leader", "/replica", "/read-only",
-                        "/health", "/readiness"}) {
-    EXPECT_EQ(Call("GET", p).status, 503) << p << ": no PostgreSQL runs here";
+  for (const char* p :
+       {"/", "/primary", "/read-write", "/leader", "/replica", "/read-only", "/health",
+        "/readiness", "/sync", "/synchronous", "/async", "/asynchronous"}) {
+    for (const char* method : {"GET", "HEAD", "OPTIONS"}) {
+      EXPECT_EQ(Call(method, p).status, 503) << method << " " << p << ": no PostgreSQL runs here";
+    }
   }
+  EXPECT_EQ(Call("HEAD", "/liveness").status, 200);
+  EXPECT_EQ(Call("OPTIONS", "/liveness").status, 200);
   EXPECT_EQ(Call("GET", "/replica?lag=abc").status, 503);
+  EXPECT_EQ(Call("GET", "/replica?lag=16MB").status, 503);
 }
 
 TEST(HttpStatusFor, MapsEveryCode) {

@@ -70,5 +70,19 @@ TEST(Strings, SplitJoinTrim) {
   EXPECT_EQ(Trim("  x y \n"), "x y");
 }
 
+TEST(ParseBytes, TakesPostgresUnitsAsPatroniDoesForLag) {
+  EXPECT_EQ(ParseBytes("16777216"), 16777216u);
+  EXPECT_EQ(ParseBytes("16MB"), 16777216u);
+  EXPECT_EQ(ParseBytes("512kB"), 524288u);
+  EXPECT_EQ(ParseBytes(" 1 GB "), 1073741824u);
+  EXPECT_EQ(ParseBytes("0"), 0u);
+  EXPECT_EQ(ParseBytes(""), std::nullopt);
+  EXPECT_EQ(ParseBytes("-1"), std::nullopt);
+  EXPECT_EQ(ParseBytes("16mb"), std::nullopt);
+  EXPECT_EQ(ParseBytes("1.5MB"), std::nullopt);
+  EXPECT_EQ(ParseBytes("99999999999999999999"), std::nullopt);
+  EXPECT_EQ(ParseBytes("9999999TB"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace tandem
