@@ -510,6 +510,8 @@ void Agent::RunCycle() {
     TLOG(Warn, "etcd") << "the etcd member is not running; restarting it";
     auto st = etcd_.Resume();
     if (!st.ok()) TLOG(Error, "etcd") << st.error().message();
+  } else if (cfg_.embedded_etcd() && state_.member) {
+    etcd_.KeepPidFile();
   }
   auto view = ReadView();
   ClusterView v = view.ok() ? *view : ClusterView{};

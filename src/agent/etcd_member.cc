@@ -101,11 +101,34 @@ Status EtcdMember::Launch(const std::string& initial_cluster, bool new_cluster) 
   auto pid = Spawn(argv, opts);
   if (!pid) return pid.error().Wrap("starting etcd");
   pid_ = *pid;
-  (void)WriteFileAtomic(pid_file(), std::to_string(pid_) + "\n");
+  if (auto st = WriteFileAtomic(pid_file(), std::to_string(pid_) + "\n"); !st.ok()) {
+    pid_file_failed_ = true;
+    TLOG(Warn, "etcd") << "cannot write " << pid_file() << " (" << st.error().message()
+                       << "); retried every cycle";
+  }
   TLOG(Info, "etcd") << "started etcd member pid=" << pid_
                      << " state=" << (new_cluster ? "new" : "existing")
                      << " initial_cluster=" << initial_cluster;
   return Ok();
+}
+
+void EtcdMember::KeepPidFile() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pid_ <= 0 || !IsAlive(pid_)) return;
+  const std::string want = std::to_string(pid_);
+  auto text = ReadFile(pid_file());
+  if (text.ok() && Trim(*text) == want) return;
+  auto st = WriteFileAtomic(pid_file(), want + "\n");
+  if (!st.ok()) {
+    if (!pid_file_failed_) {
+      TLOG(Warn, "etcd") << "cannot write " << pid_file() << " (" << st.error().message()
+                         << "); retried every cycle";
+    }
+    pid_file_failed_ = true;
+    return;
+  }
+  if (pid_file_failed_) TLOG(Info, "etcd") << "wrote " << pid_file() << " again";
+  pid_file_failed_ = false;
 }
 
 void EtcdMember::Stop() {

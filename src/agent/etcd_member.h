@@ -34,6 +34,10 @@ class EtcdMember {
   // Polls /health until etcd answers (healthy or a learner that is syncing).
   Status WaitReachable(int64_t timeout_ms) const;
   std::string pid_file() const { return cfg_.state_dir + "/etcd.pid"; }
+  // Rewrites the pid file when it does not name the running member (its
+  // write failed, e.g. on a full disk, or someone removed it): a restarted
+  // agent adopts the member through it, and operators' tools read it.
+  void KeepPidFile();
 
  private:
   Status Launch(const std::string& initial_cluster, bool new_cluster);
@@ -41,6 +45,7 @@ class EtcdMember {
   const Config& cfg_;
   mutable std::mutex mu_;
   pid_t pid_ = 0;
+  bool pid_file_failed_ = false;  // warned once until a write succeeds
   std::string initial_cluster_;
 };
 

@@ -7,7 +7,7 @@
 // bound, and the checker (history.h) must find every acknowledged id on every
 // node and no two primaries accepting writes at once.
 //
-// TANDEM_CHAOS_ROUNDS (default 50) and TANDEM_CHAOS_SEED set the run. Needs
+// TANDEM_CHAOS_ROUNDS (default 50), TANDEM_CHAOS_SEED and TANDEM_CHAOS_ONLY set the run. Needs
 // root (namespaces, iptables; PostgreSQL runs as postgres).
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -58,9 +58,10 @@ enum class Fault {
   kSwitchover,
   kReplicaDiskFull,
 };
-constexpr Fault kAllFaults[] = {Fault::kPostmasterKill, Fault::kAgentKill, Fault::kNodeKill,
-                                Fault::kAgentPause,     Fault::kIsolate,   Fault::kEtcdCut,
-                                Fault::kEtcdLeaderKill, Fault::kSwitchover, Fault::kReplicaDiskFull};
+constexpr Fault kAllFaults[] = {
+    Fault::kPostmasterKill, Fault::kAgentKill,  Fault::kNodeKill,
+    Fault::kAgentPause,     Fault::kIsolate,    Fault::kEtcdCut,
+    Fault::kEtcdLeaderKill, Fault::kSwitchover, Fault::kReplicaDiskFull};
 
 const char* FaultName(Fault f) {
   switch (f) {
@@ -141,7 +142,7 @@ class ChaosTest : public ::testing::Test {
       return;
     }
     for (int i = 1; i <= kNodes; ++i) {
-      const std::string d = NodeDir(i);
+      const std::string d = StateDir(i);
       (void)MakeDirs(d, 0755);
       // Each node's disk is a tmpfs of its own, so a test can fill it.
       auto m = RunCmd({"mount", "-t", "tmpfs", "-o", "size=4g,mode=0755", "tmpfs", d});
@@ -155,8 +156,8 @@ class ChaosTest : public ::testing::Test {
            "\n  state_dir: " + d + "\n";
       y += "api:\n  listen: " + Topology::NodeAddr(i) + "\n  port: " + std::to_string(kApiPort) +
            "\n";
-      y += "postgresql:\n  port: " + std::to_string(kPgPort) + "\n  sync_mode: " + SyncMode() +
-           "\n";
+      y +=
+          "postgresql:\n  port: " + std::to_string(kPgPort) + "\n  sync_mode: " + SyncMode() + "\n";
       y += "dcs:\n  etcd_client_port: " + std::to_string(kEtcdClient) +
            "\n  etcd_peer_port: " + std::to_string(kEtcdPeer) + "\n";
       (void)WriteFileAtomic(Config(i), y);
@@ -189,7 +190,7 @@ class ChaosTest : public ::testing::Test {
       return;
     }
     // The client is an ordinary role: pg_hba lets superusers in from members only.
-    auto secrets = ReadFile(NodeDir(1) + "/secrets.json");
+    auto secrets = ReadFile(StateDir(1) + "/secrets.json");
     std::string su_password;
     try {
       su_password = json::parse(secrets ? *secrets : "{}").value("superuser_password", "");
@@ -238,6 +239,9 @@ class ChaosTest : public ::testing::Test {
   static bool Async() { return SyncMode() == "off"; }
   static std::string NodeDir(int i) { return dir_->path() + "/n" + std::to_string(i); }
   static std::string Config(int i) { return NodeDir(i) + "/tandem.yaml"; }
+  // The node's state_dir, on a tmpfs of its own; its config and agent.log stay
+  // outside, so they survive a full disk and the end of the test.
+  static std::string StateDir(int i) { return NodeDir(i) + "/state"; }
   static std::string Name(int i) { return "n" + std::to_string(i); }
 
   static Status StartAgent(int i) {
@@ -252,8 +256,8 @@ class ChaosTest : public ::testing::Test {
     auto it = agents_.find(i);
     return it != agents_.end() && IsAlive(it->second) ? it->second : 0;
   }
-  static pid_t PostmasterPid(int i) { return PidFromFile(NodeDir(i) + "/pgdata/postmaster.pid"); }
-  static pid_t EtcdPid(int i) { return PidFromFile(NodeDir(i) + "/etcd.pid"); }
+  static pid_t PostmasterPid(int i) { return PidFromFile(StateDir(i) + "/pgdata/postmaster.pid"); }
+  static pid_t EtcdPid(int i) { return PidFromFile(StateDir(i) + "/etcd.pid"); }
 
   // Stops everything of node i that is still running (teardown).
   static void StopNode(int i) {
@@ -304,23 +308,36 @@ class ChaosTest : public ::testing::Test {
   // One primary, every other node a replica in sync, the sync record ready
   // for the next failover, and every node's agent, PostgreSQL and etcd up.
   static bool Settled() {
+    auto no = [](const std::string& why) {
+      unsettled_ = why;
+      return false;
+    };
     for (int i = 1; i <= kNodes; ++i) {
-      if (AgentPid(i) == 0 || PostmasterPid(i) == 0 || EtcdPid(i) == 0) return false;
+      if (AgentPid(i) == 0) return no(Name(i) + ": agent not running");
+      if (PostmasterPid(i) == 0) return no(Name(i) + ": no live postmaster.pid");
+      if (EtcdPid(i) == 0) return no(Name(i) + ": no live etcd.pid");
     }
     for (int i = 1; i <= kNodes; ++i) {
       auto s = NodeStatus(i);
-      if (!s || s->value("store", "") != "ok") return false;
+      if (!s || s->value("store", "") != "ok") return no(Name(i) + ": status or store not ok");
     }
     auto s = NodeStatus(1);
-    if (!s || !(*s)["primary"].is_string() || (*s)["members"].size() != kNodes) return false;
+    if (!s || !(*s)["primary"].is_string() || (*s)["members"].size() != kNodes) {
+      return no("no primary, or not every member registered");
+    }
     int primaries = 0, replicas = 0;
     for (const auto& m : (*s)["members"]) {
       if (m.value("role", "") == "primary") ++primaries;
       if (m.value("role", "") == "replica" && m.value("in_sync", false)) ++replicas;
     }
-    if (primaries != 1 || replicas != kNodes - 1) return false;
+    if (primaries != 1 || replicas != kNodes - 1)
+      return no("not one primary and two in-sync replicas");
     if (Async()) return true;
-    return (*s)["sync"].is_object() && (*s)["sync"].value("failover_ready", false);
+    if (!(*s)["sync"].is_object() || !(*s)["sync"].value("failover_ready", false)) {
+      return no("the sync record does not allow a failover yet");
+    }
+    unsettled_.clear();
+    return true;
   }
 
   static std::string ClientConninfo() {
@@ -445,10 +462,10 @@ class ChaosTest : public ::testing::Test {
       }
       case Fault::kReplicaDiskFull: {
         const int r = p % kNodes + 1;  // a replica
-        const std::string filler = NodeDir(r) + "/filler";
+        const std::string filler = StateDir(r) + "/filler";
         auto fill = RunCmd({"sh", "-c",
                             "dd if=/dev/zero of=" + filler + " bs=1M 2>/dev/null; df -k " +
-                                NodeDir(r) + " | tail -1"});
+                                StateDir(r) + " | tail -1"});
         *what = "n" + std::to_string(r) + "'s disk filled: " + Trim(fill.output);
         return [filler] { (void)::unlink(filler.c_str()); };
       }
@@ -461,6 +478,7 @@ class ChaosTest : public ::testing::Test {
   static inline std::map<int, pid_t> agents_;
   static inline std::vector<std::string> mounted_;
   static inline std::string skip_;
+  static inline std::string unsettled_;  // why Settled() said no, last time
   static inline std::string setup_error_;
 };
 
@@ -469,19 +487,28 @@ TEST_F(ChaosTest, NoAcknowledgedWriteLostAndNoOverlappingPrimariesUnderFaults) {
   if (const char* r = std::getenv("TANDEM_CHAOS_ROUNDS")) rounds = std::max(1, std::atoi(r));
   uint64_t seed = static_cast<uint64_t>(::time(nullptr));
   if (const char* s = std::getenv("TANDEM_CHAOS_SEED")) seed = std::strtoull(s, nullptr, 10);
-  std::printf("chaos: %d rounds, seed %llu (TANDEM_CHAOS_SEED to replay), sync_mode %s\n",
-              rounds, static_cast<unsigned long long>(seed), SyncMode().c_str());
+  std::printf("chaos: %d rounds, seed %llu (TANDEM_CHAOS_SEED to replay), sync_mode %s\n", rounds,
+              static_cast<unsigned long long>(seed), SyncMode().c_str());
   std::mt19937_64 rng(seed);
+  // TANDEM_CHAOS_ONLY=TEXT runs only the faults whose name contains TEXT.
+  const std::string only = std::getenv("TANDEM_CHAOS_ONLY") ? std::getenv("TANDEM_CHAOS_ONLY") : "";
 
   Workload load(ClientConninfo(), 4, 5'000);
   load.Start();
   std::vector<RoundResult> results;
   size_t lost_so_far = 0;
   for (int round = 1; round <= rounds; ++round) {
-    const size_t n = std::size(kAllFaults);
-    Fault f = round <= static_cast<int>(n) ? kAllFaults[round - 1] : kAllFaults[rng() % n];
+    std::vector<Fault> pool;
+    for (Fault c : kAllFaults) {
+      if (only.empty() || std::string(FaultName(c)).find(only) != std::string::npos) {
+        pool.push_back(c);
+      }
+    }
+    ASSERT_FALSE(pool.empty()) << "TANDEM_CHAOS_ONLY='" << only << "' names no fault";
+    Fault f = round <= static_cast<int>(pool.size()) ? pool[round - 1] : pool[rng() % pool.size()];
     ASSERT_TRUE(WaitUntil([] { return Settled(); }, kSettleBoundMs))
-        << "round " << round << ": the cluster is not healthy before the fault\n"
+        << "round " << round << ": the cluster is not healthy before the fault (" << unsettled_
+        << ")\n"
         << (NodeStatus(1) ? NodeStatus(1)->dump(2) : "") << Logs();
     const int p = PrimaryIndex();
     ASSERT_GT(p, 0);
@@ -511,7 +538,8 @@ TEST_F(ChaosTest, NoAcknowledgedWriteLostAndNoOverlappingPrimariesUnderFaults) {
     const bool settled = WaitUntil([] { return Settled(); }, kSettleBoundMs);
     const int64_t settled_ms = Workload::NowMs();
     EXPECT_TRUE(settled) << "round " << round << " (" << FaultName(f)
-                         << "): the cluster did not settle within " << kSettleBoundMs << " ms\n"
+                         << "): the cluster did not settle within " << kSettleBoundMs << " ms ("
+                         << unsettled_ << ")\n"
                          << (NodeStatus(1) ? NodeStatus(1)->dump(2) : "") << Logs();
 
     // Every acknowledged id on every node (replicas may still be replaying).
