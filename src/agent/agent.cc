@@ -14,6 +14,7 @@
 #include "base/process.h"
 #include "base/strings.h"
 #include "core/decide.h"
+#include "core/route.h"
 #include "core/sync.h"
 #include "dcs/etcd_dcs.h"
 
@@ -109,6 +110,8 @@ NodeInfo Agent::SelfInfo() const {
   n.host = cfg_.node_address;
   n.pg_port = cfg_.pg_port;
   n.api_url = cfg_.api_url();
+  n.proxy_rw_port = cfg_.proxy_rw_port;
+  n.proxy_ro_port = cfg_.proxy_ro_port;
   if (cfg_.embedded_etcd()) {
     n.etcd_peer_url = cfg_.etcd_peer_url();
     n.etcd_client_url = cfg_.etcd_client_url();
@@ -387,7 +390,36 @@ void Agent::LoopMain() {
     }
     wake_ = false;
   }
+  PublishNoRoute("the HA loop stopped");
   TLOG(Info, "ha") << "HA loop stopped";
+}
+
+void Agent::PublishRoute(const core::Observation& obs, const core::Decision& d,
+                         const ClusterView& view) {
+  std::map<std::string, core::Endpoint> addresses;
+  for (const auto& [name, n] : view.nodes) addresses[name] = core::Endpoint{n.host, n.pg_port};
+  core::RouteConfig rc;
+  rc.read_only_max_lag_bytes = cfg_.proxy_read_only_max_lag_bytes;
+  rc.read_only_fallback_to_primary = cfg_.proxy_read_only_fallback_to_primary;
+  // A route lives one lease TTL without renewal: past it, a new primary may
+  // have been elected without this node having seen it.
+  rc.validity_ms = cfg_.ha.ttl_ms;
+  core::Route route = core::ComputeRoute(obs, d, addresses, rc);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_route_ = route;
+  }
+  if (route_sink_) route_sink_(route);
+}
+
+void Agent::PublishNoRoute(const std::string& reason) {
+  core::Route none;
+  none.reason = reason;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_route_ = none;
+  }
+  if (route_sink_) route_sink_(none);
 }
 
 Status Agent::RenewLease() {
@@ -553,6 +585,9 @@ void Agent::RunCycle() {
       last_reason_ = d.reason;
     }
   }
+  // Before acting: a node about to give up the primary role takes the write
+  // route away first (safety rule 5).
+  PublishRoute(obs, d, v);
   auto st = Execute(d, obs, v);
   if (!st.ok()) TLOG(Warn, "ha") << st.error().message();
   if (view.ok()) PublishMember(local);

@@ -376,4 +376,49 @@ int ClusterHistory(const std::string& path, bool as_json) {
   return 0;
 }
 
+namespace {
+std::string HostPort(const std::string& host, int port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+}  // namespace
+
+std::string ClusterUris(const json& status, bool read_only) {
+  std::string direct, proxied;
+  const char* key = read_only ? "proxy_read_only_port" : "proxy_read_write_port";
+  for (const auto& m : status.value("members", json::array())) {
+    const std::string host = m.value("host", "");
+    if (host.empty()) continue;
+    direct += (direct.empty() ? "" : ",") + HostPort(host, m.value("port", 0));
+    const int pp = m.value(key, 0);
+    if (pp > 0) proxied += (proxied.empty() ? "" : ",") + HostPort(host, pp);
+  }
+  if (direct.empty()) return "";
+  const std::string query = std::string("/postgres?target_session_attrs=") +
+                            (read_only ? "prefer-standby" : "read-write");
+  std::string out = "postgresql://" + direct + query + "\n";
+  if (!proxied.empty()) out += "postgresql://" + proxied + query + "\n";
+  return out;
+}
+
+int ClusterUri(const std::string& path, bool read_only) {
+  auto cfg = Load(path);
+  if (!cfg) return 1;
+  auto st = CallAgent(*cfg, "GET", "/v1/status", json(), 10'000);
+  if (!st) return 1;
+  const std::string uris = ClusterUris(*st, read_only);
+  if (uris.empty()) {
+    if (st->value("store", "") == "unreachable") {
+      return PrintError(
+          "the consensus store cannot be reached from this node, so the members "
+          "are unknown; try on another node");
+    }
+    return PrintError(
+        "this node is not in a cluster; run `tandem cluster initialize` or "
+        "`tandem cluster join` first");
+  }
+  std::printf("%s", uris.c_str());
+  return 0;
+}
+
 }  // namespace tandem::cli
