@@ -255,7 +255,7 @@ class Proxy::Loop {
       next = std::move(pending_);
       has_pending_ = false;
     }
-    if (now >= next.valid_until) {
+    if (now >= next.valid_until && (next.read_write || !next.read_only.empty())) {
       next.read_write.reset();
       next.read_only.clear();
       next.reason = "the route arrived already expired: no route";

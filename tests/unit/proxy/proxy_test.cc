@@ -344,6 +344,35 @@ TEST_F(ProxyTest, UnreachableBackendClosesTheClient) {
   EXPECT_EQ(proxy_->GetStats().read_write_open, 0);
 }
 
+TEST_F(ProxyTest, ABackendThatDoesNotAnswerClosesTheClientAfterTheConnectTimeout) {
+  // A listener that never accepts, its queue filled: further SYNs go unanswered.
+  const int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(silent, 0), 0);
+  const int port = PortOf(silent);
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in t = a;
+    t.sin_port = htons(static_cast<uint16_t>(port));
+    (void)::connect(fd, reinterpret_cast<sockaddr*>(&t), sizeof t);
+    fillers.push_back(fd);
+  }
+  Options o;
+  o.connect_timeout_ms = 300;
+  Start(o);
+  proxy_->SetRoute(RouteTo(core::RouteTarget{"silent", {"127.0.0.1", port}}, {}));
+  const int fd = Open(rw_port_);
+  EXPECT_TRUE(ClosedWithin(fd, 5'000));
+  EXPECT_TRUE(WaitFor([&] { return proxy_->GetStats().read_write_open == 0; }));
+  EXPECT_GE(proxy_->GetStats().refused, 1u);
+  for (int f : fillers) ::close(f);
+  ::close(silent);
+}
+
 TEST_F(ProxyTest, IdleConnectionsAreCutAfterTheIdleTimeout) {
   Backend a("a");
   Options o;
