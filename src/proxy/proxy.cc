@@ -443,8 +443,9 @@ class Proxy::Loop {
       TLOG(Warn, "proxy") << "refused " << PortName(c.port) << " connection from " << c.peer
                           << ": cannot connect to " << c.target.member << " ("
                           << c.target.endpoint.ToString() << "): " << ErrnoText(err);
+      Close(c.id, "", false, /*quiet=*/true);
       ++refused_;
-      return Close(c.id, "", false, /*quiet=*/true);
+      return;
     }
     c.connecting = false;
     c.last_activity = now;
@@ -570,8 +571,8 @@ class Proxy::Loop {
         TLOG(Warn, "proxy") << "refused " << PortName(c.port) << " connection from " << c.peer
                             << ": " << c.target.member << " (" << c.target.endpoint.ToString()
                             << ") did not answer within " << opts_.connect_timeout_ms << " ms";
-        ++refused_;
         Close(id, "", false, /*quiet=*/true);
+        ++refused_;
       } else {
         Cut(id, why);
       }

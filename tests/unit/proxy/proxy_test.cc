@@ -341,7 +341,7 @@ TEST_F(ProxyTest, UnreachableBackendClosesTheClient) {
   const int fd = Open(rw_port_);
   EXPECT_TRUE(ClosedWithin(fd, 5'000));
   EXPECT_TRUE(WaitFor([&] { return proxy_->GetStats().refused >= 1; }));
-  EXPECT_EQ(proxy_->GetStats().read_write_open, 0);
+  EXPECT_TRUE(WaitFor([&] { return proxy_->GetStats().read_write_open == 0; }));
 }
 
 TEST_F(ProxyTest, ABackendThatDoesNotAnswerClosesTheClientAfterTheConnectTimeout) {
