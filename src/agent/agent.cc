@@ -863,10 +863,31 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& loc
     MaintainSync(view);
     MaybeMoveEtcdLeader(view);
   }
+  RefreshRegistration(view);
   // Reach every member's etcd, not only ours (ours may be down or cut off).
   auto endpoints = EtcdEndpointsFor(view);
   if (endpoints != store_endpoints_) {
     if (ConnectStore(endpoints).ok()) store_endpoints_ = endpoints;
+  }
+}
+
+void Agent::RefreshRegistration(const ClusterView& view) {
+  auto it = view.nodes.find(cfg_.node_name);
+  if (it == view.nodes.end() || it->second.mod_revision == 0) return;
+  NodeInfo reg = it->second;
+  if (reg.proxy_rw_port == cfg_.proxy_rw_port && reg.proxy_ro_port == cfg_.proxy_ro_port) return;
+  reg.proxy_rw_port = cfg_.proxy_rw_port;
+  reg.proxy_ro_port = cfg_.proxy_ro_port;
+  auto store = Store();
+  if (!store) return;
+  // Only over the registration we read: a node removed meanwhile stays removed.
+  auto r = store->Txn({dcs::Compare::ModRevisionIs(keys_.node(cfg_.node_name), reg.mod_revision)},
+                      {dcs::Op::Put(keys_.node(cfg_.node_name), EncodeNodeInfo(reg))});
+  if (r.ok() && r->succeeded) {
+    TLOG(Info, "agent") << "registration updated: proxy ports " << reg.proxy_rw_port << "/"
+                        << reg.proxy_ro_port;
+  } else if (!r.ok()) {
+    TLOG(Debug, "agent") << "updating the registration: " << r.error().message();
   }
 }
 

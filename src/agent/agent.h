@@ -161,6 +161,9 @@ class Agent {
   Status AnnounceTimeline(const ClusterView& view, uint32_t timeline);
   void MaintainTimeline(const ClusterView& view, const core::LocalPostgres& local);
   void MaybeMoveEtcdLeader(const ClusterView& view);
+  // Keeps this node's registration's proxy ports equal to the config (they
+  // change when an operator turns the proxy on after joining).
+  void RefreshRegistration(const ClusterView& view);
   MonoMs next_etcd_leader_check_ = 0;
   void RecordHistory(const std::string& reason, uint32_t timeline);
 

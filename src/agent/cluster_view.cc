@@ -226,6 +226,7 @@ ClusterView ParseClusterView(const Keys& keys, const dcs::RangeResult& range) {
     } else if (StartsWith(kv.key, nodes_prefix)) {
       auto n = DecodeNodeInfo(kv.value);
       if (n && n->name == kv.key.substr(nodes_prefix.size())) {
+        n->mod_revision = kv.mod_revision;
         v.nodes[n->name] = *n;
       } else {
         TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;

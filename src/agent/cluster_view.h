@@ -51,6 +51,8 @@ struct NodeInfo {
   // the proxy existed).
   int proxy_rw_port = 0;
   int proxy_ro_port = 0;
+  // The key's mod_revision when read from the store (not encoded; 0 = not read).
+  dcs::Revision mod_revision = 0;
 };
 
 struct HistoryEntry {

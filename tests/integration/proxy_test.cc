@@ -303,5 +303,36 @@ TEST_F(ProxyTest, Rule5_ANodeThatCannotReadTheStoreRefusesWrites) {
       WaitUntil([&] { return Query(RwPort(r), "SELECT pg_is_in_recovery()") == "f"; }, 60'000));
 }
 
+TEST_F(ProxyTest, ProxyPortsChangedInTheConfigReachTheRegistration) {
+  ASSERT_TRUE(WaitUntil([] { return Healthy(1); }, 60'000)) << Status(1)->dump(2);
+  const int p = IndexOf(Primary(1));
+  ASSERT_GT(p, 0);
+  const int r = p == 3 ? 2 : 3;  // a replica: restarting it moves no primary
+  const std::string node = "node" + std::to_string(r);
+  auto kill = RunTandem({"sandbox", "kill", node, "--dir", Dir()});
+  ASSERT_EQ(kill.exit_code, 0) << kill.output;
+  const int new_port = base_ + 10 * r + 6;  // unused by the sandbox's port scheme
+  auto yaml = ReadFile(Config(r));
+  ASSERT_TRUE(yaml.ok());
+  const std::string old_line = "read_only_port: " + std::to_string(RoPort(r));
+  const size_t at = yaml->find(old_line);
+  ASSERT_NE(at, std::string::npos) << *yaml;
+  std::string changed = *yaml;
+  changed.replace(at, old_line.size(), "read_only_port: " + std::to_string(new_port));
+  ASSERT_TRUE(WriteFileAtomic(Config(r), changed).ok());
+  auto start = RunTandem({"sandbox", "start", node, "--dir", Dir()});
+  ASSERT_EQ(start.exit_code, 0) << start.output;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto uri = RunTandem({"-c", Config(1), "cluster", "uri", "--read-only"});
+        return uri.exit_code == 0 &&
+               uri.output.find("127.0.0.1:" + std::to_string(new_port)) != std::string::npos;
+      },
+      60'000))
+      << "the registration did not take the new read-only port";
+  EXPECT_TRUE(
+      WaitUntil([&] { return Query(new_port, "SELECT pg_is_in_recovery()") == "t"; }, 60'000));
+}
+
 }  // namespace
 }  // namespace tandem::testing
