@@ -115,6 +115,26 @@ std::string RenderStatus(const json& s) {
     line("Synchronous", v);
   }
   line("Interface", s.value("interface", ""));
+  if (s.contains("proxy") && s["proxy"].is_object()) {
+    const auto& p = s["proxy"];
+    const std::string host = p.value("listen", "");
+    auto port_line = [&](const char* label, const char* port_key, const std::string& to) {
+      const int port = p.value(port_key, 0);
+      if (port <= 0) return;
+      out += Pad(std::string("  ") + label, 22) + ": " + host + ":" + std::to_string(port) +
+             " -> " + to + "\n";
+    };
+    std::string ro;
+    for (const auto& t : p.value("read_only_targets", json::array())) {
+      ro += (ro.empty() ? "" : ", ") + t.get<std::string>();
+    }
+    out += "Proxy\n";
+    port_line("Read-write", "read_write_port",
+              p["read_write_target"].is_string()
+                  ? p["read_write_target"].get<std::string>()
+                  : "none (refusing: " + p.value("reason", "") + ")");
+    port_line("Read-only", "read_only_port", ro.empty() ? "none (refusing)" : ro);
+  }
   out += "Certificates\n";
   const auto& c = s.value("certificates", json::object());
   auto cert = [&](const char* label, const char* key) {
