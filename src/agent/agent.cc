@@ -15,6 +15,7 @@
 #include "base/process.h"
 #include "base/strings.h"
 #include "core/decide.h"
+#include "core/route.h"
 #include "core/sync.h"
 #include "dcs/etcd_dcs.h"
 
@@ -110,6 +111,8 @@ NodeInfo Agent::SelfInfo() const {
   n.host = cfg_.node_address;
   n.pg_port = cfg_.pg_port;
   n.api_url = cfg_.api_url();
+  n.proxy_rw_port = cfg_.proxy_rw_port;
+  n.proxy_ro_port = cfg_.proxy_ro_port;
   if (cfg_.embedded_etcd()) {
     n.etcd_peer_url = cfg_.etcd_peer_url();
     n.etcd_client_url = cfg_.etcd_client_url();
@@ -388,7 +391,36 @@ void Agent::LoopMain() {
     }
     wake_ = false;
   }
+  PublishNoRoute("the HA loop stopped");
   TLOG(Info, "ha") << "HA loop stopped";
+}
+
+void Agent::PublishRoute(const core::Observation& obs, const core::Decision& d,
+                         const ClusterView& view) {
+  std::map<std::string, core::Endpoint> addresses;
+  for (const auto& [name, n] : view.nodes) addresses[name] = core::Endpoint{n.host, n.pg_port};
+  core::RouteConfig rc;
+  rc.read_only_max_lag_bytes = cfg_.proxy_read_only_max_lag_bytes;
+  rc.read_only_fallback_to_primary = cfg_.proxy_read_only_fallback_to_primary;
+  // A route lives one lease TTL without renewal: past it, a new primary may
+  // have been elected without this node having seen it.
+  rc.validity_ms = cfg_.ha.ttl_ms;
+  core::Route route = core::ComputeRoute(obs, d, addresses, rc);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_route_ = route;
+  }
+  if (route_sink_) route_sink_(route);
+}
+
+void Agent::PublishNoRoute(const std::string& reason) {
+  core::Route none;
+  none.reason = reason;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_route_ = none;
+  }
+  if (route_sink_) route_sink_(none);
 }
 
 Status Agent::RenewLease() {
@@ -556,6 +588,9 @@ void Agent::RunCycle() {
       last_reason_ = d.reason;
     }
   }
+  // Before acting: a node about to give up the primary role takes the write
+  // route away first (safety rule 5).
+  PublishRoute(obs, d, v);
   auto st = Execute(d, obs, v);
   if (!st.ok()) TLOG(Warn, "ha") << st.error().message();
   if (view.ok()) PublishMember(local);
@@ -831,10 +866,31 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& loc
     MaintainSync(view);
     MaybeMoveEtcdLeader(view);
   }
+  RefreshRegistration(view);
   // Reach every member's etcd, not only ours (ours may be down or cut off).
   auto endpoints = EtcdEndpointsFor(view);
   if (endpoints != store_endpoints_) {
     if (ConnectStore(endpoints).ok()) store_endpoints_ = endpoints;
+  }
+}
+
+void Agent::RefreshRegistration(const ClusterView& view) {
+  auto it = view.nodes.find(cfg_.node_name);
+  if (it == view.nodes.end() || it->second.mod_revision == 0) return;
+  NodeInfo reg = it->second;
+  if (reg.proxy_rw_port == cfg_.proxy_rw_port && reg.proxy_ro_port == cfg_.proxy_ro_port) return;
+  reg.proxy_rw_port = cfg_.proxy_rw_port;
+  reg.proxy_ro_port = cfg_.proxy_ro_port;
+  auto store = Store();
+  if (!store) return;
+  // Only over the registration we read: a node removed meanwhile stays removed.
+  auto r = store->Txn({dcs::Compare::ModRevisionIs(keys_.node(cfg_.node_name), reg.mod_revision)},
+                      {dcs::Op::Put(keys_.node(cfg_.node_name), EncodeNodeInfo(reg))});
+  if (r.ok() && r->succeeded) {
+    TLOG(Info, "agent") << "registration updated: proxy ports " << reg.proxy_rw_port << "/"
+                        << reg.proxy_ro_port;
+  } else if (!r.ok()) {
+    TLOG(Debug, "agent") << "updating the registration: " << r.error().message();
   }
 }
 

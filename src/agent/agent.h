@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
@@ -22,6 +23,7 @@
 #include "agent/fence_guard.h"
 #include "agent/local_state.h"
 #include "base/result.h"
+#include "core/route.h"
 #include "core/types.h"
 #include "dcs/dcs.h"
 #include "pg/postgres.h"
@@ -53,6 +55,13 @@ class Agent {
   const Config& config() const { return cfg_; }
   // The process that fences PostgreSQL if this agent dies (see fence_guard.h).
   void SetFenceGuard(FenceGuard guard) { guard_ = std::move(guard); }
+  // Receives the client endpoint's route (core/route.h), called from the loop
+  // thread: every HA cycle, from the view Decide saw, before its actions run
+  // (a cycle that acted is followed by another within 50 ms), and a route to
+  // nowhere when the loop stops. Set before Start(). The proxy is wired to it
+  // by `tandem agent`; the agent does not depend on the proxy.
+  using RouteSink = std::function<void(const core::Route&)>;
+  void SetRouteSink(RouteSink sink) { route_sink_ = std::move(sink); }
 
   // ---- operator commands (each records the node's "last command") ----
   Status Initialize();
@@ -102,6 +111,10 @@ class Agent {
   Status ExecuteOne(const core::Action& a, const core::Observation& obs, const ClusterView& view);
   void Housekeeping(const ClusterView& view, const core::LocalPostgres& local);
   void PublishMember(const core::LocalPostgres& local);
+  // Computes the route from this cycle's observation and decision and hands
+  // it to the sink.
+  void PublishRoute(const core::Observation& obs, const core::Decision& d, const ClusterView& view);
+  void PublishNoRoute(const std::string& reason);
   // Synchronous replication on the primary: one PlanSync step per cycle.
   void MaintainSync(const ClusterView& view);
   // Deletes an intent that is done, moot or expired (the leader does it).
@@ -151,6 +164,9 @@ class Agent {
   Status AnnounceTimeline(const ClusterView& view, uint32_t timeline);
   void MaintainTimeline(const ClusterView& view, const core::LocalPostgres& local);
   void MaybeMoveEtcdLeader(const ClusterView& view);
+  // Keeps this node's registration's proxy ports equal to the config (they
+  // change when an operator turns the proxy on after joining).
+  void RefreshRegistration(const ClusterView& view);
   MonoMs next_etcd_leader_check_ = 0;
   void RecordHistory(const std::string& reason, uint32_t timeline);
 
@@ -185,6 +201,8 @@ class Agent {
   bool streaming_ = false;
   bool repl_user_ok_ = false;
   std::string sync_reason_;  // the last PlanSync reason logged
+  RouteSink route_sink_;     // set before Start; called by the loop thread only
+  core::Route last_route_;   // under mu_, for the status
 
   // Fencing watchdog (safety rule 2, independent of the loop, which can block
   // on the store, a checkpoint or a stop): while this node is the writable

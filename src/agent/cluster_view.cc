@@ -39,7 +39,9 @@ std::string EncodeNodeInfo(const NodeInfo& n) {
               {"api_url", n.api_url},
               {"etcd_peer_url", n.etcd_peer_url},
               {"etcd_client_url", n.etcd_client_url},
-              {"etcd_member_id", std::to_string(n.etcd_member_id)}}
+              {"etcd_member_id", std::to_string(n.etcd_member_id)},
+              {"proxy_read_write_port", n.proxy_rw_port},
+              {"proxy_read_only_port", n.proxy_ro_port}}
       .dump();
 }
 
@@ -54,6 +56,8 @@ Result<NodeInfo> DecodeNodeInfo(const std::string& text) {
     n.etcd_peer_url = j.value("etcd_peer_url", "");
     n.etcd_client_url = j.value("etcd_client_url", "");
     n.etcd_member_id = std::stoull(j.value("etcd_member_id", "0"));
+    n.proxy_rw_port = j.value("proxy_read_write_port", 0);
+    n.proxy_ro_port = j.value("proxy_read_only_port", 0);
     return n;
   });
 }
@@ -222,6 +226,7 @@ ClusterView ParseClusterView(const Keys& keys, const dcs::RangeResult& range) {
     } else if (StartsWith(kv.key, nodes_prefix)) {
       auto n = DecodeNodeInfo(kv.value);
       if (n && n->name == kv.key.substr(nodes_prefix.size())) {
+        n->mod_revision = kv.mod_revision;
         v.nodes[n->name] = *n;
       } else {
         TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;

@@ -47,6 +47,12 @@ struct NodeInfo {
   std::string etcd_peer_url;  // "" when the cluster uses an external etcd
   std::string etcd_client_url;
   uint64_t etcd_member_id = 0;  // 0 = not an etcd member
+  // The client endpoint's ports on this node (0 = off, or registered before
+  // the proxy existed).
+  int proxy_rw_port = 0;
+  int proxy_ro_port = 0;
+  // The key's mod_revision when read from the store (not encoded; 0 = not read).
+  dcs::Revision mod_revision = 0;
 };
 
 struct HistoryEntry {

@@ -45,16 +45,23 @@ Status GetString(const YAML::Node& n, const char* key, const std::string& where,
   return Ok();
 }
 
+// zero_ok: 0 is allowed and means "off".
 Status GetPort(const YAML::Node& n, const char* key, const std::string& where,
-               const std::string& path, int* out) {
+               const std::string& path, int* out, bool zero_ok = false) {
   if (!n || !n[key]) return Ok();
   const auto& v = n[key];
   auto parsed = v.IsScalar() ? ParseInt(v.as<std::string>()) : std::nullopt;
-  if (!parsed || *parsed < 1 || *parsed > 65535) {
-    return Bad(path, "'" + where + "' must be a TCP port between 1 and 65535");
+  if (!parsed || *parsed < (zero_ok ? 0 : 1) || *parsed > 65535) {
+    return Bad(path, "'" + where + "' must be a TCP port between 1 and 65535" +
+                         (zero_ok ? std::string(", or 0 for off") : std::string()));
   }
   *out = static_cast<int>(*parsed);
   return Ok();
+}
+
+bool IsIpAddress(const std::string& s) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
 Status GetDuration(const YAML::Node& n, const char* key, const std::string& where,
@@ -276,9 +283,59 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     if (!timing.empty()) return Bad(path, timing);
 
     auto proxy = root["proxy"];
-    TANDEM_TRY(CheckKeys(proxy, "proxy", {"read_write_port", "read_only_port"}, path));
-    TANDEM_TRY(GetPort(proxy, "read_write_port", "proxy.read_write_port", path, &c.proxy_rw_port));
-    TANDEM_TRY(GetPort(proxy, "read_only_port", "proxy.read_only_port", path, &c.proxy_ro_port));
+    TANDEM_TRY(
+        CheckKeys(proxy, "proxy",
+                  {"read_write_port", "read_only_port", "listen", "max_connections", "idle_timeout",
+                   "connect_timeout", "read_only_max_lag_bytes", "read_only_fallback_to_primary"},
+                  path));
+    TANDEM_TRY(GetPort(proxy, "read_write_port", "proxy.read_write_port", path, &c.proxy_rw_port,
+                       /*zero_ok=*/true));
+    TANDEM_TRY(GetPort(proxy, "read_only_port", "proxy.read_only_port", path, &c.proxy_ro_port,
+                       /*zero_ok=*/true));
+    TANDEM_TRY(GetString(proxy, "listen", "proxy.listen", path, &c.proxy_listen));
+    if (!c.proxy_listen.empty() && !IsIpAddress(c.proxy_listen)) {
+      return Bad(path, "'proxy.listen' must be an IP address such as 10.0.0.1 or 0.0.0.0 (got '" +
+                           c.proxy_listen + "')");
+    }
+    if (proxy && proxy["max_connections"]) {
+      auto v = ParseInt(proxy["max_connections"].as<std::string>());
+      if (!v || *v < 1 || *v > 100'000) {
+        return Bad(path, "'proxy.max_connections' must be an integer between 1 and 100000");
+      }
+      c.proxy_max_connections = static_cast<int>(*v);
+    }
+    if (proxy && proxy["idle_timeout"]) {
+      // 0 (or 0s) = no idle timeout.
+      auto d = proxy["idle_timeout"].IsScalar()
+                   ? ParseDurationMs(proxy["idle_timeout"].as<std::string>())
+                   : std::nullopt;
+      if (!d || *d < 0 || *d > int64_t{7} * 24 * 3'600'000) {
+        return Bad(path,
+                   "'proxy.idle_timeout' must be a duration such as 30m or 1h (at most 7 days), "
+                   "or 0 for none");
+      }
+      c.proxy_idle_timeout_ms = *d;
+    }
+    TANDEM_TRY(GetDuration(proxy, "connect_timeout", "proxy.connect_timeout", path,
+                           &c.proxy_connect_timeout_ms));
+    c.proxy_read_only_max_lag_bytes = c.ha.max_lag_bytes;
+    if (proxy && proxy["read_only_max_lag_bytes"]) {
+      auto v = ParseInt(proxy["read_only_max_lag_bytes"].as<std::string>());
+      if (!v || *v < 0) {
+        return Bad(path, "'proxy.read_only_max_lag_bytes' must be a non-negative integer");
+      }
+      c.proxy_read_only_max_lag_bytes = static_cast<uint64_t>(*v);
+    }
+    if (proxy && proxy["read_only_fallback_to_primary"]) {
+      const std::string v = proxy["read_only_fallback_to_primary"].as<std::string>();
+      if (v == "true" || v == "yes" || v == "on") {
+        c.proxy_read_only_fallback_to_primary = true;
+      } else if (v == "false" || v == "no" || v == "off") {
+        c.proxy_read_only_fallback_to_primary = false;
+      } else {
+        return Bad(path, "'proxy.read_only_fallback_to_primary' must be true or false");
+      }
+    }
 
     auto tls = root["tls"];
     TANDEM_TRY(CheckKeys(

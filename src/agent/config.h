@@ -44,9 +44,19 @@ struct Config {
   std::string etcd_bin = "etcd";
   core::HaConfig ha;
 
-  // proxy (issue 4; ports reserved)
+  // proxy: the client endpoint (src/proxy; 0 = that port is off)
   int proxy_rw_port = 0;
   int proxy_ro_port = 0;
+  std::string proxy_listen;           // default: node_address
+  int proxy_max_connections = 1000;   // per port
+  int64_t proxy_idle_timeout_ms = 0;  // 0 = none
+  int64_t proxy_connect_timeout_ms = 3'000;
+  uint64_t proxy_read_only_max_lag_bytes = 16ull << 20;
+  bool proxy_read_only_fallback_to_primary = true;
+  bool proxy_enabled() const { return proxy_rw_port > 0 || proxy_ro_port > 0; }
+  std::string proxy_listen_address() const {
+    return proxy_listen.empty() ? node_address : proxy_listen;
+  }
 
   // certificates (shown in status; used by the TLS issue)
   std::string tls_server_key, tls_server_cert, tls_client_key, tls_client_cert, tls_ca_cert;

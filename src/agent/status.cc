@@ -26,11 +26,27 @@ json Agent::StatusJson() {
   LocalState st;
   core::LocalPostgres local;
   std::string reason;
+  core::Route route;
   {
     std::lock_guard<std::mutex> lock(mu_);
     st = state_;
     local = last_local_;
     reason = last_reason_;
+    route = last_route_;
+  }
+  // The client endpoint: where this node's proxy sends connections now.
+  if (cfg_.proxy_enabled()) {
+    json ro = json::array();
+    for (const auto& t : route.read_only) ro.push_back(t.member);
+    out["proxy"] = {
+        {"listen", cfg_.proxy_listen_address()},
+        {"read_write_port", cfg_.proxy_rw_port},
+        {"read_only_port", cfg_.proxy_ro_port},
+        {"read_write_target", route.read_write ? json(route.read_write->member) : json(nullptr)},
+        {"read_only_targets", ro},
+        {"reason", route.reason}};
+  } else {
+    out["proxy"] = nullptr;
   }
   out["member"] = st.member;
   out["last_command"] = {{"command", st.last_command.command},
@@ -83,6 +99,8 @@ json Agent::StatusJson() {
     m["host"] = n.host;
     m["port"] = n.pg_port;
     m["api_url"] = n.api_url;
+    m["proxy_read_write_port"] = n.proxy_rw_port;
+    m["proxy_read_only_port"] = n.proxy_ro_port;
     m["me"] = name == cfg_.node_name;
     if (n.etcd_member_id != 0 || !cfg_.embedded_etcd()) ++voting;
     auto ms = v.members.find(name);

@@ -76,6 +76,13 @@ int main(int argc, char** argv) {
   auto* history = cluster->add_subcommand(
       "history", "every leader change: time, new primary, timeline, reason");
   history->add_flag("--json", history_json, "machine-readable output");
+  bool uri_read_only = false;
+  auto* uri = cluster->add_subcommand(
+      "uri",
+      "print a libpq connection URI with every node (and, when the proxy is on, one through "
+      "the proxies)");
+  uri->add_flag("--read-only", uri_read_only,
+                "for reads: target_session_attrs=prefer-standby, the read-only proxy ports");
 
   // tandem sandbox ...
   SandboxOptions sb;
@@ -132,6 +139,7 @@ int main(int argc, char** argv) {
   if (*pause) return ClusterPause(config, true);
   if (*resume) return ClusterPause(config, false);
   if (*history) return ClusterHistory(config, history_json);
+  if (*uri) return ClusterUri(config, uri_read_only);
   if (*up) return SandboxUp(sb);
   if (*down) return SandboxDown(sb);
   if (*sstatus) return SandboxStatus(sb);

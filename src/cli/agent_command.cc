@@ -2,12 +2,14 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <memory>
 
 #include "agent/agent.h"
 #include "api/server.h"
 #include "base/log.h"
 #include "base/process.h"
 #include "cli/commands.h"
+#include "proxy/proxy.h"
 
 namespace tandem::cli {
 
@@ -39,8 +41,29 @@ int RunAgent(const std::string& config_path) {
     TLOG(Error, "agent") << "cannot start the fence guard: " << guard.error().message();
     return 1;
   }
+  // The client endpoint, when a proxy port is configured. Declared before the
+  // agent so it outlives the agent's loop, which hands it a route every cycle;
+  // until the first route it refuses every connection (fail closed).
+  std::unique_ptr<proxy::Proxy> client_proxy;
+  if (cfg->proxy_enabled()) {
+    proxy::Options po;
+    po.listen_address = cfg->proxy_listen_address();
+    po.read_write_port = cfg->proxy_rw_port;
+    po.read_only_port = cfg->proxy_ro_port;
+    po.max_connections = cfg->proxy_max_connections;
+    po.idle_timeout_ms = cfg->proxy_idle_timeout_ms;
+    po.connect_timeout_ms = cfg->proxy_connect_timeout_ms;
+    client_proxy = std::make_unique<proxy::Proxy>(po);
+    if (auto st = client_proxy->Start(); !st.ok()) {
+      TLOG(Error, "agent") << "cannot start the proxy: " << st.error().message();
+      return 1;
+    }
+  }
   agent::Agent agent(*cfg);
   agent.SetFenceGuard(std::move(*guard));
+  if (client_proxy) {
+    agent.SetRouteSink([p = client_proxy.get()](const core::Route& r) { p->SetRoute(r); });
+  }
   api::ApiServer api(agent);
   // The agent's state is loaded before the API answers, so no request sees a
   // half-started agent.
@@ -69,6 +92,7 @@ int RunAgent(const std::string& config_path) {
   }
   api.Stop();
   agent.Shutdown();
+  if (client_proxy) client_proxy->Stop();
   TLOG(Info, "agent") << "stopped";
   return 0;
 }

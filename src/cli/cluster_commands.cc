@@ -115,6 +115,26 @@ std::string RenderStatus(const json& s) {
     line("Synchronous", v);
   }
   line("Interface", s.value("interface", ""));
+  if (s.contains("proxy") && s["proxy"].is_object()) {
+    const auto& p = s["proxy"];
+    const std::string host = p.value("listen", "");
+    auto port_line = [&](const char* label, const char* port_key, const std::string& to) {
+      const int port = p.value(port_key, 0);
+      if (port <= 0) return;
+      out += Pad(std::string("  ") + label, 22) + ": " + host + ":" + std::to_string(port) +
+             " -> " + to + "\n";
+    };
+    std::string ro;
+    for (const auto& t : p.value("read_only_targets", json::array())) {
+      ro += (ro.empty() ? "" : ", ") + t.get<std::string>();
+    }
+    out += "Proxy\n";
+    port_line("Read-write", "read_write_port",
+              p["read_write_target"].is_string()
+                  ? p["read_write_target"].get<std::string>()
+                  : "none (refusing: " + p.value("reason", "") + ")");
+    port_line("Read-only", "read_only_port", ro.empty() ? "none (refusing)" : ro);
+  }
   out += "Certificates\n";
   const auto& c = s.value("certificates", json::object());
   auto cert = [&](const char* label, const char* key) {
@@ -373,6 +393,51 @@ int ClusterHistory(const std::string& path, bool as_json) {
     std::printf("%-24s %-10s %-8u %s\n", when, h.value("leader", std::string()).c_str(),
                 h.value("timeline", 0u), h.value("reason", std::string()).c_str());
   }
+  return 0;
+}
+
+namespace {
+std::string HostPort(const std::string& host, int port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+}  // namespace
+
+std::string ClusterUris(const json& status, bool read_only) {
+  std::string direct, proxied;
+  const char* key = read_only ? "proxy_read_only_port" : "proxy_read_write_port";
+  for (const auto& m : status.value("members", json::array())) {
+    const std::string host = m.value("host", "");
+    if (host.empty()) continue;
+    direct += (direct.empty() ? "" : ",") + HostPort(host, m.value("port", 0));
+    const int pp = m.value(key, 0);
+    if (pp > 0) proxied += (proxied.empty() ? "" : ",") + HostPort(host, pp);
+  }
+  if (direct.empty()) return "";
+  const std::string query = std::string("/postgres?target_session_attrs=") +
+                            (read_only ? "prefer-standby" : "read-write");
+  std::string out = "postgresql://" + direct + query + "\n";
+  if (!proxied.empty()) out += "postgresql://" + proxied + query + "\n";
+  return out;
+}
+
+int ClusterUri(const std::string& path, bool read_only) {
+  auto cfg = Load(path);
+  if (!cfg) return 1;
+  auto st = CallAgent(*cfg, "GET", "/v1/status", json(), 10'000);
+  if (!st) return 1;
+  const std::string uris = ClusterUris(*st, read_only);
+  if (uris.empty()) {
+    if (st->value("store", "") == "unreachable") {
+      return PrintError(
+          "the consensus store cannot be reached from this node, so the members "
+          "are unknown; try on another node");
+    }
+    return PrintError(
+        "this node is not in a cluster; run `tandem cluster initialize` or "
+        "`tandem cluster join` first");
+  }
+  std::printf("%s", uris.c_str());
   return 0;
 }
 

@@ -24,6 +24,13 @@ int ClusterFailover(const std::string& config_path, const std::string& to, bool 
                     int64_t wait_ms);
 int ClusterPause(const std::string& config_path, bool pause);
 int ClusterHistory(const std::string& config_path, bool json);
+// `cluster uri`: libpq multi-host connection URIs for the cluster.
+int ClusterUri(const std::string& config_path, bool read_only);
+// From the status document: the URI with every node's PostgreSQL and
+// target_session_attrs=read-write (read_only: prefer-standby), then, when any
+// node registered a proxy port of that kind, the same through the proxies.
+// One URI per line; "" when the document names no node.
+std::string ClusterUris(const nlohmann::json& status, bool read_only);
 // Parses --at for a switchover: wall-clock ms, or an error message.
 bool ParseAt(const std::string& at, int64_t now_ms, int64_t* out_ms, std::string* error);
 

@@ -49,6 +49,24 @@ TEST(Checker, CatchesAPrimaryThatNeverDemotes) {
   EXPECT_TRUE(Mentions(v, "last events:")) << v;
 }
 
+TEST(Checker, CatchesAProxyThatRoutesToItselfWithoutAValidLease) {
+  // A route that trusts the leader key naming this node, whatever its lease.
+  auto tweak = [](SimOptions& o) {
+    o.route = [](Observation obs, const Decision& d,
+                 const std::map<std::string, core::Endpoint>& addresses,
+                 const core::RouteConfig& cfg) {
+      if (obs.leader && obs.leader->holder == obs.self) {
+        obs.lease = obs.leader->lease;
+        obs.lease_deadline = obs.now + 3'600'000;
+      }
+      return core::ComputeRoute(obs, d, addresses, cfg);
+    };
+  };
+  std::string v = FirstViolation(core::Decide, 2000, tweak);
+  ASSERT_FALSE(v.empty()) << "a proxy routing on an expired lease went unnoticed";
+  EXPECT_TRUE(Mentions(v, "Rule 5")) << v;
+}
+
 TEST(Checker, CatchesAPromotionWithoutTheLeaderKey) {
   auto broken = [](const Observation& obs, const HaConfig& cfg) {
     return Without(core::Decide(obs, cfg), ActionType::kAcquireLeader);

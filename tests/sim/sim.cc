@@ -529,6 +529,13 @@ void Cluster::RunAgent(Node& n) {
            ActionsText(d.actions) + " (" + d.reason + ")");
     }
   }
+  {
+    std::map<std::string, core::Endpoint> addresses;
+    for (const Node& o : nodes_) addresses[o.name] = core::Endpoint{o.name, 5432};
+    core::RouteConfig rc;
+    rc.validity_ms = cfg.ttl_ms;
+    n.route = opt_.route(obs, d, addresses, rc);
+  }
   if (!d.actions.empty() || d.reason != n.last_reason) {
     Log(n.name + ": " + d.reason + (d.actions.empty() ? "" : " -> " + ActionsText(d.actions)));
     n.last_reason = d.reason;
@@ -723,6 +730,7 @@ void Cluster::Crash(const std::string& name, MonoMs down_for) {
   n.start_failures = 0;
   n.last_reason.clear();
   n.check_wake = false;
+  n.route = core::Route{};
 }
 
 void Cluster::Restart(const std::string& name) {
@@ -895,6 +903,21 @@ void Cluster::CheckInvariants() {
   if (writable.size() > 1) {
     Fail("Rule 1: more than one writable primary: " + Join(writable, ", "));
     return;
+  }
+  // Rule 5: a proxy's write route to its own node, while in force, names the
+  // key holder on a lease still alive in the store. (A route to another node
+  // can outlive that node's key by up to a cycle; Rule 1 and 2 keep that
+  // node from writing meanwhile.)
+  for (const Node& n : nodes_) {
+    const auto& rw = n.route.read_write;
+    if (n.crashed || !rw || now_ >= n.route.valid_until || rw->member != n.name) continue;
+    if (holder != n.name || n.lease == 0 || !store_.LeaseAlive(n.lease)) {
+      Fail("Rule 5: " + n.name + "'s proxy routes writes to itself (" + n.route.reason +
+           ") but the leader key is held by " + (holder.empty() ? std::string("nobody") : holder) +
+           " and its lease " + std::to_string(n.lease) +
+           (n.lease != 0 && store_.LeaseAlive(n.lease) ? " is alive" : " is gone"));
+      return;
+    }
   }
   for (const Node& n : nodes_) {
     if (!n.pg.streaming || n.paused || n.crashed) continue;  // frozen: receives nothing

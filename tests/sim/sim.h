@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/decide.h"
+#include "core/route.h"
 #include "core/types.h"
 
 namespace tandem::sim {
@@ -112,6 +113,9 @@ struct FakePg {
 // ---------------------------------------------------------------------------
 
 using DecideFn = std::function<Decision(const Observation&, const HaConfig&)>;
+using RouteFn = std::function<core::Route(const Observation&, const Decision&,
+                                          const std::map<std::string, core::Endpoint>&,
+                                          const core::RouteConfig&)>;
 
 struct SimOptions {
   int nodes = 3;
@@ -119,6 +123,7 @@ struct SimOptions {
   HaConfig cfg;
   MonoMs step_ms = 100;
   DecideFn decide = core::Decide;
+  RouteFn route = core::ComputeRoute;   // the proxy's routing decision (Rule 5 is checked)
   std::vector<std::string> nofailover;  // names of members never promoted
   bool random_rewind_failures = true;   // a rewind may fail and force a re-clone
   // Rule 3 (no acknowledged write lost) is checked when opt.cfg.sync_mode is
@@ -149,6 +154,9 @@ struct Node {
   MonoMs next_run = 0;
   int64_t seen_leader_changes = -1;
   std::string last_reason;
+  // The proxy's route (core::ComputeRoute), computed every cycle from the
+  // view Decide saw, before acting.
+  core::Route route;
   // Set at unpause: the first decision must fence a primary whose lease expired.
   bool check_wake = false;
   bool wake_must_demote = false;

@@ -154,5 +154,51 @@ TEST(Config, MissingFileNamesTheFlag) {
   EXPECT_NE(r.error().message().find("-c FILE"), std::string::npos);
 }
 
+TEST(Config, ProxyIsOffByDefaultWithItsDefaults) {
+  auto c = ParseConfig(kMinimal, "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_FALSE(c->proxy_enabled());
+  EXPECT_EQ(c->proxy_max_connections, 1000);
+  EXPECT_EQ(c->proxy_idle_timeout_ms, 0);
+  EXPECT_EQ(c->proxy_connect_timeout_ms, 3'000);
+  EXPECT_TRUE(c->proxy_read_only_fallback_to_primary);
+  EXPECT_EQ(c->proxy_read_only_max_lag_bytes, c->ha.max_lag_bytes);
+  EXPECT_EQ(c->proxy_listen_address(), "10.0.0.1");
+}
+
+TEST(Config, ProxyKeysParse) {
+  auto c = ParseConfig(std::string(kMinimal) +
+                           "proxy:\n  read_write_port: 6432\n  read_only_port: 0\n"
+                           "  listen: 0.0.0.0\n  max_connections: 50\n  idle_timeout: 30m\n"
+                           "  connect_timeout: 1s\n  read_only_max_lag_bytes: 1024\n"
+                           "  read_only_fallback_to_primary: false\n",
+                       "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_TRUE(c->proxy_enabled());
+  EXPECT_EQ(c->proxy_rw_port, 6432);
+  EXPECT_EQ(c->proxy_ro_port, 0);
+  EXPECT_EQ(c->proxy_listen_address(), "0.0.0.0");
+  EXPECT_EQ(c->proxy_max_connections, 50);
+  EXPECT_EQ(c->proxy_idle_timeout_ms, 30 * 60'000);
+  EXPECT_EQ(c->proxy_connect_timeout_ms, 1'000);
+  EXPECT_EQ(c->proxy_read_only_max_lag_bytes, 1024u);
+  EXPECT_FALSE(c->proxy_read_only_fallback_to_primary);
+}
+
+TEST(Config, BadProxyValuesAreRefusedAndNamed) {
+  const std::string base = std::string(kMinimal) + "proxy:\n";
+  EXPECT_NE(ErrorOf(base + "  max_connections: 0\n").find("proxy.max_connections"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(base + "  idle_timeout: soon\n").find("proxy.idle_timeout"), std::string::npos);
+  EXPECT_NE(ErrorOf(base + "  listen: example.com\n").find("proxy.listen"), std::string::npos);
+  EXPECT_NE(ErrorOf(base + "  read_only_fallback_to_primary: maybe\n")
+                .find("proxy.read_only_fallback_to_primary"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(base + "  read_write_port: 70000\n").find("proxy.read_write_port"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(base + "  read_write_port: 5432\n").find("both use port 5432"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace tandem::agent

@@ -29,6 +29,25 @@ json Sample() {
     "warnings": ["4 voting members: an even count"]})JSON");
 }
 
+TEST(RenderStatus, ShowsWhereTheProxySendsConnections) {
+  json s = Sample();
+  s["proxy"] = {
+      {"listen", "10.48.36.182"},  {"read_write_port", 6432},           {"read_only_port", 6433},
+      {"read_write_target", "n1"}, {"read_only_targets", {"n2", "n3"}}, {"reason", "writes to n1"}};
+  std::string out = RenderStatus(s);
+  EXPECT_NE(out.find("  Read-write          : 10.48.36.182:6432 -> n1\n"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("  Read-only           : 10.48.36.182:6433 -> n2, n3\n"), std::string::npos)
+      << out;
+  s["proxy"]["read_write_target"] = nullptr;
+  s["proxy"]["reason"] = "no leader key: no route (fail closed)";
+  out = RenderStatus(s);
+  EXPECT_NE(out.find("-> none (refusing: no leader key: no route (fail closed))"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(RenderStatus(Sample()).find("Proxy"), std::string::npos);
+}
+
 TEST(RenderStatus, HasTheSeedShape) {
   std::string s = RenderStatus(Sample());
   EXPECT_NE(s.find("Status                : Enabled\n"), std::string::npos) << s;
