@@ -405,9 +405,10 @@ void Agent::PublishRoute(const core::Observation& obs, const core::Decision& d,
   // A route lives one lease TTL without renewal: past it, a new primary may
   // have been elected without this node having seen it.
   rc.validity_ms = cfg_.ha.ttl_ms;
-  core::Route route = core::ComputeRoute(obs, d, addresses, rc);
+  core::Route route;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    route = core::RouteForCycle(last_route_, obs, d, addresses, rc);
     last_route_ = route;
   }
   if (route_sink_) route_sink_(route);

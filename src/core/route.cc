@@ -99,4 +99,15 @@ Route ComputeRoute(const Observation& obs, const Decision& decision,
   return r;
 }
 
+Route RouteForCycle(const Route& previous, const Observation& obs, const Decision& decision,
+                    const std::map<std::string, Endpoint>& addresses, const RouteConfig& cfg) {
+  Route next = ComputeRoute(obs, decision, addresses, cfg);
+  if (obs.store_ok || !previous.read_write || obs.now >= previous.valid_until) return next;
+  if (previous.read_write->member == obs.self && GivesUpPrimary(decision)) return next;
+  Route kept = previous;
+  kept.reason =
+      "the store cannot be read: keeping the last route until it expires (" + previous.reason + ")";
+  return kept;
+}
+
 }  // namespace tandem::core

@@ -72,4 +72,13 @@ struct Route {
 Route ComputeRoute(const Observation& obs, const Decision& decision,
                    const std::map<std::string, Endpoint>& addresses, const RouteConfig& cfg);
 
+// The route to use this cycle, given the last one published: while the store
+// cannot be read, the previous route stands until it expires, so one slow
+// read (an etcd election, a timeout) does not cut every client. Safe because
+// a remote primary fences itself before its lease can expire (rule 2), and a
+// route to this node never outlives its lease deadline; a decision that gives
+// up this node's primary role still takes the route away at once.
+Route RouteForCycle(const Route& previous, const Observation& obs, const Decision& decision,
+                    const std::map<std::string, Endpoint>& addresses, const RouteConfig& cfg);
+
 }  // namespace tandem::core

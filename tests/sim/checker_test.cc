@@ -52,7 +52,7 @@ TEST(Checker, CatchesAPrimaryThatNeverDemotes) {
 TEST(Checker, CatchesAProxyThatRoutesToItselfWithoutAValidLease) {
   // A route that trusts the leader key naming this node, whatever its lease.
   auto tweak = [](SimOptions& o) {
-    o.route = [](Observation obs, const Decision& d,
+    o.route = [](const core::Route&, Observation obs, const Decision& d,
                  const std::map<std::string, core::Endpoint>& addresses,
                  const core::RouteConfig& cfg) {
       if (obs.leader && obs.leader->holder == obs.self) {

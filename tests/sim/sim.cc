@@ -534,7 +534,7 @@ void Cluster::RunAgent(Node& n) {
     for (const Node& o : nodes_) addresses[o.name] = core::Endpoint{o.name, 5432};
     core::RouteConfig rc;
     rc.validity_ms = cfg.ttl_ms;
-    n.route = opt_.route(obs, d, addresses, rc);
+    n.route = opt_.route(n.route, obs, d, addresses, rc);
   }
   if (!d.actions.empty() || d.reason != n.last_reason) {
     Log(n.name + ": " + d.reason + (d.actions.empty() ? "" : " -> " + ActionsText(d.actions)));

@@ -113,9 +113,9 @@ struct FakePg {
 // ---------------------------------------------------------------------------
 
 using DecideFn = std::function<Decision(const Observation&, const HaConfig&)>;
-using RouteFn = std::function<core::Route(const Observation&, const Decision&,
-                                          const std::map<std::string, core::Endpoint>&,
-                                          const core::RouteConfig&)>;
+using RouteFn = std::function<core::Route(
+    const core::Route& previous, const Observation&, const Decision&,
+    const std::map<std::string, core::Endpoint>&, const core::RouteConfig&)>;
 
 struct SimOptions {
   int nodes = 3;
@@ -123,7 +123,7 @@ struct SimOptions {
   HaConfig cfg;
   MonoMs step_ms = 100;
   DecideFn decide = core::Decide;
-  RouteFn route = core::ComputeRoute;   // the proxy's routing decision (Rule 5 is checked)
+  RouteFn route = core::RouteForCycle;  // the proxy's routing decision (Rule 5 is checked)
   std::vector<std::string> nofailover;  // names of members never promoted
   bool random_rewind_failures = true;   // a rewind may fail and force a re-clone
   // Rule 3 (no acknowledged write lost) is checked when opt.cfg.sync_mode is

@@ -129,6 +129,38 @@ TEST(RouteTest, Rule5_WritesStopGoingToThisNodeBeforeItGivesUpThePrimaryRole) {
   }
 }
 
+TEST(RouteTest, AnUnreadableStoreKeepsTheLastRouteUntilItExpires) {
+  Observation obs = ClusterSeenFromAReplica();
+  const Route last = Compute(obs);
+  ASSERT_TRUE(last.read_write.has_value());
+  Observation blind = obs;
+  blind.store_ok = false;
+  blind.now = obs.now + 500;
+  Route r = RouteForCycle(last, blind, Decision{}, kAddresses, RouteConfig{});
+  ASSERT_TRUE(r.read_write.has_value()) << r.reason;
+  EXPECT_EQ(r.read_write->member, "n2");
+  EXPECT_EQ(r.valid_until, last.valid_until) << "kept, not extended";
+  EXPECT_NE(r.reason.find("keeping the last route"), std::string::npos) << r.reason;
+  blind.now = last.valid_until;
+  EXPECT_FALSE(RouteForCycle(last, blind, Decision{}, kAddresses, RouteConfig{}).read_write);
+}
+
+TEST(RouteTest, Rule5_AnUnreadableStoreNeverKeepsARouteToThisNodePastItsLease) {
+  Observation obs = testing::Leader();
+  const Route last = Compute(obs);
+  ASSERT_TRUE(last.read_write.has_value());
+  EXPECT_LE(last.valid_until, obs.lease_deadline);
+  Observation blind = obs;
+  blind.store_ok = false;
+  blind.now = obs.lease_deadline;
+  EXPECT_FALSE(RouteForCycle(last, blind, Decision{}, kAddresses, RouteConfig{}).read_write);
+  // Giving up the role takes the route away at once, store or not.
+  blind.now = obs.now + 1;
+  Decision demote;
+  demote.actions.push_back(Action{ActionType::kDemote, ""});
+  EXPECT_FALSE(RouteForCycle(last, blind, demote, kAddresses, RouteConfig{}).read_write);
+}
+
 TEST(RouteTest, RouteExpiresAfterItsValidity) {
   RouteConfig cfg;
   cfg.validity_ms = 1234;
