@@ -116,13 +116,6 @@ int main(int argc, char** argv) {
       "the cluster's certificates: a CA, key and request (CSR), signing, issuing a node's "
       "pairs, inspection (local files; no agent needed)");
   pki->require_subcommand(1);
-  pki->footer(
-      "Typical use:\n"
-      "  tandem pki ca init --dir /etc/tandem/ca\n"
-      "  tandem pki issue node1 --ca-dir /etc/tandem/ca --address 10.0.0.1 --out /etc/tandem/tls\n"
-      "  tandem pki inspect /etc/tandem/tls/server.crt --key /etc/tandem/tls/server.key \\\n"
-      "      --ca /etc/tandem/tls/ca.crt --role server --host 10.0.0.1\n"
-      "Private keys are written with mode 0600 and never printed.");
   auto* ca = pki->add_subcommand("ca", "the cluster's certificate authority");
   ca->require_subcommand(1);
   std::string pki_dir, ca_cn = "Tandem cluster CA";
@@ -201,6 +194,26 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"server", "client"}));
   inspect->add_option("--host", insp.host, "a DNS name or IP address its SANs must match");
   inspect->add_flag("--json", insp.json, "machine-readable output");
+  ca_init->footer("Example: tandem pki ca init --dir /etc/tandem/ca --cn \"Example cluster CA\"");
+  csr->footer(
+      "Example: tandem pki csr node1 --cn node1 --san IP:10.0.0.1 --san DNS:db1.example.com "
+      "--dir /etc/tandem/tls");
+  sign->footer("Example: tandem pki sign /tmp/node1.csr --ca-dir /etc/tandem/ca --server");
+  issue->footer(
+      "Example: tandem pki issue node1 --ca-dir /etc/tandem/ca --address 10.0.0.1 --dns "
+      "db1.example.com --out /tmp/node1-tls\n"
+      "Copy OUT to the node (keep the keys' mode 0600) and set the tls: keys of its config.");
+  inspect->footer(
+      "Example: tandem pki inspect server.crt --key server.key --ca ca.crt --role server "
+      "--host 10.0.0.1\n"
+      "Each of --key, --ca, --role, --host applies to every FILE.");
+  pki->footer(
+      "Typical use:\n"
+      "  tandem pki ca init --dir /etc/tandem/ca\n"
+      "  tandem pki issue node1 --ca-dir /etc/tandem/ca --address 10.0.0.1 --out /etc/tandem/tls\n"
+      "  tandem pki inspect /etc/tandem/tls/server.crt --key /etc/tandem/tls/server.key \\\n"
+      "      --ca /etc/tandem/tls/ca.crt --role server --host 10.0.0.1\n"
+      "Private keys are written with mode 0600 and never printed.");
 
   try {
     app.parse(argc, argv);

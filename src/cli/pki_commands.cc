@@ -147,6 +147,10 @@ int PkiSign(const std::string& csr, const std::string& ca_dir, int days,
       "  Certificate : %s\n",
       csr.c_str(), pki::UsageName(usage), r->subject.c_str(), r->sans.empty() ? "" : ", SAN ",
       Join(r->sans).c_str(), r->serial.c_str(), Day(r->not_after).c_str(), r->path.c_str());
+  if (r->shortened) {
+    std::printf("WARNING : valid only until %s, when the CA itself expires\n",
+                Day(r->not_after).c_str());
+  }
   if (usage != pki::Usage::kClient && r->sans.empty()) {
     std::printf(
         "WARNING : the request has no subjectAltName: clients that verify the host may refuse "
@@ -180,11 +184,14 @@ int PkiIssue(const std::string& node, const std::string& ca_dir, const std::stri
       "  client_key: %s\n"
       "  client_cert: %s\n"
       "  ca_cert: %s\n",
-      node.c_str(), out.c_str(), Day(pki::ValidFor(now, days).not_after).c_str(),
-      r->server_cert.c_str(), r->server_key.c_str(), node.c_str(), sans.c_str(),
-      r->client_cert.c_str(), r->client_key.c_str(), req.client_cn.c_str(), r->ca_cert.c_str(),
-      r->server_key.c_str(), r->server_cert.c_str(), r->client_key.c_str(), r->client_cert.c_str(),
-      r->ca_cert.c_str());
+      node.c_str(), out.c_str(), Day(r->not_after).c_str(), r->server_cert.c_str(),
+      r->server_key.c_str(), node.c_str(), sans.c_str(), r->client_cert.c_str(),
+      r->client_key.c_str(), req.client_cn.c_str(), r->ca_cert.c_str(), r->server_key.c_str(),
+      r->server_cert.c_str(), r->client_key.c_str(), r->client_cert.c_str(), r->ca_cert.c_str());
+  if (r->shortened) {
+    std::printf("WARNING : valid only until %s, when the CA itself expires\n",
+                Day(r->not_after).c_str());
+  }
   return 0;
 }
 

@@ -102,6 +102,23 @@ const char* ExtendedKeyUsage(Usage usage) {
   return "serverAuth";
 }
 
+// The leaf's validity inside the CA's: notAfter cut to the CA's; refused if the CA has
+// expired by the leaf's notBefore.
+Result<Validity> WithinCa(const LoadedCa& ca, const std::string& ca_dir, Validity v,
+                          bool* shortened) {
+  auto ca_end = AsnTimeToUnix(X509_get0_notAfter(ca.cert.get()));
+  if (!ca_end) return ca_end.error();
+  if (*ca_end <= v.not_before) {
+    return Error(ErrorCode::kFailedPrecondition,
+                 CaFiles(ca_dir).cert + " expired on " + FormatUtc(*ca_end) +
+                     ": nothing it signs would be trusted. Create a new CA (`tandem pki ca "
+                     "init` in another directory) and issue every node again");
+  }
+  *shortened = v.not_after > *ca_end;
+  if (*shortened) v.not_after = *ca_end;
+  return v;
+}
+
 // A leaf certificate for the request, signed by the CA: the request's subject, key and
 // subjectAltName, nothing else of what it asks for.
 Result<X509Ptr> SignRequest(X509_REQ* req, const LoadedCa& ca, Usage usage, const Validity& v) {
@@ -246,13 +263,18 @@ Result<Issued> SignRequestFile(const std::string& csr_path, const std::string& c
   }
   auto ca = LoadCa(ca_dir);
   if (!ca) return ca.error();
-  auto x = SignRequest(req->get(), *ca, usage, validity);
+  bool shortened = false;
+  auto v = WithinCa(*ca, ca_dir, validity, &shortened);
+  if (!v) return v.error();
+  auto x = SignRequest(req->get(), *ca, usage, *v);
   if (!x) return x.error();
   std::string out = csr_path;
   if (out.size() > 4 && out.compare(out.size() - 4, 4, ".csr") == 0) out.resize(out.size() - 4);
   out += ".crt";
   TANDEM_TRY(WriteCertificate(out, x->get()));
-  return Describe(out, x->get());
+  Issued issued = Describe(out, x->get());
+  issued.shortened = shortened;
+  return issued;
 }
 
 Result<NodeFiles> IssueNode(const std::string& ca_dir, const NodeRequest& r,
@@ -286,20 +308,25 @@ Result<NodeFiles> IssueNode(const std::string& ca_dir, const NodeRequest& r,
   }
   auto ca = LoadCa(ca_dir);
   if (!ca) return ca.error();
+  bool shortened = false;
+  auto v = WithinCa(*ca, ca_dir, validity, &shortened);
+  if (!v) return v.error();
+  f.not_after = v->not_after;
+  f.shortened = shortened;
   TANDEM_TRY(MakeDirs(r.out_dir, 0700));
 
   auto server_key = GenerateKey();
   if (!server_key) return server_key.error();
   auto server_req = MakeRequest(server_key->get(), r.node, sans);
   if (!server_req) return server_req.error();
-  auto server = SignRequest(server_req->get(), *ca, Usage::kServer, validity);
+  auto server = SignRequest(server_req->get(), *ca, Usage::kServer, *v);
   if (!server) return server.error();
 
   auto client_key = GenerateKey();
   if (!client_key) return client_key.error();
   auto client_req = MakeRequest(client_key->get(), r.client_cn, {});
   if (!client_req) return client_req.error();
-  auto client = SignRequest(client_req->get(), *ca, Usage::kClient, validity);
+  auto client = SignRequest(client_req->get(), *ca, Usage::kClient, *v);
   if (!client) return client.error();
 
   TANDEM_TRY(WritePrivateKey(f.server_key, server_key->get()));

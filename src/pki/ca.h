@@ -51,8 +51,13 @@ struct Issued {
   std::string serial;             // hex
   std::vector<std::string> sans;  // "DNS:x", "IP:y"
   int64_t not_after = 0;
+  bool shortened = false;  // notAfter was cut to the CA's own notAfter
 };
 
+// A certificate never outlives its CA: a notAfter past the CA's is cut to the CA's
+// (`shortened`). A CA that has expired by validity.not_before signs nothing
+// (kFailedPrecondition).
+//
 // Signs the request in csr_path with the CA in ca_dir and writes the certificate beside
 // it (NAME.csr -> NAME.crt, replacing an older one). The request's signature must verify
 // (else kInvalidArgument: it was altered or corrupted). Only the request's subject, key and
@@ -70,6 +75,8 @@ struct NodeRequest {
 };
 struct NodeFiles {
   std::string server_key, server_cert, client_key, client_cert, ca_cert;
+  int64_t not_after = 0;
+  bool shortened = false;  // notAfter was cut to the CA's own notAfter
 };
 // Writes into out_dir (created 0700): server.key/server.crt (CN=node, SAN IP:address and
 // the DNS names, serverAuth), client.key/client.crt (CN=client_cn, clientAuth) and a copy of

@@ -224,5 +224,36 @@ TEST_F(PkiTest, SignNeverCopiesARequestedCaFlag) {
   EXPECT_FALSE(in.cert->is_ca);
 }
 
+TEST_F(PkiTest, ACertificateNeverOutlivesItsCa) {
+  ASSERT_TRUE(InitCa(Ca(), "Short CA", ValidFor(now_, 10)).ok());
+  auto files = MakeKeyAndRequest(Path("r"), "n", "n", {"IP:10.0.0.3"});
+  ASSERT_TRUE(files.ok());
+  auto r = SignRequestFile(files->csr, Ca(), Usage::kServer, ValidFor(now_, 730));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(r->shortened);
+  EXPECT_EQ(r->not_after, ValidFor(now_, 10).not_after);
+  NodeRequest n;
+  n.node = "n";
+  n.address = "10.0.0.3";
+  n.out_dir = Path("n");
+  auto issued = IssueNode(Ca(), n, ValidFor(now_, 730));
+  ASSERT_TRUE(issued.ok());
+  EXPECT_TRUE(issued->shortened);
+  auto in = Inspect(issued->server_cert, Opts(now_));
+  EXPECT_EQ(in.cert->not_after, ValidFor(now_, 10).not_after);
+}
+
+TEST_F(PkiTest, AnExpiredCaSignsNothing) {
+  ASSERT_TRUE(InitCa(Ca(), "Old CA", Validity{now_ - 100 * 86400, now_ - 86400}).ok());
+  auto files = MakeKeyAndRequest(Path("r"), "n", "n", {"IP:10.0.0.3"});
+  ASSERT_TRUE(files.ok());
+  auto r = SignRequestFile(files->csr, Ca(), Usage::kServer, ValidFor(now_, 30));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find(Ca() + "/ca.crt expired on " + FormatUtc(now_ - 86400)),
+            std::string::npos)
+      << r.error().message();
+  EXPECT_FALSE(PathExists(Path("r") + "/n.crt"));
+}
+
 }  // namespace
 }  // namespace tandem::pki
