@@ -3,6 +3,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <sys/stat.h>
 
 #include <vector>
 
@@ -156,7 +157,25 @@ Result<Block> FindBlock(const std::string& path, const std::string& content, Pem
                path + " holds " + Describe(label) + quoted + ", not a " + what + Hint(kind, label));
 }
 
+// PEM files of certificates, keys and requests are a few kB; a chain a few tens.
+constexpr off_t kMaxPemBytes = 1 << 20;
+
 Result<std::string> Read(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+      return Error(ErrorCode::kInvalidArgument, path + " is a directory; give the file in it");
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   path + " is not a regular file (a device or a pipe?); give a PEM file");
+    }
+    if (st.st_size > kMaxPemBytes) {
+      return Error(ErrorCode::kInvalidArgument, path + " is too large for a PEM file (" +
+                                                    std::to_string(st.st_size) +
+                                                    " bytes); is it the right file?");
+    }
+  }
   auto content = ReadFile(path);
   if (content) return content;
   if (content.error().code() == ErrorCode::kNotFound) {

@@ -3,6 +3,7 @@
 
 #include <openssl/pem.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "pki/ossl.h"
 #include "pki/pem.h"
@@ -60,10 +61,21 @@ TEST_F(InspectTest, MissingFile) {
 }
 
 TEST_F(InspectTest, UnreadableFile) {
-  // A directory stands in for an unreadable file (the tests may run as root).
+  ASSERT_TRUE(WriteFileAtomic(Path("locked.crt"), *ReadFile(Server()), 0).ok());
+  if (geteuid() != 0) {  // root reads any file
+    auto f = Failed(Inspect(Path("locked.crt"), Opts()), Check::kFile);
+    EXPECT_TRUE(Has(f.detail, "cannot read " + Path("locked.crt") + ": Permission denied"))
+        << f.detail;
+    EXPECT_TRUE(Has(f.detail, "run as a user that may read it")) << f.detail;
+  }
   ASSERT_TRUE(MakeDirs(Path("adir.crt")).ok());
-  auto f = Failed(Inspect(Path("adir.crt"), Opts()), Check::kFile);
-  EXPECT_TRUE(Has(f.detail, "cannot read " + Path("adir.crt"))) << f.detail;
+  auto dir = Failed(Inspect(Path("adir.crt"), Opts()), Check::kFile);
+  EXPECT_EQ(dir.detail, Path("adir.crt") + " is a directory; give the file in it");
+  auto dev = Failed(Inspect("/dev/zero", Opts()), Check::kFile);
+  EXPECT_TRUE(Has(dev.detail, "/dev/zero is not a regular file")) << dev.detail;
+  ASSERT_TRUE(WriteFileAtomic(Path("big.crt"), std::string(2 << 20, 'x')).ok());
+  auto big = Failed(Inspect(Path("big.crt"), Opts()), Check::kFile);
+  EXPECT_TRUE(Has(big.detail, "is too large for a PEM file")) << big.detail;
 }
 
 TEST_F(InspectTest, EmptyFile) {
