@@ -1,8 +1,11 @@
 // tandem: one binary for the node agent, the operator CLI and the sandbox.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
+#include "pki/ca.h"
 
 #ifndef TANDEM_VERSION
 #define TANDEM_VERSION "0.1.0"
@@ -114,6 +117,111 @@ int main(int argc, char** argv) {
   add_common(start);
   start->add_option("NODE", node, "node name, e.g. node1")->required();
 
+  // tandem pki ...
+  auto* pki = app.add_subcommand(
+      "pki",
+      "the cluster's certificates: a CA, key and request (CSR), signing, issuing a node's "
+      "pairs, inspection (local files; no agent needed)");
+  pki->require_subcommand(1);
+  auto* ca = pki->add_subcommand("ca", "the cluster's certificate authority");
+  ca->require_subcommand(1);
+  std::string pki_dir, ca_cn = "Tandem cluster CA";
+  int ca_days = tandem::pki::kDefaultCaDays, cert_days = tandem::pki::kDefaultCertDays;
+  auto* ca_init = ca->add_subcommand(
+      "init",
+      "create the cluster CA: DIR/ca.key (EC P-256, mode 0600) and DIR/ca.crt (self-signed, "
+      "CA:TRUE, keyCertSign and cRLSign); refuses to replace an existing CA");
+  ca_init->add_option("--dir", pki_dir, "the CA's directory (created with mode 0700)")->required();
+  ca_init->add_option("--cn", ca_cn, "the CA's Common Name")->capture_default_str();
+  ca_init->add_option("--days", ca_days, "validity in days (default: 10 years)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 36500));
+  std::string csr_name, csr_cn;
+  std::vector<std::string> csr_sans;
+  auto* csr = pki->add_subcommand(
+      "csr",
+      "make a private key and a certificate signing request: DIR/NAME.key (EC P-256, mode "
+      "0600) and DIR/NAME.csr, for this CA (`tandem pki sign`) or another one");
+  csr->add_option("NAME", csr_name, "file name of the pair, e.g. node1")->required();
+  csr->add_option("--cn", csr_cn, "the Common Name, e.g. the node's name")->required();
+  csr->add_option("--san", csr_sans,
+                  "a subjectAltName, DNS:NAME or IP:ADDRESS; repeat it, or separate with commas")
+      ->allow_extra_args(false)
+      ->delimiter(',');
+  csr->add_option("--dir", pki_dir, "where to write NAME.key and NAME.csr")->required();
+  std::string sign_csr, ca_dir;
+  bool sign_server = false, sign_client = false, sign_both = false;
+  auto* sign = pki->add_subcommand(
+      "sign",
+      "sign a certificate request with the cluster CA; writes NAME.crt beside NAME.csr. "
+      "Copies the request's subjectAltNames; refuses a request whose signature does not verify");
+  sign->add_option("CSR", sign_csr, "the request (PEM), e.g. node1.csr")->required();
+  sign->add_option("--ca-dir", ca_dir, "the CA's directory (ca.key, ca.crt)")->required();
+  sign->add_option("--days", cert_days, "validity in days")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 36500));
+  auto* f_server = sign->add_flag("--server", sign_server,
+                                  "a server certificate: extendedKeyUsage serverAuth (default)");
+  auto* f_client =
+      sign->add_flag("--client", sign_client, "a client certificate: extendedKeyUsage clientAuth");
+  auto* f_both = sign->add_flag("--both", sign_both, "serverAuth and clientAuth");
+  f_server->excludes(f_client)->excludes(f_both);
+  f_client->excludes(f_both);
+  std::string issue_node, issue_address, issue_out;
+  std::vector<std::string> issue_dns;
+  bool issue_force = false;
+  auto* issue = pki->add_subcommand(
+      "issue",
+      "issue a node's certificates in one step into OUT: server.key/server.crt (CN=NODE, SAN "
+      "IP:ADDRESS and the DNS names, serverAuth), client.key/client.crt (CN=postgres, the "
+      "database user, clientAuth) and a copy of ca.crt");
+  issue->add_option("NODE", issue_node, "the node's name (node.name in its config)")->required();
+  issue->add_option("--ca-dir", ca_dir, "the CA's directory (ca.key, ca.crt)")->required();
+  issue->add_option("--address", issue_address, "the IP the node clusters on (node.address)")
+      ->required();
+  issue->add_option("--dns", issue_dns, "a DNS name of the node; repeat for more")
+      ->allow_extra_args(false)
+      ->delimiter(',');
+  issue->add_option("--out", issue_out, "the node's certificate directory (created 0700)")
+      ->required();
+  issue->add_option("--days", cert_days, "validity in days")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 36500));
+  issue->add_flag("--force", issue_force, "replace the keys and certificates already in OUT");
+  PkiInspectOptions insp;
+  auto* inspect = pki->add_subcommand(
+      "inspect",
+      "show each certificate (subject, SANs, issuer, serial, validity and days left, key type) "
+      "and check it: the key matches (--key), it chains to the CA (--ca), it fits the role "
+      "(--role) and the host (--host). Exits non-zero if any check fails");
+  inspect->add_option("FILE", insp.files, "certificates (PEM)")->required();
+  inspect->add_option("--ca", insp.ca, "the CA certificate it must chain to, e.g. ca.crt");
+  inspect->add_option("--key", insp.key, "the private key that must match it");
+  inspect->add_option("--role", insp.role, "the use it must fit: server or client")
+      ->check(CLI::IsMember({"server", "client"}));
+  inspect->add_option("--host", insp.host, "a DNS name or IP address its SANs must match");
+  inspect->add_flag("--json", insp.json, "machine-readable output");
+  ca_init->footer("Example: tandem pki ca init --dir /etc/tandem/ca --cn \"Example cluster CA\"");
+  csr->footer(
+      "Example: tandem pki csr node1 --cn node1 --san IP:10.0.0.1 --san DNS:db1.example.com "
+      "--dir /etc/tandem/tls");
+  sign->footer("Example: tandem pki sign /tmp/node1.csr --ca-dir /etc/tandem/ca --server");
+  issue->footer(
+      "Example: tandem pki issue node1 --ca-dir /etc/tandem/ca --address 10.0.0.1 --dns "
+      "db1.example.com --out /tmp/node1-tls\n"
+      "Copy OUT to the node (keep the keys' mode 0600) and set the tls: keys of its config.");
+  inspect->footer(
+      "Example: tandem pki inspect server.crt --key server.key --ca ca.crt --role server "
+      "--host 10.0.0.1\n"
+      "Each of --key, --ca, --role, --host applies to every FILE.");
+  pki->footer(
+      "Typical use:\n"
+      "  tandem pki ca init --dir /etc/tandem/ca\n"
+      "  tandem pki issue node1 --ca-dir /etc/tandem/ca --address 10.0.0.1 --out /etc/tandem/tls\n"
+      "  tandem pki inspect /etc/tandem/tls/server.crt --key /etc/tandem/tls/server.key \\\n"
+      "      --ca /etc/tandem/tls/ca.crt --role server --host 10.0.0.1\n"
+      "Private keys are written with mode 0600 and never printed.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -145,5 +253,18 @@ int main(int argc, char** argv) {
   if (*sstatus) return SandboxStatus(sb);
   if (*kill) return SandboxKill(sb, node);
   if (*start) return SandboxStart(sb, node);
+  if (*ca_init) return PkiCaInit(pki_dir, ca_cn, ca_days);
+  if (*csr) return PkiCsr(csr_name, csr_cn, csr_sans, pki_dir);
+  if (*sign) {
+    return PkiSign(sign_csr, ca_dir, cert_days,
+                   sign_client ? "client"
+                   : sign_both ? "both"
+                               : "server");
+  }
+  if (*issue) {
+    return PkiIssue(issue_node, ca_dir, issue_address, issue_dns, issue_out, cert_days,
+                    issue_force);
+  }
+  if (*inspect) return PkiInspect(insp);
   return 2;
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 namespace tandem::cli {
 
@@ -36,6 +37,23 @@ bool ParseAt(const std::string& at, int64_t now_ms, int64_t* out_ms, std::string
 
 // The human status view (seed 1's shape) from the status document.
 std::string RenderStatus(const nlohmann::json& status);
+
+// tandem pki ... (local files; no agent needed). days: validity from now.
+int PkiCaInit(const std::string& dir, const std::string& cn, int days);
+int PkiCsr(const std::string& name, const std::string& cn, const std::vector<std::string>& sans,
+           const std::string& dir);
+// usage: "server", "client" or "both".
+int PkiSign(const std::string& csr, const std::string& ca_dir, int days, const std::string& usage);
+int PkiIssue(const std::string& node, const std::string& ca_dir, const std::string& address,
+             const std::vector<std::string>& dns, const std::string& out, int days, bool force);
+struct PkiInspectOptions {
+  std::vector<std::string> files;
+  std::string ca, key, host;
+  std::string role;  // "", "server" or "client"
+  bool json = false;
+};
+// Exit code 1 when any check of any file fails.
+int PkiInspect(const PkiInspectOptions& opts);
 
 struct SandboxOptions {
   int nodes = 3;
