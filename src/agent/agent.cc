@@ -405,22 +405,29 @@ void Agent::PublishRoute(const core::Observation& obs, const core::Decision& d,
   // A route lives one lease TTL without renewal: past it, a new primary may
   // have been elected without this node having seen it.
   rc.validity_ms = cfg_.ha.ttl_ms;
-  core::Route route;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    route = core::RouteForCycle(last_route_, obs, d, addresses, rc);
-    last_route_ = route;
-  }
-  if (route_sink_) route_sink_(route);
+  std::lock_guard<std::mutex> lock(route_mu_);
+  last_route_ = core::RouteForCycle(last_route_, obs, d, addresses, rc);
+  last_route_at_ = obs.now;
+  if (route_sink_) route_sink_(last_route_);
+}
+
+void Agent::ExtendSelfRoute(MonoMs lease_deadline) {
+  std::lock_guard<std::mutex> lock(route_mu_);
+  const auto& rw = last_route_.read_write;
+  if (!rw || rw->member != cfg_.node_name) return;
+  const MonoMs now = SystemClock::Get().Now();
+  if (now >= last_route_.valid_until) return;  // expired: only the loop may route again
+  const MonoMs until = std::min<MonoMs>(lease_deadline, last_route_at_ + cfg_.ha.ttl_ms);
+  if (until <= last_route_.valid_until) return;
+  last_route_.valid_until = until;
+  if (route_sink_) route_sink_(last_route_);
 }
 
 void Agent::PublishNoRoute(const std::string& reason) {
   core::Route none;
   none.reason = reason;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    last_route_ = none;
-  }
+  std::lock_guard<std::mutex> lock(route_mu_);
+  last_route_ = none;
   if (route_sink_) route_sink_(none);
 }
 
@@ -439,6 +446,7 @@ Status Agent::RenewLease() {
       while (armed > kFenceNow && armed < deadline &&
              !fence_deadline_.compare_exchange_weak(armed, deadline)) {
       }
+      ExtendSelfRoute(deadline);
       return Ok();
     }
     if (r.error().code() != ErrorCode::kNotFound) return r.error();
@@ -722,7 +730,7 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
       return Ok();
     }
     case ActionType::kStepDown:
-      return StepDown(obs, view);
+      return StepDown(obs, view, a.target);
     case ActionType::kDemote: {
       const bool no_time = SystemClock::Get().Now() >= lease_deadline_;
       TLOG(Warn, "ha") << "demoting: stopping PostgreSQL " << (no_time ? "immediately" : "fast");

@@ -124,7 +124,10 @@ class Agent {
   Status RewriteConfigKeepingRole(const ClusterView& view, bool in_recovery);
   Status ApplySyncStandbyNames(const ClusterView& view, const core::PgSyncSet& set,
                                bool in_recovery);
-  Status StepDown(const core::Observation& obs, const ClusterView& view);
+  // Stops cleanly and hands the key over; `target` (the replica Decide chose)
+  // is written into the request when the operator named none, so every
+  // replica waits for the same one.
+  Status StepDown(const core::Observation& obs, const ClusterView& view, const std::string& target);
   // Before promoting: the other members' positions asked directly (published
   // ones may be a cycle old). Under a sync record an unreachable member is
   // dropped (it cannot vouch for its position); otherwise its published
@@ -201,8 +204,17 @@ class Agent {
   bool streaming_ = false;
   bool repl_user_ok_ = false;
   std::string sync_reason_;  // the last PlanSync reason logged
-  RouteSink route_sink_;     // set before Start; called by the loop thread only
-  core::Route last_route_;   // under mu_, for the status
+  RouteSink route_sink_;     // set before Start; called under route_mu_
+  // The route and its publication to the sink, under route_mu_ (never held
+  // across I/O): the loop and the lease thread both publish, and one must not
+  // overtake the other (a demotion's empty route overwritten by an extension).
+  std::mutex route_mu_;
+  core::Route last_route_;
+  MonoMs last_route_at_ = 0;  // when the HA loop computed it
+  // After a renewal: a route to this node, which the loop capped at the lease
+  // deadline it knew, lives on to the new deadline (never past one TTL after
+  // the loop computed it), so a cycle a little late does not cut clients.
+  void ExtendSelfRoute(MonoMs lease_deadline);
 
   // Fencing watchdog (safety rule 2, independent of the loop, which can block
   // on the store, a checkpoint or a stop): while this node is the writable

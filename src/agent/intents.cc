@@ -167,7 +167,8 @@ void Agent::MaintainIntent(const ClusterView& view, const core::LocalPostgres& l
   if (r && r->succeeded) TLOG(Info, "ha") << "operator request cleared (" << why << ")";
 }
 
-Status Agent::StepDown(const core::Observation& obs, const ClusterView& view) {
+Status Agent::StepDown(const core::Observation& obs, const ClusterView& view,
+                       const std::string& target) {
   auto store = Store();
   if (!store || !obs.leader || !view.intent) {
     return Error(ErrorCode::kFailedPrecondition, "no leader key or request to step down for");
@@ -196,6 +197,7 @@ Status Agent::StepDown(const core::Observation& obs, const ClusterView& view) {
   IntentRecord rec = *view.intent;
   rec.intent.final_lsn = cd->checkpoint_lsn;
   rec.intent.final_timeline = cd->timeline;
+  if (rec.intent.to.empty()) rec.intent.to = target;
   rec.expires_ms = std::max(rec.expires_ms, SystemClock::Get().WallNow() + kIntentLifetimeMs);
   auto r = store->Txn(
       {dcs::Compare::ModRevisionIs(keys_.leader(), obs.leader->mod_revision),

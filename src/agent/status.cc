@@ -32,6 +32,9 @@ json Agent::StatusJson() {
     st = state_;
     local = last_local_;
     reason = last_reason_;
+  }
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
     route = last_route_;
   }
   // The client endpoint: where this node's proxy sends connections now.

@@ -456,8 +456,24 @@ class ChaosTest : public ::testing::Test {
         return [] {};
       }
       case Fault::kSwitchover: {
+        auto before = ReadFile(NodeDir(p) + "/agent.log");
+        const size_t offset = before ? before->size() : 0;
         auto r = Cli(p, {"cluster", "switchover"}, 120'000);
         *what = r.exit_code == 0 ? "switchover done" : "switchover FAILED: " + r.output;
+        // The replica the old primary handed over to is the one that promotes.
+        auto log = ReadFile(NodeDir(p) + "/agent.log");
+        const std::string tag = "handing over to ";
+        size_t at = log && log->size() > offset ? log->find(tag, offset) : std::string::npos;
+        if (at != std::string::npos) {
+          const size_t b = at + tag.size();
+          const size_t e = log->find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789", b);
+          const std::string target = log->substr(b, e - b);
+          *what += " (handed over to " + target + ")";
+          return [target] {
+            WaitUntil([&] { return PrimaryIndex() > 0; }, kRecoverBoundMs);
+            EXPECT_EQ(Name(PrimaryIndex()), target) << "the switchover promoted another replica";
+          };
+        }
         return [] {};
       }
       case Fault::kReplicaDiskFull: {

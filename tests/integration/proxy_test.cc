@@ -284,9 +284,11 @@ TEST_F(ProxyTest, Rule5_ANodeThatCannotReadTheStoreRefusesWrites) {
     for (int i = 0; i < 3; ++i) {
       EXPECT_EQ(Query(RwPort(r), "SELECT 1"), "") << "attempt " << i << " got through";
     }
-    // The proxy refused them itself, saying why.
+    // The proxy refuses them itself, saying why, once the last route it had
+    // (kept while the store is unreadable, until it expires) is gone.
     EXPECT_TRUE(WaitUntil(
         [&] {
+          (void)Query(RwPort(r), "SELECT 1");
           auto log = ReadFile(AgentLog(r));
           if (!log || log->size() <= log_offset) return false;
           const std::string fresh = log->substr(log_offset);
