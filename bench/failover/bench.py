@@ -713,6 +713,7 @@ def wait_until(cond, timeout, what, every=0.5):
 
 
 def one_round(cluster, client, fault):
+    t_start = time.time()
     ok, detail = wait_until(cluster.healthy, HEALTHY_TIMEOUT_S, "%s healthy" % cluster.label)
     if not ok:
         return {"gap": None, "error": "cluster not healthy within %ds before the fault: %s"
@@ -725,6 +726,9 @@ def one_round(cluster, client, fault):
     if primary is None:
         return {"gap": None, "error": "no primary"}
     rec = {"primary": primary}
+    # The longest pause while the cluster healed before this round (e.g. the previous
+    # round's node rejoining): not part of the write gap, recorded to see side effects.
+    rec["healing_gap"] = round(client.gap(t_start, time.time())[0], 3)
     if fault == "postmaster-crash":
         pm = postmaster_pid(cluster.data_dir(primary))
         if not pm:
@@ -864,6 +868,19 @@ def summarize(results, faults, meta):
             lines.append("- %s, %s: %s" % (res["title"], fault, ", ".join(
                 fmt(r["gap"]) if r.get("gap") is not None else "FAILED (%s)" % r.get("error")
                 for r in rows)))
+    lines.append("")
+    lines.append("Longest write pause while the cluster healed before each round (s; not part of the gaps above):")
+    lines.append("")
+    for l, res in results.items():
+        for fault in faults:
+            rows = res["faults"].get(fault, [])
+            lines.append("- %s, %s: %s" % (res["title"], fault, ", ".join(
+                fmt(r.get("healing_gap")) for r in rows)))
+    cancelled = sum(r.get("sync_wait_cancelled", 0) for res in results.values()
+                    for rows in res["faults"].values() for r in rows)
+    lines.append("")
+    lines.append("Commits whose wait for synchronous replication was cancelled by statement_timeout "
+                 "(not counted as successful writes): %d" % cancelled)
     return "\n".join(lines) + "\n"
 
 
