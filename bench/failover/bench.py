@@ -9,7 +9,9 @@ connection string with target_session_attrs=read-write), and for each fault and 
 
   1. waits until the cluster is healthy (3 members, one leader, two streaming
      replicas) and the client has written without a pause for 3 s;
-  2. injects the fault at t0 (node crash, postmaster crash, planned switchover);
+  2. waits a random time in [0, the manager's loop period) (so the fault does not land
+     at the same phase of Patroni's 10 s loop every round), then injects the fault at
+     t0 (node crash, postmaster crash, planned switchover);
   3. waits until the fault's command has returned and the client has written without
      a pause (no interval over 0.5 s) for the last 5 s, at least 5 s after the return;
   4. write gap = the longest interval between two consecutive successful writes in
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import statistics
@@ -295,6 +298,7 @@ class TandemCluster:
         self.nodes = ["node1", "node2", "node3"]
         self.password = None
         self.cmdlog = os.path.join(logs, "tandem-commands.log")
+        self.loop_period = 0.25   # loop_interval (lease renewal period)
         self.seen_pids = set()
 
     def idx(self, n):
@@ -421,6 +425,7 @@ class PatroniCluster:
         self.logs = logs
         self.base_port = base_port
         self.ttl, self.loop_wait, self.retry_timeout = ttl, loop_wait, retry_timeout
+        self.loop_period = float(loop_wait)
         self.nodes = ["pnode1", "pnode2", "pnode3"]
         self.password = "bench-super-pw"
         self.etcd = {}      # node -> Popen
@@ -722,10 +727,15 @@ def one_round(cluster, client, fault):
                        "client writing steadily", every=0.2)
     if not ok:
         return {"gap": None, "error": "the client did not write steadily for 3 s before the fault"}
+    # Inject the fault at a random point of the manager's loop: the rounds follow the
+    # same routine, so without this the fault would land at about the same phase of a
+    # 10 s loop every time (and every round would see the same detection delay).
+    dephase = random.uniform(0, cluster.loop_period)
+    time.sleep(dephase)
     primary = cluster.primary()
     if primary is None:
         return {"gap": None, "error": "no primary"}
-    rec = {"primary": primary}
+    rec = {"primary": primary, "dephase_s": round(dephase, 3)}
     # The longest pause while the cluster healed before this round (e.g. the previous
     # round's node rejoining): not part of the write gap, recorded to see side effects.
     rec["healing_gap"] = round(client.gap(t_start, time.time())[0], 3)
