@@ -548,9 +548,25 @@ void Agent::PublishMember(const core::LocalPostgres& local) {
 void Agent::RunCycle() {
   // Keep the embedded etcd member alive, whether or not the store answers.
   if (cfg_.embedded_etcd() && state_.member && !etcd_.Running() && !stopping_) {
-    TLOG(Warn, "etcd") << "the etcd member is not running; restarting it";
-    auto st = etcd_.Resume();
-    if (!st.ok()) TLOG(Error, "etcd") << st.error().message();
+    // At once the first time; a member that keeps dying (a full disk, a bad
+    // data directory) is restarted with a doubling pause of up to 8 s.
+    const MonoMs now = SystemClock::Get().Now();
+    if (now >= etcd_restart_not_before_) {
+      TLOG(Warn, "etcd") << "the etcd member is not running; restarting it"
+                         << (etcd_restart_backoff_ms_ > 0
+                                 ? " (it died again within 30 s of its last start)"
+                                 : "");
+      auto st = etcd_.Resume();
+      if (!st.ok()) TLOG(Error, "etcd") << st.error().message();
+      if (now - etcd_started_at_ < 30'000) {
+        etcd_restart_backoff_ms_ =
+            std::min<MonoMs>(8'000, std::max<MonoMs>(250, 2 * etcd_restart_backoff_ms_));
+      } else {
+        etcd_restart_backoff_ms_ = 0;
+      }
+      etcd_started_at_ = now;
+      etcd_restart_not_before_ = now + etcd_restart_backoff_ms_;
+    }
   } else if (cfg_.embedded_etcd() && state_.member) {
     etcd_.KeepPidFile();
   }
@@ -601,7 +617,28 @@ void Agent::RunCycle() {
   // route away first (safety rule 5).
   PublishRoute(obs, d, v);
   auto st = Execute(d, obs, v);
-  if (!st.ok()) TLOG(Warn, "ha") << st.error().message();
+  if (!st.ok()) {
+    // The same failure every cycle (a full disk, a peer down) is said once,
+    // then again every 30 s with how often it recurred, not four times a second.
+    const std::string msg = st.error().message();
+    const MonoMs now = SystemClock::Get().Now();
+    if (msg != repeated_error_ || now - repeated_error_at_ >= 30'000) {
+      if (msg == repeated_error_ && repeated_error_count_ > 0) {
+        TLOG(Warn, "ha") << msg << " (again " << repeated_error_count_ << " times in "
+                         << (now - repeated_error_at_) / 1000 << " s)";
+      } else {
+        TLOG(Warn, "ha") << msg;
+      }
+      repeated_error_ = msg;
+      repeated_error_at_ = now;
+      repeated_error_count_ = 0;
+    } else {
+      ++repeated_error_count_;
+      TLOG(Debug, "ha") << msg;
+    }
+  } else if (!d.actions.empty()) {
+    repeated_error_.clear();
+  }
   if (view.ok()) PublishMember(local);
   // Arm the watchdog while we are the writable primary holding the key. When
   // the store cannot be read we cannot tell, and that is exactly when fencing

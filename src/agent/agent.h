@@ -208,6 +208,14 @@ class Agent {
   // The route and its publication to the sink, under route_mu_ (never held
   // across I/O): the loop and the lease thread both publish, and one must not
   // overtake the other (a demotion's empty route overwritten by an extension).
+  // Restarts of the embedded etcd member (loop thread only).
+  MonoMs etcd_started_at_ = 0;
+  MonoMs etcd_restart_not_before_ = 0;
+  MonoMs etcd_restart_backoff_ms_ = 0;
+  // The last action failure logged at warn level (loop thread only).
+  std::string repeated_error_;
+  MonoMs repeated_error_at_ = 0;
+  int repeated_error_count_ = 0;
   std::mutex route_mu_;
   core::Route last_route_;
   MonoMs last_route_at_ = 0;  // when the HA loop computed it
