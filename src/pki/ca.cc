@@ -168,10 +168,7 @@ Issued Describe(const std::string& path, X509* x) {
   out.path = path;
   out.subject = NameToString(X509_get_subject_name(x));
   out.serial = SerialNumber(x);
-  auto* names =
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
-  out.sans = SubjectAltNames(names);
-  GENERAL_NAMES_free(names);
+  out.sans = CertificateSans(x);
   auto na = AsnTimeToUnix(X509_get0_notAfter(x));
   out.not_after = na ? *na : 0;
   DrainOpenSslErrors();

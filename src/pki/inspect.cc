@@ -46,10 +46,7 @@ CertificateInfo Describe(X509* x, int64_t now) {
   c.common_name = CommonName(X509_get_subject_name(x));
   c.issuer = NameToString(X509_get_issuer_name(x));
   c.serial = SerialNumber(x);
-  auto* names =
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
-  c.sans = SubjectAltNames(names);
-  GENERAL_NAMES_free(names);
+  c.sans = CertificateSans(x);
   auto nb = AsnTimeToUnix(X509_get0_notBefore(x));
   auto na = AsnTimeToUnix(X509_get0_notAfter(x));
   c.not_before = nb ? *nb : 0;

@@ -133,6 +133,14 @@ std::string KeyType(const EVP_PKEY* key) {
   }
 }
 
+std::vector<std::string> CertificateSans(const X509* cert) {
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  std::vector<std::string> out = SubjectAltNames(names);
+  GENERAL_NAMES_free(names);
+  return out;
+}
+
 std::vector<std::string> SubjectAltNames(const GENERAL_NAMES* names) {
   std::vector<std::string> out;
   if (names == nullptr) return out;

@@ -49,6 +49,8 @@ std::string SerialNumber(const X509* cert);
 std::string KeyType(const EVP_PKEY* key);
 // The subjectAltName entries as "DNS:x" / "IP:y" ("" when there is no extension).
 std::vector<std::string> SubjectAltNames(const GENERAL_NAMES* names);
+// The same, read from a certificate's subjectAltName extension.
+std::vector<std::string> CertificateSans(const X509* cert);
 
 // A new EC P-256 key.
 Result<PkeyPtr> GenerateKey();

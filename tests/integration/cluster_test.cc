@@ -24,15 +24,12 @@ class ClusterTest : public ::testing::Test {
     BecomeSubreaper();  // the sandbox's agents are reparented to us: reap them
     dir_ = new TempDir("tandem-cluster");
     base_ = TestBasePort(16400);
-    auto r = RunTandem(
-        {"sandbox", "up", "--nodes", "3", "--dir", Dir(), "--base-port", std::to_string(base_)},
-        600'000);
+    auto r = SandboxUp(Dir(), base_);
     up_output_ = new std::string(r.output);
     up_ok_ = r.exit_code == 0;
   }
   static void TearDownTestSuite() {
-    auto r = RunTandem({"sandbox", "down", "--dir", Dir()}, 300'000);
-    if (r.exit_code != 0) std::fprintf(stderr, "sandbox down: %s\n", r.output.c_str());
+    SandboxDown(Dir());
     // Node 4 runs outside the sandbox's node list until it joins; stop it too.
     if (node4_agent_ > 0 && IsAlive(node4_agent_)) {
       KillProcessTree(node4_agent_, SIGTERM);

@@ -25,9 +25,7 @@ class HaproxyTest : public ::testing::Test {
     }
     dir_ = new TempDir("tandem-haproxy");
     base_ = TestBasePort(20400);
-    auto up = RunTandem(
-        {"sandbox", "up", "--nodes", "3", "--dir", Dir(), "--base-port", std::to_string(base_)},
-        600'000);
+    auto up = SandboxUp(Dir(), base_);
     if (up.exit_code != 0) {
       error_ = "sandbox up failed:\n" + up.output;
       return;
@@ -83,8 +81,7 @@ class HaproxyTest : public ::testing::Test {
       if (!WaitForExit(haproxy_, 10'000)) KillProcessTree(haproxy_, SIGKILL);
     }
     if (dir_ != nullptr) {
-      auto r = RunTandem({"sandbox", "down", "--dir", Dir()}, 300'000);
-      if (r.exit_code != 0) std::fprintf(stderr, "sandbox down: %s\n", r.output.c_str());
+      SandboxDown(Dir());
     }
     delete dir_;
   }

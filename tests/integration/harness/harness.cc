@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
@@ -78,6 +79,17 @@ std::optional<nlohmann::json> ClusterStatusJson(const std::string& config) {
   } catch (...) {
     return std::nullopt;
   }
+}
+
+CommandResult SandboxUp(const std::string& dir, int base_port, int nodes) {
+  return RunTandem({"sandbox", "up", "--nodes", std::to_string(nodes), "--dir", dir, "--base-port",
+                    std::to_string(base_port)},
+                   600'000);
+}
+
+void SandboxDown(const std::string& dir) {
+  auto r = RunTandem({"sandbox", "down", "--dir", dir}, 300'000);
+  if (r.exit_code != 0) std::fprintf(stderr, "sandbox down: %s\n", r.output.c_str());
 }
 
 CommandResult Psql(int port, const std::string& pgpass, const std::string& sql) {
