@@ -77,7 +77,11 @@ class ClusterTest : public ::testing::Test {
       if (m["role"] == "primary") ++primaries;
       if (m["role"] == "replica" && m["in_sync"] == true) ++replicas;
     }
-    return primaries == 1 && replicas == static_cast<int>(members) - 1;
+    // And the sync record allows the next failover (a replica proven to hold
+    // every acknowledged write), so a test that kills the primary next does
+    // not land in the short window after a change where it rightly may not.
+    return primaries == 1 && replicas == static_cast<int>(members) - 1 &&
+           (*s)["sync"].is_object() && (*s)["sync"].value("failover_ready", false);
   }
 
   // Polls writes on port every ~20 ms from now until one fails (or

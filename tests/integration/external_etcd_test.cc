@@ -223,6 +223,16 @@ TEST_F(ExternalEtcdTest, TwoAgentsReplicateAndFailOverWithoutAnEmbeddedMember) {
   auto rec = Psql(PgPort(2), Pgpass(), "SELECT pg_is_in_recovery()");
   EXPECT_EQ(Trim(rec.output), "t") << rec.output;
 
+  // Until the sync record counts node2 as holding every acknowledged write
+  // (it flushed past a position read from the primary), losing node1 rightly
+  // needs an operator: wait for that before stopping it.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto s = Status(2);
+        return s && (*s)["sync"].is_object() && (*s)["sync"].value("failover_ready", false);
+      },
+      60'000))
+      << StatusDump(2);
   // Graceful stop of the primary's agent: node2 takes over.
   ASSERT_EQ(::kill(agents_[1], SIGTERM), 0);
   ASSERT_TRUE(WaitForExit(agents_[1], 60'000)) << "node1's agent did not stop";

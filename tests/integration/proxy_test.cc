@@ -91,7 +91,9 @@ class ProxyTest : public ::testing::Test {
       if (m["role"] == "primary") ++primaries;
       if (m["role"] == "replica" && m["in_sync"] == true) ++replicas;
     }
-    return primaries == 1 && replicas == 2;
+    // And the sync record allows the next failover (see cluster_test.cc).
+    return primaries == 1 && replicas == 2 && (*s)["sync"].is_object() &&
+           (*s)["sync"].value("failover_ready", false);
   }
   // The value psql prints, or "" when it fails.
   static std::string Query(int port, const std::string& sql) {
