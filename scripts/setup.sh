@@ -16,23 +16,7 @@ PACKAGES=(
   iproute2 iptables procps haproxy
 )
 
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-
-missing=()
-for p in "${PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  $SUDO apt-get update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
-else
-  echo "setup: all packages present"
-fi
+"$(dirname "$0")/install-packages.sh" "${PACKAGES[@]}"
 
 # Debian's postgresql package creates and starts a default cluster on 5432; Tandem
 # runs its own instances and does not need it, but leaves it alone.

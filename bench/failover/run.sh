@@ -21,17 +21,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 PACKAGES=(patroni python3-psycopg2 etcd-server etcd-client postgresql-15)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "run.sh: installing ${missing[*]}"
-  apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+./scripts/install-packages.sh "${PACKAGES[@]}"
 # Debian's patroni package enables a systemd unit; nothing here uses it.
 
 if [ ! -x build/tandem ]; then

@@ -48,17 +48,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 PACKAGES=(postgresql-15 postgresql-contrib haproxy curl jq)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "run.sh: installing ${missing[*]}"
-  apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+./scripts/install-packages.sh "${PACKAGES[@]}"
 # Debian's haproxy package enables a systemd unit with its own config; nothing here uses it.
 
 if [ ! -x build/tandem ]; then

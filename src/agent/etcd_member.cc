@@ -103,8 +103,9 @@ Status EtcdMember::Launch(const std::string& initial_cluster, bool new_cluster) 
   pid_ = *pid;
   if (auto st = WriteFileAtomic(pid_file(), std::to_string(pid_) + "\n"); !st.ok()) {
     pid_file_failed_ = true;
-    TLOG(Warn, "etcd") << "cannot write " << pid_file() << " (" << st.error().message()
-                       << "); retried every cycle";
+    TLOG(Warn, "etcd") << st.error().message() << ": the etcd member runs (pid " << pid_
+                       << ") but an agent restarted now could not find it; free space in "
+                       << cfg_.state_dir << " (retried every cycle)";
   }
   TLOG(Info, "etcd") << "started etcd member pid=" << pid_
                      << " state=" << (new_cluster ? "new" : "existing")
@@ -121,8 +122,9 @@ void EtcdMember::KeepPidFile() {
   auto st = WriteFileAtomic(pid_file(), want + "\n");
   if (!st.ok()) {
     if (!pid_file_failed_) {
-      TLOG(Warn, "etcd") << "cannot write " << pid_file() << " (" << st.error().message()
-                         << "); retried every cycle";
+      TLOG(Warn, "etcd") << st.error().message() << ": the etcd member runs (pid " << pid_
+                         << ") but an agent restarted now could not find it; free space in "
+                         << cfg_.state_dir << " (retried every cycle)";
     }
     pid_file_failed_ = true;
     return;

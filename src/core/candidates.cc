@@ -49,6 +49,16 @@ std::vector<Candidate> RankCandidateDetails(const Observation& obs, const HaConf
   return ranked;
 }
 
+// With the record's writer gone: how many members of S must be live replicas
+// for one of them to hold every acknowledged write (|S| - k + 1); 0 when the
+// record counts no standby, so no number of them is enough.
+static size_t LiveMembersNeeded(const SyncRecord& rec) {
+  if (rec.quorum <= 0 || rec.members.empty() || static_cast<int>(rec.members.size()) < rec.quorum) {
+    return 0;
+  }
+  return rec.members.size() - static_cast<size_t>(rec.quorum) + 1;
+}
+
 SyncVerdict SyncCandidates(const Observation& obs) {
   SyncVerdict v;
   if (!obs.sync || obs.sync->mode == SyncMode::kOff) return v;
@@ -94,13 +104,12 @@ SyncVerdict SyncCandidates(const Observation& obs) {
     }
   }
   if (!writer_seen) {
-    if (rec.quorum <= 0 || rec.members.empty() ||
-        static_cast<int>(rec.members.size()) < rec.quorum) {
+    const size_t need = LiveMembersNeeded(rec);
+    if (need == 0) {
       v.why = "the primary that wrote the sync record (" + rec.leader +
               ") is gone and the record counts no standby as holding every acknowledged write";
       return v;
     }
-    const size_t need = rec.members.size() - static_cast<size_t>(rec.quorum) + 1;
     if (members_seen < need) {
       v.why = "only " + std::to_string(members_seen) + " of the sync set " + set +
               " are live replicas and its writer " + rec.leader + " is gone; " +
@@ -139,10 +148,8 @@ SyncVerdict SyncCandidates(const Observation& obs) {
 }
 
 bool SyncSurvivesWriterLoss(const SyncRecord& rec, const std::vector<std::string>& live_replicas) {
-  if (rec.mode == SyncMode::kOff || rec.quorum <= 0 ||
-      static_cast<int>(rec.members.size()) < rec.quorum) {
-    return false;
-  }
+  const size_t need = LiveMembersNeeded(rec);
+  if (rec.mode == SyncMode::kOff || need == 0) return false;
   size_t live = 0;
   for (const std::string& m : rec.members) {
     if (m != rec.leader &&
@@ -150,7 +157,7 @@ bool SyncSurvivesWriterLoss(const SyncRecord& rec, const std::vector<std::string
       ++live;
     }
   }
-  return live >= rec.members.size() - static_cast<size_t>(rec.quorum) + 1;
+  return live >= need;
 }
 
 std::vector<std::string> RankCandidates(const Observation& obs, const HaConfig& cfg) {
