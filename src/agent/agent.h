@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
@@ -27,6 +28,10 @@
 #include "core/types.h"
 #include "dcs/dcs.h"
 #include "pg/postgres.h"
+
+namespace tandem::core {
+struct SyncInput;
+}
 
 namespace tandem::agent {
 
@@ -117,6 +122,7 @@ class Agent {
   void PublishNoRoute(const std::string& reason);
   // Synchronous replication on the primary: one PlanSync step per cycle.
   void MaintainSync(const ClusterView& view);
+  void MarkReconnecting(const ClusterView& view, core::SyncInput* in);
   // Deletes an intent that is done, moot or expired (the leader does it).
   void MaintainIntent(const ClusterView& view, const core::LocalPostgres& local);
   // Writes tandem.conf for PostgreSQL's current role (standby: keeps its
@@ -204,7 +210,10 @@ class Agent {
   bool streaming_ = false;
   bool repl_user_ok_ = false;
   std::string sync_reason_;  // the last PlanSync reason logged
-  RouteSink route_sink_;     // set before Start; called under route_mu_
+  // Standbys PostgreSQL waits for that are not streaming: since when (the
+  // reconnect grace, HaConfig::sync_reconnect_grace_ms). HA loop only.
+  std::map<std::string, MonoMs> sync_missing_since_;
+  RouteSink route_sink_;  // set before Start; called under route_mu_
   // The route and its publication to the sink, under route_mu_ (never held
   // across I/O): the loop and the lease thread both publish, and one must not
   // overtake the other (a demotion's empty route overwritten by an extension).

@@ -210,7 +210,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
 
     auto pg = root["postgresql"];
     TANDEM_TRY(CheckKeys(pg, "postgresql",
-                         {"port", "data_dir", "bin_dir", "parameters", "sync_mode", "sync_count"},
+                         {"port", "data_dir", "bin_dir", "parameters", "sync_mode", "sync_count",
+                          "sync_reconnect_grace"},
                          path));
     if (pg && pg["sync_mode"]) {
       const std::string mode = pg["sync_mode"].as<std::string>();
@@ -230,6 +231,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
       }
       c.ha.sync_count = static_cast<int>(*v);
     }
+    TANDEM_TRY(GetDuration(pg, "sync_reconnect_grace", "postgresql.sync_reconnect_grace", path,
+                           &c.ha.sync_reconnect_grace_ms));
     TANDEM_TRY(GetPort(pg, "port", "postgresql.port", path, &c.pg_port));
     TANDEM_TRY(GetString(pg, "data_dir", "postgresql.data_dir", path, &c.pg_data_dir));
     TANDEM_TRY(GetString(pg, "bin_dir", "postgresql.bin_dir", path, &c.pg_bin_dir));

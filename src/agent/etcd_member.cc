@@ -16,8 +16,13 @@
 
 namespace tandem::agent {
 
+// A primary demotes when its renewals fail for ttl - safety_margin; an etcd
+// leader crash stops renewals until a follower notices (one to two election
+// timeouts, randomised) and wins the vote. At the default 2s ttl that window
+// is 1.5 s, so the election timeout is 500 ms (a new leader within ~1 s); it
+// grows to etcd's default 1000 ms only from a 4s ttl.
 int64_t EtcdHeartbeatMs(int64_t ttl_ms) {
-  return std::clamp<int64_t>(ttl_ms / 20, 50, 100);
+  return std::clamp<int64_t>(ttl_ms / 40, 50, 100);
 }
 
 namespace {
@@ -82,10 +87,13 @@ Status EtcdMember::Launch(const std::string& initial_cluster, bool new_cluster) 
       std::string("--initial-cluster-state=") + (new_cluster ? "new" : "existing"),
       "--initial-cluster-token=tandem-" + cfg_.cluster,
       // etcd grants no lease shorter than 1.5 election timeouts (rounded up
-      // to whole seconds): the default 100/1000 ms allows the default 2s
-      // ttl; a 1s ttl needs 50/500 ms. Shorter is not faster for Tandem.
+      // to whole seconds): 50/500 ms allows a 1s ttl. See EtcdHeartbeatMs.
       "--heartbeat-interval=" + std::to_string(EtcdHeartbeatMs(cfg_.ha.ttl_ms)),
       "--election-timeout=" + std::to_string(10 * EtcdHeartbeatMs(cfg_.ha.ttl_ms)),
+      // A member that was cut off or restarted asks the others first instead
+      // of deposing a healthy leader with a higher term (every such election
+      // stalls lease renewals, and may demote the primary).
+      "--pre-vote=true",
       // Every member publishes its state each cycle: compact history, or the
       // store reaches its space quota in weeks and refuses every write.
       "--auto-compaction-mode=periodic",

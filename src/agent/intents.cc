@@ -2,6 +2,8 @@
 // intents (switchover, failover, pause, history). The rules are in src/core
 // (sync.h, decide.cc); this file only reads and writes the store and
 // PostgreSQL. See docs/design/sync-replication.md.
+#include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.h"
@@ -79,6 +81,41 @@ Status Agent::ApplySyncStandbyNames(const ClusterView& view, const core::PgSyncS
   return Ok();
 }
 
+namespace {
+// A member the sync record may count: still registered, not nofailover.
+bool SyncEligible(const ClusterView& view, const std::string& name) {
+  auto m = view.members.find(name);
+  return view.nodes.count(name) != 0 && (m == view.members.end() || !m->second.nofailover);
+}
+}  // namespace
+
+// A standby PostgreSQL waits for that does not stream now (gone from
+// pg_stat_replication, or not yet streaming) is kept as reconnecting for the
+// grace after it was first seen missing: a restart of either side must not
+// leave the writes on the primary alone (quorum mode) and no failover possible.
+void Agent::MarkReconnecting(const ClusterView& view, core::SyncInput* in) {
+  const MonoMs now = SystemClock::Get().Now();
+  std::map<std::string, MonoMs> missing;
+  for (const std::string& name : in->pg.names) {
+    if (name == core::kAnyStandby) continue;
+    auto it = std::find_if(in->standbys.begin(), in->standbys.end(),
+                           [&](const core::SyncStandby& s) { return s.name == name; });
+    if (it != in->standbys.end() && it->streaming) continue;
+    auto seen = sync_missing_since_.find(name);
+    const MonoMs since = seen != sync_missing_since_.end() ? seen->second : now;
+    missing[name] = since;
+    if (now - since >= cfg_.ha.sync_reconnect_grace_ms) continue;
+    if (it == in->standbys.end()) {
+      core::SyncStandby sb;
+      sb.name = name;
+      sb.eligible = SyncEligible(view, name);
+      it = in->standbys.insert(in->standbys.end(), sb);
+    }
+    it->reconnecting = true;
+  }
+  sync_missing_since_ = std::move(missing);
+}
+
 void Agent::MaintainSync(const ClusterView& view) {
   // Read the primary's flush position before the standbys' (see PlanSync).
   auto q = pg_.Query();
@@ -104,11 +141,10 @@ void Agent::MaintainSync(const ClusterView& view) {
     sb.name = r.application_name;
     sb.streaming = r.state == "streaming";
     sb.flush_lsn = r.flush_lsn;
-    auto m = view.members.find(r.application_name);
-    sb.eligible = view.nodes.count(r.application_name) != 0 &&
-                  (m == view.members.end() || !m->second.nofailover);
+    sb.eligible = SyncEligible(view, r.application_name);
     in.standbys.push_back(sb);
   }
+  MarkReconnecting(view, &in);
   // Several steps per cycle (each is safe on its own), so a change settles
   // within a cycle or two; the standbys' positions are those read above.
   ClusterView current = view;

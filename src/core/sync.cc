@@ -124,7 +124,8 @@ SyncStep PlanSync(const SyncInput& in) {
   // 3. The target: PostgreSQL waits for every healthy standby.
   std::vector<std::string> healthy;
   for (const SyncStandby& s : in.standbys) {
-    if (s.streaming && s.eligible && s.name != in.self && !Contains(healthy, s.name)) {
+    if ((s.streaming || s.reconnecting) && s.eligible && s.name != in.self &&
+        !Contains(healthy, s.name)) {
       healthy.push_back(s.name);
     }
   }
@@ -175,7 +176,9 @@ SyncStep PlanSync(const SyncInput& in) {
   }
   int caught_up = 0;
   for (const SyncStandby& s : in.standbys) {
-    if (Contains(want.members, s.name) && s.flush_lsn >= in.primary_flush_lsn) ++caught_up;
+    if (Contains(want.members, s.name) && !s.reconnecting && s.flush_lsn >= in.primary_flush_lsn) {
+      ++caught_up;
+    }
   }
   if (caught_up >= want.quorum) {
     return Write(want, std::to_string(caught_up) + " standby(s) flushed past " +

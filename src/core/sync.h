@@ -28,6 +28,12 @@ struct SyncStandby {
   bool streaming = false;  // state = 'streaming'
   uint64_t flush_lsn = 0;
   bool eligible = true;  // a member that may be counted (not nofailover, still registered)
+  // Not connected now, but PostgreSQL waits for it and it streamed less than
+  // postgresql.sync_reconnect_grace ago (the primary or the standby just
+  // restarted): kept in PostgreSQL's set, so the record keeps counting it and a
+  // failover stays possible, instead of writes going on with no standby.
+  // Never counted as caught up.
+  bool reconnecting = false;
 };
 
 struct SyncInput {

@@ -168,6 +168,9 @@ struct HaConfig {
   uint64_t max_lag_bytes = 16ull << 20;    // a replica further behind than this never promotes
   SyncMode sync_mode = SyncMode::kQuorum;  // what the primary maintains (the record rules failover)
   int sync_count = 1;                      // k in ANY k (...): acknowledgements per commit
+  // A standby PostgreSQL waits for stays in its set this long after it stopped
+  // streaming (a restart on either side), before quorum mode drops it.
+  int64_t sync_reconnect_grace_ms = 2'000;
 };
 
 }  // namespace tandem::core

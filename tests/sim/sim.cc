@@ -331,6 +331,20 @@ void Cluster::MaintainSync(Node& n) {
     sb.eligible = !o.nofailover && !o.needs_reclone;
     in.standbys.push_back(sb);
   }
+  // The agent keeps a standby PostgreSQL waits for as reconnecting for a
+  // grace after it stopped streaming; here any such standby may be, at random
+  // (the grace's length is the agent's business; the rules must hold either way).
+  for (const std::string& name : in.pg.names) {
+    auto it = std::find_if(in.standbys.begin(), in.standbys.end(),
+                           [&](const core::SyncStandby& s) { return s.name == name; });
+    if ((it != in.standbys.end() && it->streaming) || rng_() % 2 == 0) continue;
+    if (it == in.standbys.end()) {
+      core::SyncStandby sb;
+      sb.name = name;
+      it = in.standbys.insert(in.standbys.end(), sb);
+    }
+    it->reconnecting = true;
+  }
   for (int i = 0; i < 6; ++i) {
     const core::SyncStep step = core::PlanSync(in);
     if (step.kind == core::SyncStep::Kind::kNone) return;

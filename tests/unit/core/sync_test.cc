@@ -114,6 +114,45 @@ TEST(PlanSync, QuorumModeWithNoStandbyRunsAloneAndClaimsNothing) {
   EXPECT_EQ(rec, Rec({}, 0));
 }
 
+SyncStandby Reconnecting(std::string name) {
+  SyncStandby s{std::move(name), false, 0, true};
+  s.reconnecting = true;
+  return s;
+}
+
+TEST(PlanSync, StandbysReconnectingAfterARestartStayInPostgresAndTheRecord) {
+  // The primary's PostgreSQL restarted: no standby streams yet, but both did a
+  // moment ago. Dropping them would leave the writes on the primary alone and
+  // no failover possible until they caught up again.
+  SyncInput in =
+      Primary(Rec({"r1", "r2"}, 1), {{"r1", "r2"}, 1}, {Reconnecting("r1"), Reconnecting("r2")});
+  SyncStep s = PlanSync(in);
+  EXPECT_EQ(s.kind, Kind::kNone) << s.reason;
+  auto [rec, pg] = Settle(in);
+  EXPECT_EQ(pg, (PgSyncSet{{"r1", "r2"}, 1}));
+  EXPECT_EQ(rec, Rec({"r1", "r2"}, 1));
+  // Past the grace they are lost: quorum mode then runs alone, as before.
+  in.standbys = {{"r1", false, 0, true}, {"r2", false, 0, true}};
+  std::tie(rec, pg) = Settle(in);
+  EXPECT_EQ(pg, PgSyncSet{});
+  EXPECT_EQ(rec, Rec({}, 0));
+}
+
+TEST(PlanSync, AReconnectingStandbyIsNeverCountedAsCaughtUp) {
+  // PostgreSQL waits for r1 and r2, the record counts neither yet; r1 only
+  // reconnects (whatever position it last reported), r2 streams but is behind.
+  SyncStandby r1 = Reconnecting("r1");
+  r1.flush_lsn = 5000;
+  SyncInput in = Primary(Rec({"r1", "r2"}, 0), {{"r1", "r2"}, 1}, {r1, {"r2", true, 900, true}});
+  SyncStep s = PlanSync(in);
+  EXPECT_EQ(s.kind, Kind::kNone) << s.reason;
+  EXPECT_HAS(s.reason, "waiting for the standbys to flush past");
+  in.standbys[1].flush_lsn = 1000;
+  s = PlanSync(in);
+  ASSERT_EQ(s.kind, Kind::kWriteRecord) << s.reason;
+  EXPECT_EQ(s.record, Rec({"r1", "r2"}, 1));
+}
+
 TEST(PlanSync, StrictModeKeepsWaitingForTheStandbysItHad) {
   SyncInput in = Primary(Rec({"r1"}, 1), {{"r1"}, 1}, {{"r1", false, 0, true}});
   in.mode = SyncMode::kStrict;
