@@ -613,10 +613,9 @@ TEST_F(ChaosTest, NoAcknowledgedWriteLostAndNoOverlappingPrimariesUnderFaults) {
     lost_so_far = v.lost;
     results.push_back(rr);
     const int fences = SelfFences();
-    std::printf(
-        "round %2d  %-36s unavailable %6lld ms  acked %zu  lost %zu  self-fenced %d  (%s)\n", round,
-        FaultName(f), static_cast<long long>(rr.unavailable_ms), v.acknowledged, rr.lost,
-        fences - fences_so_far, what.c_str());
+    std::printf("round %2d  %-36s unavailable %6lld ms  acked %zu  lost %zu  %s(%s)\n", round,
+                FaultName(f), static_cast<long long>(rr.unavailable_ms), v.acknowledged, rr.lost,
+                fences > fences_so_far ? "primary self-fenced  " : "", what.c_str());
     results.back().self_fenced = fences > fences_so_far ? 1 : 0;
     fences_so_far = fences;
     std::fflush(stdout);
