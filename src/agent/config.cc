@@ -98,6 +98,10 @@ Status CheckDuplicateKeys(const YAML::Node& node, const std::string& where,
 
 }  // namespace
 
+const char* TlsModeName(TlsMode m) {
+  return m == TlsMode::kEnforce ? "enforce" : "permissive";
+}
+
 std::string Config::api_url() const {
   return "http://" + node_address + ":" + std::to_string(api_port);
 }
@@ -341,13 +345,59 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     }
 
     auto tls = root["tls"];
-    TANDEM_TRY(CheckKeys(
-        tls, "tls", {"server_key", "server_cert", "client_key", "client_cert", "ca_cert"}, path));
+    TANDEM_TRY(CheckKeys(tls, "tls",
+                         {"server_key", "server_cert", "client_key", "client_cert", "ca_cert",
+                          "mode", "verify_hostname"},
+                         path));
     TANDEM_TRY(GetString(tls, "server_key", "tls.server_key", path, &c.tls_server_key));
     TANDEM_TRY(GetString(tls, "server_cert", "tls.server_cert", path, &c.tls_server_cert));
     TANDEM_TRY(GetString(tls, "client_key", "tls.client_key", path, &c.tls_client_key));
     TANDEM_TRY(GetString(tls, "client_cert", "tls.client_cert", path, &c.tls_client_cert));
     TANDEM_TRY(GetString(tls, "ca_cert", "tls.ca_cert", path, &c.tls_ca_cert));
+    {
+      // All five files or none: half a TLS setup is a mistake, never a mode.
+      const std::pair<const char*, const std::string*> files[] = {
+          {"server_key", &c.tls_server_key},
+          {"server_cert", &c.tls_server_cert},
+          {"client_key", &c.tls_client_key},
+          {"client_cert", &c.tls_client_cert},
+          {"ca_cert", &c.tls_ca_cert}};
+      std::string set, missing;
+      for (const auto& [key, value] : files) {
+        std::string& list = value->empty() ? missing : set;
+        list += std::string(list.empty() ? "" : ", ") + "tls." + key;
+      }
+      if (!set.empty() && !missing.empty()) {
+        return Bad(path, "TLS needs all five files, but " + missing +
+                             (missing.find(',') == std::string::npos ? " is" : " are") +
+                             " not set (" + set +
+                             " are); `tandem pki issue NODE` makes a node's set, or remove "
+                             "the tls section to run without TLS");
+      }
+    }
+    if (tls && tls["mode"]) {
+      const std::string v = tls["mode"].as<std::string>();
+      if (v == "enforce") {
+        c.tls_mode = TlsMode::kEnforce;
+      } else if (v == "permissive") {
+        c.tls_mode = TlsMode::kPermissive;
+      } else {
+        return Bad(path, "'tls.mode' is '" + v +
+                             "'; use enforce (every peer's certificate must be valid, signed by "
+                             "tls.ca_cert and, with verify_hostname, name the peer's address) "
+                             "or permissive (traffic is encrypted but peers are not verified)");
+      }
+    }
+    if (tls && tls["verify_hostname"]) {
+      const std::string v = tls["verify_hostname"].as<std::string>();
+      if (v == "true" || v == "yes" || v == "on") {
+        c.tls_verify_hostname = true;
+      } else if (v == "false" || v == "no" || v == "off") {
+        c.tls_verify_hostname = false;
+      } else {
+        return Bad(path, "'tls.verify_hostname' must be true or false");
+      }
+    }
 
     auto log = root["log"];
     TANDEM_TRY(CheckKeys(log, "log", {"level"}, path));

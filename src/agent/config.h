@@ -15,6 +15,9 @@
 
 namespace tandem::agent {
 
+enum class TlsMode { kPermissive, kEnforce };
+const char* TlsModeName(TlsMode m);
+
 struct Config {
   std::string path;  // the file it was loaded from (absolute)
 
@@ -58,8 +61,15 @@ struct Config {
     return proxy_listen.empty() ? node_address : proxy_listen;
   }
 
-  // certificates (shown in status; used by the TLS issue)
+  // tls: one cluster CA for PostgreSQL, etcd and the API (all five files, or
+  // none = no TLS). enforce: a peer's certificate must chain to tls_ca_cert
+  // and (tls_verify_hostname) name the peer's node address in a SAN or the
+  // CN; permissive: encrypted, certificates presented, peers not verified
+  // (failures only shown in status).
   std::string tls_server_key, tls_server_cert, tls_client_key, tls_client_cert, tls_ca_cert;
+  TlsMode tls_mode = TlsMode::kEnforce;
+  bool tls_verify_hostname = true;
+  bool tls_enabled() const { return !tls_ca_cert.empty(); }
 
   std::string log_level = "info";
 

@@ -67,6 +67,33 @@ TEST(Config, FullFileParses) {
   EXPECT_EQ(c->ha.loop_interval_ms, 500);
 }
 
+TEST(Config, TlsNeedsAllFiveFilesAndAKnownMode) {
+  const std::string files =
+      "tls:\n  server_key: /t/server.key\n  server_cert: /t/server.crt\n"
+      "  client_key: /t/client.key\n  client_cert: /t/client.crt\n  ca_cert: /t/ca.crt\n";
+  auto c = ParseConfig(std::string(kMinimal) + files, "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_TRUE(c->tls_enabled());
+  EXPECT_EQ(c->tls_mode, TlsMode::kEnforce);
+  EXPECT_TRUE(c->tls_verify_hostname);
+  c = ParseConfig(std::string(kMinimal) + files + "  mode: permissive\n  verify_hostname: false\n",
+                  "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->tls_mode, TlsMode::kPermissive);
+  EXPECT_FALSE(c->tls_verify_hostname);
+  auto no = ParseConfig(kMinimal, "t.yaml");
+  ASSERT_TRUE(no.ok());
+  EXPECT_FALSE(no->tls_enabled());
+
+  std::string e = ErrorOf(std::string(kMinimal) + files + "  mode: strict\n");
+  EXPECT_NE(e.find("'tls.mode' is 'strict'"), std::string::npos) << e;
+  e = ErrorOf(std::string(kMinimal) +
+              "tls:\n  server_key: /t/server.key\n  server_cert: /t/server.crt\n");
+  EXPECT_NE(e.find("tls.client_key, tls.client_cert, tls.ca_cert are not set"), std::string::npos)
+      << e;
+  EXPECT_NE(e.find("tandem pki issue"), std::string::npos) << e;
+}
+
 TEST(Config, EmptyFileIsRefused) {
   EXPECT_NE(ErrorOf("").find("the file is empty"), std::string::npos);
 }
