@@ -174,7 +174,7 @@ int PkiIssue(const std::string& node, const std::string& ca_dir, const std::stri
   for (const auto& d : dns) sans += ", DNS:" + d;
   std::printf(
       "Issued %s's certificates in %s, valid until %s:\n"
-      "  Server : %s, %s (CN=%s, %s; serverAuth)\n"
+      "  Server : %s, %s (CN=%s, %s; serverAuth+clientAuth)\n"
       "  Client : %s, %s (CN=%s, the database user; clientAuth)\n"
       "  CA     : %s\n"
       "Keys have mode 0600. For the node's config file:\n"

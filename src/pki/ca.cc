@@ -316,7 +316,9 @@ Result<NodeFiles> IssueNode(const std::string& ca_dir, const NodeRequest& r,
   if (!server_key) return server_key.error();
   auto server_req = MakeRequest(server_key->get(), r.node, sans);
   if (!server_req) return server_req.error();
-  auto server = SignRequest(server_req->get(), *ca, Usage::kServer, *v);
+  // serverAuth and clientAuth: etcd uses the one peer pair in both directions
+  // (and its JSON gateway dials its own gRPC port with the server pair).
+  auto server = SignRequest(server_req->get(), *ca, Usage::kBoth, *v);
   if (!server) return server.error();
 
   auto client_key = GenerateKey();

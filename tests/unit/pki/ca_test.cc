@@ -77,7 +77,9 @@ TEST_F(PkiTest, IssueWritesServerAndClientPairsThatPassEveryCheck) {
   EXPECT_EQ(server.cert->subject, "CN=node1");
   EXPECT_EQ(server.cert->issuer, "CN=Test CA");
   EXPECT_EQ(server.cert->sans, (std::vector<std::string>{"IP:10.0.0.1", "DNS:db1.example.com"}));
-  EXPECT_EQ(server.cert->extended_key_usage, (std::vector<std::string>{"serverAuth"}));
+  // Both usages: etcd's peer pair is used as server and as client.
+  EXPECT_EQ(server.cert->extended_key_usage,
+            (std::vector<std::string>{"serverAuth", "clientAuth"}));
   EXPECT_EQ(server.cert->key_type, "EC P-256");
   EXPECT_FALSE(server.cert->is_ca);
   EXPECT_EQ(server.cert->serial.size(), 16u * 3 - 1);  // 16 bytes, "AB:CD:..."
