@@ -90,6 +90,7 @@ Status Agent::ConnectStore(const std::vector<std::string>& endpoints) {
   // before the lease deadline; the watchdog covers the rest.
   opts.request_timeout_ms = std::clamp<int64_t>(cfg_.ha.safety_margin_ms / 4, 250, 1000);
   opts.connect_timeout_ms = 500;
+  opts.tls = ClientTlsFor(cfg_);  // the node's client pair (etcd takes any the CA signed)
   auto store = std::make_shared<dcs::EtcdDcs>(opts);
   std::lock_guard<std::mutex> lock(mu_);
   store_ = std::move(store);

@@ -102,14 +102,17 @@ const char* TlsModeName(TlsMode m) {
   return m == TlsMode::kEnforce ? "enforce" : "permissive";
 }
 
+std::string Config::url_scheme() const {
+  return tls_enabled() ? "https://" : "http://";
+}
 std::string Config::api_url() const {
-  return "http://" + node_address + ":" + std::to_string(api_port);
+  return url_scheme() + node_address + ":" + std::to_string(api_port);
 }
 std::string Config::etcd_client_url() const {
-  return "http://" + node_address + ":" + std::to_string(etcd_client_port);
+  return url_scheme() + node_address + ":" + std::to_string(etcd_client_port);
 }
 std::string Config::etcd_peer_url() const {
-  return "http://" + node_address + ":" + std::to_string(etcd_peer_port);
+  return url_scheme() + node_address + ":" + std::to_string(etcd_peer_port);
 }
 std::string Config::secrets_path() const {
   return state_dir + "/secrets.json";
@@ -208,9 +211,11 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     }
 
     auto api = root["api"];
-    TANDEM_TRY(CheckKeys(api, "api", {"listen", "port"}, path));
+    TANDEM_TRY(CheckKeys(api, "api", {"listen", "port", "health_port"}, path));
     TANDEM_TRY(GetString(api, "listen", "api.listen", path, &c.api_listen));
     TANDEM_TRY(GetPort(api, "port", "api.port", path, &c.api_port));
+    TANDEM_TRY(GetPort(api, "health_port", "api.health_port", path, &c.api_health_port,
+                       /*zero_ok=*/true));
 
     auto pg = root["postgresql"];
     TANDEM_TRY(CheckKeys(pg, "postgresql",
@@ -419,6 +424,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
       return Ok();
     };
     TANDEM_TRY(claim(c.api_port, "api.port"));
+    TANDEM_TRY(claim(c.api_health_port, "api.health_port"));
     TANDEM_TRY(claim(c.pg_port, "postgresql.port"));
     if (c.embedded_etcd()) {
       TANDEM_TRY(claim(c.etcd_client_port, "dcs.etcd_client_port"));

@@ -33,6 +33,9 @@ struct Config {
   // api
   std::string api_listen = "127.0.0.1";
   int api_port = 8008;
+  // A second, plain-HTTP listener (on api_listen) serving only the health
+  // endpoints, for load balancers when the API is HTTPS; 0 = off.
+  int api_health_port = 0;
 
   // postgresql
   int pg_port = 5432;
@@ -74,7 +77,9 @@ struct Config {
   std::string log_level = "info";
 
   bool embedded_etcd() const { return dcs_endpoints.empty(); }
-  std::string api_url() const;  // http://<node_address>:<api_port>
+  // https:// when tls_enabled(), else http://.
+  std::string url_scheme() const;
+  std::string api_url() const;  // http(s)://<node_address>:<api_port>
   std::string etcd_client_url() const;
   std::string etcd_peer_url() const;
   std::string secrets_path() const;   // <state_dir>/secrets.json (0600)

@@ -31,6 +31,56 @@ std::string ServiceUser(const Config& cfg) {
 }
 }  // namespace
 
+std::vector<std::string> EtcdTlsFlags(const Config& cfg, const std::string& tls_dir) {
+  if (!cfg.tls_enabled()) return {};
+  const std::string cert = tls_dir + "/server.crt";
+  const std::string key = tls_dir + "/server.key";
+  const std::string ca = tls_dir + "/ca.crt";
+  // One pair for clients and peers: etcd presents the peer pair both as a
+  // server and as a client of its peers (and its JSON gateway dials its own
+  // gRPC port with the client-side pair), so it carries both usages.
+  std::vector<std::string> flags = {
+      "--cert-file=" + cert,      "--key-file=" + key,      "--trusted-ca-file=" + ca,
+      "--peer-cert-file=" + cert, "--peer-key-file=" + key, "--peer-trusted-ca-file=" + ca,
+  };
+  if (cfg.tls_mode == TlsMode::kEnforce) {
+    flags.push_back("--client-cert-auth=true");
+    flags.push_back("--peer-client-cert-auth=true");
+  }
+  // etcd checks a peer's client certificate against the address it connects
+  // from (IP SAN, or a DNS SAN that resolves to it); without hostname checks
+  // that is skipped too. etcd always verifies a peer's server certificate
+  // against the CA (and its address) when it dials it: permissive cannot
+  // turn that off (see docs/design/tls.md).
+  if (!cfg.tls_verify_hostname) {
+    flags.push_back("--experimental-peer-skip-client-san-verification=true");
+  }
+  return flags;
+}
+
+Status EtcdMember::InstallTlsFiles() const {
+  if (!cfg_.tls_enabled()) return Ok();
+  // etcd runs as the run user when the agent is root: it reads private
+  // copies, refreshed at every start so a renewed certificate is picked up.
+  const std::string dir = tls_dir();
+  TANDEM_TRY(MakeDirs(dir, 0700));
+  const std::pair<const std::string*, const char*> files[] = {{&cfg_.tls_server_cert, "server.crt"},
+                                                              {&cfg_.tls_server_key, "server.key"},
+                                                              {&cfg_.tls_ca_cert, "ca.crt"}};
+  for (const auto& [src, name] : files) {
+    auto text = ReadFile(*src);
+    if (!text) return text.error().Wrap("reading " + *src + " for etcd");
+    const bool is_key = std::string(name) == "server.key";
+    auto st = WriteFileAtomic(dir + "/" + name, *text, is_key ? 0600 : 0644);
+    std::fill(text->begin(), text->end(), '\0');
+    TANDEM_TRY(st);
+  }
+  // <state_dir>/tls (PostgreSQL's copies live there too) must let the run
+  // user through to its own subdirectory.
+  TANDEM_TRY(Chown(cfg_.state_dir + "/tls", ServiceUser(cfg_)));
+  return ChownRecursive(dir, ServiceUser(cfg_));
+}
+
 bool EtcdMember::HasData() const {
   return IsDirectory(cfg_.etcd_data_dir() + "/member");
 }
@@ -70,6 +120,7 @@ Status EtcdMember::Launch(const std::string& initial_cluster, bool new_cluster) 
   TANDEM_TRY(MakeDirs(cfg_.etcd_data_dir(), 0700));
   TANDEM_TRY(ChownRecursive(cfg_.etcd_data_dir(), user));
   TANDEM_TRY(MakeDirs(cfg_.log_dir(), 0755));
+  TANDEM_TRY(InstallTlsFiles());
   std::string bin = FindInPath(cfg_.etcd_bin);
   if (bin.empty()) {
     return Error(ErrorCode::kNotFound, "etcd not found ('" + cfg_.etcd_bin +
@@ -102,6 +153,7 @@ Status EtcdMember::Launch(const std::string& initial_cluster, bool new_cluster) 
       "--log-outputs=stderr",
       "--log-level=warn",
   };
+  for (auto& f : EtcdTlsFlags(cfg_, tls_dir())) argv.push_back(std::move(f));
   SpawnOptions opts;
   opts.run_as_user = user;
   opts.output_file = cfg_.log_dir() + "/etcd.log";

@@ -5,6 +5,7 @@
 
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "agent/config.h"
 #include "base/result.h"
@@ -14,6 +15,12 @@ namespace tandem::agent {
 // The managed etcd's heartbeat interval for a lease TTL (election timeout =
 // 10 heartbeats): etcd's shortest lease is 1.5 election timeouts.
 int64_t EtcdHeartbeatMs(int64_t ttl_ms);
+
+// etcd's TLS flags for a node (none without a tls section): https on both
+// ports with the node's server pair (server.crt/server.key/ca.crt in
+// tls_dir); enforce adds client-certificate authentication on both;
+// tls.verify_hostname false skips etcd's check of a peer's client SAN.
+std::vector<std::string> EtcdTlsFlags(const Config& cfg, const std::string& tls_dir);
 
 class EtcdMember {
  public:
@@ -38,9 +45,13 @@ class EtcdMember {
   // write failed, e.g. on a full disk, or someone removed it): a restarted
   // agent adopts the member through it, and operators' tools read it.
   void KeepPidFile();
+  // Where etcd's copies of the node's server pair and CA live
+  // (<state_dir>/tls/etcd, 0700, owned by the run user; keys 0600).
+  std::string tls_dir() const { return cfg_.state_dir + "/tls/etcd"; }
 
  private:
   Status Launch(const std::string& initial_cluster, bool new_cluster);
+  Status InstallTlsFiles() const;
 
   const Config& cfg_;
   mutable std::mutex mu_;

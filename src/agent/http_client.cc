@@ -2,7 +2,32 @@
 
 #include <httplib.h>
 
+#include <mutex>
+
 namespace tandem::agent {
+namespace {
+std::mutex tls_mu;
+dcs::TlsClientOptions& DefaultTls() {
+  static dcs::TlsClientOptions tls;
+  return tls;
+}
+}  // namespace
+
+void SetHttpClientTls(const dcs::TlsClientOptions& tls) {
+  std::lock_guard<std::mutex> lock(tls_mu);
+  DefaultTls() = tls;
+}
+
+dcs::TlsClientOptions ClientTlsFor(const Config& cfg) {
+  dcs::TlsClientOptions t;
+  if (!cfg.tls_enabled()) return t;
+  t.ca_file = cfg.tls_ca_cert;
+  t.cert_file = cfg.tls_client_cert;
+  t.key_file = cfg.tls_client_key;
+  t.verify_peer = cfg.tls_mode == TlsMode::kEnforce;
+  t.verify_hostname = cfg.tls_verify_hostname;
+  return t;
+}
 
 Result<HttpResponse> HttpCall(const std::string& method, const std::string& url,
                               const std::string& body, int64_t timeout_ms) {
@@ -13,7 +38,13 @@ Result<HttpResponse> HttpCall(const std::string& method, const std::string& url,
   auto path_start = url.find('/', scheme_end + 3);
   std::string base = path_start == std::string::npos ? url : url.substr(0, path_start);
   std::string path = path_start == std::string::npos ? "/" : url.substr(path_start);
-  httplib::Client cli(base);
+  dcs::TlsClientOptions tls;
+  {
+    std::lock_guard<std::mutex> lock(tls_mu);
+    tls = DefaultTls();
+  }
+  auto client = dcs::MakeHttpClient(base, tls);
+  httplib::Client& cli = *client;
   cli.set_connection_timeout(std::chrono::milliseconds(std::min<int64_t>(timeout_ms, 3000)));
   cli.set_read_timeout(std::chrono::milliseconds(timeout_ms));
   cli.set_write_timeout(std::chrono::milliseconds(timeout_ms));
@@ -36,6 +67,13 @@ Result<HttpResponse> HttpCall(const std::string& method, const std::string& url,
     std::string what = httplib::to_string(err);
     if (err == httplib::Error::Read || err == httplib::Error::ConnectionTimeout) {
       return Error(ErrorCode::kTimeout, base + " did not answer in time (" + what + ")");
+    }
+    if (err == httplib::Error::SSLConnection || err == httplib::Error::SSLLoadingCerts ||
+        err == httplib::Error::SSLServerVerification) {
+      return Error(ErrorCode::kUnavailable,
+                   "TLS with " + base + " failed (" + what +
+                       "): the server's certificate was not accepted, or it refused ours; "
+                       "check the tls section (ca_cert, client_cert, mode) on both nodes");
     }
     return Error(ErrorCode::kUnavailable, "cannot reach " + base + " (" + what + ")");
   }

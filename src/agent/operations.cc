@@ -35,20 +35,24 @@ bool WaitFor(const std::function<bool()>& cond, int64_t timeout_ms,
 }
 
 // "10.0.0.1:8008" / "http://10.0.0.1:8008" / "10.0.0.1" -> "http://10.0.0.1:8008"
-Result<std::string> AgentUrl(const std::string& address) {
+// scheme: "https://" when this node has TLS (a cluster is all TLS or none),
+// unless the address names one.
+Result<std::string> AgentUrl(const std::string& address, std::string scheme) {
   std::string a = Trim(address);
   if (a.empty()) return Fail(ErrorCode::kInvalidArgument, "no address given");
-  if (StartsWith(a, "https://")) {
-    return Fail(ErrorCode::kInvalidArgument, "https agent addresses are not supported yet");
+  for (const char* s : {"http://", "https://"}) {
+    if (StartsWith(a, s)) {
+      scheme = s;
+      a = a.substr(scheme.size());
+    }
   }
-  if (StartsWith(a, "http://")) a = a.substr(7);
   while (!a.empty() && a.back() == '/') a.pop_back();
   if (a.find('/') != std::string::npos || a.find(' ') != std::string::npos) {
     return Fail(ErrorCode::kInvalidArgument,
                 "'" + address + "' is not an agent address (expected HOST:PORT of its API)");
   }
   if (a.find(':') == std::string::npos) a += ":8008";
-  return "http://" + a;
+  return scheme + a;
 }
 
 }  // namespace
@@ -240,7 +244,7 @@ Status Agent::StartJoin(const std::string& address) {
         ErrorCode::kFailedPrecondition,
         "this node is already a member of cluster '" + state_.cluster + "'; nothing was changed"));
   }
-  auto url = AgentUrl(address);
+  auto url = AgentUrl(address, cfg_.url_scheme());
   if (!url) return fail(url.error());
   if (pg_.InspectDataDir() == pg::DataDirState::kNotPostgres) {
     return fail(ForeignDataDir());

@@ -1,6 +1,9 @@
 #include "api/server.h"
 
 #include <httplib.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <nlohmann/json.hpp>
 
@@ -62,19 +65,166 @@ bool ParseBody(const httplib::Request& req, httplib::Response& res, json* out) {
   }
 }
 
+// Patroni-compatible health checks: 200 when true, 503 otherwise; GET,
+// HEAD and OPTIONS (HAProxy's `option httpchk OPTIONS /primary`).
+void AddHealthEndpoints(httplib::Server& s, agent::Agent& agent) {
+  auto health = [&agent](const std::string& path, const httplib::Request& req) -> bool {
+    auto h = agent.GetHealth();
+    if (path == "/health" || path == "/readiness") return h.running;
+    if (path == "/liveness") return true;
+    if (path == "/" || path == "/primary" || path == "/read-write" || path == "/leader" ||
+        path == "/master") {
+      return h.primary;
+    }
+    bool ok = false;
+    if (path == "/replica") {
+      ok = h.replica;
+    } else if (path == "/read-only") {
+      ok = h.replica || h.primary;
+    } else if (path == "/sync" || path == "/synchronous") {
+      ok = h.replica && h.sync_standby;
+    } else if (path == "/async" || path == "/asynchronous") {
+      ok = h.replica && !h.sync_standby;
+    }
+    if (ok && req.has_param("lag")) {
+      // Bytes or PostgreSQL units ("16MB"), as Patroni takes them; junk is false.
+      auto max = ParseBytes(req.get_param_value("lag"));
+      ok = max.has_value() && h.lag_bytes <= *max;
+    }
+    return ok;
+  };
+  for (const char* path :
+       {"/", "/health", "/liveness", "/readiness", "/primary", "/read-write", "/leader", "/master",
+        "/replica", "/read-only", "/sync", "/synchronous", "/async", "/asynchronous"}) {
+    std::string p = path;
+    auto handler = [health, p](const httplib::Request& req, httplib::Response& res) {
+      bool ok = health(p, req);
+      res.status = ok ? 200 : 503;
+      if (req.method != "HEAD") res.set_content(ok ? "ok\n" : "no\n", "text/plain");
+    };
+    s.Get(path, handler);
+    s.Options(path, handler);
+  }
+}
+
+void Limit(httplib::Server& s) {
+  s.set_payload_max_length(1 << 20);
+  s.set_read_timeout(10, 0);
+  s.set_write_timeout(10, 0);
+}
+
+ClientCertificate ClientCertificateOf(const httplib::Request& req) {
+  ClientCertificate c;
+  if (req.ssl == nullptr) return c;
+  X509* x = SSL_get0_peer_certificate(req.ssl);
+  if (x == nullptr) return c;
+  c.presented = true;
+  char buf[256];
+  if (X509_NAME_oneline(X509_get_subject_name(x), buf, sizeof buf) != nullptr) c.subject = buf;
+  if (!c.subject.empty() && c.subject.front() == '/') c.subject.erase(0, 1);
+  const long v = SSL_get_verify_result(req.ssl);
+  c.verified = v == X509_V_OK;
+  if (!c.verified) c.problem = X509_verify_cert_error_string(v);
+  return c;
+}
+
+// Loads the server pair and the CA into ctx; *error names what failed.
+bool SetUpServerTls(SSL_CTX& ctx, const ApiTls& tls, std::string* error) {
+  auto fail = [&](const std::string& what) {
+    unsigned long e = ERR_get_error();
+    char buf[256] = "";
+    if (e != 0) ERR_error_string_n(e, buf, sizeof buf);
+    ERR_clear_error();
+    *error = what + (buf[0] ? std::string(" (") + buf + ")" : std::string());
+    return false;
+  };
+  SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+  if (SSL_CTX_use_certificate_chain_file(&ctx, tls.cert_file.c_str()) != 1) {
+    return fail("cannot load the server certificate " + tls.cert_file + " (tls.server_cert)");
+  }
+  if (SSL_CTX_use_PrivateKey_file(&ctx, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return fail("cannot load the server key " + tls.key_file + " (tls.server_key)");
+  }
+  if (SSL_CTX_check_private_key(&ctx) != 1) {
+    return fail(tls.key_file + " does not match " + tls.cert_file);
+  }
+  if (SSL_CTX_load_verify_locations(&ctx, tls.ca_file.c_str(), nullptr) != 1) {
+    return fail("cannot load the CA certificate " + tls.ca_file + " (tls.ca_cert)");
+  }
+  if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.ca_file.c_str())) {
+    SSL_CTX_set_client_CA_list(&ctx, names);
+  }
+  // Ask for a client certificate, but let the handshake finish without one
+  // or with one that does not verify: reads need none, and a refused write
+  // gets a JSON answer that says why instead of a dropped connection.
+  SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+  return true;
+}
+
 }  // namespace
 
-ApiServer::ApiServer(agent::Agent& agent) : agent_(agent), server_(new httplib::Server) {}
+ApiTls ApiTlsFor(const agent::Config& cfg) {
+  ApiTls t;
+  if (!cfg.tls_enabled()) return t;
+  t.enabled = true;
+  t.cert_file = cfg.tls_server_cert;
+  t.key_file = cfg.tls_server_key;
+  t.ca_file = cfg.tls_ca_cert;
+  return t;
+}
+
+bool ChangesSomething(const std::string& method) {
+  return method != "GET" && method != "HEAD" && method != "OPTIONS";
+}
+
+std::optional<Refusal> CheckClientCertificate(const std::string& method, const std::string& path,
+                                              const ClientCertificate& cert) {
+  if (!ChangesSomething(method)) return std::nullopt;
+  if (!cert.presented) {
+    return Refusal{401, method + " " + path +
+                            " changes the cluster and needs a client certificate signed by the "
+                            "cluster CA, but none was presented; call it with the node's "
+                            "tls.client_cert and tls.client_key (the tandem CLI does)"};
+  }
+  if (!cert.verified) {
+    return Refusal{403, method + " " + path + ": the client certificate '" + cert.subject +
+                            "' was not accepted (" + cert.problem +
+                            "); it must be signed by the cluster CA (tls.ca_cert) and valid now"};
+  }
+  return std::nullopt;
+}
+
+ApiServer::ApiServer(agent::Agent& agent) : agent_(agent) {}
 
 ApiServer::~ApiServer() {
   Stop();
 }
 
-Status ApiServer::Start(const std::string& host, int port) {
+Status ApiServer::Start(const std::string& host, int port, const ApiTls& tls, int health_port) {
+  if (tls.enabled) {
+    std::string error;
+    auto ssl = std::make_unique<httplib::SSLServer>(
+        [&](SSL_CTX& ctx) { return SetUpServerTls(ctx, tls, &error); });
+    if (!ssl->is_valid()) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "cannot serve the API over HTTPS: " +
+                       (error.empty() ? std::string("TLS set-up failed") : error));
+    }
+    server_ = std::move(ssl);
+    server_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+      auto refusal = CheckClientCertificate(req.method, req.path, ClientCertificateOf(req));
+      if (!refusal) return httplib::Server::HandlerResponse::Unhandled;
+      TLOG(Warn, "api") << "refused " << req.method << " " << req.path << " from "
+                        << req.remote_addr << ": HTTP " << refusal->http_status;
+      SendJson(res, refusal->http_status,
+               {{"error", refusal->error}, {"code", "client certificate required"}});
+      return httplib::Server::HandlerResponse::Handled;
+    });
+  } else {
+    server_ = std::make_unique<httplib::Server>();
+  }
   auto& s = *server_;
-  s.set_payload_max_length(1 << 20);
-  s.set_read_timeout(10, 0);
-  s.set_write_timeout(10, 0);
+  Limit(s);
 
   s.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, agent_.StatusJson());
@@ -173,7 +323,8 @@ Status ApiServer::Start(const std::string& host, int port) {
       SendJson(res, HttpStatusFor(grant.error().code()), {{"error", grant.error().message()}});
       return;
     }
-    // Secrets travel only in this answer (plain HTTP until the TLS issue lands).
+    // Secrets travel only in this answer (HTTPS with a client certificate when tls is set;
+    // plain HTTP without).
     SendJson(res, 200,
              {{"cluster", grant->cluster},
               {"initial_cluster", grant->initial_cluster},
@@ -183,45 +334,7 @@ Status ApiServer::Start(const std::string& host, int port) {
               {"replication_password", grant->secrets.replication_password}});
   });
 
-  // Patroni-compatible health checks: 200 when true, 503 otherwise; GET,
-  // HEAD and OPTIONS (HAProxy's `option httpchk OPTIONS /primary`).
-  auto health = [this](const std::string& path, const httplib::Request& req) -> bool {
-    auto h = agent_.GetHealth();
-    if (path == "/health" || path == "/readiness") return h.running;
-    if (path == "/liveness") return true;
-    if (path == "/" || path == "/primary" || path == "/read-write" || path == "/leader" ||
-        path == "/master") {
-      return h.primary;
-    }
-    bool ok = false;
-    if (path == "/replica") {
-      ok = h.replica;
-    } else if (path == "/read-only") {
-      ok = h.replica || h.primary;
-    } else if (path == "/sync" || path == "/synchronous") {
-      ok = h.replica && h.sync_standby;
-    } else if (path == "/async" || path == "/asynchronous") {
-      ok = h.replica && !h.sync_standby;
-    }
-    if (ok && req.has_param("lag")) {
-      // Bytes or PostgreSQL units ("16MB"), as Patroni takes them; junk is false.
-      auto max = ParseBytes(req.get_param_value("lag"));
-      ok = max.has_value() && h.lag_bytes <= *max;
-    }
-    return ok;
-  };
-  for (const char* path :
-       {"/", "/health", "/liveness", "/readiness", "/primary", "/read-write", "/leader", "/master",
-        "/replica", "/read-only", "/sync", "/synchronous", "/async", "/asynchronous"}) {
-    std::string p = path;
-    auto handler = [health, p](const httplib::Request& req, httplib::Response& res) {
-      bool ok = health(p, req);
-      res.status = ok ? 200 : 503;
-      if (req.method != "HEAD") res.set_content(ok ? "ok\n" : "no\n", "text/plain");
-    };
-    s.Get(path, handler);
-    s.Options(path, handler);
-  }
+  AddHealthEndpoints(s, agent_);
 
   if (!s.bind_to_port(host.c_str(), port)) {
     return Error(ErrorCode::kUnavailable,
@@ -229,13 +342,30 @@ Status ApiServer::Start(const std::string& host, int port) {
                      " (in use by another process?); change api.port in the config");
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
-  TLOG(Info, "api") << "REST API on http://" << host << ":" << port;
+  TLOG(Info, "api") << "REST API on " << (tls.enabled ? "https" : "http") << "://" << host << ":"
+                    << port
+                    << (tls.enabled ? " (changes need a client certificate of the cluster CA)"
+                                    : "");
+  if (health_port > 0) {
+    health_server_ = std::make_unique<httplib::Server>();
+    Limit(*health_server_);
+    AddHealthEndpoints(*health_server_, agent_);
+    if (!health_server_->bind_to_port(host.c_str(), health_port)) {
+      return Error(ErrorCode::kUnavailable,
+                   "cannot listen on " + host + ":" + std::to_string(health_port) +
+                       " (in use by another process?); change api.health_port in the config");
+    }
+    health_thread_ = std::thread([this] { health_server_->listen_after_bind(); });
+    TLOG(Info, "api") << "health endpoints on http://" << host << ":" << health_port;
+  }
   return Ok();
 }
 
 void ApiServer::Stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
+  if (health_server_) health_server_->stop();
+  if (health_thread_.joinable()) health_thread_.join();
 }
 
 }  // namespace tandem::api

@@ -9,13 +9,23 @@
 //   POST /v1/cluster/clear-error
 //   POST /v1/internal/join           another node asks to join (NodeInfo JSON)
 //   GET  /health /liveness /readiness /primary / /read-write /leader /replica /read-only
+//
+// With TLS (ApiTls::enabled) the API is HTTPS with the node's server pair. A
+// client certificate is asked for but not required by the handshake: reads
+// (GET, HEAD, OPTIONS) need none; every other request changes something and is
+// refused unless its certificate chains to the cluster CA (401 with none, 403
+// with one the CA did not sign), with a JSON error that says so. An optional
+// second listener (health_port) serves only the health endpoints over plain
+// HTTP, for load balancers.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "agent/agent.h"
+#include "agent/config.h"
 #include "base/result.h"
 
 namespace httplib {
@@ -24,18 +34,48 @@ class Server;
 
 namespace tandem::api {
 
+struct ApiTls {
+  bool enabled = false;
+  std::string cert_file, key_file;  // the node's server pair
+  std::string ca_file;              // the cluster CA: client certificates must chain to it
+};
+// The node's server pair and CA when it has a tls section.
+ApiTls ApiTlsFor(const agent::Config& cfg);
+
+// What the server saw of a request's client certificate.
+struct ClientCertificate {
+  bool presented = false;
+  bool verified = false;  // chains to the cluster CA and is within its validity
+  std::string subject;    // "CN=postgres"
+  std::string problem;    // OpenSSL's reason when not verified
+};
+struct Refusal {
+  int http_status = 0;  // 401 (no certificate) or 403 (not one the CA signed)
+  std::string error;    // names what is missing and how to fix it
+};
+// Whether a request may go on (pure). Reads (GET, HEAD, OPTIONS) always may;
+// anything else changes something and needs a verified client certificate.
+bool ChangesSomething(const std::string& method);
+std::optional<Refusal> CheckClientCertificate(const std::string& method, const std::string& path,
+                                              const ClientCertificate& cert);
+
 class ApiServer {
  public:
   explicit ApiServer(agent::Agent& agent);
   ~ApiServer();
-  // Binds and serves in a background thread. Fails when the port is taken.
-  Status Start(const std::string& host, int port);
+  // Binds and serves in background threads: the API on host:port (HTTPS when
+  // tls.enabled) and, when health_port > 0, the plain-HTTP health endpoints
+  // on host:health_port. Fails when a port is taken or the TLS files do not
+  // load (the message names the file).
+  Status Start(const std::string& host, int port, const ApiTls& tls = {}, int health_port = 0);
   void Stop();
 
  private:
   agent::Agent& agent_;
   std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<httplib::Server> health_server_;
   std::thread thread_;
+  std::thread health_thread_;
 };
 
 // HTTP status for an error code (400, 404, 409, 503, 504, 500).

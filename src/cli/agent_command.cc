@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "agent/agent.h"
+#include "agent/http_client.h"
 #include "api/server.h"
 #include "base/log.h"
 #include "base/process.h"
@@ -59,6 +60,7 @@ int RunAgent(const std::string& config_path) {
       return 1;
     }
   }
+  agent::SetHttpClientTls(agent::ClientTlsFor(*cfg));
   agent::Agent agent(*cfg);
   agent.SetFenceGuard(std::move(*guard));
   if (client_proxy) {
@@ -72,7 +74,9 @@ int RunAgent(const std::string& config_path) {
     agent.Shutdown();
     return 1;
   }
-  if (auto st = api.Start(cfg->api_listen, cfg->api_port); !st.ok()) {
+  if (auto st =
+          api.Start(cfg->api_listen, cfg->api_port, api::ApiTlsFor(*cfg), cfg->api_health_port);
+      !st.ok()) {
     TLOG(Error, "agent") << st.error().message();
     agent.Shutdown();
     return 1;

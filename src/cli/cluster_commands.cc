@@ -24,9 +24,12 @@ int PrintError(const std::string& msg) {
 }
 
 std::string LocalApiUrl(const agent::Config& cfg) {
+  const bool wildcard = cfg.api_listen == "0.0.0.0" || cfg.api_listen == "::";
+  // With TLS the server's certificate names the node's address, not loopback.
   std::string host =
-      cfg.api_listen == "0.0.0.0" || cfg.api_listen == "::" ? "127.0.0.1" : cfg.api_listen;
-  return "http://" + host + ":" + std::to_string(cfg.api_port);
+      wildcard ? (cfg.tls_enabled() ? cfg.node_address : "127.0.0.1") : cfg.api_listen;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return cfg.url_scheme() + host + ":" + std::to_string(cfg.api_port);
 }
 
 // Calls the local agent; prints the error and returns nullopt on failure.
@@ -60,6 +63,8 @@ std::optional<agent::Config> Load(const std::string& path) {
     PrintError(cfg.error().message());
     return std::nullopt;
   }
+  // The CLI calls its agent as the node does: the node's client pair and CA.
+  agent::SetHttpClientTls(agent::ClientTlsFor(*cfg));
   return *cfg;
 }
 

@@ -312,7 +312,7 @@ struct EtcdDcs::Impl {
   }
 
   std::unique_ptr<httplib::Client> NewClient(size_t ep, int64_t read_ms, bool keep_alive) {
-    auto c = std::make_unique<httplib::Client>(endpoints[ep]);
+    auto c = MakeHttpClient(endpoints[ep], opts.tls);
     SetTimeout(*c, opts.connect_timeout_ms, read_ms);
     c->set_keep_alive(keep_alive);
     c->set_tcp_nodelay(true);

@@ -3,8 +3,10 @@
 // Every call is one HTTP POST to /v3/... on one of the configured endpoints,
 // with keys and values base64-encoded (see etcd_dcs.cc for the wire details).
 //
-// Endpoints: "http://host:port" (or "https://host:port"; TLS options are not
-// wired yet). The client sends to the endpoint that last answered; when it
+// Endpoints: "http://host:port" or "https://host:port" (TLS as EtcdOptions::tls
+// says: the client certificate presented, the CA and how the server is
+// checked; a handshake that fails verification counts as "cannot connect").
+// The client sends to the endpoint that last answered; when it
 // cannot connect it tries the next one. A member that answers "no leader" /
 // "not leader" makes reads move on to the next endpoint at once; writes then
 // return kUnavailable (their outcome is unknown, a retry elsewhere could
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "dcs/dcs.h"
+#include "dcs/tls_client.h"
 
 namespace tandem::dcs {
 
@@ -37,6 +40,7 @@ struct EtcdOptions {
   std::vector<std::string> endpoints;  // "http://127.0.0.1:2379"
   int64_t request_timeout_ms = 2000;   // per request (read/write timeout of one HTTP call)
   int64_t connect_timeout_ms = 500;    // per endpoint tried
+  TlsClientOptions tls;                // for https:// endpoints
 };
 
 class EtcdDcs final : public Dcs {

@@ -80,8 +80,8 @@ struct NodeFiles {
 };
 // Writes into out_dir (created 0700): server.key/server.crt (CN=node, SAN IP:address and
 // the DNS names,
-// serverAuth+clientAuth: etcd's peer pair works in both directions), client.key/client.crt (CN=client_cn, clientAuth) and a copy of
-// ca.crt. Refuses to replace existing keys unless force.
+// serverAuth+clientAuth: etcd's peer pair works in both directions), client.key/client.crt
+// (CN=client_cn, clientAuth) and a copy of ca.crt. Refuses to replace existing keys unless force.
 Result<NodeFiles> IssueNode(const std::string& ca_dir, const NodeRequest& req,
                             const Validity& validity);
 

@@ -94,6 +94,31 @@ TEST(Config, TlsNeedsAllFiveFilesAndAKnownMode) {
   EXPECT_NE(e.find("tandem pki issue"), std::string::npos) << e;
 }
 
+TEST(Config, TlsMakesTheApiAndEtcdUrlsHttps) {
+  auto c = ParseConfig(
+      std::string(kMinimal) +
+          "tls:\n  server_key: /t/server.key\n  server_cert: /t/server.crt\n"
+          "  client_key: /t/client.key\n  client_cert: /t/client.crt\n  ca_cert: /t/ca.crt\n",
+      "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->api_url(), "https://10.0.0.1:8008");
+  EXPECT_EQ(c->etcd_client_url(), "https://10.0.0.1:2379");
+  EXPECT_EQ(c->etcd_peer_url(), "https://10.0.0.1:2380");
+}
+
+TEST(Config, HealthPortIsOffByDefaultAndMustNotCollide) {
+  auto c = ParseConfig(kMinimal, "t.yaml");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->api_health_port, 0);
+  c = ParseConfig(std::string(kMinimal) + "api:\n  health_port: 8009\n", "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->api_health_port, 8009);
+  std::string e = ErrorOf(std::string(kMinimal) + "api:\n  health_port: 8008\n");
+  EXPECT_NE(e.find("api.health_port and api.port both use port 8008"), std::string::npos) << e;
+  e = ErrorOf(std::string(kMinimal) + "api:\n  health_port: 70000\n");
+  EXPECT_NE(e.find("'api.health_port' must be a TCP port"), std::string::npos) << e;
+}
+
 TEST(Config, EmptyFileIsRefused) {
   EXPECT_NE(ErrorOf("").find("the file is empty"), std::string::npos);
 }
