@@ -21,6 +21,9 @@ int64_t EtcdHeartbeatMs(int64_t ttl_ms);
 // tls_dir); enforce adds client-certificate authentication on both;
 // tls.verify_hostname false skips etcd's check of a peer's client SAN.
 std::vector<std::string> EtcdTlsFlags(const Config& cfg, const std::string& tls_dir);
+// "warn", or "error" with client-certificate authentication (enforce): etcd
+// 3.4 then warns on every request through its JSON gateway.
+std::string EtcdLogLevel(const Config& cfg);
 
 class EtcdMember {
  public:

@@ -1,3 +1,4 @@
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -64,7 +65,9 @@ std::optional<agent::Config> Load(const std::string& path) {
     return std::nullopt;
   }
   // The CLI calls its agent as the node does: the node's client pair and CA.
+  // A TLS write to a server that closed raises SIGPIPE: an error, not a crash.
   agent::SetHttpClientTls(agent::ClientTlsFor(*cfg));
+  ::signal(SIGPIPE, SIG_IGN);
   return *cfg;
 }
 
