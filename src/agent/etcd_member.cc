@@ -39,19 +39,26 @@ std::vector<std::string> EtcdTlsFlags(const Config& cfg, const std::string& tls_
   // One pair for clients and peers: etcd presents the peer pair both as a
   // server and as a client of its peers (and its JSON gateway dials its own
   // gRPC port with the client-side pair), so it carries both usages.
-  std::vector<std::string> flags = {
-      "--cert-file=" + cert,      "--key-file=" + key,      "--trusted-ca-file=" + ca,
-      "--peer-cert-file=" + cert, "--peer-key-file=" + key, "--peer-trusted-ca-file=" + ca,
-  };
+  std::vector<std::string> flags = {"--cert-file=" + cert, "--key-file=" + key};
+  // etcd 3.4 requires a client certificate of the trusted CA as soon as one
+  // is given: permissive leaves the client port's CA out (encrypted, any
+  // client), enforce gives it and says so.
   if (cfg.tls_mode == TlsMode::kEnforce) {
+    flags.push_back("--trusted-ca-file=" + ca);
     flags.push_back("--client-cert-auth=true");
-    flags.push_back("--peer-client-cert-auth=true");
   }
+  // Peers: etcd verifies a peer's server certificate only against the peer
+  // CA (without it, against the system's roots, which never know ours), and
+  // with the peer CA it also requires the peers' client certificates. So
+  // peers verify each other in both modes: permissive cannot relax etcd's
+  // peer side (docs/design/tls.md).
+  flags.push_back("--peer-cert-file=" + cert);
+  flags.push_back("--peer-key-file=" + key);
+  flags.push_back("--peer-trusted-ca-file=" + ca);
+  flags.push_back("--peer-client-cert-auth=true");
   // etcd checks a peer's client certificate against the address it connects
   // from (IP SAN, or a DNS SAN that resolves to it); without hostname checks
-  // that is skipped too. etcd always verifies a peer's server certificate
-  // against the CA (and its address) when it dials it: permissive cannot
-  // turn that off (see docs/design/tls.md).
+  // that is skipped.
   if (!cfg.tls_verify_hostname) {
     flags.push_back("--experimental-peer-skip-client-san-verification=true");
   }

@@ -18,7 +18,8 @@ int64_t EtcdHeartbeatMs(int64_t ttl_ms);
 
 // etcd's TLS flags for a node (none without a tls section): https on both
 // ports with the node's server pair (server.crt/server.key/ca.crt in
-// tls_dir); enforce adds client-certificate authentication on both;
+// tls_dir). Peers verify each other in both modes (etcd cannot do less);
+// enforce adds client-certificate authentication on the client port;
 // tls.verify_hostname false skips etcd's check of a peer's client SAN.
 std::vector<std::string> EtcdTlsFlags(const Config& cfg, const std::string& tls_dir);
 // "warn", or "error" with client-certificate authentication (enforce): etcd

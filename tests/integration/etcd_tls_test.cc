@@ -362,5 +362,116 @@ TEST_F(EtcdTlsTest, ASwitchoverThroughTheCliWorksOverHttps) {
       30'000));
 }
 
+// Permissive: etcd encrypts but asks for no client certificate, clients do
+// not verify the server, and API changes still need a CA-signed certificate.
+// One node on 127.0.0.1, ports P+50 (PostgreSQL), +51 (API), +54/+55 (etcd).
+class PermissiveTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ::signal(SIGPIPE, SIG_IGN);
+    BecomeSubreaper();
+    dir_ = std::make_unique<TempDir>("tandem-etcdtls-permissive");
+    const int p = TestBasePort(34400) + 50;
+    api_ = "https://127.0.0.1:" + std::to_string(p + 1);
+    etcd_ = "https://127.0.0.1:" + std::to_string(p + 4);
+    peer_port_ = p + 5;
+    const std::string d = dir_->path();
+    ASSERT_EQ(RunTandem({"pki", "ca", "init", "--dir", d + "/ca"}).exit_code, 0);
+    ASSERT_EQ(RunTandem({"pki", "ca", "init", "--dir", d + "/other-ca"}).exit_code, 0);
+    auto issue = RunTandem({"pki", "issue", "p1", "--ca-dir", d + "/ca", "--address", "127.0.0.1",
+                            "--out", d + "/certs"});
+    ASSERT_EQ(issue.exit_code, 0) << issue.output;
+    const std::string c = d + "/certs";
+    config_ = d + "/node/tandem.yaml";
+    ASSERT_TRUE(MakeDirs(d + "/node", 0755).ok());
+    ASSERT_TRUE(WriteFileAtomic(
+                    config_,
+                    "cluster: permissive\nnode:\n  name: p1\n  address: 127.0.0.1\n"
+                    "  state_dir: " +
+                        d + "/node\napi:\n  listen: 127.0.0.1\n  port: " + std::to_string(p + 1) +
+                        "\npostgresql:\n  port: " + std::to_string(p) +
+                        "\ndcs:\n  etcd_client_port: " + std::to_string(p + 4) +
+                        "\n  etcd_peer_port: " + std::to_string(p + 5) +
+                        "\ntls:\n  server_key: " + c + "/server.key\n  server_cert: " + c +
+                        "/server.crt\n  client_key: " + c + "/client.key\n  client_cert: " + c +
+                        "/client.crt\n  ca_cert: " + c + "/ca.crt\n  mode: permissive\n")
+                    .ok());
+    const char* bin = std::getenv("TANDEM_BIN");
+    SpawnOptions opts;
+    opts.output_file = d + "/node/agent.log";
+    auto pid = Spawn({bin != nullptr ? bin : "build/tandem", "agent", "-c", config_}, opts);
+    ASSERT_TRUE(pid.ok()) << pid.error().message();
+    agent_ = *pid;
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          return RunTandem({"-c", config_, "cluster", "status"}).exit_code == 0;
+        },
+        30'000));
+    auto init = RunTandem({"-c", config_, "cluster", "initialize"}, 300'000);
+    ASSERT_EQ(init.exit_code, 0) << init.output;
+  }
+  void TearDown() override {
+    if (agent_ > 0 && IsAlive(agent_)) {
+      ::kill(agent_, SIGTERM);
+      if (!WaitForExit(agent_, 60'000)) KillProcessTree(agent_, SIGKILL);
+    }
+    for (const auto& [file, needle] :
+         {std::pair<std::string, std::string>{dir_->path() + "/node/pgdata/postmaster.pid",
+                                              "postgres"},
+          {dir_->path() + "/node/etcd.pid", "etcd"}}) {
+      auto text = ReadFile(file);
+      auto v = text ? ParseInt(Trim(Split(*text, '\n')[0])) : std::nullopt;
+      if (v && *v > 0 && IsAlive(static_cast<pid_t>(*v))) {
+        auto cmd = ReadFile("/proc/" + std::to_string(*v) + "/cmdline");
+        if (cmd && cmd->find(needle) != std::string::npos) {
+          ::kill(static_cast<pid_t>(*v), SIGKILL);
+          (void)WaitForExit(static_cast<pid_t>(*v), 10'000);
+        }
+      }
+    }
+    dir_.reset();
+  }
+  std::unique_ptr<TempDir> dir_;
+  std::string config_, api_, etcd_;
+  int peer_port_ = 0;
+  pid_t agent_ = 0;
+};
+
+TEST_F(PermissiveTlsTest, EncryptsWithoutClientCertificatesButApiChangesStillNeedOne) {
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto s = ClusterStatusJson(config_);
+        return s && (*s)["primary"] == "p1";
+      },
+      60'000));
+  // etcd: TLS only, but no client certificate asked for.
+  auto plain = Call({}, "GET", "http" + etcd_.substr(5) + "/version");
+  EXPECT_TRUE(!plain.ok() || plain->status != 200);
+  dcs::TlsClientOptions anon;
+  anon.ca_file = dir_->path() + "/certs/ca.crt";
+  auto v = Call(anon, "GET", etcd_ + "/version");
+  ASSERT_TRUE(v.ok()) << v.error().message();
+  EXPECT_EQ(v->status, 200);
+  // Peers verify each other even in permissive mode (etcd cannot do less).
+  auto peer = Call(anon, "GET", "https://127.0.0.1:" + std::to_string(peer_port_) + "/members");
+  EXPECT_FALSE(peer.ok()) << "the peer port answered without a client certificate";
+  // A permissive client does not verify: another CA's anchor still connects.
+  dcs::TlsClientOptions unverified;
+  unverified.ca_file = dir_->path() + "/other-ca/ca.crt";
+  unverified.verify_peer = false;
+  auto st = Call(unverified, "GET", api_ + "/v1/status");
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  EXPECT_EQ(st->status, 200);
+  // API changes still need a certificate of the cluster CA.
+  auto none = Call(anon, "POST", api_ + "/v1/cluster/pause", "{}");
+  ASSERT_TRUE(none.ok()) << none.error().message();
+  EXPECT_EQ(none->status, 401) << none->body;
+  // The CLI (the node's client pair) may.
+  auto pause = RunTandem({"-c", config_, "cluster", "pause"});
+  EXPECT_EQ(pause.exit_code, 0) << pause.output;
+  auto resume = RunTandem({"-c", config_, "cluster", "resume"});
+  EXPECT_EQ(resume.exit_code, 0) << resume.output;
+}
+
 }  // namespace
 }  // namespace tandem::testing

@@ -41,14 +41,18 @@ TEST(EtcdTlsFlags, EnforceUsesTheServerPairForClientsAndPeersAndRequiresClientCe
   EXPECT_FALSE(Has(f, "--experimental-peer-skip-client-san-verification=true"));
 }
 
-TEST(EtcdTlsFlags, PermissiveEncryptsButDoesNotAskForClientCertificates) {
+TEST(EtcdTlsFlags, PermissiveAsksClientsForNoCertificateButPeersStillVerifyEachOther) {
   auto c = ParseConfig(std::string(kNode) + kTls + "  mode: permissive\n", "t.yaml");
   ASSERT_TRUE(c.ok()) << c.error().message();
   auto f = EtcdTlsFlags(*c, "/d");
   EXPECT_TRUE(Has(f, "--cert-file=/d/server.crt"));
-  EXPECT_TRUE(Has(f, "--peer-cert-file=/d/server.crt"));
+  // etcd 3.4 requires client certificates whenever a client CA is given.
+  EXPECT_FALSE(Has(f, "--trusted-ca-file=/d/ca.crt"));
   EXPECT_FALSE(Has(f, "--client-cert-auth=true"));
-  EXPECT_FALSE(Has(f, "--peer-client-cert-auth=true"));
+  // Without the peer CA etcd could not verify its peers at all.
+  EXPECT_TRUE(Has(f, "--peer-cert-file=/d/server.crt"));
+  EXPECT_TRUE(Has(f, "--peer-trusted-ca-file=/d/ca.crt"));
+  EXPECT_TRUE(Has(f, "--peer-client-cert-auth=true"));
 }
 
 TEST(EtcdTlsFlags, NoHostnameChecksSkipsThePeerClientSanCheck) {
