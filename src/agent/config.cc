@@ -290,11 +290,11 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     if (!timing.empty()) return Bad(path, timing);
 
     auto proxy = root["proxy"];
-    TANDEM_TRY(
-        CheckKeys(proxy, "proxy",
-                  {"read_write_port", "read_only_port", "listen", "max_connections", "idle_timeout",
-                   "connect_timeout", "read_only_max_lag_bytes", "read_only_fallback_to_primary"},
-                  path));
+    TANDEM_TRY(CheckKeys(
+        proxy, "proxy",
+        {"read_write_port", "read_only_port", "listen", "max_connections", "idle_timeout",
+         "connect_timeout", "read_only_max_lag_bytes", "read_only_fallback_to_primary", "threads"},
+        path));
     TANDEM_TRY(GetPort(proxy, "read_write_port", "proxy.read_write_port", path, &c.proxy_rw_port,
                        /*zero_ok=*/true));
     TANDEM_TRY(GetPort(proxy, "read_only_port", "proxy.read_only_port", path, &c.proxy_ro_port,
@@ -310,6 +310,15 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
         return Bad(path, "'proxy.max_connections' must be an integer between 1 and 100000");
       }
       c.proxy_max_connections = static_cast<int>(*v);
+    }
+    if (proxy && proxy["threads"]) {
+      auto v = ParseInt(proxy["threads"].as<std::string>());
+      if (!v || *v < 0 || *v > 64) {
+        return Bad(path,
+                   "'proxy.threads' must be an integer from 0 (one event loop per core, at most "
+                   "4) to 64");
+      }
+      c.proxy_threads = static_cast<int>(*v);
     }
     if (proxy && proxy["idle_timeout"]) {
       // 0 (or 0s) = no idle timeout.

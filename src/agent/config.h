@@ -54,6 +54,7 @@ struct Config {
   int proxy_max_connections = 1000;   // per port
   int64_t proxy_idle_timeout_ms = 0;  // 0 = none
   int64_t proxy_connect_timeout_ms = 3'000;
+  int proxy_threads = 0;  // event loops; 0 = one per core, at most 4
   uint64_t proxy_read_only_max_lag_bytes = 16ull << 20;
   bool proxy_read_only_fallback_to_primary = true;
   bool proxy_enabled() const { return proxy_rw_port > 0 || proxy_ro_port > 0; }

@@ -53,6 +53,7 @@ int RunAgent(const std::string& config_path) {
     po.max_connections = cfg->proxy_max_connections;
     po.idle_timeout_ms = cfg->proxy_idle_timeout_ms;
     po.connect_timeout_ms = cfg->proxy_connect_timeout_ms;
+    po.threads = cfg->proxy_threads;
     client_proxy = std::make_unique<proxy::Proxy>(po);
     if (auto st = client_proxy->Start(); !st.ok()) {
       TLOG(Error, "agent") << "cannot start the proxy: " << st.error().message();
