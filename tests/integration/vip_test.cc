@@ -5,7 +5,8 @@
 // primary; after a switchover and after kill -9 of the primary's agent, the
 // address must be on the new primary only, and the client's ARP entry for it
 // must carry the new primary's MAC without the client having asked (the
-// gratuitous ARP). Needs root (namespaces; the agents add addresses).
+// gratuitous ARP). A primary cut off from its peers drops it before another
+// node adds it. Needs root (namespaces; the agents add addresses).
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -276,8 +277,8 @@ class VipTest : public ::testing::Test {
       skip_ = "the floating IP test needs root (network namespaces, adding addresses)";
       return;
     }
-    if (FindInPath("ip").empty() || FindInPath("psql").empty()) {
-      skip_ = "ip or psql not installed";
+    if (FindInPath("ip").empty() || FindInPath("psql").empty() || FindInPath("iptables").empty()) {
+      skip_ = "ip, psql or iptables not installed";
       return;
     }
     cluster_ = new Cluster();
@@ -417,6 +418,39 @@ TEST_F(VipTest, KilledAgentsGuardDropsItAndTheNewPrimaryTakesIt) {
   EXPECT_TRUE(WaitUntil([&] { return !c.HasVip(old); }, 60'000))
       << "the restarted agent left the floating IP on " << Name(old) << c.Logs();
   EXPECT_TRUE(WaitUntil([&] { return c.VipHolders() == std::vector<int>{now}; }, 60'000));
+  ASSERT_TRUE(WaitUntil([&] { return c.Settled(); }, kSettleMs)) << c.unsettled() << c.Logs();
+  ExpectVipOn(now);
+}
+
+TEST_F(VipTest, APrimaryCutOffRemovesItBeforeTheNewPrimaryAddsIt) {
+  Cluster& c = *cluster_;
+  const int old = c.Primary();
+  ASSERT_NE(old, 0);
+  ExpectVipOn(old);
+  // Cut off from its peers (the store too), the old primary must drop the
+  // address at its lease deadline, before the lease can expire and another
+  // node take the key: the address is never on two nodes at once.
+  ASSERT_TRUE(c.net().Isolate(old).ok());
+  int now = 0;
+  bool overlap = false;
+  std::string seen;
+  const bool moved = WaitUntil(
+      [&] {
+        const auto holders = c.VipHolders();
+        if (holders.size() > 1) {
+          overlap = true;
+          seen.clear();
+          for (int i : holders) seen += Name(i) + " ";
+        }
+        now = holders.size() == 1 && holders[0] != old ? holders[0] : 0;
+        return now != 0;
+      },
+      120'000);
+  (void)c.net().Heal(old);
+  EXPECT_FALSE(overlap) << "the floating IP was on " << seen << "at once" << c.Logs();
+  ASSERT_TRUE(moved) << "the floating IP did not move off the cut-off primary" << c.Logs();
+  ExpectClientNeighbourIs(now);
+  ExpectVipOn(now);
   ASSERT_TRUE(WaitUntil([&] { return c.Settled(); }, kSettleMs)) << c.unsettled() << c.Logs();
   ExpectVipOn(now);
 }
