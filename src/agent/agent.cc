@@ -17,6 +17,7 @@
 #include "core/decide.h"
 #include "core/route.h"
 #include "core/sync.h"
+#include "core/vip.h"
 #include "dcs/etcd_dcs.h"
 
 namespace tandem::agent {
@@ -69,7 +70,9 @@ Agent::Agent(Config cfg)
     : cfg_(std::move(cfg)),
       keys_(cfg_.cluster),
       pg_(MakePaths(cfg_), MakeSettings(cfg_)),
-      etcd_(cfg_) {}
+      etcd_(cfg_) {
+  if (cfg_.vip.enabled()) vip_ = std::make_unique<FloatingIp>(cfg_.vip);
+}
 
 Agent::~Agent() {
   stopping_ = true;
@@ -157,6 +160,18 @@ void Agent::SetProgress(const std::string& line) {
 }
 
 Status Agent::Start() {
+  if (vip_) {
+    // No node is the primary before its loop says so: an address left behind
+    // by a crash goes now (the loop adds it back within a cycle if this node
+    // still leads).
+    auto present = HasVip(cfg_.vip);
+    if (present.ok() && *present) {
+      TLOG(Warn, "vip") << "the floating IP " << cfg_.vip.cidr() << " is on " << cfg_.vip.interface
+                        << " at start-up (left by a crash?): removing it until this node is "
+                           "the primary";
+    }
+    (void)vip_->Release("start-up", /*force=*/true);
+  }
   fence_thread_ = std::thread([this] { FenceMain(); });
   auto st = StartMember();
   if (!st.ok() && state_.member && pg_.IsRunning()) {
@@ -184,6 +199,13 @@ void Agent::FenceMain() {
       }
       auto st = pg_.Stop(pg::StopMode::kImmediate);
       if (!st.ok()) TLOG(Error, "ha") << "fencing stop failed: " << st.error().message();
+      // After PostgreSQL, never before: removing the address may wait for
+      // the loop's netlink call, and nothing may delay the fence.
+      if (vip_) (void)vip_->Release("fencing", /*force=*/true);
+    }
+    // The floating IP never outlives the lease, whatever the loop is doing.
+    if (vip_ && vip_->held() && !VipAllowed()) {
+      (void)vip_->Release("the lease deadline passed (fencing)");
     }
     // A primary's postmaster died: the loop restarts it (or hands over) now,
     // not at its next tick.
@@ -258,6 +280,8 @@ void Agent::Shutdown() {
     auto leader = store->Get(keys_.leader());
     held = leader.ok() && leader->has_value() && (*leader)->value == cfg_.node_name;
   }
+  // The floating IP goes before PostgreSQL (the loop's end released it too).
+  if (vip_) (void)vip_->Release("shutting down");
   if (pg_.IsRunning()) {
     auto s = pg_.Stop(pg::StopMode::kFast);
     if (!s.ok()) TLOG(Warn, "agent") << "stopping PostgreSQL: " << s.error().message();
@@ -392,6 +416,7 @@ void Agent::LoopMain() {
     wake_ = false;
   }
   PublishNoRoute("the HA loop stopped");
+  if (vip_) (void)vip_->Release("the HA loop stopped");
   TLOG(Info, "ha") << "HA loop stopped";
 }
 
@@ -616,6 +641,8 @@ void Agent::RunCycle() {
   // Before acting: a node about to give up the primary role takes the write
   // route away first (safety rule 5).
   PublishRoute(obs, d, v);
+  // The floating IP likewise: gone before a demotion or step-down starts.
+  ReleaseVipIfNeeded(obs, d);
   auto st = Execute(d, obs, v);
   if (!st.ok()) {
     // The same failure every cycle (a full disk, a peer down) is said once,
@@ -661,9 +688,31 @@ void Agent::RunCycle() {
     // Writable, store unreadable: fence at our deadline.
     fence_deadline_ = std::max<MonoMs>(lease_deadline, kFenceNow);
   }
+  AcquireVipIfNeeded(obs, d);
   // Only after actions that worked: a failing one must not spin the loop.
   acted_ = !d.actions.empty() && st.ok();
   if (view.ok()) Housekeeping(v, local);
+}
+
+bool Agent::VipAllowed() const {
+  return lease_.load() != 0 && SystemClock::Get().Now() < lease_deadline_.load() && loop_running_ &&
+         !stopping_;
+}
+
+void Agent::ReleaseVipIfNeeded(const core::Observation& obs, const core::Decision& d) {
+  if (!vip_) return;
+  const core::VipDecision vd = core::DecideVip(obs, d, vip_->held());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    vip_reason_ = vd.reason;
+  }
+  if (!vd.hold) (void)vip_->Release(vd.reason);  // errors are logged once and shown in status
+}
+
+void Agent::AcquireVipIfNeeded(const core::Observation& obs, const core::Decision& d) {
+  if (!vip_) return;
+  const core::VipDecision vd = core::DecideVip(obs, d, vip_->held());
+  if (vd.hold) (void)vip_->Acquire([this] { return VipAllowed(); });
 }
 
 Status Agent::Execute(const core::Decision& d, const core::Observation& obs,

@@ -23,6 +23,7 @@
 #include "agent/etcd_member.h"
 #include "agent/fence_guard.h"
 #include "agent/local_state.h"
+#include "agent/vip.h"
 #include "base/result.h"
 #include "core/route.h"
 #include "core/types.h"
@@ -232,6 +233,17 @@ class Agent {
   // deadline it knew, lives on to the new deadline (never past one TTL after
   // the loop computed it), so a cycle a little late does not cut clients.
   void ExtendSelfRoute(MonoMs lease_deadline);
+
+  // The floating IP (docs/design/vip.md; null when off). The loop releases it
+  // before any action that gives up the primary role and acquires it while
+  // core::DecideVip says so; FenceMain releases it when the lease deadline
+  // passes, before PostgreSQL is stopped; the fence guard when the agent dies.
+  std::unique_ptr<FloatingIp> vip_;
+  std::string vip_reason_;  // the last DecideVip reason (under mu_)
+  // Releases before the cycle's actions (returns) and acquires after them.
+  void ReleaseVipIfNeeded(const core::Observation& obs, const core::Decision& d);
+  void AcquireVipIfNeeded(const core::Observation& obs, const core::Decision& d);
+  bool VipAllowed() const;  // a live lease, the loop running
 
   // Fencing watchdog (safety rule 2, independent of the loop, which can block
   // on the store, a checkpoint or a stop): while this node is the writable

@@ -18,6 +18,16 @@ namespace tandem::agent {
 enum class TlsMode { kPermissive, kEnforce };
 const char* TlsModeName(TlsMode m);
 
+// The floating IP (optional; docs/design/vip.md): an IPv4 address the
+// primary's agent adds to `interface` and announces with gratuitous ARP.
+struct VipConfig {
+  std::string address;  // "10.0.0.50" ("" = off)
+  int prefix_len = 32;  // from the CIDR in the file ("10.0.0.50/24")
+  std::string interface;
+  bool enabled() const { return !address.empty(); }
+  std::string cidr() const { return address + "/" + std::to_string(prefix_len); }
+};
+
 struct Config {
   std::string path;  // the file it was loaded from (absolute)
 
@@ -61,6 +71,9 @@ struct Config {
   std::string proxy_listen_address() const {
     return proxy_listen.empty() ? node_address : proxy_listen;
   }
+
+  // vip: the floating IP (off unless vip.address is set)
+  VipConfig vip;
 
   // tls: one cluster CA for PostgreSQL, etcd and the API (all five files, or
   // none = no TLS). enforce: a peer's certificate must chain to tls_ca_cert

@@ -37,6 +37,7 @@ json Agent::StatusJson() {
     std::lock_guard<std::mutex> lock(route_mu_);
     route = last_route_;
   }
+  json warnings = json::array();
   // The client endpoint: where this node's proxy sends connections now.
   if (cfg_.proxy_enabled()) {
     json ro = json::array();
@@ -51,6 +52,27 @@ json Agent::StatusJson() {
   } else {
     out["proxy"] = nullptr;
   }
+  // The floating IP: whether it is on this node's interface now, and which
+  // node should hold it as far as this node can tell (the write route's target).
+  if (vip_) {
+    auto here = HasVip(cfg_.vip);
+    std::string vip_reason;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      vip_reason = vip_reason_;
+    }
+    std::string error = vip_->error();
+    if (!here.ok() && error.empty()) error = here.error().message();
+    out["vip"] = {{"address", cfg_.vip.cidr()},
+                  {"interface", cfg_.vip.interface},
+                  {"here", here.ok() && *here},
+                  {"holder", route.read_write ? json(route.read_write->member) : json(nullptr)},
+                  {"reason", vip_reason},
+                  {"error", error}};
+    if (!error.empty()) warnings.push_back("floating IP: " + error);
+  } else {
+    out["vip"] = nullptr;
+  }
   out["member"] = st.member;
   out["last_command"] = {{"command", st.last_command.command},
                          {"result", st.last_command.result},
@@ -63,7 +85,6 @@ json Agent::StatusJson() {
   out["primary"] = nullptr;
   out["node_in_use"] = nullptr;
   out["members"] = json::array();
-  json warnings = json::array();
 
   if (!st.member) {
     out["status"] = st.error ? "Error" : "Disabled";

@@ -36,7 +36,7 @@ int RunAgent(const std::string& config_path) {
   signal(SIGPIPE, SIG_IGN);
 
   // Forked before any thread exists: it fences PostgreSQL if this process dies.
-  auto guard = agent::FenceGuard::Start(cfg->pg_data_dir);
+  auto guard = agent::FenceGuard::Start(cfg->pg_data_dir, cfg->vip);
   if (!guard) {
     TLOG(Error, "agent") << "cannot start the fence guard: " << guard.error().message();
     return 1;

@@ -135,6 +135,14 @@ std::string RenderStatus(const json& s) {
                   : "none (refusing: " + p.value("reason", "") + ")");
     port_line("Read-only", "read_only_port", ro.empty() ? "none (refusing)" : ro);
   }
+  if (s.contains("vip") && s["vip"].is_object()) {
+    const auto& v = s["vip"];
+    std::string where = v["holder"].is_string() ? v["holder"].get<std::string>() : "nobody";
+    std::string text = v.value("address", "") + " on " + v.value("interface", "") + " -> " + where;
+    text += v.value("here", false) ? " (on this node)" : " (not on this node)";
+    line("Floating IP", text);
+    if (!v.value("error", "").empty()) line("  Error", v.value("error", ""));
+  }
   out += "Certificates\n";
   const auto& c = s.value("certificates", json::object());
   auto cert = [&](const char* label, const char* key) {
