@@ -372,10 +372,23 @@ void Agent::LoopMain() {
   TLOG(Info, "ha") << "HA loop started (ttl=" << cfg_.ha.ttl_ms
                    << "ms loop=" << cfg_.ha.loop_interval_ms
                    << "ms margin=" << cfg_.ha.safety_margin_ms << "ms)";
+  MonoMs due = 0;  // when the previous pass meant to run this one
   while (loop_running_ && !stopping_) {
     const MonoMs start = SystemClock::Get().Now();
+    // Late passes explain a lost lease or an expired route better than
+    // anything else: a machine that was paused, or too loaded to run us.
+    if (due != 0 && start - due > cfg_.ha.ttl_ms / 2) {
+      TLOG(Warn, "ha") << "the HA loop ran " << (start - due)
+                       << " ms late (the machine was paused or overloaded): the lease and the "
+                          "proxy routes may have expired meanwhile";
+    }
     RunCycle();
     ReapChildren();
+    if (const MonoMs took = SystemClock::Get().Now() - start; took > cfg_.ha.ttl_ms / 2) {
+      TLOG(Warn, "ha") << "an HA cycle took " << took
+                       << " ms, over half the lease TTL: the store or PostgreSQL answers slowly, "
+                          "or the machine is overloaded";
+    }
     bool removed = false;
     dcs::Revision rev = 0;
     {
@@ -408,6 +421,7 @@ void Agent::LoopMain() {
     const MonoMs interval =
         acted_ ? std::min<MonoMs>(cfg_.ha.loop_interval_ms, 50) : cfg_.ha.loop_interval_ms;
     const MonoMs left = interval - (SystemClock::Get().Now() - start);
+    due = SystemClock::Get().Now() + std::max<MonoMs>(left, 0);
     std::unique_lock<std::mutex> lock(wake_mu_);
     if (left > 0) {
       wake_cv_.wait_for(lock, std::chrono::milliseconds(left),
