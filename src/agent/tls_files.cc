@@ -143,7 +143,10 @@ Result<bool> InstallTlsCopies(const Config& cfg, const std::string& user) {
     auto cur = ReadFile(to);
     struct stat st {};
     const bool mode_ok = ::stat(to.c_str(), &st) == 0 && (st.st_mode & 07777) == 0600;
-    if (cur && *cur == *content && mode_ok) continue;
+    if (cur && *cur == *content && mode_ok) {
+      TANDEM_TRY(Chown(to, user));  // the owner too (e.g. the sources are the copies)
+      continue;
+    }
     // Owner and mode are right before the file appears under its name.
     const std::string tmp = to + ".new";
     TANDEM_TRY(WriteFileAtomic(tmp, *content, 0600));

@@ -2,7 +2,7 @@
 //
 // Node i (1-based) uses ports P+10i (PostgreSQL), +1 (agent API), +2/+3
 // (proxy read-write/read-only), +4/+5 (etcd client/peer). By default it runs
-// TLS (enforce): a CA in DIR/ca and each node's certificates in DIR/nodeI/tls,
+// TLS (enforce): a CA in DIR/ca and each node's certificates in DIR/nodeI/certs,
 // issued as `tandem pki ca init` and `tandem pki issue` do; --no-tls skips it.
 #include <signal.h>
 #include <sys/stat.h>
@@ -107,26 +107,26 @@ std::string CheckTraversable(const std::string& dir) {
   return "";
 }
 
-// DIR/ca (made once) and the node's pairs in DIR/nodeI/tls (issued once).
+// DIR/ca (made once) and the node's pairs in DIR/nodeI/certs (issued once).
 Status IssueSandboxCerts(const std::string& dir, const NodePaths& n) {
   const std::string ca = dir + "/ca";
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   if (!PathExists(pki::CaFiles(ca).cert)) {
     TANDEM_TRY(pki::InitCa(ca, "Tandem sandbox CA", pki::ValidFor(now, pki::kDefaultCaDays)));
   }
-  if (PathExists(n.dir + "/tls/server.crt")) return Ok();
+  if (PathExists(n.dir + "/certs/server.crt")) return Ok();
   pki::NodeRequest r;
   r.node = n.name;
   r.address = "127.0.0.1";
   r.dns = {"localhost"};
-  r.out_dir = n.dir + "/tls";
+  r.out_dir = n.dir + "/certs";  // the agent's private copies go to <state_dir>/tls
   auto issued = pki::IssueNode(ca, r, pki::ValidFor(now, pki::kDefaultCertDays));
   if (!issued) return issued.error();
   return Ok();
 }
 
 std::string TlsYaml(const NodePaths& n) {
-  const std::string t = n.dir + "/tls/";
+  const std::string t = n.dir + "/certs/";
   return "tls:\n  mode: enforce\n  verify_hostname: true\n  server_key: " + t +
          "server.key\n  server_cert: " + t + "server.crt\n  client_key: " + t +
          "client.key\n  client_cert: " + t + "client.crt\n  ca_cert: " + t + "ca.crt\n";
