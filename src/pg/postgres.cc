@@ -1045,8 +1045,22 @@ Status Postgres::BaseBackup(const Source& source,
     const std::string& out = r->output;
     ErrorCode code = ErrorCode::kIo;
     std::string fix = "fix the cause above and retry";
-    if (Contains(out, "could not connect") || Contains(out, "Connection refused") ||
-        Contains(out, "timeout expired")) {
+    if (Contains(out, "no encryption") || Contains(out, "requires a valid client certificate")) {
+      code = ErrorCode::kFailedPrecondition;
+      fix = settings_.tls.enabled()
+                ? "the primary refused this node's TLS client certificate; check tls.client_cert "
+                  "(CN postgres, signed by the cluster CA)"
+                : "the primary requires TLS: set this node's tls section (all five files; "
+                  "`tandem pki issue NODE` makes them)";
+    } else if (Contains(out, "certificate verify failed") || Contains(out, "does not match host") ||
+               Contains(out, "unknown ca") || Contains(out, "SSL error")) {
+      code = ErrorCode::kFailedPrecondition;
+      fix =
+          "the TLS handshake with the primary failed: both nodes' certificates must be signed by "
+          "the same CA (tls.ca_cert), and with tls.verify_hostname the server certificate must "
+          "name the primary's address";
+    } else if (Contains(out, "could not connect") || Contains(out, "Connection refused") ||
+               Contains(out, "timeout expired")) {
       code = ErrorCode::kUnavailable;
       fix = "check that the primary is up and reachable on that port (firewall?)";
     } else if (Contains(out, "password authentication failed") ||
