@@ -891,8 +891,8 @@ void Agent::RefreshTlsCopies() {
   const bool current = TlsCopiesCurrent(cfg_);
   if (!current || cert_summary_at_ == 0 || now - cert_summary_at_ >= 60'000) {
     cert_summary_at_ = now;
-    cert_summary_ = NodeCertificateSummary(
-        CertificateStates(cfg_, SystemClock::Get().WallNow() / 1000));
+    cert_summary_ =
+        NodeCertificateSummary(CertificateStates(cfg_, SystemClock::Get().WallNow() / 1000));
   }
   if (current) return;
   auto valid = ValidateTlsFiles(cfg_, SystemClock::Get().WallNow() / 1000);
@@ -911,8 +911,8 @@ void Agent::RefreshTlsCopies() {
     TLOG(Warn, "agent") << "cannot refresh the TLS copies: " << copied.error().message();
     return;
   }
-  TLOG(Info, "agent") << "the TLS files changed: copies in " << TlsCopies(cfg_).dir
-                      << " refreshed" << (pg_.IsRunning() ? ", PostgreSQL reloaded" : "");
+  TLOG(Info, "agent") << "the TLS files changed: copies in " << TlsCopies(cfg_).dir << " refreshed"
+                      << (pg_.IsRunning() ? ", PostgreSQL reloaded" : "");
   if (pg_.IsRunning()) {
     if (auto st = pg_.Reload(); !st.ok()) TLOG(Warn, "agent") << st.error().message();
   }

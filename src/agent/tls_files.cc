@@ -26,9 +26,10 @@ void Collect(const char* key, const pki::Inspection& in, const Config& cfg,
     if (f.ok || f.check == pki::Check::kKeyMode) continue;
     std::string line = std::string(key) + ": " + f.detail;
     if (f.check == pki::Check::kHost) {
-      line += "; or, when the certificates name the node by its domain name only (a CN and no "
-              "SAN, checked with sslmode=verify-ca), set `tls.verify_hostname: false` in " +
-              cfg.path;
+      line +=
+          "; or, when the certificates name the node by its domain name only (a CN and no "
+          "SAN, checked with sslmode=verify-ca), set `tls.verify_hostname: false` in " +
+          cfg.path;
     }
     out->push_back(line);
   }
@@ -92,10 +93,10 @@ Status ValidateTlsFiles(const Config& cfg, int64_t now) {
   if (auto p = CaProblem(ca); !p.empty()) problems.push_back(p);
   const bool ca_ok = ca.ok() && CaProblem(ca).empty();
 
-  auto server = pki::Inspect(cfg.tls_server_cert, Opts(cfg, now, cfg.tls_server_key,
-                                                       pki::Role::kServer, ServerHost(cfg)));
-  auto client = pki::Inspect(cfg.tls_client_cert,
-                             Opts(cfg, now, cfg.tls_client_key, pki::Role::kClient, ""));
+  auto server = pki::Inspect(
+      cfg.tls_server_cert, Opts(cfg, now, cfg.tls_server_key, pki::Role::kServer, ServerHost(cfg)));
+  auto client =
+      pki::Inspect(cfg.tls_client_cert, Opts(cfg, now, cfg.tls_client_key, pki::Role::kClient, ""));
   for (auto* in : {&server, &client}) {
     // With a broken CA file every chain check fails for the same reason: say it once.
     if (!ca_ok) {
@@ -190,11 +191,11 @@ std::vector<CertificateState> CertificateStates(const Config& cfg, int64_t now) 
     }
     out.push_back(std::move(s));
   };
-  auto server = pki::Inspect(cfg.tls_server_cert, Opts(cfg, now, cfg.tls_server_key,
-                                                       pki::Role::kServer, ServerHost(cfg)));
+  auto server = pki::Inspect(
+      cfg.tls_server_cert, Opts(cfg, now, cfg.tls_server_key, pki::Role::kServer, ServerHost(cfg)));
   add("server", cfg.tls_server_cert, server, "");
-  auto client = pki::Inspect(cfg.tls_client_cert,
-                             Opts(cfg, now, cfg.tls_client_key, pki::Role::kClient, ""));
+  auto client =
+      pki::Inspect(cfg.tls_client_cert, Opts(cfg, now, cfg.tls_client_key, pki::Role::kClient, ""));
   add("client", cfg.tls_client_cert, client,
       ClientCnProblem(client).empty() ? "" : "Common Name is not postgres");
   auto ca = InspectCa(cfg, now);

@@ -171,12 +171,9 @@ std::vector<std::pair<std::string, std::string>> ClientTlsParams(const TlsSettin
 std::string PrimaryConninfo(const Source& source, const std::string& passfile,
                             const TlsSettings& tls) {
   std::vector<std::pair<std::string, std::string>> kv = {
-      {"host", source.host},
-      {"port", std::to_string(source.port)},
-      {"user", source.user},
-      {"application_name", source.application_name},
-      {"passfile", passfile},
-      {"connect_timeout", "5"}};
+      {"host", source.host},  {"port", std::to_string(source.port)},
+      {"user", source.user},  {"application_name", source.application_name},
+      {"passfile", passfile}, {"connect_timeout", "5"}};
   for (auto& p : ClientTlsParams(tls)) kv.push_back(std::move(p));
   return BuildConninfo(kv);
 }
@@ -374,8 +371,8 @@ Result<std::string> RenderHba(const std::vector<HbaPeer>& peers,
     out += line(peer_type, "replication", replication_user, loopback, repl_method, "local");
   }
   if (ssl) {
-    out += line("hostnossl", "replication", "all", "all", "reject",
-                "TLS is required for replication");
+    out +=
+        line("hostnossl", "replication", "all", "all", "reject", "TLS is required for replication");
   }
   out += ssl ? "# The superuser over TCP only from the peers (pg_rewind), over TLS only.\n"
              : "# The superuser over TCP only from the peers (pg_rewind).\n";

@@ -66,8 +66,7 @@ Result<std::string> RenderConfig(const Settings& settings, const std::string& so
 // With TLS (see TlsMode) replication and the superuser from peers are
 // `hostssl` only, and a plain (`hostnossl`) attempt is rejected by name.
 Result<std::string> RenderHba(const std::vector<HbaPeer>& peers,
-                              const std::string& replication_user,
-                              TlsMode tls = TlsMode::kOff);
+                              const std::string& replication_user, TlsMode tls = TlsMode::kOff);
 
 // The whole pg_ident.conf: map `tandem` from the client certificate's CN
 // (kClientCertCn) to the replication user and to the superuser.

@@ -117,8 +117,9 @@ TEST_F(PgTlsTest, APlainReplicationConnectionIsRefused) {
                             "sslmode=disable",
                         "IDENTIFY_SYSTEM");
   EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(Has(r.output, "pg_hba.conf rejects replication connection for host \"127.0.0.1\", "
-                            "user \"replicator\", no encryption"))
+  EXPECT_TRUE(Has(r.output,
+                  "pg_hba.conf rejects replication connection for host \"127.0.0.1\", "
+                  "user \"replicator\", no encryption"))
       << r.output;
   // The superuser from a peer address without TLS: refused too.
   auto su = PsqlConninfo("host=127.0.0.1 port=" + std::to_string(port) +
@@ -192,8 +193,7 @@ TEST_F(PgTlsTest, AnAgentWithBadCertificatesRefusesToStartAndTheClusterGoesOn) {
     }
     // The other CA only exists after the previous test; make sure it does.
     if (c.name == "other CA" && !PathExists(c.to)) {
-      ASSERT_EQ(RunTandem({"pki", "ca", "init", "--dir", dir_->path() + "/other/ca"}).exit_code,
-                0);
+      ASSERT_EQ(RunTandem({"pki", "ca", "init", "--dir", dir_->path() + "/other/ca"}).exit_code, 0);
     }
     bad = ReplaceAll(bad, c.from, c.to);
     ASSERT_NE(bad, yaml) << c.name;
@@ -241,8 +241,8 @@ TEST_F(PgTlsTest, StatusShowsEveryNodesCertificate) {
 TEST_F(PgTlsTest, NoKeyMaterialInLogsOrStatus) {
   std::vector<std::string> keys = {Dir() + "/ca/ca.key"};
   for (int i = 1; i <= 3; ++i) {
-    for (const char* k : {"/certs/server.key", "/certs/client.key", "/tls/server.key",
-                          "/tls/client.key"}) {
+    for (const char* k :
+         {"/certs/server.key", "/certs/client.key", "/tls/server.key", "/tls/client.key"}) {
       keys.push_back(NodeDir(i) + k);
     }
   }

@@ -203,12 +203,12 @@ TEST_F(TlsFilesTest, CopiesArePrivateAndFollowTheSources) {
   EXPECT_TRUE(*r);
   const auto c = TlsCopies(cfg_);
   EXPECT_EQ(Mode(c.dir), 0700u);
-  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
-           {cfg_.tls_server_key, c.server_key},
-           {cfg_.tls_server_cert, c.server_cert},
-           {cfg_.tls_client_key, c.client_key},
-           {cfg_.tls_client_cert, c.client_cert},
-           {cfg_.tls_ca_cert, c.ca_cert}}) {
+  for (const auto& [from, to] :
+       std::vector<std::pair<std::string, std::string>>{{cfg_.tls_server_key, c.server_key},
+                                                        {cfg_.tls_server_cert, c.server_cert},
+                                                        {cfg_.tls_client_key, c.client_key},
+                                                        {cfg_.tls_client_cert, c.client_cert},
+                                                        {cfg_.tls_ca_cert, c.ca_cert}}) {
     EXPECT_EQ(Mode(to), 0600u) << to;
     EXPECT_EQ(*ReadFile(from), *ReadFile(to)) << to;
   }
@@ -249,7 +249,8 @@ TEST_F(TlsFilesTest, StatesAndAlarms) {
 
   Issue("old", {now_ - 20 * 86400, now_ - 86400});
   states = CertificateStates(ConfigFor("old"), now_);
-  EXPECT_TRUE(Has(NodeCertificateSummary(states), "Invalid (server: expired")) << NodeCertificateSummary(states);
+  EXPECT_TRUE(Has(NodeCertificateSummary(states), "Invalid (server: expired"))
+      << NodeCertificateSummary(states);
   EXPECT_TRUE(CertificateStates(Config{}, now_).empty());
 }
 

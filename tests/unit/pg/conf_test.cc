@@ -328,15 +328,13 @@ bool Contains(const std::string& s, const std::string& part) {
 TEST(Tls, ClientParamsPerMode) {
   EXPECT_TRUE(ClientTlsParams(Tls(TlsMode::kOff)).empty());
   using KV = std::vector<std::pair<std::string, std::string>>;
-  EXPECT_EQ(ClientTlsParams(Tls(TlsMode::kPermissive)),
-            (KV{{"sslmode", "require"},
-                {"sslcert", "/s/tls/client.crt"},
-                {"sslkey", "/s/tls/client.key"}}));
-  EXPECT_EQ(ClientTlsParams(Tls(TlsMode::kEnforce)),
-            (KV{{"sslmode", "verify-full"},
-                {"sslrootcert", "/s/tls/ca.crt"},
-                {"sslcert", "/s/tls/client.crt"},
-                {"sslkey", "/s/tls/client.key"}}));
+  EXPECT_EQ(ClientTlsParams(Tls(TlsMode::kPermissive)), (KV{{"sslmode", "require"},
+                                                            {"sslcert", "/s/tls/client.crt"},
+                                                            {"sslkey", "/s/tls/client.key"}}));
+  EXPECT_EQ(ClientTlsParams(Tls(TlsMode::kEnforce)), (KV{{"sslmode", "verify-full"},
+                                                         {"sslrootcert", "/s/tls/ca.crt"},
+                                                         {"sslcert", "/s/tls/client.crt"},
+                                                         {"sslkey", "/s/tls/client.key"}}));
   EXPECT_EQ(ClientTlsParams(Tls(TlsMode::kEnforce, false))[0].second, "verify-ca");
 }
 
@@ -380,8 +378,8 @@ TEST(Tls, ConfigTurnsSslOn) {
 }
 
 TEST(Tls, HbaEnforceUsesCertificatesAndRejectsPlainReplication) {
-  auto r = RenderHba({{"node1", "10.0.0.1"}, {"node2", "10.0.0.2"}}, "replicator",
-                     TlsMode::kEnforce);
+  auto r =
+      RenderHba({{"node1", "10.0.0.1"}, {"node2", "10.0.0.2"}}, "replicator", TlsMode::kEnforce);
   ASSERT_TRUE(r.ok());
   const std::string& h = *r;
   auto pos = [&](const std::string& s) {
