@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "agent/http_client.h"
+#include "agent/tls_files.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -61,6 +62,17 @@ pg::Settings MakeSettings(const Config& cfg) {
   s.port = cfg.pg_port;
   s.extra = cfg.pg_parameters;
   s.replication_user = kReplicationUser;
+  if (cfg.tls_enabled()) {
+    const auto copies = TlsCopies(cfg);
+    s.tls.mode =
+        cfg.tls_mode == TlsMode::kEnforce ? pg::TlsMode::kEnforce : pg::TlsMode::kPermissive;
+    s.tls.verify_hostname = cfg.tls_verify_hostname;
+    s.tls.server_cert = copies.server_cert;
+    s.tls.server_key = copies.server_key;
+    s.tls.ca_cert = copies.ca_cert;
+    s.tls.client_cert = copies.client_cert;
+    s.tls.client_key = copies.client_key;
+  }
   return s;
 }
 
@@ -220,6 +232,14 @@ void Agent::FenceMain() {
 
 Status Agent::StartMember() {
   TANDEM_TRY(MakeDirs(cfg_.state_dir, 0755));
+  if (cfg_.tls_enabled()) {
+    // The caller checked the files (ValidateTlsFiles); PostgreSQL and libpq
+    // read these copies, whose owner and mode they accept.
+    auto copied = InstallTlsCopies(cfg_, ServiceUser(cfg_));
+    if (!copied) return copied.error();
+    TLOG(Info, "agent") << "TLS (" << TlsModeName(cfg_.tls_mode) << "): certificates copied to "
+                        << TlsCopies(cfg_).dir;
+  }
   TANDEM_TRY(MakeDirs(cfg_.log_dir(), 0755));
   TANDEM_TRY(ChownRecursive(cfg_.log_dir(), ServiceUser(cfg_)));
   TANDEM_TRY(MakeDirs(cfg_.socket_dir(), 0700));
@@ -574,6 +594,7 @@ core::MemberState Agent::SelfState(const core::LocalPostgres& local) const {
   m.streaming = streaming_;
   // Data that needs a re-clone must not be waited for as a failover candidate.
   m.nofailover = local.needs_reclone;
+  m.certificate = cert_summary_;
   return m;
 }
 
@@ -927,7 +948,41 @@ Status Agent::WriteHbaFor(const ClusterView& view) {
   return Ok();
 }
 
+void Agent::RefreshTlsCopies() {
+  if (!cfg_.tls_enabled()) return;
+  const MonoMs now = SystemClock::Get().Now();
+  const bool current = TlsCopiesCurrent(cfg_);
+  if (!current || cert_summary_at_ == 0 || now - cert_summary_at_ >= 60'000) {
+    cert_summary_at_ = now;
+    cert_summary_ =
+        NodeCertificateSummary(CertificateStates(cfg_, SystemClock::Get().WallNow() / 1000));
+  }
+  if (current) return;
+  auto valid = ValidateTlsFiles(cfg_, SystemClock::Get().WallNow() / 1000);
+  if (!valid.ok()) {
+    if (valid.error().message() != tls_refresh_warned_) {
+      tls_refresh_warned_ = valid.error().message();
+      TLOG(Warn, "agent") << "the TLS files changed but are not usable; PostgreSQL keeps the "
+                             "previous copies: "
+                          << valid.error().message();
+    }
+    return;
+  }
+  tls_refresh_warned_.clear();
+  auto copied = InstallTlsCopies(cfg_, ServiceUser(cfg_));
+  if (!copied) {
+    TLOG(Warn, "agent") << "cannot refresh the TLS copies: " << copied.error().message();
+    return;
+  }
+  TLOG(Info, "agent") << "the TLS files changed: copies in " << TlsCopies(cfg_).dir << " refreshed"
+                      << (pg_.IsRunning() ? ", PostgreSQL reloaded" : "");
+  if (pg_.IsRunning()) {
+    if (auto st = pg_.Reload(); !st.ok()) TLOG(Warn, "agent") << st.error().message();
+  }
+}
+
 void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& local) {
+  RefreshTlsCopies();
   // pg_hba.conf follows the membership on every node.
   if (auto st = WriteHbaFor(view); !st.ok()) {
     TLOG(Warn, "pg") << "writing pg_hba.conf: " << st.error().message();

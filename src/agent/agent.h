@@ -150,6 +150,9 @@ class Agent {
   Result<ClusterView> ReadView();
   Result<pg::Source> SourceFor(const ClusterView& view, const std::string& member, bool superuser);
   Status WriteHbaFor(const ClusterView& view);
+  // The tls files changed since the private copies were made: checked, copied
+  // and PostgreSQL reloaded; a bad change is warned about (once) and ignored.
+  void RefreshTlsCopies();
   Status StartReplicaOf(const ClusterView& view, const std::string& member);
   void SetLastCommand(const std::string& command, const std::string& result,
                       const std::string& error);
@@ -199,6 +202,11 @@ class Agent {
   std::atomic<MonoMs> lease_deadline_{0};
   int start_failures_ = 0;
   std::string last_reason_;
+  std::string tls_refresh_warned_;  // the last refused TLS change (warned once)
+  // This node's certificate state as published in its member state (loop
+  // thread only), recomputed once a minute and when the files change.
+  std::string cert_summary_;
+  MonoMs cert_summary_at_ = 0;
   std::optional<ClusterView> last_view_;
   core::LocalPostgres last_local_;
   bool store_ok_ = false;

@@ -2,9 +2,11 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <ctime>
 #include <memory>
 
 #include "agent/agent.h"
+#include "agent/tls_files.h"
 #include "api/server.h"
 #include "base/log.h"
 #include "base/process.h"
@@ -17,6 +19,12 @@ int RunAgent(const std::string& config_path) {
   auto cfg = agent::LoadConfig(config_path);
   if (!cfg) {
     std::fprintf(stderr, "ERROR : %s\n", cfg.error().message().c_str());
+    return 2;
+  }
+  // Bad certificates refuse the start before anything runs (no fence guard,
+  // proxy, etcd or PostgreSQL is touched).
+  if (auto st = agent::ValidateTlsFiles(*cfg, std::time(nullptr)); !st.ok()) {
+    std::fprintf(stderr, "ERROR : %s\n", st.error().message().c_str());
     return 2;
   }
   log::SetNode(cfg->node_name);
