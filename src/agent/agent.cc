@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "agent/http_client.h"
+#include "agent/tls_files.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -17,6 +18,7 @@
 #include "core/decide.h"
 #include "core/route.h"
 #include "core/sync.h"
+#include "core/vip.h"
 #include "dcs/etcd_dcs.h"
 
 namespace tandem::agent {
@@ -60,6 +62,17 @@ pg::Settings MakeSettings(const Config& cfg) {
   s.port = cfg.pg_port;
   s.extra = cfg.pg_parameters;
   s.replication_user = kReplicationUser;
+  if (cfg.tls_enabled()) {
+    const auto copies = TlsCopies(cfg);
+    s.tls.mode =
+        cfg.tls_mode == TlsMode::kEnforce ? pg::TlsMode::kEnforce : pg::TlsMode::kPermissive;
+    s.tls.verify_hostname = cfg.tls_verify_hostname;
+    s.tls.server_cert = copies.server_cert;
+    s.tls.server_key = copies.server_key;
+    s.tls.ca_cert = copies.ca_cert;
+    s.tls.client_cert = copies.client_cert;
+    s.tls.client_key = copies.client_key;
+  }
   return s;
 }
 
@@ -69,7 +82,9 @@ Agent::Agent(Config cfg)
     : cfg_(std::move(cfg)),
       keys_(cfg_.cluster),
       pg_(MakePaths(cfg_), MakeSettings(cfg_)),
-      etcd_(cfg_) {}
+      etcd_(cfg_) {
+  if (cfg_.vip.enabled()) vip_ = std::make_unique<FloatingIp>(cfg_.vip);
+}
 
 Agent::~Agent() {
   stopping_ = true;
@@ -158,6 +173,18 @@ void Agent::SetProgress(const std::string& line) {
 }
 
 Status Agent::Start() {
+  if (vip_) {
+    // No node is the primary before its loop says so: an address left behind
+    // by a crash goes now (the loop adds it back within a cycle if this node
+    // still leads).
+    auto present = HasVip(cfg_.vip);
+    if (present.ok() && *present) {
+      TLOG(Warn, "vip") << "the floating IP " << cfg_.vip.cidr() << " is on " << cfg_.vip.interface
+                        << " at start-up (left by a crash?): removing it until this node is "
+                           "the primary";
+    }
+    (void)vip_->Release("start-up", /*force=*/true);
+  }
   fence_thread_ = std::thread([this] { FenceMain(); });
   auto st = StartMember();
   if (!st.ok() && state_.member && pg_.IsRunning()) {
@@ -185,6 +212,13 @@ void Agent::FenceMain() {
       }
       auto st = pg_.Stop(pg::StopMode::kImmediate);
       if (!st.ok()) TLOG(Error, "ha") << "fencing stop failed: " << st.error().message();
+      // After PostgreSQL, never before: removing the address may wait for
+      // the loop's netlink call, and nothing may delay the fence.
+      if (vip_) (void)vip_->Release("fencing", /*force=*/true);
+    }
+    // The floating IP never outlives the lease, whatever the loop is doing.
+    if (vip_ && vip_->held() && !VipAllowed()) {
+      (void)vip_->Release("the lease deadline passed (fencing)");
     }
     // A primary's postmaster died: the loop restarts it (or hands over) now,
     // not at its next tick.
@@ -199,6 +233,14 @@ void Agent::FenceMain() {
 
 Status Agent::StartMember() {
   TANDEM_TRY(MakeDirs(cfg_.state_dir, 0755));
+  if (cfg_.tls_enabled()) {
+    // The caller checked the files (ValidateTlsFiles); PostgreSQL and libpq
+    // read these copies, whose owner and mode they accept.
+    auto copied = InstallTlsCopies(cfg_, ServiceUser(cfg_));
+    if (!copied) return copied.error();
+    TLOG(Info, "agent") << "TLS (" << TlsModeName(cfg_.tls_mode) << "): certificates copied to "
+                        << TlsCopies(cfg_).dir;
+  }
   TANDEM_TRY(MakeDirs(cfg_.log_dir(), 0755));
   TANDEM_TRY(ChownRecursive(cfg_.log_dir(), ServiceUser(cfg_)));
   TANDEM_TRY(MakeDirs(cfg_.socket_dir(), 0700));
@@ -259,6 +301,8 @@ void Agent::Shutdown() {
     auto leader = store->Get(keys_.leader());
     held = leader.ok() && leader->has_value() && (*leader)->value == cfg_.node_name;
   }
+  // The floating IP goes before PostgreSQL (the loop's end released it too).
+  if (vip_) (void)vip_->Release("shutting down");
   if (pg_.IsRunning()) {
     auto s = pg_.Stop(pg::StopMode::kFast);
     if (!s.ok()) TLOG(Warn, "agent") << "stopping PostgreSQL: " << s.error().message();
@@ -349,10 +393,23 @@ void Agent::LoopMain() {
   TLOG(Info, "ha") << "HA loop started (ttl=" << cfg_.ha.ttl_ms
                    << "ms loop=" << cfg_.ha.loop_interval_ms
                    << "ms margin=" << cfg_.ha.safety_margin_ms << "ms)";
+  MonoMs due = 0;  // when the previous pass meant to run this one
   while (loop_running_ && !stopping_) {
     const MonoMs start = SystemClock::Get().Now();
+    // Late passes explain a lost lease or an expired route better than
+    // anything else: a machine that was paused, or too loaded to run us.
+    if (due != 0 && start - due > cfg_.ha.ttl_ms / 2) {
+      TLOG(Warn, "ha") << "the HA loop ran " << (start - due)
+                       << " ms late (the machine was paused or overloaded): the lease and the "
+                          "proxy routes may have expired meanwhile";
+    }
     RunCycle();
     ReapChildren();
+    if (const MonoMs took = SystemClock::Get().Now() - start; took > cfg_.ha.ttl_ms / 2) {
+      TLOG(Warn, "ha") << "an HA cycle took " << took
+                       << " ms, over half the lease TTL: the store or PostgreSQL answers slowly, "
+                          "or the machine is overloaded";
+    }
     bool removed = false;
     dcs::Revision rev = 0;
     {
@@ -385,6 +442,7 @@ void Agent::LoopMain() {
     const MonoMs interval =
         acted_ ? std::min<MonoMs>(cfg_.ha.loop_interval_ms, 50) : cfg_.ha.loop_interval_ms;
     const MonoMs left = interval - (SystemClock::Get().Now() - start);
+    due = SystemClock::Get().Now() + std::max<MonoMs>(left, 0);
     std::unique_lock<std::mutex> lock(wake_mu_);
     if (left > 0) {
       wake_cv_.wait_for(lock, std::chrono::milliseconds(left),
@@ -393,6 +451,7 @@ void Agent::LoopMain() {
     wake_ = false;
   }
   PublishNoRoute("the HA loop stopped");
+  if (vip_) (void)vip_->Release("the HA loop stopped");
   TLOG(Info, "ha") << "HA loop stopped";
 }
 
@@ -536,6 +595,7 @@ core::MemberState Agent::SelfState(const core::LocalPostgres& local) const {
   m.streaming = streaming_;
   // Data that needs a re-clone must not be waited for as a failover candidate.
   m.nofailover = local.needs_reclone;
+  m.certificate = cert_summary_;
   return m;
 }
 
@@ -617,6 +677,8 @@ void Agent::RunCycle() {
   // Before acting: a node about to give up the primary role takes the write
   // route away first (safety rule 5).
   PublishRoute(obs, d, v);
+  // The floating IP likewise: gone before a demotion or step-down starts.
+  ReleaseVipIfNeeded(obs, d);
   auto st = Execute(d, obs, v);
   if (!st.ok()) {
     // The same failure every cycle (a full disk, a peer down) is said once,
@@ -662,9 +724,31 @@ void Agent::RunCycle() {
     // Writable, store unreadable: fence at our deadline.
     fence_deadline_ = std::max<MonoMs>(lease_deadline, kFenceNow);
   }
+  AcquireVipIfNeeded(obs, d);
   // Only after actions that worked: a failing one must not spin the loop.
   acted_ = !d.actions.empty() && st.ok();
   if (view.ok()) Housekeeping(v, local);
+}
+
+bool Agent::VipAllowed() const {
+  return lease_.load() != 0 && SystemClock::Get().Now() < lease_deadline_.load() && loop_running_ &&
+         !stopping_;
+}
+
+void Agent::ReleaseVipIfNeeded(const core::Observation& obs, const core::Decision& d) {
+  if (!vip_) return;
+  const core::VipDecision vd = core::DecideVip(obs, d, vip_->held());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    vip_reason_ = vd.reason;
+  }
+  if (!vd.hold) (void)vip_->Release(vd.reason);  // errors are logged once and shown in status
+}
+
+void Agent::AcquireVipIfNeeded(const core::Observation& obs, const core::Decision& d) {
+  if (!vip_) return;
+  const core::VipDecision vd = core::DecideVip(obs, d, vip_->held());
+  if (vd.hold) (void)vip_->Acquire([this] { return VipAllowed(); });
 }
 
 Status Agent::Execute(const core::Decision& d, const core::Observation& obs,
@@ -865,7 +949,41 @@ Status Agent::WriteHbaFor(const ClusterView& view) {
   return Ok();
 }
 
+void Agent::RefreshTlsCopies() {
+  if (!cfg_.tls_enabled()) return;
+  const MonoMs now = SystemClock::Get().Now();
+  const bool current = TlsCopiesCurrent(cfg_);
+  if (!current || cert_summary_at_ == 0 || now - cert_summary_at_ >= 60'000) {
+    cert_summary_at_ = now;
+    cert_summary_ =
+        NodeCertificateSummary(CertificateStates(cfg_, SystemClock::Get().WallNow() / 1000));
+  }
+  if (current) return;
+  auto valid = ValidateTlsFiles(cfg_, SystemClock::Get().WallNow() / 1000);
+  if (!valid.ok()) {
+    if (valid.error().message() != tls_refresh_warned_) {
+      tls_refresh_warned_ = valid.error().message();
+      TLOG(Warn, "agent") << "the TLS files changed but are not usable; PostgreSQL keeps the "
+                             "previous copies: "
+                          << valid.error().message();
+    }
+    return;
+  }
+  tls_refresh_warned_.clear();
+  auto copied = InstallTlsCopies(cfg_, ServiceUser(cfg_));
+  if (!copied) {
+    TLOG(Warn, "agent") << "cannot refresh the TLS copies: " << copied.error().message();
+    return;
+  }
+  TLOG(Info, "agent") << "the TLS files changed: copies in " << TlsCopies(cfg_).dir << " refreshed"
+                      << (pg_.IsRunning() ? ", PostgreSQL reloaded" : "");
+  if (pg_.IsRunning()) {
+    if (auto st = pg_.Reload(); !st.ok()) TLOG(Warn, "agent") << st.error().message();
+  }
+}
+
 void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& local) {
+  RefreshTlsCopies();
   // pg_hba.conf follows the membership on every node.
   if (auto st = WriteHbaFor(view); !st.ok()) {
     TLOG(Warn, "pg") << "writing pg_hba.conf: " << st.error().message();

@@ -23,6 +23,7 @@
 #include "agent/etcd_member.h"
 #include "agent/fence_guard.h"
 #include "agent/local_state.h"
+#include "agent/vip.h"
 #include "base/result.h"
 #include "core/route.h"
 #include "core/types.h"
@@ -149,6 +150,9 @@ class Agent {
   Result<ClusterView> ReadView();
   Result<pg::Source> SourceFor(const ClusterView& view, const std::string& member, bool superuser);
   Status WriteHbaFor(const ClusterView& view);
+  // The tls files changed since the private copies were made: checked, copied
+  // and PostgreSQL reloaded; a bad change is warned about (once) and ignored.
+  void RefreshTlsCopies();
   Status StartReplicaOf(const ClusterView& view, const std::string& member);
   void SetLastCommand(const std::string& command, const std::string& result,
                       const std::string& error);
@@ -198,6 +202,11 @@ class Agent {
   std::atomic<MonoMs> lease_deadline_{0};
   int start_failures_ = 0;
   std::string last_reason_;
+  std::string tls_refresh_warned_;  // the last refused TLS change (warned once)
+  // This node's certificate state as published in its member state (loop
+  // thread only), recomputed once a minute and when the files change.
+  std::string cert_summary_;
+  MonoMs cert_summary_at_ = 0;
   std::optional<ClusterView> last_view_;
   core::LocalPostgres last_local_;
   bool store_ok_ = false;
@@ -232,6 +241,17 @@ class Agent {
   // deadline it knew, lives on to the new deadline (never past one TTL after
   // the loop computed it), so a cycle a little late does not cut clients.
   void ExtendSelfRoute(MonoMs lease_deadline);
+
+  // The floating IP (docs/design/vip.md; null when off). The loop releases it
+  // before any action that gives up the primary role and acquires it while
+  // core::DecideVip says so; FenceMain releases it when the lease deadline
+  // passes, before PostgreSQL is stopped; the fence guard when the agent dies.
+  std::unique_ptr<FloatingIp> vip_;
+  std::string vip_reason_;  // the last DecideVip reason (under mu_)
+  // Releases before the cycle's actions (returns) and acquires after them.
+  void ReleaseVipIfNeeded(const core::Observation& obs, const core::Decision& d);
+  void AcquireVipIfNeeded(const core::Observation& obs, const core::Decision& d);
+  bool VipAllowed() const;  // a live lease, the loop running
 
   // Fencing watchdog (safety rule 2, independent of the loop, which can block
   // on the store, a checkpoint or a stop): while this node is the writable

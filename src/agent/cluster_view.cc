@@ -63,15 +63,16 @@ Result<NodeInfo> DecodeNodeInfo(const std::string& text) {
 }
 
 std::string EncodeMemberState(const core::MemberState& m) {
-  return json{{"name", m.name},
-              {"role", core::RoleName(m.role)},
-              {"timeline", m.timeline},
-              {"lsn", FormatLsn(m.lsn)},
-              {"replay_lsn", FormatLsn(m.replay_lsn)},
-              {"following", m.following},
-              {"streaming", m.streaming},
-              {"nofailover", m.nofailover}}
-      .dump();
+  json j{{"name", m.name},
+         {"role", core::RoleName(m.role)},
+         {"timeline", m.timeline},
+         {"lsn", FormatLsn(m.lsn)},
+         {"replay_lsn", FormatLsn(m.replay_lsn)},
+         {"following", m.following},
+         {"streaming", m.streaming},
+         {"nofailover", m.nofailover}};
+  if (!m.certificate.empty()) j["certificate"] = m.certificate;
+  return j.dump();
 }
 
 Result<core::MemberState> DecodeMemberState(const std::string& text) {
@@ -86,6 +87,7 @@ Result<core::MemberState> DecodeMemberState(const std::string& text) {
     m.following = j.value("following", "");
     m.streaming = j.value("streaming", false);
     m.nofailover = j.value("nofailover", false);
+    m.certificate = j.value("certificate", "");
     return m;
   });
 }

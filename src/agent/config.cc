@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <yaml-cpp/yaml.h>
 
@@ -96,6 +97,57 @@ Status CheckDuplicateKeys(const YAML::Node& node, const std::string& where,
   return Ok();
 }
 
+// vip.address (an IPv4 CIDR) and vip.interface, checked against the node.
+Status ParseVip(const std::string& cidr, Config& c, const std::string& path) {
+  if (cidr.empty()) {
+    return Bad(path,
+               "'vip.address' is required when the vip section is present (for example "
+               "10.0.0.50/24); remove the section to turn the floating IP off");
+  }
+  const auto slash = cidr.find('/');
+  const std::string addr = cidr.substr(0, slash);
+  struct in_addr a4;
+  if (inet_pton(AF_INET, addr.c_str(), &a4) != 1) {
+    return Bad(path,
+               "'vip.address' must be an IPv4 address with its prefix length, such as "
+               "10.0.0.50/24 (got '" +
+                   cidr + "')");
+  }
+  if (slash == std::string::npos) {
+    return Bad(path, "'vip.address' needs the prefix length of the network it lives in, such as " +
+                         addr + "/24 (got '" + cidr + "')");
+  }
+  auto prefix = ParseInt(cidr.substr(slash + 1));
+  if (!prefix || *prefix < 1 || *prefix > 32) {
+    return Bad(path, "'vip.address' prefix length must be 1 to 32, as in " + addr + "/24 (got '" +
+                         cidr + "')");
+  }
+  const uint32_t host = ntohl(a4.s_addr);
+  if (host == 0 || (host >> 24) == 127 || (host >> 28) >= 14) {
+    return Bad(path,
+               "'vip.address' must be a unicast address outside 0.0.0.0/8 and 127.0.0.0/8 "
+               "(got '" +
+                   cidr + "')");
+  }
+  if (c.vip.interface.empty()) {
+    return Bad(path,
+               "'vip.interface' is required with vip.address: the network interface the "
+               "floating IP is added to (for example eth0; see `ip link`)");
+  }
+  if (c.vip.interface.size() >= IF_NAMESIZE || ::if_nametoindex(c.vip.interface.c_str()) == 0) {
+    return Bad(path, "'vip.interface' names '" + c.vip.interface +
+                         "', which is not a network interface on this node (check `ip link`)");
+  }
+  if (addr == c.node_address) {
+    return Bad(path, "'vip.address' " + addr +
+                         " is this node's own address (node.address): the floating IP must be "
+                         "a spare address that moves with the primary; pick an unused one");
+  }
+  c.vip.address = addr;
+  c.vip.prefix_len = static_cast<int>(*prefix);
+  return Ok();
+}
+
 }  // namespace
 
 const char* TlsModeName(TlsMode m) {
@@ -170,7 +222,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     Config c;
     c.path = path;
     TANDEM_TRY(CheckKeys(
-        root, "", {"cluster", "node", "api", "postgresql", "dcs", "proxy", "tls", "log"}, path));
+        root, "", {"cluster", "node", "api", "postgresql", "dcs", "proxy", "vip", "tls", "log"},
+        path));
     TANDEM_TRY(GetString(root, "cluster", "cluster", path, &c.cluster));
     if (!IsValidName(c.cluster)) {
       return Bad(path, "'cluster' must be 1-63 characters of a-z, 0-9, '-', '_' or '.' (got '" +
@@ -295,11 +348,11 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     if (!timing.empty()) return Bad(path, timing);
 
     auto proxy = root["proxy"];
-    TANDEM_TRY(
-        CheckKeys(proxy, "proxy",
-                  {"read_write_port", "read_only_port", "listen", "max_connections", "idle_timeout",
-                   "connect_timeout", "read_only_max_lag_bytes", "read_only_fallback_to_primary"},
-                  path));
+    TANDEM_TRY(CheckKeys(
+        proxy, "proxy",
+        {"read_write_port", "read_only_port", "listen", "max_connections", "idle_timeout",
+         "connect_timeout", "read_only_max_lag_bytes", "read_only_fallback_to_primary", "threads"},
+        path));
     TANDEM_TRY(GetPort(proxy, "read_write_port", "proxy.read_write_port", path, &c.proxy_rw_port,
                        /*zero_ok=*/true));
     TANDEM_TRY(GetPort(proxy, "read_only_port", "proxy.read_only_port", path, &c.proxy_ro_port,
@@ -315,6 +368,15 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
         return Bad(path, "'proxy.max_connections' must be an integer between 1 and 100000");
       }
       c.proxy_max_connections = static_cast<int>(*v);
+    }
+    if (proxy && proxy["threads"]) {
+      auto v = ParseInt(proxy["threads"].as<std::string>());
+      if (!v || *v < 0 || *v > 64) {
+        return Bad(path,
+                   "'proxy.threads' must be an integer from 0 (one event loop per core, at most "
+                   "4) to 64");
+      }
+      c.proxy_threads = static_cast<int>(*v);
     }
     if (proxy && proxy["idle_timeout"]) {
       // 0 (or 0s) = no idle timeout.
@@ -347,6 +409,15 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
       } else {
         return Bad(path, "'proxy.read_only_fallback_to_primary' must be true or false");
       }
+    }
+
+    auto vip = root["vip"];
+    TANDEM_TRY(CheckKeys(vip, "vip", {"address", "interface"}, path));
+    if (vip) {
+      std::string cidr;
+      TANDEM_TRY(GetString(vip, "address", "vip.address", path, &cidr));
+      TANDEM_TRY(GetString(vip, "interface", "vip.interface", path, &c.vip.interface));
+      TANDEM_TRY(ParseVip(cidr, c, path));
     }
 
     auto tls = root["tls"];

@@ -18,6 +18,16 @@ namespace tandem::agent {
 enum class TlsMode { kPermissive, kEnforce };
 const char* TlsModeName(TlsMode m);
 
+// The floating IP (optional; docs/design/vip.md): an IPv4 address the
+// primary's agent adds to `interface` and announces with gratuitous ARP.
+struct VipConfig {
+  std::string address;  // "10.0.0.50" ("" = off)
+  int prefix_len = 32;  // from the CIDR in the file ("10.0.0.50/24")
+  std::string interface;
+  bool enabled() const { return !address.empty(); }
+  std::string cidr() const { return address + "/" + std::to_string(prefix_len); }
+};
+
 struct Config {
   std::string path;  // the file it was loaded from (absolute)
 
@@ -57,12 +67,16 @@ struct Config {
   int proxy_max_connections = 1000;   // per port
   int64_t proxy_idle_timeout_ms = 0;  // 0 = none
   int64_t proxy_connect_timeout_ms = 3'000;
+  int proxy_threads = 0;  // event loops; 0 = one per core, at most 4
   uint64_t proxy_read_only_max_lag_bytes = 16ull << 20;
   bool proxy_read_only_fallback_to_primary = true;
   bool proxy_enabled() const { return proxy_rw_port > 0 || proxy_ro_port > 0; }
   std::string proxy_listen_address() const {
     return proxy_listen.empty() ? node_address : proxy_listen;
   }
+
+  // vip: the floating IP (off unless vip.address is set)
+  VipConfig vip;
 
   // tls: one cluster CA for PostgreSQL, etcd and the API (all five files, or
   // none = no TLS). enforce: a peer's certificate must chain to tls_ca_cert

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <thread>
 
+#include "agent/vip.h"
 #include "base/file.h"
 #include "base/process.h"
 #include "base/strings.h"
@@ -33,7 +34,24 @@ void FencePostgres(const std::string& data_dir, const char* why) {
   ::kill(static_cast<pid_t>(*pid), SIGQUIT);
 }
 
-[[noreturn]] void GuardMain(int fd, const std::string& data_dir) {
+// Drops the floating IP, if one is configured: first, so clients stop
+// reaching this node before its PostgreSQL goes.
+void FenceVip(const VipConfig& vip) {
+  if (!vip.enabled()) return;
+  auto held = HasVip(vip);
+  if (held.ok() && !*held) return;
+  auto st = DeleteVip(vip);
+  if (st.ok()) {
+    std::fprintf(stderr,
+                 "level=error module=fence msg=\"removed the floating IP %s: the lease deadline "
+                 "passed\"\n",
+                 vip.cidr().c_str());
+  } else {
+    std::fprintf(stderr, "level=error module=fence msg=\"%s\"\n", st.error().message().c_str());
+  }
+}
+
+[[noreturn]] void GuardMain(int fd, const std::string& data_dir, const VipConfig& vip) {
   ::prctl(PR_SET_NAME, "tandem-fence", 0, 0, 0);
   ::signal(SIGTERM, SIG_IGN);  // only the pipe tells it to act
   ::signal(SIGINT, SIG_IGN);
@@ -75,6 +93,7 @@ void FencePostgres(const std::string& data_dir, const char* why) {
       // (SIGSTOP) or stuck. Either way the lease may expire: fence.
       FencePostgres(data_dir, open ? "the agent did not renew its deadline (frozen or stuck)"
                                    : "the agent died");
+      FenceVip(vip);  // after PostgreSQL: nothing may delay the fence
       if (!open) _exit(0);
       deadline = 0;  // armed again by the agent's next deadline
     }
@@ -97,7 +116,7 @@ FenceGuard::~FenceGuard() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Result<FenceGuard> FenceGuard::Start(const std::string& pg_data_dir) {
+Result<FenceGuard> FenceGuard::Start(const std::string& pg_data_dir, const VipConfig& vip) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) {
     return Error(ErrorCode::kIo, std::string("pipe: ") + std::strerror(errno));
@@ -106,7 +125,7 @@ Result<FenceGuard> FenceGuard::Start(const std::string& pg_data_dir) {
   if (pid < 0) return Error(ErrorCode::kIo, std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     ::close(p[1]);
-    GuardMain(p[0], pg_data_dir);
+    GuardMain(p[0], pg_data_dir, vip);
   }
   ::close(p[0]);
   FenceGuard g;

@@ -7,13 +7,15 @@
 // guard its fencing deadline (monotonic ms; 0 = not a primary) whenever it
 // changes. When the last deadline passes without a newer one, the agent is
 // dead, frozen (SIGSTOP) or stuck, and the guard sends the postmaster SIGQUIT
-// (immediate shutdown); after the pipe closes it then exits. An agent
+// (immediate shutdown), after removing the floating IP when one is configured
+// (docs/design/vip.md); after the pipe closes it then exits. An agent
 // restarted (or thawed) before that deadline loses one PostgreSQL restart,
 // never safety.
 #pragma once
 
 #include <string>
 
+#include "agent/config.h"
 #include "base/clock.h"
 #include "base/result.h"
 
@@ -27,7 +29,8 @@ class FenceGuard {
   ~FenceGuard();
 
   // Forks the guard. Must be called before the process starts any thread.
-  static Result<FenceGuard> Start(const std::string& pg_data_dir);
+  // `vip` (may be off) is removed from its interface when the guard fences.
+  static Result<FenceGuard> Start(const std::string& pg_data_dir, const VipConfig& vip = {});
   // Tells the guard the current deadline (0 = not a primary). Cheap; only
   // changes are sent. Thread-compatible (one caller).
   void Update(MonoMs deadline);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.h"
+#include "agent/tls_files.h"
 #include "base/clock.h"
 #include "base/strings.h"
 #include "core/candidates.h"
@@ -23,6 +24,25 @@ json Agent::StatusJson() {
                          {"client_key", cfg_.tls_client_key},
                          {"client_cert", cfg_.tls_client_cert},
                          {"ca_cert", cfg_.tls_ca_cert}};
+  // Each certificate's state, checked as the agent's start-up checks it.
+  const auto cert_states = CertificateStates(cfg_, SystemClock::Get().WallNow() / 1000);
+  out["tls"] = nullptr;
+  if (cfg_.tls_enabled()) {
+    json states = json::object();
+    for (const auto& c : cert_states) {
+      states[c.name] = {{"path", c.path},
+                        {"state", c.summary.state == pki::CertState::kValid      ? "valid"
+                                  : c.summary.state == pki::CertState::kExpiring ? "expiring"
+                                                                                 : "invalid"},
+                        {"text", c.summary.text},
+                        {"days_left", c.days_left},
+                        {"not_after", c.not_after ? json(pki::FormatUtc(c.not_after)) : json()}};
+    }
+    out["tls"] = {{"mode", TlsModeName(cfg_.tls_mode)},
+                  {"verify_hostname", cfg_.tls_verify_hostname},
+                  {"certificate", NodeCertificateSummary(cert_states)},
+                  {"certificates", states}};
+  }
   LocalState st;
   core::LocalPostgres local;
   std::string reason;
@@ -37,6 +57,7 @@ json Agent::StatusJson() {
     std::lock_guard<std::mutex> lock(route_mu_);
     route = last_route_;
   }
+  json warnings = json::array();
   // The client endpoint: where this node's proxy sends connections now.
   if (cfg_.proxy_enabled()) {
     json ro = json::array();
@@ -51,6 +72,27 @@ json Agent::StatusJson() {
   } else {
     out["proxy"] = nullptr;
   }
+  // The floating IP: whether it is on this node's interface now, and which
+  // node should hold it as far as this node can tell (the write route's target).
+  if (vip_) {
+    auto here = HasVip(cfg_.vip);
+    std::string vip_reason;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      vip_reason = vip_reason_;
+    }
+    std::string error = vip_->error();
+    if (!here.ok() && error.empty()) error = here.error().message();
+    out["vip"] = {{"address", cfg_.vip.cidr()},
+                  {"interface", cfg_.vip.interface},
+                  {"here", here.ok() && *here},
+                  {"holder", route.read_write ? json(route.read_write->member) : json(nullptr)},
+                  {"reason", vip_reason},
+                  {"error", error}};
+    if (!error.empty()) warnings.push_back("floating IP: " + error);
+  } else {
+    out["vip"] = nullptr;
+  }
   out["member"] = st.member;
   out["last_command"] = {{"command", st.last_command.command},
                          {"result", st.last_command.result},
@@ -63,7 +105,7 @@ json Agent::StatusJson() {
   out["primary"] = nullptr;
   out["node_in_use"] = nullptr;
   out["members"] = json::array();
-  json warnings = json::array();
+  for (const auto& alarm : CertificateAlarms(cert_states)) warnings.push_back(alarm);
 
   if (!st.member) {
     out["status"] = st.error ? "Error" : "Disabled";
@@ -133,6 +175,14 @@ json Agent::StatusJson() {
       }
     }
     m["role"] = role;
+    // Its certificate state as it published it (this node: as checked now).
+    if (name == cfg_.node_name && cfg_.tls_enabled()) {
+      m["certificate"] = NodeCertificateSummary(cert_states);
+    } else if (connected && !ms->second.certificate.empty()) {
+      m["certificate"] = ms->second.certificate;
+    } else {
+      m["certificate"] = connected ? "no TLS" : "Unknown";
+    }
     m["in_sync"] = in_sync;
     m["sync_standby"] =
         v.sync && v.sync->quorum > 0 && name != leader &&

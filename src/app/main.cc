@@ -102,6 +102,9 @@ int main(int argc, char** argv) {
   up->add_option("--base-port", sb.base_port, "node i uses ports P+10i .. P+10i+5")
       ->capture_default_str()
       ->check(CLI::Range(1024, 65435));
+  up->add_flag("!--no-tls", sb.tls,
+               "no TLS: skip the CA and certificates, and leave the tls section out of the "
+               "configs (PostgreSQL replication is plain)");
   auto* down = sandbox->add_subcommand("down", "stop every process of the sandbox");
   add_common(down);
   down->add_flag("--purge", sb.purge, "also delete the sandbox directory");

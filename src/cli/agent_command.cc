@@ -2,10 +2,12 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <ctime>
 #include <memory>
 
 #include "agent/agent.h"
 #include "agent/http_client.h"
+#include "agent/tls_files.h"
 #include "api/server.h"
 #include "base/log.h"
 #include "base/process.h"
@@ -18,6 +20,12 @@ int RunAgent(const std::string& config_path) {
   auto cfg = agent::LoadConfig(config_path);
   if (!cfg) {
     std::fprintf(stderr, "ERROR : %s\n", cfg.error().message().c_str());
+    return 2;
+  }
+  // Bad certificates refuse the start before anything runs (no fence guard,
+  // proxy, etcd or PostgreSQL is touched).
+  if (auto st = agent::ValidateTlsFiles(*cfg, std::time(nullptr)); !st.ok()) {
+    std::fprintf(stderr, "ERROR : %s\n", st.error().message().c_str());
     return 2;
   }
   log::SetNode(cfg->node_name);
@@ -37,7 +45,7 @@ int RunAgent(const std::string& config_path) {
   signal(SIGPIPE, SIG_IGN);
 
   // Forked before any thread exists: it fences PostgreSQL if this process dies.
-  auto guard = agent::FenceGuard::Start(cfg->pg_data_dir);
+  auto guard = agent::FenceGuard::Start(cfg->pg_data_dir, cfg->vip);
   if (!guard) {
     TLOG(Error, "agent") << "cannot start the fence guard: " << guard.error().message();
     return 1;
@@ -54,6 +62,7 @@ int RunAgent(const std::string& config_path) {
     po.max_connections = cfg->proxy_max_connections;
     po.idle_timeout_ms = cfg->proxy_idle_timeout_ms;
     po.connect_timeout_ms = cfg->proxy_connect_timeout_ms;
+    po.threads = cfg->proxy_threads;
     client_proxy = std::make_unique<proxy::Proxy>(po);
     if (auto st = client_proxy->Start(); !st.ok()) {
       TLOG(Error, "agent") << "cannot start the proxy: " << st.error().message();

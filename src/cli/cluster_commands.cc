@@ -10,6 +10,7 @@
 
 #include "agent/config.h"
 #include "agent/http_client.h"
+#include "agent/tls_files.h"
 #include "base/clock.h"
 #include "base/strings.h"
 #include "cli/commands.h"
@@ -71,6 +72,18 @@ std::optional<agent::Config> Load(const std::string& path) {
   return *cfg;
 }
 
+// For the commands that make this node use its certificates (initialize,
+// join): the same check as the agent's start-up, before anything changes.
+std::optional<agent::Config> LoadWithTls(const std::string& path) {
+  auto cfg = Load(path);
+  if (!cfg) return std::nullopt;
+  if (auto st = agent::ValidateTlsFiles(*cfg, std::time(nullptr)); !st.ok()) {
+    PrintError(st.error().message());
+    return std::nullopt;
+  }
+  return cfg;
+}
+
 std::string Pad(const std::string& s, size_t width) {
   return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
 }
@@ -104,6 +117,10 @@ std::string RenderStatus(const json& s) {
                    : " ( Not In Sync, lag " + std::to_string(m.value("lag_bytes", 0)) + " bytes )";
     } else if (m.value("connected", false)) {
       state += " (database not running)";
+    }
+    if (m.contains("certificate") && m["certificate"].is_string() &&
+        m["certificate"].get<std::string>() != "no TLS") {
+      state += ", Certificate: " + m["certificate"].get<std::string>();
     }
     out += Pad(name, 36) + ": " + state + "\n";
   }
@@ -143,12 +160,31 @@ std::string RenderStatus(const json& s) {
                   : "none (refusing: " + p.value("reason", "") + ")");
     port_line("Read-only", "read_only_port", ro.empty() ? "none (refusing)" : ro);
   }
+  if (s.contains("vip") && s["vip"].is_object()) {
+    const auto& v = s["vip"];
+    std::string where = v["holder"].is_string() ? v["holder"].get<std::string>() : "nobody";
+    std::string text = v.value("address", "") + " on " + v.value("interface", "") + " -> " + where;
+    text += v.value("here", false) ? " (on this node)" : " (not on this node)";
+    line("Floating IP", text);
+    if (!v.value("error", "").empty()) line("  Error", v.value("error", ""));
+  }
   out += "Certificates\n";
   const auto& c = s.value("certificates", json::object());
+  const json tls = s.contains("tls") && s["tls"].is_object() ? s["tls"] : json::object();
+  const json states = tls.value("certificates", json::object());
   auto cert = [&](const char* label, const char* key) {
     std::string v = c.value(key, "");
+    // "server_cert" -> its state under "server".
+    const std::string name = std::string(key).substr(0, std::string(key).find('_'));
+    if (std::string(key).find("_cert") != std::string::npos && states.contains(name)) {
+      v += " (" + states[name].value("text", "") + ")";
+    }
     out += Pad(std::string("  ") + label, 22) + ": " + (v.empty() ? "(none)" : v) + "\n";
   };
+  if (!tls.empty()) {
+    out += Pad("  TLS", 22) + ": " + tls.value("mode", "") +
+           (tls.value("verify_hostname", true) ? "" : ", no host name check") + "\n";
+  }
   cert("Server Key", "server_key");
   cert("Server Certificate", "server_cert");
   cert("Client Key", "client_key");
@@ -170,7 +206,7 @@ std::string RenderStatus(const json& s) {
 }
 
 int ClusterInitialize(const std::string& path) {
-  auto cfg = Load(path);
+  auto cfg = LoadWithTls(path);
   if (!cfg) return 1;
   std::printf("Initializing cluster '%s' with %s as its primary...\n", cfg->cluster.c_str(),
               cfg->node_name.c_str());
@@ -181,7 +217,7 @@ int ClusterInitialize(const std::string& path) {
 }
 
 int ClusterJoin(const std::string& path, const std::string& address) {
-  auto cfg = Load(path);
+  auto cfg = LoadWithTls(path);
   if (!cfg) return 1;
   if (!CallAgent(*cfg, "POST", "/v1/cluster/join", json{{"address", address}}, 30'000)) return 1;
   std::printf("Joining %s to the cluster through %s...\n", cfg->node_name.c_str(), address.c_str());

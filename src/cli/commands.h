@@ -61,6 +61,9 @@ struct SandboxOptions {
   int base_port = 15400;
   bool json = false;
   bool purge = false;
+  // up: a CA in DIR/ca and each node's certificates in DIR/nodeI/certs, and the
+  // tls section (enforce) in each config. false (--no-tls): plain connections.
+  bool tls = true;
 };
 int SandboxUp(const SandboxOptions& opts);
 int SandboxDown(const SandboxOptions& opts);

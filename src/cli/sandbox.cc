@@ -1,13 +1,16 @@
 // `tandem sandbox`: a whole N-node cluster on 127.0.0.1 in one directory.
 //
 // Node i (1-based) uses ports P+10i (PostgreSQL), +1 (agent API), +2/+3
-// (proxy read-write/read-only), +4/+5 (etcd client/peer).
+// (proxy read-write/read-only), +4/+5 (etcd client/peer). By default it runs
+// TLS (enforce): a CA in DIR/ca and each node's certificates in DIR/nodeI/certs,
+// issued as `tandem pki ca init` and `tandem pki issue` do; --no-tls skips it.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -19,6 +22,7 @@
 #include "base/process.h"
 #include "base/strings.h"
 #include "cli/commands.h"
+#include "pki/ca.h"
 
 namespace tandem::cli {
 using nlohmann::json;
@@ -101,6 +105,31 @@ std::string CheckTraversable(const std::string& dir) {
     cur = DirName(cur);
   }
   return "";
+}
+
+// DIR/ca (made once) and the node's pairs in DIR/nodeI/certs (issued once).
+Status IssueSandboxCerts(const std::string& dir, const NodePaths& n) {
+  const std::string ca = dir + "/ca";
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  if (!PathExists(pki::CaFiles(ca).cert)) {
+    TANDEM_TRY(pki::InitCa(ca, "Tandem sandbox CA", pki::ValidFor(now, pki::kDefaultCaDays)));
+  }
+  if (PathExists(n.dir + "/certs/server.crt")) return Ok();
+  pki::NodeRequest r;
+  r.node = n.name;
+  r.address = "127.0.0.1";
+  r.dns = {"localhost"};
+  r.out_dir = n.dir + "/certs";  // the agent's private copies go to <state_dir>/tls
+  auto issued = pki::IssueNode(ca, r, pki::ValidFor(now, pki::kDefaultCertDays));
+  if (!issued) return issued.error();
+  return Ok();
+}
+
+std::string TlsYaml(const NodePaths& n) {
+  const std::string t = n.dir + "/certs/";
+  return "tls:\n  mode: enforce\n  verify_hostname: true\n  server_key: " + t +
+         "server.key\n  server_cert: " + t + "server.crt\n  client_key: " + t +
+         "client.key\n  client_cert: " + t + "client.crt\n  ca_cert: " + t + "ca.crt\n";
 }
 
 std::string Yaml(const std::string& dir, const NodePaths& n, int base) {
@@ -186,7 +215,12 @@ int SandboxUp(const SandboxOptions& o) {
     auto n = PathsFor(dir, i);
     if (auto s = MakeDirs(n.dir, 0755); !s.ok()) return Fail(s.error().message());
     ::chmod(n.dir.c_str(), 0755);
-    if (auto s = WriteFileAtomic(n.config, Yaml(dir, n, o.base_port)); !s.ok()) {
+    std::string yaml = Yaml(dir, n, o.base_port);
+    if (o.tls) {
+      if (auto s = IssueSandboxCerts(dir, n); !s.ok()) return Fail(s.error().message());
+      yaml += TlsYaml(n);
+    }
+    if (auto s = WriteFileAtomic(n.config, yaml); !s.ok()) {
       return Fail(s.error().message());
     }
     auto cfg = agent::LoadConfig(n.config);

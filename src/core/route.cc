@@ -12,6 +12,15 @@ const MemberState* FindMember(const Observation& obs, const std::string& name) {
   return nullptr;
 }
 
+Route Nowhere(const Observation& obs, const RouteConfig& cfg, std::string reason) {
+  Route r;
+  r.valid_until = obs.now + cfg.validity_ms;
+  r.reason = std::move(reason);
+  return r;
+}
+
+}  // namespace
+
 bool GivesUpPrimary(const Decision& d) {
   for (const auto& a : d.actions) {
     if (a.type == ActionType::kDemote || a.type == ActionType::kStepDown ||
@@ -21,15 +30,6 @@ bool GivesUpPrimary(const Decision& d) {
   }
   return false;
 }
-
-Route Nowhere(const Observation& obs, const RouteConfig& cfg, std::string reason) {
-  Route r;
-  r.valid_until = obs.now + cfg.validity_ms;
-  r.reason = std::move(reason);
-  return r;
-}
-
-}  // namespace
 
 std::string Endpoint::ToString() const {
   // An IPv6 literal needs brackets before the port.

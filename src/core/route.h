@@ -65,6 +65,10 @@ struct Route {
   }
 };
 
+// Whether the decision gives up this node's primary role (demote, step down,
+// release the key): what it serves as primary is taken away before it runs.
+bool GivesUpPrimary(const Decision& decision);
+
 // addresses: member name -> its PostgreSQL address (from the registrations).
 // decision: what this cycle's Decide returned; actions that give up this
 // node's primary role (demote, step down, release the key) take the write

@@ -29,6 +29,9 @@ struct MemberState {
   std::string following;    // replica: the member it streams from ("" = none)
   bool streaming = false;   // replica: a WAL receiver is connected
   bool nofailover = false;  // never promote this member automatically
+  // Its own TLS certificates as it judges them ("Valid", "Expiring in 12 days",
+  // "Invalid (...)"; "" = no TLS). Shown in status only; no decision reads it.
+  std::string certificate;
 };
 
 // The leader key as read from the store.

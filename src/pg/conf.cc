@@ -152,13 +152,30 @@ bool IsValidSlotName(const std::string& name) {
   return true;
 }
 
-std::string PrimaryConninfo(const Source& source, const std::string& passfile) {
-  return BuildConninfo({{"host", source.host},
-                        {"port", std::to_string(source.port)},
-                        {"user", source.user},
-                        {"application_name", source.application_name},
-                        {"passfile", passfile},
-                        {"connect_timeout", "5"}});
+std::vector<std::pair<std::string, std::string>> ClientTlsParams(const TlsSettings& tls) {
+  switch (tls.mode) {
+    case TlsMode::kOff:
+      return {};
+    case TlsMode::kPermissive:
+      // Encrypted, the client certificate offered, the server not verified.
+      return {{"sslmode", "require"}, {"sslcert", tls.client_cert}, {"sslkey", tls.client_key}};
+    case TlsMode::kEnforce:
+      return {{"sslmode", tls.verify_hostname ? "verify-full" : "verify-ca"},
+              {"sslrootcert", tls.ca_cert},
+              {"sslcert", tls.client_cert},
+              {"sslkey", tls.client_key}};
+  }
+  return {};
+}
+
+std::string PrimaryConninfo(const Source& source, const std::string& passfile,
+                            const TlsSettings& tls) {
+  std::vector<std::pair<std::string, std::string>> kv = {
+      {"host", source.host},  {"port", std::to_string(source.port)},
+      {"user", source.user},  {"application_name", source.application_name},
+      {"passfile", passfile}, {"connect_timeout", "5"}};
+  for (auto& p : ClientTlsParams(tls)) kv.push_back(std::move(p));
+  return BuildConninfo(kv);
 }
 
 Result<std::string> RenderConfig(const Settings& s, const std::string& socket_dir,
@@ -218,7 +235,30 @@ Result<std::string> RenderConfig(const Settings& s, const std::string& socket_di
     if (s.extra.count(k) == 0) TANDEM_TRY(q(k, v));
   }
 
+  if (s.tls.enabled()) {
+    if (s.tls.server_cert.empty() || s.tls.server_key.empty() || s.tls.ca_cert.empty() ||
+        s.tls.client_cert.empty() || s.tls.client_key.empty()) {
+      return bad("TLS is on but a certificate or key path is empty");
+    }
+    raw("ssl", "on");
+    TANDEM_TRY(q("ssl_cert_file", s.tls.server_cert));
+    TANDEM_TRY(q("ssl_key_file", s.tls.server_key));
+    // enforce: client certificates are requested and must chain to the CA.
+    // permissive: none is requested (one from another CA would fail the
+    // handshake), so peers are not verified.
+    TANDEM_TRY(q("ssl_ca_file", s.tls.mode == TlsMode::kEnforce ? s.tls.ca_cert : ""));
+  }
+
   for (const auto& [k, v] : s.extra) {
+    if (s.tls.enabled()) {
+      static const std::set<std::string> tls_keys = {"ssl", "ssl_cert_file", "ssl_key_file",
+                                                     "ssl_ca_file"};
+      if (tls_keys.count(Lower(k)) != 0) {
+        return bad("extra PostgreSQL parameter '" + k +
+                   "' is managed by Tandem when the tls section is set; remove it from "
+                   "postgresql.parameters");
+      }
+    }
     if (!IsValidGucName(k)) {
       return bad("extra PostgreSQL parameter name '" + (HasBadChar(k) ? std::string("?") : k) +
                  "' is not a valid name ([A-Za-z_][A-Za-z0-9_.]*)");
@@ -239,7 +279,7 @@ Result<std::string> RenderConfig(const Settings& s, const std::string& socket_di
     if (!standby_of->slot_name.empty() && !IsValidSlotName(standby_of->slot_name)) {
       return bad("slot name '" + standby_of->slot_name + "' is not valid ([a-z0-9_]{1,63})");
     }
-    TANDEM_TRY(q("primary_conninfo", PrimaryConninfo(*standby_of, passfile)));
+    TANDEM_TRY(q("primary_conninfo", PrimaryConninfo(*standby_of, passfile, s.tls)));
     TANDEM_TRY(q("primary_slot_name", standby_of->slot_name));
   } else {
     raw("primary_conninfo", "''");
@@ -263,7 +303,7 @@ std::optional<std::string> HostCidr(const std::string& address) {
 }
 
 Result<std::string> RenderHba(const std::vector<HbaPeer>& peers,
-                              const std::string& replication_user) {
+                              const std::string& replication_user, TlsMode tls) {
   if (!IsValidRoleName(replication_user)) {
     return Error(ErrorCode::kInvalidArgument,
                  "replication user name '" +
@@ -293,12 +333,28 @@ Result<std::string> RenderHba(const std::vector<HbaPeer>& peers,
   }
   const std::string loopback = "127.0.0.1/32";
 
+  const bool ssl = tls != TlsMode::kOff;
+  // Replication and the superuser from peers: over TLS only when TLS is on.
+  const std::string peer_type = ssl ? "hostssl" : "host";
+  // enforce: the client certificate (CN postgres, chained to ssl_ca_file)
+  // is the credential, mapped to the replication user by pg_ident.conf.
+  const std::string repl_method =
+      tls == TlsMode::kEnforce ? std::string("cert map=") + kIdentMap : "scram-sha-256";
+
   std::string out =
       "# Written by Tandem from the cluster membership; every change here is overwritten.\n"
       "# TYPE  DATABASE     USER        ADDRESS   METHOD\n"
       "# The socket directory is 0700: only root and the service user reach it.\n"
-      "local   all          all                   trust\n"
-      "# Streaming replication from the peers.\n";
+      "local   all          all                   trust\n";
+  if (tls == TlsMode::kEnforce) {
+    out +=
+        "# Streaming replication from the peers, over TLS with a client certificate\n"
+        "# (CN postgres, signed by the cluster CA; pg_ident.conf map tandem).\n";
+  } else if (ssl) {
+    out += "# Streaming replication from the peers, over TLS only.\n";
+  } else {
+    out += "# Streaming replication from the peers.\n";
+  }
   auto line = [](const std::string& type, const std::string& db, const std::string& user,
                  const std::string& addr, const std::string& method, const std::string& comment) {
     std::string l = type + "   " + db + "   " + user + "   " + addr + "   " + method;
@@ -309,18 +365,32 @@ Result<std::string> RenderHba(const std::vector<HbaPeer>& peers,
   bool loopback_listed = false;
   for (const auto& r : rows) {
     if (r.cidr == loopback) loopback_listed = true;
-    out += line("host", "replication", replication_user, r.cidr, "scram-sha-256", comment(r.name));
+    out += line(peer_type, "replication", replication_user, r.cidr, repl_method, comment(r.name));
   }
   if (!loopback_listed) {
-    out += line("host", "replication", replication_user, loopback, "scram-sha-256", "local");
+    out += line(peer_type, "replication", replication_user, loopback, repl_method, "local");
   }
-  out += "# The superuser over TCP only from the peers (pg_rewind).\n";
+  if (ssl) {
+    out +=
+        line("hostnossl", "replication", "all", "all", "reject", "TLS is required for replication");
+  }
+  out += ssl ? "# The superuser over TCP only from the peers (pg_rewind), over TLS only.\n"
+             : "# The superuser over TCP only from the peers (pg_rewind).\n";
   for (const auto& r : rows) {
-    out += line("host", "all", kSuperuser, r.cidr, "scram-sha-256", comment(r.name));
+    out += line(peer_type, "all", kSuperuser, r.cidr, "scram-sha-256", comment(r.name));
   }
   out += line("host", "all", kSuperuser, "all", "reject", "");
   out += "# Every other user from anywhere, with a password.\n";
   out += line("host", "all", "all", "all", "scram-sha-256", "");
+  return out;
+}
+
+std::string RenderIdent(const std::string& replication_user) {
+  std::string out =
+      "# Written by Tandem; every change here is overwritten.\n"
+      "# MAPNAME   SYSTEM-USERNAME (certificate CN)   PG-USERNAME\n";
+  out += std::string(kIdentMap) + "   " + kClientCertCn + "   " + replication_user + "\n";
+  out += std::string(kIdentMap) + "   " + kClientCertCn + "   " + kSuperuser + "\n";
   return out;
 }
 

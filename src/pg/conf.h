@@ -41,9 +41,17 @@ bool IsValidRoleName(const std::string& name);
 // A physical slot name: [a-z0-9_]+, at most 63 chars.
 bool IsValidSlotName(const std::string& name);
 
+// The libpq parameters of a connection to a peer's PostgreSQL under `tls`:
+// none when off; permissive: sslmode=require, sslcert, sslkey (no sslrootcert:
+// with one, libpq would verify as verify-ca); enforce: sslmode=verify-full
+// (verify_hostname) or verify-ca, sslrootcert, sslcert, sslkey. Only paths:
+// never key material.
+std::vector<std::pair<std::string, std::string>> ClientTlsParams(const TlsSettings& tls);
+
 // The value of primary_conninfo for a standby of `source`; the password is
-// not in it: libpq reads it from `passfile`.
-std::string PrimaryConninfo(const Source& source, const std::string& passfile);
+// not in it: libpq reads it from `passfile`. TLS parameters from `tls`.
+std::string PrimaryConninfo(const Source& source, const std::string& passfile,
+                            const TlsSettings& tls = {});
 
 // The whole tandem.conf. `socket_dir` is the unix_socket_directories value.
 // For a standby, `passfile` is referenced from primary_conninfo. Rejects
@@ -55,8 +63,14 @@ Result<std::string> RenderConfig(const Settings& settings, const std::string& so
 
 // The whole pg_hba.conf. Every peer address must be an IPv4 or IPv6 address
 // (no names, no masks): kInvalidArgument otherwise. Duplicates are merged.
+// With TLS (see TlsMode) replication and the superuser from peers are
+// `hostssl` only, and a plain (`hostnossl`) attempt is rejected by name.
 Result<std::string> RenderHba(const std::vector<HbaPeer>& peers,
-                              const std::string& replication_user);
+                              const std::string& replication_user, TlsMode tls = TlsMode::kOff);
+
+// The whole pg_ident.conf: map `tandem` from the client certificate's CN
+// (kClientCertCn) to the replication user and to the superuser.
+std::string RenderIdent(const std::string& replication_user);
 
 // "a.b.c.d" -> "a.b.c.d/32", "::1" -> "::1/128"; nullopt for anything else.
 std::optional<std::string> HostCidr(const std::string& address);

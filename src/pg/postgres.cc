@@ -451,8 +451,11 @@ Status Postgres::WriteHba(const std::vector<HbaPeer>& peers) {
   Ctx c{paths_};
   auto st = InspectDataDir();
   if (st != DataDirState::kValid) return NotValid(paths_.data_dir, st, "write pg_hba.conf");
-  auto hba = RenderHba(peers, settings_.replication_user);
+  auto hba = RenderHba(peers, settings_.replication_user, settings_.tls.mode);
   if (!hba) return hba.error().Wrap("pg_hba.conf");
+  // The map first: a reload that reads the new pg_hba.conf finds it.
+  TANDEM_TRY(WriteOwned(c.Data("pg_ident.conf"), RenderIdent(settings_.replication_user),
+                        paths_.run_as_user, 0600));
   TANDEM_TRY(WriteOwned(c.Data("pg_hba.conf"), *hba, paths_.run_as_user, 0600));
   TLOG(Info, kMod) << "wrote pg_hba.conf for " << peers.size() << " peer(s)";
   return Ok();
@@ -1017,6 +1020,13 @@ Status Postgres::BaseBackup(const Source& source,
   auto opts = c.Opts();
   opts.env["PGPASSFILE"] = pass ? pass->path() : "/dev/null";
   opts.env["PGCONNECT_TIMEOUT"] = "10";
+  // TLS to the source (paths of the private copies only).
+  for (const auto& [k, v] : ClientTlsParams(settings_.tls)) {
+    if (k == "sslmode") opts.env["PGSSLMODE"] = v;
+    if (k == "sslrootcert") opts.env["PGSSLROOTCERT"] = v;
+    if (k == "sslcert") opts.env["PGSSLCERT"] = v;
+    if (k == "sslkey") opts.env["PGSSLKEY"] = v;
+  }
   opts.env["PGAPPNAME"] =
       source.application_name.empty() ? "tandem_basebackup" : source.application_name;
   opts.env["LC_ALL"] = "C";
@@ -1035,8 +1045,22 @@ Status Postgres::BaseBackup(const Source& source,
     const std::string& out = r->output;
     ErrorCode code = ErrorCode::kIo;
     std::string fix = "fix the cause above and retry";
-    if (Contains(out, "could not connect") || Contains(out, "Connection refused") ||
-        Contains(out, "timeout expired")) {
+    if (Contains(out, "no encryption") || Contains(out, "requires a valid client certificate")) {
+      code = ErrorCode::kFailedPrecondition;
+      fix = settings_.tls.enabled()
+                ? "the primary refused this node's TLS client certificate; check tls.client_cert "
+                  "(CN postgres, signed by the cluster CA)"
+                : "the primary requires TLS: set this node's tls section (all five files; "
+                  "`tandem pki issue NODE` makes them)";
+    } else if (Contains(out, "certificate verify failed") || Contains(out, "does not match host") ||
+               Contains(out, "unknown ca") || Contains(out, "SSL error")) {
+      code = ErrorCode::kFailedPrecondition;
+      fix =
+          "the TLS handshake with the primary failed: both nodes' certificates must be signed by "
+          "the same CA (tls.ca_cert), and with tls.verify_hostname the server certificate must "
+          "name the primary's address";
+    } else if (Contains(out, "could not connect") || Contains(out, "Connection refused") ||
+               Contains(out, "timeout expired")) {
       code = ErrorCode::kUnavailable;
       fix = "check that the primary is up and reachable on that port (firewall?)";
     } else if (Contains(out, "password authentication failed") ||
@@ -1090,6 +1114,7 @@ Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
         {"user", source.user},     {"dbname", "postgres"},
         {"connect_timeout", "10"}, {"application_name", "tandem_rewind"}};
     if (!source.password.empty()) params["password"] = source.password;
+    for (const auto& [k, v] : ClientTlsParams(settings_.tls)) params[k] = v;
     auto conn = PgConn::Connect(params, "rewind source " + where);
     if (!conn) return conn.error().Wrap("pg_rewind");
     auto ck = conn->Exec("CHECKPOINT", "CHECKPOINT");
@@ -1104,11 +1129,13 @@ Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
     if (!f) return f.error().Wrap("pg_rewind");
     pass = std::move(*f);
   }
-  std::string conninfo = BuildConninfo({{"host", source.host},
-                                        {"port", std::to_string(source.port)},
-                                        {"user", source.user},
-                                        {"dbname", "postgres"},
-                                        {"connect_timeout", "10"}});
+  std::vector<std::pair<std::string, std::string>> kv = {{"host", source.host},
+                                                         {"port", std::to_string(source.port)},
+                                                         {"user", source.user},
+                                                         {"dbname", "postgres"},
+                                                         {"connect_timeout", "10"}};
+  for (auto& p : ClientTlsParams(settings_.tls)) kv.push_back(std::move(p));
+  std::string conninfo = BuildConninfo(kv);
   auto opts = c.Opts();
   opts.env["PGPASSFILE"] = pass ? pass->path() : "/dev/null";
   opts.env["LC_ALL"] = "C";

@@ -53,6 +53,32 @@ struct Paths {
 // `pg_config --bindir`, else /usr/lib/postgresql/15/bin when it exists.
 Result<std::string> FindBinDir();
 
+// TLS for PostgreSQL (docs/design/tls.md).
+//   off         no ssl; every rule in pg_hba.conf is `host` (plain or TLS).
+//   permissive  ssl = on; replication and the superuser from peers only over TLS
+//               (`hostssl`, password), no client certificate check; peers connect
+//               with sslmode=require.
+//   enforce     ssl = on with ssl_ca_file; replication from peers needs a client
+//               certificate chaining to the CA whose CN maps (pg_ident.conf map
+//               `tandem`) to the replication user; peers connect with
+//               sslmode=verify-full (verify_hostname) or verify-ca.
+enum class TlsMode { kOff, kPermissive, kEnforce };
+
+struct TlsSettings {
+  TlsMode mode = TlsMode::kOff;
+  bool verify_hostname = true;
+  // The agent's private copies (mode 0600, owned by the run user): PostgreSQL
+  // and libpq refuse key files others can read.
+  std::string server_cert, server_key, ca_cert, client_cert, client_key;
+  bool enabled() const { return mode != TlsMode::kOff; }
+};
+
+// The CN of the client certificate the peers present; pg_ident.conf maps it to
+// the replication user (and it is the superuser's own name, for pg_rewind).
+inline constexpr const char* kClientCertCn = "postgres";
+// The pg_ident.conf map name used by the `cert` rules.
+inline constexpr const char* kIdentMap = "tandem";
+
 struct Settings {
   std::string listen_address = "127.0.0.1";
   int port = 5432;
@@ -64,6 +90,7 @@ struct Settings {
   std::map<std::string, std::string> extra;  // operator's own parameters
   // The role walsenders authenticate (pg_hba replication lines, EnsureReplicationUser).
   std::string replication_user = "replicator";
+  TlsSettings tls;
 };
 
 // Where a standby streams from (also used by pg_basebackup and pg_rewind).
@@ -149,7 +176,9 @@ class Postgres {
   // plus standby.signal, so the server starts read-only and reports its position.
   Status WriteStandbyConfigWithoutSource();
   // pg_hba.conf: local trust (the socket dir is 0700), replication and the
-  // superuser only from peers (scram), every other user from anywhere (scram).
+  // superuser only from peers (scram; with TLS `hostssl` only, enforce: `cert`
+  // for replication), every other user from anywhere (scram). Also
+  // pg_ident.conf (the `tandem` map for the `cert` rules).
   Status WriteHba(const std::vector<HbaPeer>& peers);
 
   // pg_ctl start, waits until it accepts connections (or timeout). Removes a

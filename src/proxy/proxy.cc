@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -96,14 +97,53 @@ struct Buffer {
   }
 };
 
+Status Listen(const std::string& address, int port, const char* key, int* out) {
+  sockaddr_storage ss;
+  socklen_t len = 0;
+  if (!ToSockaddr(address, port, &ss, &len)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "proxy listen address '" + address + "' is not an IP address");
+  }
+  const int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Error(ErrorCode::kIo, std::string("socket: ") + ErrnoText(errno));
+  int one = 1;
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 1024) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Error(ErrorCode::kIo, std::string("cannot listen on ") + address + ":" +
+                                     std::to_string(port) + " (" + key + "): " + ErrnoText(err) +
+                                     "; free the port or choose another in the config file");
+  }
+  *out = fd;
+  return Ok();
+}
+
 }  // namespace
+
+// What the event loops share: the listeners (each loop's epoll watches them
+// with EPOLLEXCLUSIVE, so the kernel hands a new connection to one loop), the
+// per-port connection counts the limit applies to, the read-only round
+// robin, and the counters.
+struct Proxy::Shared {
+  int rw_listener = -1, ro_listener = -1;
+  std::atomic<int> open[2] = {0, 0};
+  std::atomic<uint64_t> accepted{0}, refused{0}, cut{0};
+  std::atomic<size_t> next_read{0};  // read-only round robin, over every loop
+  ~Shared() {
+    for (int fd : {rw_listener, ro_listener}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+};
 
 class Proxy::Loop {
  public:
-  explicit Loop(const Options& opts) : opts_(opts) {}
+  Loop(const Options& opts, Shared* shared, int index)
+      : opts_(opts), shared_(*shared), index_(index) {}
   ~Loop() {
     for (auto& [id, c] : conns_) CloseFds(*c);
-    for (int fd : {epoll_, wake_, rw_listener_, ro_listener_, reserve_fd_}) {
+    for (int fd : {epoll_, wake_, reserve_fd_}) {
       if (fd >= 0) ::close(fd);
     }
   }
@@ -116,21 +156,16 @@ class Proxy::Loop {
     TANDEM_TRY(Watch(wake_, kWakeTag, EPOLLIN));
     // Kept to give back when accept() runs out of descriptors (see Accept).
     reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (opts_.read_write_port > 0) {
-      TANDEM_TRY(Listen(opts_.read_write_port, "proxy.read_write_port", &rw_listener_));
-      TANDEM_TRY(Watch(rw_listener_, kReadWriteListenerTag, EPOLLIN));
+    if (shared_.rw_listener >= 0) {
+      TANDEM_TRY(Watch(shared_.rw_listener, kReadWriteListenerTag, EPOLLIN | EPOLLEXCLUSIVE));
     }
-    if (opts_.read_only_port > 0) {
-      TANDEM_TRY(Listen(opts_.read_only_port, "proxy.read_only_port", &ro_listener_));
-      TANDEM_TRY(Watch(ro_listener_, kReadOnlyListenerTag, EPOLLIN));
+    if (shared_.ro_listener >= 0) {
+      TANDEM_TRY(Watch(shared_.ro_listener, kReadOnlyListenerTag, EPOLLIN | EPOLLEXCLUSIVE));
     }
     return Ok();
   }
 
   void Run() {
-    TLOG(Info, "proxy") << "listening on " << opts_.listen_address << ": read-write port "
-                        << opts_.read_write_port << ", read-only port " << opts_.read_only_port
-                        << " (max " << opts_.max_connections << " connections per port)";
     std::vector<epoll_event> events(256);
     while (!stop_.load()) {
       const int n = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), kTickMs);
@@ -146,10 +181,9 @@ class Proxy::Loop {
       Conn& c = *it->second;
       TLOG(Info, "proxy") << "closing " << Describe(c) << ": the proxy is stopping";
       CloseFds(c);
+      --shared_.open[c.port];
       it = conns_.erase(it);
     }
-    open_[0] = open_[1] = 0;
-    TLOG(Info, "proxy") << "stopped";
   }
 
   void RequestStop() {
@@ -170,16 +204,6 @@ class Proxy::Loop {
   core::Route LastSet() const {
     std::lock_guard<std::mutex> lock(mu_);
     return last_set_;
-  }
-
-  Stats GetStats() const {
-    Stats s;
-    s.read_write_open = open_rw_.load();
-    s.read_only_open = open_ro_.load();
-    s.accepted = accepted_.load();
-    s.refused = refused_.load();
-    s.cut = cut_.load();
-    return s;
   }
 
  private:
@@ -213,28 +237,6 @@ class Proxy::Loop {
     return Ok();
   }
 
-  Status Listen(int port, const char* key, int* out) {
-    sockaddr_storage ss;
-    socklen_t len = 0;
-    if (!ToSockaddr(opts_.listen_address, port, &ss, &len)) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "proxy listen address '" + opts_.listen_address + "' is not an IP address");
-    }
-    const int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return Error(ErrorCode::kIo, std::string("socket: ") + ErrnoText(errno));
-    int one = 1;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 1024) != 0) {
-      const int err = errno;
-      ::close(fd);
-      return Error(ErrorCode::kIo, std::string("cannot listen on ") + opts_.listen_address + ":" +
-                                       std::to_string(port) + " (" + key + "): " + ErrnoText(err) +
-                                       "; free the port or choose another in the config file");
-    }
-    *out = fd;
-    return Ok();
-  }
-
   void Wake() {
     const uint64_t one = 1;
     if (wake_ >= 0) (void)!::write(wake_, &one, sizeof one);
@@ -265,13 +267,13 @@ class Proxy::Loop {
 
   // Puts `next` in force; cuts the connections it no longer allows.
   void Apply(core::Route next) {
-    if (next.read_write != route_.read_write) {
+    if (next.read_write != route_.read_write && index_ == 0) {
       TLOG(Info, "proxy") << "write target: "
                           << (route_.read_write ? route_.read_write->member : "none") << " -> "
                           << (next.read_write ? next.read_write->member : "none") << " ("
                           << next.reason << ")";
     }
-    if (next.read_only != route_.read_only) {
+    if (next.read_only != route_.read_only && index_ == 0) {
       std::string set;
       for (const auto& t : next.read_only) set += (set.empty() ? "" : ", ") + t.member;
       TLOG(Info, "proxy") << "read targets: " << (set.empty() ? "none" : set);
@@ -319,8 +321,8 @@ class Proxy::Loop {
       }
       return;
     }
-    if (tag == kReadWriteListenerTag) return Accept(rw_listener_, kReadWrite, now);
-    if (tag == kReadOnlyListenerTag) return Accept(ro_listener_, kReadOnly, now);
+    if (tag == kReadWriteListenerTag) return Accept(shared_.rw_listener, kReadWrite, now);
+    if (tag == kReadOnlyListenerTag) return Accept(shared_.ro_listener, kReadOnly, now);
     auto it = conns_.find(tag >> 1);
     if (it == conns_.end()) return;  // closed earlier in this pass
     Conn& c = *it->second;
@@ -355,7 +357,7 @@ class Proxy::Loop {
           const int victim = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
           if (victim >= 0) ::close(victim);
           reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-          ++refused_;
+          ++shared_.refused;
           continue;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -364,8 +366,12 @@ class Proxy::Loop {
         }
         return;
       }
-      ++accepted_;
+      ++shared_.accepted;
       StartConn(fd, PeerText(ss), port, now);
+      // One per wake-up: the listener stays readable (level-triggered), so a
+      // burst of connections spreads over the loops instead of landing on
+      // whichever woke first.
+      return;
     }
   }
 
@@ -373,7 +379,7 @@ class Proxy::Loop {
     TLOG(Warn, "proxy") << "refused " << PortName(port) << " connection from " << peer << ": "
                         << why;
     ::close(fd);
-    ++refused_;
+    ++shared_.refused;
   }
 
   void StartConn(int fd, const std::string& peer, PortKind port, MonoMs now) {
@@ -382,18 +388,27 @@ class Proxy::Loop {
     if (port == kReadWrite) {
       target = route_.read_write;
     } else if (!route_.read_only.empty()) {
-      target = route_.read_only[next_read_++ % route_.read_only.size()];
+      target = route_.read_only[shared_.next_read++ % route_.read_only.size()];
     }
     if (!target) {
       return Refuse(fd, peer, port,
                     port == kReadWrite ? "no primary known, fail closed (" + route_.reason + ")"
                                        : "no read target (" + route_.reason + ")");
     }
-    if (open_[port] >= opts_.max_connections) {
+    // Counted before the connection exists, so two loops cannot both take
+    // the last slot.
+    if (shared_.open[port].fetch_add(1) >= opts_.max_connections) {
+      --shared_.open[port];
       return Refuse(fd, peer, port,
                     "connection limit reached (" + std::to_string(opts_.max_connections) +
                         " open; proxy.max_connections)");
     }
+    struct Slot {
+      std::atomic<int>* open;
+      ~Slot() {
+        if (open != nullptr) --*open;
+      }
+    } slot{&shared_.open[port]};
     sockaddr_storage ss;
     socklen_t len = 0;
     if (!ToSockaddr(target->endpoint.host, target->endpoint.port, &ss, &len)) {
@@ -428,8 +443,7 @@ class Proxy::Loop {
     if (!connecting) SetNoDelay(be);
     Conn& ref = *c;
     conns_.emplace(c->id, std::move(c));
-    ++open_[port];
-    PublishOpen();
+    slot.open = nullptr;  // the connection holds its slot until Close
     TLOG(Debug, "proxy") << "opened " << Describe(ref);
     UpdateInterest(ref);
   }
@@ -444,7 +458,7 @@ class Proxy::Loop {
                           << ": cannot connect to " << c.target.member << " ("
                           << c.target.endpoint.ToString() << "): " << ErrnoText(err);
       Close(c.id, "", false, /*quiet=*/true);
-      ++refused_;
+      ++shared_.refused;
       return;
     }
     c.connecting = false;
@@ -467,6 +481,9 @@ class Proxy::Loop {
       if (n > 0) {
         buf.end += static_cast<size_t>(n);
         c.last_activity = now;
+        // A short read drained the socket: the next read would only say
+        // EAGAIN (level-triggered epoll reports anything that arrives later).
+        if (static_cast<size_t>(n) < room) break;
         continue;
       }
       if (n == 0) {
@@ -507,8 +524,10 @@ class Proxy::Loop {
     while (!buf.Empty()) {
       const ssize_t n = ::send(fd, buf.data.get() + buf.begin, buf.end - buf.begin, MSG_NOSIGNAL);
       if (n > 0) {
+        const bool all = static_cast<size_t>(n) == buf.end - buf.begin;
         buf.begin += static_cast<size_t>(n);
         c.last_activity = now;
+        if (!all) break;  // the socket's send buffer is full: EPOLLOUT says when
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -572,7 +591,7 @@ class Proxy::Loop {
                             << ": " << c.target.member << " (" << c.target.endpoint.ToString()
                             << ") did not answer within " << opts_.connect_timeout_ms << " ms";
         Close(id, "", false, /*quiet=*/true);
-        ++refused_;
+        ++shared_.refused;
       } else {
         Cut(id, why);
       }
@@ -582,7 +601,7 @@ class Proxy::Loop {
   // A connection the proxy closes on purpose: always logged.
   void Cut(uint64_t id, const std::string& why) {
     TLOG(Info, "proxy") << "cut " << Describe(*conns_[id]) << ": " << why;
-    ++cut_;
+    ++shared_.cut;
     Close(id, why, true, /*quiet=*/true);
   }
 
@@ -592,9 +611,8 @@ class Proxy::Loop {
     Conn& c = *it->second;
     if (!quiet) TLOG(Debug, "proxy") << "closed " << Describe(c) << ": " << why;
     CloseFds(c);
-    --open_[c.port];
+    --shared_.open[c.port];
     conns_.erase(it);
-    PublishOpen();
   }
 
   void CloseFds(Conn& c) {
@@ -604,13 +622,10 @@ class Proxy::Loop {
     c.client = c.backend = -1;
   }
 
-  void PublishOpen() {
-    open_rw_ = open_[kReadWrite];
-    open_ro_ = open_[kReadOnly];
-  }
-
   Options opts_;
-  int epoll_ = -1, wake_ = -1, rw_listener_ = -1, ro_listener_ = -1, reserve_fd_ = -1;
+  Shared& shared_;
+  const int index_;  // 0 logs route changes (every loop applies them)
+  int epoll_ = -1, wake_ = -1, reserve_fd_ = -1;
   std::atomic<bool> stop_{false};
 
   mutable std::mutex mu_;  // guards pending_, has_pending_, last_set_
@@ -622,11 +637,6 @@ class Proxy::Loop {
   core::Route route_;  // in force
   std::map<uint64_t, std::unique_ptr<Conn>> conns_;
   uint64_t next_id_ = kFirstConnId;
-  size_t next_read_ = 0;
-  int open_[2] = {0, 0};
-
-  std::atomic<int> open_rw_{0}, open_ro_{0};
-  std::atomic<uint64_t> accepted_{0}, refused_{0}, cut_{0};
 };
 
 Proxy::Proxy(Options opts) : opts_(std::move(opts)) {}
@@ -635,32 +645,67 @@ Proxy::~Proxy() {
   Stop();
 }
 
+int Proxy::LoopCount(const Options& opts) {
+  if (opts.threads > 0) return opts.threads;
+  const unsigned cores = std::thread::hardware_concurrency();
+  return static_cast<int>(std::clamp<unsigned>(cores, 1, 4));
+}
+
 Status Proxy::Start() {
-  if (thread_.joinable()) return Ok();
-  auto loop = std::make_unique<Loop>(opts_);
-  TANDEM_TRY(loop->Open());
-  loop_ = std::move(loop);
-  thread_ = std::thread([this] { loop_->Run(); });
+  if (!threads_.empty()) return Ok();
+  auto shared = std::make_unique<Shared>();
+  if (opts_.read_write_port > 0) {
+    TANDEM_TRY(Listen(opts_.listen_address, opts_.read_write_port, "proxy.read_write_port",
+                      &shared->rw_listener));
+  }
+  if (opts_.read_only_port > 0) {
+    TANDEM_TRY(Listen(opts_.listen_address, opts_.read_only_port, "proxy.read_only_port",
+                      &shared->ro_listener));
+  }
+  std::vector<std::unique_ptr<Loop>> loops;
+  const int n = LoopCount(opts_);
+  for (int i = 0; i < n; ++i) {
+    auto loop = std::make_unique<Loop>(opts_, shared.get(), i);
+    TANDEM_TRY(loop->Open());
+    loops.push_back(std::move(loop));
+  }
+  shared_ = std::move(shared);
+  loops_ = std::move(loops);
+  for (auto& loop : loops_) threads_.emplace_back([l = loop.get()] { l->Run(); });
+  TLOG(Info, "proxy") << "listening on " << opts_.listen_address << ": read-write port "
+                      << opts_.read_write_port << ", read-only port " << opts_.read_only_port
+                      << " (max " << opts_.max_connections << " connections per port, " << n
+                      << " event loop" << (n == 1 ? "" : "s") << ")";
   return Ok();
 }
 
 void Proxy::Stop() {
-  if (!thread_.joinable()) return;
-  loop_->RequestStop();
-  thread_.join();
-  loop_.reset();
+  if (threads_.empty()) return;
+  for (auto& loop : loops_) loop->RequestStop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  loops_.clear();
+  shared_.reset();
+  TLOG(Info, "proxy") << "stopped";
 }
 
 void Proxy::SetRoute(const core::Route& route) {
-  if (loop_) loop_->SetRoute(route);
+  for (auto& loop : loops_) loop->SetRoute(route);
 }
 
 Stats Proxy::GetStats() const {
-  return loop_ ? loop_->GetStats() : Stats{};
+  Stats s;
+  if (!shared_) return s;
+  s.read_write_open = shared_->open[0].load();
+  s.read_only_open = shared_->open[1].load();
+  s.accepted = shared_->accepted.load();
+  s.refused = shared_->refused.load();
+  s.cut = shared_->cut.load();
+  return s;
 }
 
 core::Route Proxy::CurrentRoute() const {
-  return loop_ ? loop_->LastSet() : core::Route{};
+  return loops_.empty() ? core::Route{} : loops_.front()->LastSet();
 }
 
 }  // namespace tandem::proxy

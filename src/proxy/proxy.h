@@ -1,7 +1,9 @@
 // The client endpoint: a TCP proxy with a read-write and a read-only port.
 //
-// One thread runs an epoll loop over non-blocking sockets: no thread per
-// connection. Each connection has a 64 KiB buffer per direction; bytes pass
+// A few threads (one per core, at most 4) each run an epoll loop over
+// non-blocking sockets: no thread per connection. The listeners are shared;
+// the kernel hands each new connection to one loop (EPOLLEXCLUSIVE), which
+// owns it to the end. Each connection has a 64 KiB buffer per direction; bytes pass
 // untouched (TCP level only, so TLS from the client passes through). Where a
 // connection goes is not decided here: the agent computes a core::Route every
 // HA cycle (core/route.h, safety rule 5) and hands it over with SetRoute().
@@ -30,6 +32,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/result.h"
 #include "core/route.h"
@@ -43,6 +46,7 @@ struct Options {
   int max_connections = 1000;                // per port; over it, new ones are closed
   int64_t idle_timeout_ms = 0;               // no bytes either way this long: cut (0 = never)
   int64_t connect_timeout_ms = 3'000;        // to the backend PostgreSQL
+  int threads = 0;                           // event loops; 0 = one per core, at most 4
 };
 
 // Counters for the status and the tests (a snapshot; thread-safe).
@@ -78,9 +82,12 @@ class Proxy {
 
  private:
   class Loop;
+  struct Shared;
+  static int LoopCount(const Options& opts);
   Options opts_;
-  std::unique_ptr<Loop> loop_;
-  std::thread thread_;
+  std::unique_ptr<Shared> shared_;
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace tandem::proxy

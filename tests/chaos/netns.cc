@@ -32,6 +32,9 @@ Topology::~Topology() {
 std::string Topology::NodeNs(int i) const {
   return prefix_ + "-n" + std::to_string(i);
 }
+std::string Topology::ClientNs() const {
+  return prefix_ + "-c";
+}
 std::string Topology::NodeAddr(int i) {
   return "10.213.0." + std::to_string(i);
 }
@@ -54,7 +57,7 @@ std::vector<std::string> Topology::InNs(const std::string& ns,
 
 Status Topology::Create(int nodes) {
   nodes_ = nodes;
-  prefix_ = "tdm" + std::to_string(::getpid());
+  prefix_ = prefix_base_ + std::to_string(::getpid());
   const std::string br = prefix_ + "-br";
   TANDEM_TRY(Ip({"netns", "add", br}));
   created_.push_back(br);
@@ -72,7 +75,7 @@ Status Topology::Create(int nodes) {
     return Ip({"-n", ns, "link", "set", "lo", "up"});
   };
   for (int i = 1; i <= nodes; ++i) TANDEM_TRY(attach(NodeNs(i), NodeAddr(i), i));
-  return attach(prefix_ + "-c", ClientAddr(), 100);
+  return attach(ClientNs(), ClientAddr(), 100);
 }
 
 void Topology::Destroy() {
@@ -81,7 +84,7 @@ void Topology::Destroy() {
 }
 
 Status Topology::EnterClient() const {
-  const std::string path = "/var/run/netns/" + prefix_ + "-c";
+  const std::string path = "/var/run/netns/" + ClientNs();
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Error(ErrorCode::kInternal, "open " + path + ": " + std::strerror(errno));
   int rc = ::setns(fd, CLONE_NEWNET);

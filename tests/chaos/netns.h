@@ -2,10 +2,12 @@
 // one for the client, each with a veth on a bridge that lives in a namespace
 // of its own, so nothing of the host's network is touched. Addresses are in
 // 10.213.0.0/24 and exist only inside these namespaces (no default route).
-// Faults are iptables rules inside a node's namespace.
+// Faults are iptables rules inside a node's namespace. Also used by
+// tests/integration/vip_test.cc (its own namespace prefix).
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -14,7 +16,9 @@ namespace tandem::chaos {
 
 class Topology {
  public:
-  Topology() = default;
+  // Namespaces are named <prefix><pid>-n1 ...: each suite its own prefix, so
+  // two suites can run at once.
+  explicit Topology(std::string prefix = "tdm") : prefix_base_(std::move(prefix)) {}
   ~Topology();  // removes every namespace it created
   Topology(const Topology&) = delete;
   Topology& operator=(const Topology&) = delete;
@@ -25,6 +29,7 @@ class Topology {
   void Destroy();
 
   std::string NodeNs(int i) const;  // 1-based
+  std::string ClientNs() const;
   static std::string NodeAddr(int i);
   static std::string ClientAddr();
   int nodes() const { return nodes_; }
@@ -49,6 +54,7 @@ class Topology {
   Status Ip(const std::vector<std::string>& args) const;
   Status Iptables(int i, const std::vector<std::string>& args) const;
 
+  std::string prefix_base_;
   std::string prefix_;
   int nodes_ = 0;
   std::vector<std::string> created_;

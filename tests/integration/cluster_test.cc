@@ -596,13 +596,24 @@ TEST_F(ClusterTest, FourthNodeJoinsAndRemovalBringsBackItsOwnDatabase) {
 
   const int a4 = ApiPort(4);
   const std::string cfg4 = Config(4);
+  // The sandbox runs TLS (its CA in DIR/ca): node4 gets its own pairs from it.
+  std::string tls;
+  if (PathExists(Dir() + "/ca/ca.crt")) {
+    auto issue = RunTandem({"pki", "issue", "node4", "--ca-dir", Dir() + "/ca", "--address",
+                            "127.0.0.1", "--out", ndir + "/certs"});
+    ASSERT_EQ(issue.exit_code, 0) << issue.output;
+    const std::string c = ndir + "/certs/";
+    tls = "tls:\n  server_key: " + c + "server.key\n  server_cert: " + c +
+          "server.crt\n  client_key: " + c + "client.key\n  client_cert: " + c +
+          "client.crt\n  ca_cert: " + c + "ca.crt\n";
+  }
   ASSERT_TRUE(WriteFileAtomic(cfg4,
                               "cluster: sandbox\nnode:\n  name: node4\n  address: 127.0.0.1\n"
                               "  state_dir: " +
                                   ndir + "\napi:\n  port: " + std::to_string(a4) +
                                   "\npostgresql:\n  port: " + std::to_string(p4) +
                                   "\ndcs:\n  etcd_client_port: " + std::to_string(p4 + 4) +
-                                  "\n  etcd_peer_port: " + std::to_string(p4 + 5) + "\n")
+                                  "\n  etcd_peer_port: " + std::to_string(p4 + 5) + "\n" + tls)
                   .ok());
   auto start = RunTandem({"sandbox", "start", "node4", "--dir", Dir()});
   ASSERT_EQ(start.exit_code, 0) << start.output;

@@ -81,10 +81,11 @@ std::optional<nlohmann::json> ClusterStatusJson(const std::string& config) {
   }
 }
 
-CommandResult SandboxUp(const std::string& dir, int base_port, int nodes) {
-  return RunTandem({"sandbox", "up", "--nodes", std::to_string(nodes), "--dir", dir, "--base-port",
-                    std::to_string(base_port)},
-                   600'000);
+CommandResult SandboxUp(const std::string& dir, int base_port, int nodes, bool tls) {
+  std::vector<std::string> args = {"sandbox", "up", "--nodes",     std::to_string(nodes),
+                                   "--dir",   dir,  "--base-port", std::to_string(base_port)};
+  if (!tls) args.push_back("--no-tls");
+  return RunTandem(args, 600'000);
 }
 
 void SandboxDown(const std::string& dir) {

@@ -53,10 +53,11 @@ CommandResult RunCmd(const std::vector<std::string>& argv, int64_t timeout_ms = 
                      const std::map<std::string, std::string>& env = {});
 // `tandem -c config cluster status --json`, parsed; nullopt when it fails.
 std::optional<nlohmann::json> ClusterStatusJson(const std::string& config);
-// `tandem sandbox up --nodes N --dir DIR --base-port P` (ten minutes at most) and
+// `tandem sandbox up --nodes N --dir DIR --base-port P [--no-tls]` (ten minutes at most) and
 // `tandem sandbox down --dir DIR` (a failure printed to stderr): the suites'
 // fixtures start and stop their sandbox with these.
-CommandResult SandboxUp(const std::string& dir, int base_port, int nodes = 3);
+// tls = false adds --no-tls (the sandbox runs TLS, enforce, by default).
+CommandResult SandboxUp(const std::string& dir, int base_port, int nodes = 3, bool tls = true);
 void SandboxDown(const std::string& dir);
 // psql -Atc SQL against 127.0.0.1:port as postgres, with the given PGPASSFILE.
 CommandResult Psql(int port, const std::string& pgpass, const std::string& sql);

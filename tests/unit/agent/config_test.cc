@@ -254,3 +254,55 @@ TEST(Config, BadProxyValuesAreRefusedAndNamed) {
 
 }  // namespace
 }  // namespace tandem::agent
+
+namespace tandem::agent {
+namespace {
+
+std::string VipError(const std::string& section) {
+  return ErrorOf(std::string(kMinimal) + section);
+}
+
+TEST(ConfigVip, OffByDefault) {
+  auto c = ParseConfig(kMinimal, "t.yaml");
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->vip.enabled());
+}
+
+TEST(ConfigVip, AddressWithPrefixAndAnExistingInterface) {
+  auto c = ParseConfig(std::string(kMinimal) + "vip:\n  address: 10.0.0.50/24\n  interface: lo\n",
+                       "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_TRUE(c->vip.enabled());
+  EXPECT_EQ(c->vip.address, "10.0.0.50");
+  EXPECT_EQ(c->vip.prefix_len, 24);
+  EXPECT_EQ(c->vip.interface, "lo");
+  EXPECT_EQ(c->vip.cidr(), "10.0.0.50/24");
+}
+
+TEST(ConfigVip, BadValuesNameTheKeyAndTheFix) {
+  EXPECT_NE(VipError("vip:\n  interface: lo\n").find("'vip.address' is required"),
+            std::string::npos);
+  EXPECT_NE(VipError("vip:\n  address: 10.0.0.50\n  interface: lo\n").find("prefix length"),
+            std::string::npos);
+  EXPECT_NE(VipError("vip:\n  address: 10.0.0.50/33\n  interface: lo\n").find("1 to 32"),
+            std::string::npos);
+  EXPECT_NE(VipError("vip:\n  address: fe80::1/64\n  interface: lo\n").find("IPv4"),
+            std::string::npos);
+  EXPECT_NE(VipError("vip:\n  address: banana/24\n  interface: lo\n").find("'vip.address'"),
+            std::string::npos);
+  EXPECT_NE(VipError("vip:\n  address: 127.0.0.5/8\n  interface: lo\n").find("unicast"),
+            std::string::npos);
+  EXPECT_NE(VipError("vip:\n  address: 10.0.0.50/24\n").find("'vip.interface' is required"),
+            std::string::npos);
+  EXPECT_NE(VipError("vip:\n  address: 10.0.0.50/24\n  interface: nosuchif0\n")
+                .find("not a network interface on this node"),
+            std::string::npos);
+  EXPECT_NE(VipError("vip:\n  address: 10.0.0.1/24\n  interface: lo\n").find("own address"),
+            std::string::npos);
+  EXPECT_NE(VipError("vip:\n  address: 10.0.0.50/24\n  interface: lo\n  mac: x\n")
+                .find("unknown key 'vip.mac'"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace tandem::agent

@@ -305,3 +305,115 @@ TEST(Names, Validators) {
 
 }  // namespace
 }  // namespace tandem::pg
+
+namespace tandem::pg {
+namespace {
+
+TlsSettings Tls(TlsMode mode, bool verify_hostname = true) {
+  TlsSettings t;
+  t.mode = mode;
+  t.verify_hostname = verify_hostname;
+  t.server_cert = "/s/tls/server.crt";
+  t.server_key = "/s/tls/server.key";
+  t.ca_cert = "/s/tls/ca.crt";
+  t.client_cert = "/s/tls/client.crt";
+  t.client_key = "/s/tls/client.key";
+  return t;
+}
+
+bool Contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+TEST(Tls, ClientParamsPerMode) {
+  EXPECT_TRUE(ClientTlsParams(Tls(TlsMode::kOff)).empty());
+  using KV = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(ClientTlsParams(Tls(TlsMode::kPermissive)), (KV{{"sslmode", "require"},
+                                                            {"sslcert", "/s/tls/client.crt"},
+                                                            {"sslkey", "/s/tls/client.key"}}));
+  EXPECT_EQ(ClientTlsParams(Tls(TlsMode::kEnforce)), (KV{{"sslmode", "verify-full"},
+                                                         {"sslrootcert", "/s/tls/ca.crt"},
+                                                         {"sslcert", "/s/tls/client.crt"},
+                                                         {"sslkey", "/s/tls/client.key"}}));
+  EXPECT_EQ(ClientTlsParams(Tls(TlsMode::kEnforce, false))[0].second, "verify-ca");
+}
+
+TEST(Tls, PrimaryConninfoCarriesTheTlsParameters) {
+  Source s;
+  s.host = "10.0.0.1";
+  s.user = "replicator";
+  s.password = "never-shown";
+  EXPECT_EQ(PrimaryConninfo(s, "/d/pgpass", Tls(TlsMode::kEnforce)),
+            "host=10.0.0.1 port=5432 user=replicator passfile=/d/pgpass connect_timeout=5 "
+            "sslmode=verify-full sslrootcert=/s/tls/ca.crt sslcert=/s/tls/client.crt "
+            "sslkey=/s/tls/client.key");
+  EXPECT_FALSE(Contains(PrimaryConninfo(s, "/p", Tls(TlsMode::kPermissive)), "never-shown"));
+}
+
+TEST(Tls, ConfigTurnsSslOn) {
+  Settings st;
+  st.tls = Tls(TlsMode::kEnforce);
+  auto r = RenderConfig(st, "/run", std::nullopt, "/p");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(Contains(*r, "ssl = on\n")) << *r;
+  EXPECT_TRUE(Contains(*r, "ssl_cert_file = '/s/tls/server.crt'\n")) << *r;
+  EXPECT_TRUE(Contains(*r, "ssl_key_file = '/s/tls/server.key'\n")) << *r;
+  EXPECT_TRUE(Contains(*r, "ssl_ca_file = '/s/tls/ca.crt'\n")) << *r;
+  // permissive: no client certificate is requested, so none is verified.
+  st.tls = Tls(TlsMode::kPermissive);
+  r = RenderConfig(st, "/run", std::nullopt, "/p");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(Contains(*r, "ssl_ca_file = ''\n")) << *r;
+  // off: nothing about ssl.
+  st.tls = {};
+  r = RenderConfig(st, "/run", std::nullopt, "/p");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(Contains(*r, "ssl")) << *r;
+  // With TLS on, the operator cannot override the ssl settings.
+  st.tls = Tls(TlsMode::kEnforce);
+  st.extra = {{"ssl_key_file", "/etc/other.key"}};
+  r = RenderConfig(st, "/run", std::nullopt, "/p");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.error().message(), "managed by Tandem when the tls section is set"));
+}
+
+TEST(Tls, HbaEnforceUsesCertificatesAndRejectsPlainReplication) {
+  auto r =
+      RenderHba({{"node1", "10.0.0.1"}, {"node2", "10.0.0.2"}}, "replicator", TlsMode::kEnforce);
+  ASSERT_TRUE(r.ok());
+  const std::string& h = *r;
+  auto pos = [&](const std::string& s) {
+    auto p = h.find(s);
+    EXPECT_NE(p, std::string::npos) << "missing: " << s << "\nin:\n" << h;
+    return p;
+  };
+  pos("local   all          all                   trust\n");
+  auto r1 = pos("hostssl   replication   replicator   10.0.0.1/32   cert map=tandem");
+  pos("hostssl   replication   replicator   127.0.0.1/32   cert map=tandem");
+  auto rej = pos("hostnossl   replication   all   all   reject");
+  auto su = pos("hostssl   all   postgres   10.0.0.1/32   scram-sha-256");
+  pos("host   all   postgres   all   reject");
+  pos("host   all   all   all   scram-sha-256");  // applications: TLS allowed, not forced
+  EXPECT_LT(r1, rej);
+  EXPECT_LT(rej, su);
+  EXPECT_FALSE(Contains(h, "host   replication")) << h;
+}
+
+TEST(Tls, HbaPermissiveKeepsPasswordsOverTls) {
+  auto r = RenderHba({{"node1", "10.0.0.1"}}, "replicator", TlsMode::kPermissive);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(Contains(*r, "hostssl   replication   replicator   10.0.0.1/32   scram-sha-256"));
+  EXPECT_TRUE(Contains(*r, "hostnossl   replication   all   all   reject"));
+  EXPECT_FALSE(Contains(*r, "cert")) << *r;
+}
+
+TEST(Tls, IdentMapsTheClientCertificateCn) {
+  EXPECT_EQ(RenderIdent("replicator"),
+            "# Written by Tandem; every change here is overwritten.\n"
+            "# MAPNAME   SYSTEM-USERNAME (certificate CN)   PG-USERNAME\n"
+            "tandem   postgres   replicator\n"
+            "tandem   postgres   postgres\n");
+}
+
+}  // namespace
+}  // namespace tandem::pg

@@ -335,6 +335,29 @@ TEST_F(ProxyTest, ConnectionsOverTheLimitAreRefused) {
   EXPECT_EQ(ReadLine(c4), "a");
 }
 
+TEST_F(ProxyTest, SeveralEventLoopsShareTheLimitAndAllApplyARouteChange) {
+  Backend a("a"), b("b");
+  Options o;
+  o.threads = 4;
+  o.max_connections = 12;
+  Start(o);
+  proxy_->SetRoute(RouteTo(a.Target(), {}));
+  std::vector<int> open;
+  for (int i = 0; i < 12; ++i) open.push_back(Open(rw_port_));
+  for (int fd : open) ASSERT_EQ(ReadLine(fd), "a");
+  // The loops count one limit: the 13th is refused whichever loop takes it.
+  const int over = Open(rw_port_);
+  EXPECT_TRUE(ClosedWithin(over, 2'000));
+  EXPECT_EQ(proxy_->GetStats().read_write_open, 12);
+  // A new write target: every loop cuts its connections to the old one.
+  proxy_->SetRoute(RouteTo(b.Target(), {}));
+  for (int fd : open) EXPECT_TRUE(ClosedWithin(fd, 3'000));
+  EXPECT_TRUE(WaitFor([&] { return proxy_->GetStats().read_write_open == 0; }));
+  EXPECT_EQ(proxy_->GetStats().cut, 12u);
+  const int fresh = Open(rw_port_);
+  EXPECT_EQ(ReadLine(fresh), "b");
+}
+
 TEST_F(ProxyTest, UnreachableBackendClosesTheClient) {
   Start();
   proxy_->SetRoute(RouteTo(core::RouteTarget{"gone", {"127.0.0.1", FreePort()}}, {}));
