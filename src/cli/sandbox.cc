@@ -1,7 +1,8 @@
 // `tandem sandbox`: a whole N-node cluster on 127.0.0.1 in one directory.
 //
 // Node i (1-based) uses ports P+10i (PostgreSQL), +1 (agent API), +2/+3
-// (proxy read-write/read-only), +4/+5 (etcd client/peer). By default it runs
+// (proxy read-write/read-only), +4/+5 (etcd client/peer), +6 (plain-HTTP
+// health endpoints, api.health_port). By default it runs
 // TLS (enforce): a CA in DIR/ca and each node's certificates in DIR/nodeI/certs,
 // issued as `tandem pki ca init` and `tandem pki issue` do; --no-tls skips it.
 #include <signal.h>
@@ -138,7 +139,9 @@ std::string Yaml(const std::string& dir, const NodePaths& n, int base) {
   y += "# Sandbox node " + n.name + " (written by `tandem sandbox up`)\n";
   y += "cluster: sandbox\n";
   y += "node:\n  name: " + n.name + "\n  address: 127.0.0.1\n  state_dir: " + n.dir + "\n";
-  y += "api:\n  listen: 127.0.0.1\n  port: " + std::to_string(p + 1) + "\n";
+  // health_port: plain-HTTP health checks (examples/haproxy.cfg), also when the API is HTTPS.
+  y += "api:\n  listen: 127.0.0.1\n  port: " + std::to_string(p + 1) +
+       "\n  health_port: " + std::to_string(p + 6) + "\n";
   y += "postgresql:\n  port: " + std::to_string(p) + "\n";
   y += "dcs:\n  etcd_client_port: " + std::to_string(p + 4) +
        "\n  etcd_peer_port: " + std::to_string(p + 5) + "\n";
@@ -158,8 +161,9 @@ Result<pid_t> StartAgent(const NodePaths& n) {
 }
 
 std::optional<json> Status(const agent::Config& cfg, int64_t timeout_ms = 5000) {
-  auto r = agent::HttpCall("GET", "http://127.0.0.1:" + std::to_string(cfg.api_port) + "/v1/status",
-                           "", timeout_ms);
+  // HTTPS with the node's client pair when the sandbox has TLS.
+  agent::SetHttpClientTls(agent::ClientTlsFor(cfg));
+  auto r = agent::HttpCall("GET", cfg.api_url() + "/v1/status", "", timeout_ms);
   if (!r || r->status != 200) return std::nullopt;
   try {
     return json::parse(r->body);
@@ -227,8 +231,8 @@ int SandboxUp(const SandboxOptions& o) {
     if (!cfg) return Fail(cfg.error().message());
     auto pid = StartAgent(n);
     if (!pid) return Fail(pid.error().message());
-    std::printf("%s: agent started (pid %d, API http://127.0.0.1:%d, log %s/agent.log)\n",
-                n.name.c_str(), *pid, cfg->api_port, n.dir.c_str());
+    std::printf("%s: agent started (pid %d, API %s, log %s/agent.log)\n", n.name.c_str(), *pid,
+                cfg->api_url().c_str(), n.dir.c_str());
     nodes.push_back(n);
     cfgs.push_back(*cfg);
   }
