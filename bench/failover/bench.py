@@ -27,6 +27,7 @@ import os
 import pwd
 import random
 import shutil
+import ssl
 import signal
 import statistics
 import subprocess
@@ -151,10 +152,10 @@ def run(argv, timeout, log_file=None):
     return rc, out
 
 
-def http_json(url, timeout=2.0, data=None):
+def http_json(url, timeout=2.0, data=None, context=None):
     try:
         req = urllib.request.Request(url, data=data)
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
             return json.loads(r.read().decode())
     except Exception:
         return None
@@ -366,6 +367,12 @@ class TandemCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def status(self, n, timeout=2.0):
+        # The sandbox runs TLS by default: its API is HTTPS (reads need no client certificate).
+        ca = os.path.join(self.dir, n, "certs", "ca.crt")
+        if os.path.exists(ca):
+            ctx = ssl.create_default_context(cafile=ca)
+            return http_json("https://127.0.0.1:%d/v1/status" % self.api_port(n), timeout,
+                             context=ctx)
         return http_json("http://127.0.0.1:%d/v1/status" % self.api_port(n), timeout)
 
     def agent_alive(self, n):

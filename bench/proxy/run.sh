@@ -128,7 +128,15 @@ export PGPASSFILE="$SANDBOX/pgpass"
 [ -s "$PGPASSFILE" ] || { echo "run.sh: no $PGPASSFILE" >&2; exit 1; }
 
 # The primary and a replica, as node1's agent sees them, confirmed in SQL.
-STATUS=$(curl -sf --max-time 5 "http://127.0.0.1:$((BASE_PORT + 11))/v1/status")
+# The sandbox runs TLS by default: its API is HTTPS (reads need no client certificate).
+api_status() {
+  if [ -f "$SANDBOX/node1/certs/ca.crt" ]; then
+    curl -sf --max-time 5 --cacert "$SANDBOX/node1/certs/ca.crt" "https://127.0.0.1:$((BASE_PORT + 11))/v1/status"
+  else
+    curl -sf --max-time 5 "http://127.0.0.1:$((BASE_PORT + 11))/v1/status"
+  fi
+}
+STATUS=$(api_status)
 PRIMARY=$(jq -r '.primary' <<<"$STATUS")
 [ -n "$PRIMARY" ] && [ "$PRIMARY" != null ] || { echo "run.sh: no primary in node1's status" >&2; exit 1; }
 node_index() { echo "${1#node}"; }
@@ -191,7 +199,7 @@ listen primary
     default-server inter 1s fall 3 rise 2 on-marked-down shutdown-sessions
 EOF
   for i in 1 2 3; do
-    echo "    server node$i 127.0.0.1:$((BASE_PORT + 10 * i)) maxconn 500 check port $((BASE_PORT + 10 * i + 1))"
+    echo "    server node$i 127.0.0.1:$((BASE_PORT + 10 * i)) maxconn 500 check port $((BASE_PORT + 10 * i + 6))"
   done
 } >"$WORK/haproxy.cfg"
 haproxy -c -f "$WORK/haproxy.cfg" >"$WORK/haproxy-check.log" 2>&1 ||
@@ -309,7 +317,7 @@ CPU_R=$(cpu_used "$CPU0_R" "$(cpu_s "$AGENT_R")")
 CPU_H=$(cpu_used "$CPU0_H" "$(cpu_s "$HAPROXY_PID")")
 
 # The primary did not change during the run (a failover would spoil the comparison).
-STATUS2=$(curl -sf --max-time 5 "http://127.0.0.1:$((BASE_PORT + 11))/v1/status" || true)
+STATUS2=$(api_status || true)
 PRIMARY2=$(jq -r '.primary' <<<"$STATUS2" 2>/dev/null || echo "?")
 HISTORY_N=$(jq -r '.history | length' <<<"$STATUS2" 2>/dev/null || echo "?")
 
