@@ -312,7 +312,7 @@ TEST_F(ProxyTest, ProxyPortsChangedInTheConfigReachTheRegistration) {
   const std::string node = "node" + std::to_string(r);
   auto kill = RunTandem({"sandbox", "kill", node, "--dir", Dir()});
   ASSERT_EQ(kill.exit_code, 0) << kill.output;
-  const int new_port = base_ + 10 * r + 6;  // unused by the sandbox's port scheme
+  const int new_port = base_ + 10 * r + 7;  // unused by the sandbox's port scheme (+0..+6)
   auto yaml = ReadFile(Config(r));
   ASSERT_TRUE(yaml.ok());
   const std::string old_line = "read_only_port: " + std::to_string(RoPort(r));
