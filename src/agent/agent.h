@@ -124,6 +124,8 @@ class Agent {
   // Synchronous replication on the primary: one PlanSync step per cycle.
   void MaintainSync(const ClusterView& view);
   void MarkReconnecting(const ClusterView& view, core::SyncInput* in);
+  Result<std::string> RecordSwitchover(const ClusterView& view, const std::string& from,
+                                       const std::string& to, int64_t at_ms, int64_t now);
   // Deletes an intent that is done, moot or expired (the leader does it).
   void MaintainIntent(const ClusterView& view, const core::LocalPostgres& local);
   // Writes tandem.conf for PostgreSQL's current role (standby: keeps its

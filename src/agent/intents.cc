@@ -3,8 +3,10 @@
 // (sync.h, decide.cc); this file only reads and writes the store and
 // PostgreSQL. See docs/design/sync-replication.md.
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "agent/agent.h"
 #include "agent/http_client.h"
@@ -19,6 +21,8 @@ namespace {
 // How long a request stays valid once due: enough for a target to catch up
 // and for a slow cycle, short enough that a stuck one does not block failover.
 constexpr int64_t kIntentLifetimeMs = 30'000;
+// How long a switchover request waits for a replica that is reconnecting.
+constexpr int64_t kSwitchoverWaitForReplicaMs = 10'000;
 // Asking a member for its position before promoting.
 constexpr int64_t kPositionTimeoutMs = 500;
 
@@ -323,46 +327,66 @@ std::string DescribeIntent(const IntentRecord& r) {
 }  // namespace
 
 Result<std::string> Agent::RequestSwitchover(const std::string& to, int64_t at_ms) {
-  auto view = ReadView();
-  if (!view) return view.error().Wrap("reading the cluster state");
-  const int64_t now = SystemClock::Get().WallNow();
-  if (view->paused) {
-    return Refuse("the cluster is paused; run `tandem cluster resume` first");
-  }
-  if (!view->leader) {
-    return Refuse(
-        "there is no primary to switch over from; use `tandem cluster failover --to "
-        "NODE` to promote a replica");
-  }
-  const std::string from = view->leader->holder;
-  if (view->intent && now < view->intent->expires_ms) {
-    return Refuse(DescribeIntent(*view->intent) +
-                  " is already under way; wait for it to finish (or to expire within 30s)");
-  }
-  if (!to.empty()) {
-    if (view->nodes.count(to) == 0) {
-      return Error(ErrorCode::kNotFound, "'" + to +
-                                             "' is not a node of this cluster; see "
-                                             "`tandem cluster status`");
+  // A replica that is reconnecting (the primary just restarted, or the
+  // replica did) streams again within a second or two: wait for it that long
+  // rather than refuse an operator who asked a moment too early.
+  const MonoMs wait_until = SystemClock::Get().Now() + kSwitchoverWaitForReplicaMs;
+  for (;;) {
+    auto view = ReadView();
+    if (!view) return view.error().Wrap("reading the cluster state");
+    const int64_t now = SystemClock::Get().WallNow();
+    if (view->paused) {
+      return Refuse("the cluster is paused; run `tandem cluster resume` first");
     }
-    if (to == from) return Refuse(to + " is already the primary");
-    auto m = view->members.find(to);
-    if (m == view->members.end()) return Refuse(to + " is not running (its agent is down)");
-    if (m->second.role != core::Role::kReplica || !m->second.streaming ||
-        m->second.following != from) {
-      return Refuse(to + " is not streaming from " + from + " (it is " +
-                    core::RoleName(m->second.role) +
-                    (m->second.streaming ? "" : ", not streaming") + "); wait until it is");
+    if (!view->leader) {
+      return Refuse(
+          "there is no primary to switch over from; use `tandem cluster failover --to "
+          "NODE` to promote a replica");
     }
-    if (m->second.nofailover) return Refuse(to + " may not be promoted (nofailover)");
-  } else {
-    bool any = false;
-    for (const auto& [name, m] : view->members) {
-      any = any || (name != from && m.role == core::Role::kReplica && m.streaming &&
-                    m.following == from && !m.nofailover);
+    const std::string from = view->leader->holder;
+    if (view->intent && now < view->intent->expires_ms) {
+      return Refuse(DescribeIntent(*view->intent) +
+                    " is already under way; wait for it to finish (or to expire within 30s)");
     }
-    if (!any) return Refuse("no replica streams from " + from + "; nothing to switch over to");
+    std::string not_streaming;  // why no replica qualifies yet ("" = one does)
+    if (!to.empty()) {
+      if (view->nodes.count(to) == 0) {
+        return Error(ErrorCode::kNotFound, "'" + to +
+                                               "' is not a node of this cluster; see "
+                                               "`tandem cluster status`");
+      }
+      if (to == from) return Refuse(to + " is already the primary");
+      auto m = view->members.find(to);
+      if (m == view->members.end()) return Refuse(to + " is not running (its agent is down)");
+      if (m->second.nofailover) return Refuse(to + " may not be promoted (nofailover)");
+      if (m->second.role != core::Role::kReplica || !m->second.streaming ||
+          m->second.following != from) {
+        not_streaming = to + " is not streaming from " + from + " (it is " +
+                        core::RoleName(m->second.role) +
+                        (m->second.streaming ? "" : ", not streaming") + "); wait until it is";
+      }
+    } else {
+      bool any = false;
+      for (const auto& [name, m] : view->members) {
+        any = any || (name != from && m.role == core::Role::kReplica && m.streaming &&
+                      m.following == from && !m.nofailover);
+      }
+      if (!any) not_streaming = "no replica streams from " + from + "; nothing to switch over to";
+    }
+    if (!not_streaming.empty()) {
+      if (SystemClock::Get().Now() < wait_until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      return Refuse(not_streaming + " (waited " +
+                    std::to_string(kSwitchoverWaitForReplicaMs / 1000) + " s)");
+    }
+    return RecordSwitchover(*view, from, to, at_ms, now);
   }
+}
+
+Result<std::string> Agent::RecordSwitchover(const ClusterView& view, const std::string& from,
+                                            const std::string& to, int64_t at_ms, int64_t now) {
   if (at_ms != 0 && at_ms < now - 1000) return Refuse("--at is in the past");
   IntentRecord rec;
   rec.intent.kind = core::Intent::Kind::kSwitchover;
@@ -373,9 +397,9 @@ Result<std::string> Agent::RequestSwitchover(const std::string& to, int64_t at_m
   rec.requested_on = cfg_.node_name;
   auto store = Store();
   auto r = store->Txn(
-      {dcs::Compare::ModRevisionIs(keys_.leader(), view->leader->mod_revision),
-       view->intent ? dcs::Compare::ModRevisionIs(keys_.intent(), view->intent->mod_revision)
-                    : dcs::Compare::CreateRevisionIs(keys_.intent(), 0)},
+      {dcs::Compare::ModRevisionIs(keys_.leader(), view.leader->mod_revision),
+       view.intent ? dcs::Compare::ModRevisionIs(keys_.intent(), view.intent->mod_revision)
+                   : dcs::Compare::CreateRevisionIs(keys_.intent(), 0)},
       {dcs::Op::Put(keys_.intent(), EncodeIntent(rec))});
   if (!r) return r.error().Wrap("recording the switchover");
   if (!r->succeeded) return Refuse("the primary or a request changed meanwhile; try again");

@@ -369,7 +369,7 @@ int ClusterSwitchover(const std::string& path, const std::string& to, const std:
   if (!ParseAt(at, SystemClock::Get().WallNow(), &at_ms, &err)) return PrintError(err);
   const std::string old = CurrentPrimary(*cfg);
   auto r =
-      CallAgent(*cfg, "POST", "/v1/cluster/switchover", json{{"to", to}, {"at_ms", at_ms}}, 10'000);
+      CallAgent(*cfg, "POST", "/v1/cluster/switchover", json{{"to", to}, {"at_ms", at_ms}}, 20'000);
   if (!r) return 1;
   std::printf("%s.\n", r->value("message", std::string("requested")).c_str());
   if (at_ms != 0 && at_ms > SystemClock::Get().WallNow()) {

@@ -6,7 +6,7 @@
 // none; the cluster elects a primary and a switchover through the CLI works.
 // The tests share one cluster and run in order.
 //
-// Ports: TestBasePort(34400); node i: PostgreSQL P+10i, API +1, etcd client
+// Ports: TestBasePort(31400); node i: PostgreSQL P+10i, API +1, etcd client
 // +4, peer +5, health port +6, on 127.0.0.i.
 // As in src/dcs/etcd_dcs.cc: the options the Debian httplib was built with.
 #ifndef CPPHTTPLIB_OPENSSL_SUPPORT
@@ -71,7 +71,7 @@ class EtcdTlsTest : public ::testing::Test {
     // A TLS write to a peer that closed raises SIGPIPE (the agent ignores it too).
     ::signal(SIGPIPE, SIG_IGN);
     dir_ = new TempDir("tandem-etcdtls");
-    base_ = TestBasePort(34400);
+    base_ = TestBasePort(31400);
     setup_error_ = new std::string(StartCluster());
   }
   static void TearDownTestSuite() {
@@ -371,7 +371,7 @@ class PermissiveTlsTest : public ::testing::Test {
     ::signal(SIGPIPE, SIG_IGN);
     BecomeSubreaper();
     dir_ = std::make_unique<TempDir>("tandem-etcdtls-permissive");
-    const int p = TestBasePort(34400) + 50;
+    const int p = TestBasePort(31400) + 50;
     api_ = "https://127.0.0.1:" + std::to_string(p + 1);
     etcd_ = "https://127.0.0.1:" + std::to_string(p + 4);
     peer_port_ = p + 5;
