@@ -24,7 +24,12 @@ void Collect(const char* key, const pki::Inspection& in, const Config& cfg,
              std::vector<std::string>* out) {
   for (const auto& f : in.findings) {
     if (f.ok || f.check == pki::Check::kKeyMode) continue;
-    std::string line = std::string(key) + ": " + f.detail;
+    // A key problem is the key file's: name its key (tls.server_key).
+    std::string name = key;
+    if (f.check == pki::Check::kKey && name.size() > 5 && name.ends_with("_cert")) {
+      name = name.substr(0, name.size() - 5) + "_key";
+    }
+    std::string line = name + ": " + f.detail;
     if (f.check == pki::Check::kHost) {
       line +=
           "; or, when the certificates name the node by its domain name only (a CN and no "
@@ -112,8 +117,7 @@ Status ValidateTlsFiles(const Config& cfg, int64_t now) {
   if (problems.empty()) return Ok();
   return Error(ErrorCode::kInvalidArgument,
                "the TLS files in " + cfg.path + " are not usable (" + Join(problems, "; ") +
-                   "); nothing was started: fix the files (check them with `tandem pki "
-                   "inspect`) and start the agent again");
+                   "); fix the files (check them with `tandem pki inspect`)");
 }
 
 TlsCopyPaths TlsCopies(const Config& cfg) {

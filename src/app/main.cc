@@ -87,6 +87,19 @@ int main(int argc, char** argv) {
   uri->add_flag("--read-only", uri_read_only,
                 "for reads: target_session_attrs=prefer-standby, the read-only proxy ports");
 
+  std::vector<std::string> certs_files;
+  bool certs_force = false;
+  auto* certs = cluster->add_subcommand(
+      "certs",
+      "install this node's certificates, checked first: SERVER_KEY SERVER_CERT CLIENT_KEY "
+      "CLIENT_CERT CA_CERT, or CLIENT_KEY CLIENT_CERT CA_CERT to keep the server pair");
+  certs->add_option("files", certs_files, "the key and certificate files (PEM)")
+      ->required()
+      ->expected(3, 5);
+  certs->add_flag("--force", certs_force,
+                  "install a CA other than the one this node uses now (the other nodes must "
+                  "get it too)");
+
   // tandem sandbox ...
   SandboxOptions sb;
   auto* sandbox = app.add_subcommand("sandbox", "a whole cluster on 127.0.0.1 in one directory");
@@ -251,6 +264,7 @@ int main(int argc, char** argv) {
   if (*resume) return ClusterPause(config, false);
   if (*history) return ClusterHistory(config, history_json);
   if (*uri) return ClusterUri(config, uri_read_only);
+  if (*certs) return ClusterCerts(config, certs_files, certs_force);
   if (*up) return SandboxUp(sb);
   if (*down) return SandboxDown(sb);
   if (*sstatus) return SandboxStatus(sb);

@@ -25,7 +25,8 @@ int RunAgent(const std::string& config_path) {
   // Bad certificates refuse the start before anything runs (no fence guard,
   // proxy, etcd or PostgreSQL is touched).
   if (auto st = agent::ValidateTlsFiles(*cfg, std::time(nullptr)); !st.ok()) {
-    std::fprintf(stderr, "ERROR : %s\n", st.error().message().c_str());
+    std::fprintf(stderr, "ERROR : %s; nothing was started: start the agent again once fixed\n",
+                 st.error().message().c_str());
     return 2;
   }
   log::SetNode(cfg->node_name);

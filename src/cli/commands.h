@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
+
 namespace tandem::cli {
 
 constexpr const char* kDefaultConfig = "/etc/tandem/tandem.yaml";
@@ -27,6 +29,19 @@ int ClusterPause(const std::string& config_path, bool pause);
 int ClusterHistory(const std::string& config_path, bool json);
 // `cluster uri`: libpq multi-host connection URIs for the cluster.
 int ClusterUri(const std::string& config_path, bool read_only);
+// `tandem cluster certs`: 5 files (server key, server cert, client key, client
+// cert, CA) or 3 (client key, client cert, CA; the server pair is kept). Checks
+// them as the agent's start-up does, copies them into <state_dir>/certs and
+// points the config's tls section at them; a bad file or a new CA (without
+// force) changes nothing.
+int ClusterCerts(const std::string& config_path, const std::vector<std::string>& files, bool force);
+struct TlsPaths {
+  std::string server_key, server_cert, client_key, client_cert, ca_cert;
+};
+// The config text with its tls section's five paths set (the section added at
+// the end when there is none); every other line kept. Refuses an inline
+// (flow-style) tls section.
+Result<std::string> WithTlsPaths(const std::string& yaml, const TlsPaths& paths);
 // From the status document: the URI with every node's PostgreSQL and
 // target_session_attrs=read-write (read_only: prefer-standby), then, when any
 // node registered a proxy port of that kind, the same through the proxies.

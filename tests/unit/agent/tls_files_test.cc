@@ -105,7 +105,7 @@ TEST_F(TlsFilesTest, ExpiredAndNotYetValid) {
     EXPECT_TRUE(Has(e, "tls.client_cert: ")) << e;
     EXPECT_TRUE(Has(e, c.tls_server_cert)) << e;
     EXPECT_TRUE(Has(e, std::string(name) == "old" ? "expired" : "is not valid yet")) << e;
-    EXPECT_TRUE(Has(e, "nothing was started")) << e;
+    EXPECT_TRUE(Has(e, "tandem pki inspect")) << e;
   }
 }
 
@@ -121,7 +121,7 @@ TEST_F(TlsFilesTest, KeyNotMatchingItsCertificate) {
   Config c = cfg_;
   c.tls_server_key = cfg_.tls_client_key;
   auto e = ErrorOf(c);
-  EXPECT_TRUE(Has(e, "tls.server_cert: " + c.tls_server_key + " does not match the certificate " +
+  EXPECT_TRUE(Has(e, "tls.server_key: " + c.tls_server_key + " does not match the certificate " +
                          c.tls_server_cert))
       << e;
   ExpectNoKeyMaterial(e);
@@ -140,7 +140,7 @@ TEST_F(TlsFilesTest, TruncatedPem) {
   c = cfg_;
   c.tls_client_key = Path("cut.key");
   e = ErrorOf(c);
-  EXPECT_TRUE(Has(e, "tls.client_cert: " + Path("cut.key") + " is truncated")) << e;
+  EXPECT_TRUE(Has(e, "tls.client_key: " + Path("cut.key") + " is truncated")) << e;
   ExpectNoKeyMaterial(e);
 }
 
@@ -157,7 +157,7 @@ TEST_F(TlsFilesTest, EncryptedKey) {
   Config c = cfg_;
   c.tls_client_key = Path("encrypted.key");
   auto e = ErrorOf(c);
-  EXPECT_TRUE(Has(e, "tls.client_cert: " + Path("encrypted.key") + ": the key is encrypted")) << e;
+  EXPECT_TRUE(Has(e, "tls.client_key: " + Path("encrypted.key") + ": the key is encrypted")) << e;
   EXPECT_TRUE(Has(e, "openssl pkey -in")) << e;
   EXPECT_FALSE(Has(e, "secret")) << e;
 }
@@ -171,7 +171,7 @@ TEST_F(TlsFilesTest, MissingOrUnreadableFile) {
   c = cfg_;
   c.tls_server_key = Path("good");  // a directory: cannot be read as a file
   e = ErrorOf(c);
-  EXPECT_TRUE(Has(e, "tls.server_cert: ")) << e;
+  EXPECT_TRUE(Has(e, "tls.server_key: ")) << e;
   EXPECT_TRUE(Has(e, Path("good"))) << e;
 }
 

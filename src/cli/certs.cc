@@ -1,0 +1,223 @@
+// `tandem cluster certs`: installs this node's TLS files (seed 1's two forms),
+// checked with the agent's own start-up check before anything is written.
+//
+//   tandem cluster certs SERVER_KEY SERVER_CERT CLIENT_KEY CLIENT_CERT CA_CERT
+//   tandem cluster certs CLIENT_KEY CLIENT_CERT CA_CERT   (keeps the server pair)
+//
+// The files are copied into <state_dir>/certs (keys 0600), each atomically,
+// and the config's tls section is pointed at them (added when there is none;
+// every other line of the file is kept as it is). A bad file, or a new CA
+// while the node already runs TLS with another one (the peers would stop
+// trusting it), changes nothing.
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <ctime>
+#include <regex>
+#include <sstream>
+
+#include "agent/config.h"
+#include "agent/tls_files.h"
+#include "base/file.h"
+#include "base/strings.h"
+#include "cli/commands.h"
+
+namespace tandem::cli {
+namespace {
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "ERROR : %s\n", msg.c_str());
+  return 1;
+}
+
+// A YAML double-quoted scalar.
+std::string Quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+struct Key {
+  const char* name;
+  const std::string* value;
+};
+
+}  // namespace
+
+Result<std::string> WithTlsPaths(const std::string& yaml, const TlsPaths& p) {
+  const Key keys[] = {{"server_key", &p.server_key},
+                      {"server_cert", &p.server_cert},
+                      {"client_key", &p.client_key},
+                      {"client_cert", &p.client_cert},
+                      {"ca_cert", &p.ca_cert}};
+  std::vector<std::string> lines;
+  {
+    std::istringstream in(yaml);
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(line);
+  }
+  static const std::regex kTls(R"(^tls:\s*(#.*)?$)");
+  static const std::regex kTlsInline(R"(^tls:.*)");
+  size_t at = lines.size();
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (std::regex_match(lines[i], kTls)) {
+      at = i;
+      break;
+    }
+    if (std::regex_match(lines[i], kTlsInline)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "the config's tls section is written inline ('" + lines[i] +
+                       "'); write it as a block (tls: on its own line, one key per line) or set "
+                       "the five tls paths by hand");
+    }
+  }
+  if (at == lines.size()) {
+    if (!lines.empty() && !Trim(lines.back()).empty()) lines.push_back("");
+    lines.push_back("tls:  # installed by `tandem cluster certs`");
+    for (const Key& k : keys) lines.push_back(std::string("  ") + k.name + ": " + Quote(*k.value));
+  } else {
+    // The section: the lines after `tls:` that are indented, blank or comments.
+    size_t end = at + 1;
+    std::string indent = "  ";
+    bool indent_seen = false;
+    while (end < lines.size()) {
+      const std::string& l = lines[end];
+      if (!l.empty() && l[0] != ' ' && l[0] != '\t' && l[0] != '#') break;
+      if (!indent_seen && !Trim(l).empty() && l[0] != '#') {
+        indent = l.substr(0, l.find_first_not_of(" \t"));
+        indent_seen = true;
+      }
+      ++end;
+    }
+    std::vector<std::string> missing;
+    for (const Key& k : keys) {
+      const std::regex re("^([ \\t]+)" + std::string(k.name) + ":.*$");
+      bool found = false;
+      for (size_t i = at + 1; i < end; ++i) {
+        std::smatch m;
+        if (std::regex_match(lines[i], m, re)) {
+          lines[i] = m[1].str() + k.name + ": " + Quote(*k.value);
+          found = true;
+        }
+      }
+      if (!found) missing.push_back(indent + k.name + ": " + Quote(*k.value));
+    }
+    lines.insert(lines.begin() + static_cast<std::ptrdiff_t>(at) + 1, missing.begin(),
+                 missing.end());
+  }
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+int ClusterCerts(const std::string& config_path, const std::vector<std::string>& files,
+                 bool force) {
+  if (files.size() != 3 && files.size() != 5) {
+    return Fail(
+        "give 5 files (SERVER_KEY SERVER_CERT CLIENT_KEY CLIENT_CERT CA_CERT) or 3 (CLIENT_KEY "
+        "CLIENT_CERT CA_CERT, keeping the server pair)");
+  }
+  auto cfg = agent::LoadConfig(config_path);
+  if (!cfg) return Fail(cfg.error().message());
+  agent::Config want = *cfg;
+  size_t i = 0;
+  if (files.size() == 5) {
+    want.tls_server_key = AbsolutePath(files[i++]);
+    want.tls_server_cert = AbsolutePath(files[i++]);
+  } else if (cfg->tls_server_key.empty() || cfg->tls_server_cert.empty()) {
+    return Fail(
+        "the 3-file form replaces the client pair and the CA and keeps the server pair, but "
+        "this node has none configured (tls.server_key, tls.server_cert in " +
+        cfg->path + "); give all 5 files");
+  }
+  want.tls_client_key = AbsolutePath(files[i++]);
+  want.tls_client_cert = AbsolutePath(files[i++]);
+  want.tls_ca_cert = AbsolutePath(files[i++]);
+
+  // The agent's own start-up check: if it passes here, the agent accepts them.
+  if (auto st = agent::ValidateTlsFiles(want, std::time(nullptr)); !st.ok()) {
+    return Fail(st.error().message() +
+                "\nNothing was installed; the node keeps its current files.");
+  }
+  if (cfg->tls_enabled() && !force) {
+    auto old_ca = ReadFile(cfg->tls_ca_cert);
+    auto new_ca = ReadFile(want.tls_ca_cert);
+    if (old_ca && new_ca && *old_ca != *new_ca) {
+      return Fail("the new CA certificate " + want.tls_ca_cert +
+                  " is not the one this node uses now (" + cfg->tls_ca_cert +
+                  "): the other nodes trust only the old CA, so they and this node would stop "
+                  "accepting each other. Install the new CA on every node together (stop the "
+                  "agents, install, start), or pass --force. Nothing was installed.");
+    }
+  }
+
+  // Copy into <state_dir>/certs, keys first (a certificate never without its key).
+  const std::string dir = cfg->state_dir + "/certs";
+  if (auto st = MakeDirs(dir, 0700); !st.ok()) return Fail(st.error().message());
+  struct Install {
+    std::string* path;  // in `want`: replaced by the installed copy's path
+    const char* name;
+    mode_t mode;
+  };
+  Install installs[] = {{&want.tls_server_key, "server.key", 0600},
+                        {&want.tls_client_key, "client.key", 0600},
+                        {&want.tls_server_cert, "server.crt", 0644},
+                        {&want.tls_client_cert, "client.crt", 0644},
+                        {&want.tls_ca_cert, "ca.crt", 0644}};
+  std::vector<std::pair<std::string, std::string>> contents;  // read all before writing any
+  for (const Install& f : installs) {
+    auto text = ReadFile(*f.path);
+    if (!text) return Fail(text.error().message() + "; nothing was installed");
+    contents.emplace_back(dir + "/" + f.name, std::move(*text));
+  }
+  for (size_t k = 0; k < contents.size(); ++k) {
+    if (auto st = WriteFileAtomic(contents[k].first, contents[k].second, installs[k].mode);
+        !st.ok()) {
+      return Fail(st.error().message());
+    }
+    *installs[k].path = contents[k].first;
+  }
+
+  // Point the config at the installed files, if it does not already.
+  const bool same =
+      cfg->tls_server_key == want.tls_server_key && cfg->tls_server_cert == want.tls_server_cert &&
+      cfg->tls_client_key == want.tls_client_key && cfg->tls_client_cert == want.tls_client_cert &&
+      cfg->tls_ca_cert == want.tls_ca_cert;
+  if (!same) {
+    auto text = ReadFile(cfg->path);
+    if (!text) return Fail(text.error().message());
+    auto updated =
+        WithTlsPaths(*text, TlsPaths{want.tls_server_key, want.tls_server_cert, want.tls_client_key,
+                                     want.tls_client_cert, want.tls_ca_cert});
+    if (!updated) return Fail(updated.error().message() + " (the files are in " + dir + ")");
+    if (auto parsed = agent::ParseConfig(*updated, cfg->path); !parsed) {
+      return Fail("the updated config would not load (" + parsed.error().message() +
+                  "); it was left as it was; the files are in " + dir);
+    }
+    struct stat sb {};
+    const mode_t mode = ::stat(cfg->path.c_str(), &sb) == 0 ? (sb.st_mode & 07777) : 0640;
+    if (auto st = WriteFileAtomic(cfg->path, *updated, mode); !st.ok()) {
+      return Fail(st.error().message());
+    }
+  }
+  std::printf(
+      "Installed and checked this node's certificates in %s:\n"
+      "  Server Key          : server.key (0600)\n"
+      "  Server Certificate  : server.crt\n"
+      "  Client Key          : client.key (0600)\n"
+      "  Client Certificate  : client.crt\n"
+      "  CA Certificate      : ca.crt\n"
+      "%s"
+      "The agent uses them from its next start (tls.mode %s); while it runs, PostgreSQL "
+      "also picks up changed files at the same paths within a cycle.\n",
+      dir.c_str(),
+      same ? "The config already pointed at them.\n"
+           : ("The tls section of " + cfg->path + " now points at them.\n").c_str(),
+      agent::TlsModeName(want.tls_mode));
+  return 0;
+}
+
+}  // namespace tandem::cli
