@@ -173,9 +173,17 @@ int ClusterCerts(const std::string& config_path, const std::vector<std::string>&
     if (!text) return Fail(text.error().message() + "; nothing was installed");
     contents.emplace_back(dir + "/" + f.name, std::move(*text));
   }
+  // Stage all five (a full disk fails here, with nothing replaced), then
+  // rename them into place.
   for (size_t k = 0; k < contents.size(); ++k) {
-    if (auto st = WriteFileAtomic(contents[k].first, contents[k].second, installs[k].mode);
+    if (auto st = WriteFileAtomic(contents[k].first + ".new", contents[k].second, installs[k].mode);
         !st.ok()) {
+      for (size_t j = 0; j <= k; ++j) (void)RemoveAll(contents[j].first + ".new");
+      return Fail(st.error().message() + "; nothing was installed");
+    }
+  }
+  for (size_t k = 0; k < contents.size(); ++k) {
+    if (auto st = RenamePath(contents[k].first + ".new", contents[k].first); !st.ok()) {
       return Fail(st.error().message());
     }
     *installs[k].path = contents[k].first;

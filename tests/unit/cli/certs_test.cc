@@ -102,6 +102,7 @@ TEST_F(ClusterCertsTest, AGoodSetIsInstalledAndTheConfigPointsAtIt) {
   const std::string installed = dir_ + "/state/certs";
   EXPECT_EQ(Mode(installed + "/server.key"), 0600u);
   EXPECT_EQ(Mode(installed + "/client.key"), 0600u);
+  EXPECT_FALSE(PathExists(installed + "/server.key.new"));  // staged copies renamed
   EXPECT_EQ(*ReadFile(installed + "/ca.crt"), *ReadFile(dir_ + "/ca/ca.crt"));
   auto cfg = agent::LoadConfig(config_);
   ASSERT_TRUE(cfg.ok()) << cfg.error().message();
