@@ -33,7 +33,10 @@
 namespace tandem::chaos {
 namespace {
 using nlohmann::json;
+using tandem::testing::KillGroup;
+using tandem::testing::LivePidFromFile;
 using tandem::testing::RunCmd;
+using tandem::testing::TandemBin;
 using tandem::testing::TempDir;
 using tandem::testing::WaitUntil;
 
@@ -91,26 +94,6 @@ const char* FaultName(Fault f) {
 bool MovesThePrimary(Fault f) {
   return f == Fault::kAgentKill || f == Fault::kNodeKill || f == Fault::kAgentPause ||
          f == Fault::kIsolate || f == Fault::kEtcdCut || f == Fault::kSwitchover;
-}
-
-std::string TandemBin() {
-  const char* bin = std::getenv("TANDEM_BIN");
-  return AbsolutePath(bin != nullptr ? bin : "build/tandem");
-}
-
-pid_t PidFromFile(const std::string& path) {
-  auto text = ReadFile(path);
-  if (!text) return 0;
-  auto pid = ParseInt(Trim(Split(*text, '\n')[0]));
-  if (!pid || *pid <= 1 || !IsAlive(static_cast<pid_t>(*pid))) return 0;
-  return static_cast<pid_t>(*pid);
-}
-
-void KillGroup(pid_t pid, int sig) {
-  if (pid <= 0) return;
-  pid_t pgid = ::getpgid(pid);
-  if (pgid > 1 && pgid != ::getpgrp()) ::kill(-pgid, sig);
-  ::kill(pid, sig);
 }
 
 struct RoundResult {
@@ -268,8 +251,10 @@ class ChaosTest : public ::testing::Test {
     auto it = agents_.find(i);
     return it != agents_.end() && IsAlive(it->second) ? it->second : 0;
   }
-  static pid_t PostmasterPid(int i) { return PidFromFile(StateDir(i) + "/pgdata/postmaster.pid"); }
-  static pid_t EtcdPid(int i) { return PidFromFile(StateDir(i) + "/etcd.pid"); }
+  static pid_t PostmasterPid(int i) {
+    return LivePidFromFile(StateDir(i) + "/pgdata/postmaster.pid");
+  }
+  static pid_t EtcdPid(int i) { return LivePidFromFile(StateDir(i) + "/etcd.pid"); }
 
   // Stops everything of node i that is still running (teardown).
   static void StopNode(int i) {

@@ -18,18 +18,11 @@ namespace tandem::testing {
 namespace {
 using nlohmann::json;
 
-class ClusterTest : public ::testing::Test {
+class ClusterTest : public SandboxSuite<ClusterTest> {
  protected:
-  static void SetUpTestSuite() {
-    BecomeSubreaper();  // the sandbox's agents are reparented to us: reap them
-    dir_ = new TempDir("tandem-cluster");
-    base_ = TestBasePort(16400);
-    auto r = SandboxUp(Dir(), base_);
-    up_output_ = new std::string(r.output);
-    up_ok_ = r.exit_code == 0;
-  }
+  static void SetUpTestSuite() { UpSandbox("tandem-cluster", 16400); }
   static void TearDownTestSuite() {
-    SandboxDown(Dir());
+    DownSandbox();
     // Node 4 runs outside the sandbox's node list until it joins; stop it too.
     if (node4_agent_ > 0 && IsAlive(node4_agent_)) {
       KillProcessTree(node4_agent_, SIGTERM);
@@ -41,8 +34,7 @@ class ClusterTest : public ::testing::Test {
       KillProcessTree(standalone_agent_, SIGKILL);
       WaitForExit(standalone_agent_, 10'000);
     }
-    delete dir_;
-    delete up_output_;
+    RemoveSandboxDir();
   }
   static void StopStrayPostgres(const std::string& data) {
     auto pidfile = ReadFile(data + "/postmaster.pid");
@@ -53,10 +45,6 @@ class ClusterTest : public ::testing::Test {
       WaitForExit(static_cast<pid_t>(*pid), 30'000);
     }
   }
-  void SetUp() override { ASSERT_TRUE(up_ok_) << "sandbox up failed:\n" << *up_output_; }
-
-  static std::string Dir() { return dir_->path() + "/sb"; }
-  static std::string Config(int i) { return Dir() + "/node" + std::to_string(i) + "/tandem.yaml"; }
   static int PgPort(int i) { return base_ + 10 * i; }
   static int ApiPort(int i) { return base_ + 10 * i + 1; }
   static std::string Pgpass() { return Dir() + "/pgpass"; }
@@ -108,17 +96,9 @@ class ClusterTest : public ::testing::Test {
   }
   static int64_t TtlMs() { return core::HaConfig{}.ttl_ms; }
 
-  static TempDir* dir_;
-  static int base_;
-  static bool up_ok_;
-  static std::string* up_output_;
   static pid_t node4_agent_;
   static pid_t standalone_agent_;
 };
-TempDir* ClusterTest::dir_ = nullptr;
-int ClusterTest::base_ = 0;
-bool ClusterTest::up_ok_ = false;
-std::string* ClusterTest::up_output_ = nullptr;
 pid_t ClusterTest::node4_agent_ = 0;
 pid_t ClusterTest::standalone_agent_ = 0;
 

@@ -44,7 +44,7 @@ class ExternalEtcdTest : public ::testing::Test {
       // A postgres the agent left behind (it was killed, or did not stop it).
       StopPostgres(NodeDir(i) + "/pgdata");
       // An etcd member the agent should never have started.
-      if (auto p = PidFromFile(NodeDir(i) + "/etcd.pid"); p > 0 && IsAlive(p)) {
+      if (auto p = LivePidFromFile(NodeDir(i) + "/etcd.pid"); p > 0 && IsAlive(p)) {
         KillProcessTree(p, SIGKILL);
         (void)WaitForExit(p, 10'000);
       }
@@ -58,14 +58,8 @@ class ExternalEtcdTest : public ::testing::Test {
     dir_.reset();
   }
 
-  static pid_t PidFromFile(const std::string& file) {
-    auto text = ReadFile(file);
-    if (!text) return 0;
-    auto v = ParseInt(Trim(Split(*text, '\n')[0]));
-    return v && *v > 0 ? static_cast<pid_t>(*v) : 0;
-  }
   static void StopPostgres(const std::string& data_dir) {
-    pid_t pid = PidFromFile(data_dir + "/postmaster.pid");
+    pid_t pid = LivePidFromFile(data_dir + "/postmaster.pid");
     if (pid > 0 && IsAlive(pid)) {
       ::kill(pid, SIGQUIT);  // immediate shutdown; the postmaster takes its children along
       if (!WaitForExit(pid, 30'000)) ::kill(pid, SIGKILL);
@@ -236,7 +230,7 @@ TEST_F(ExternalEtcdTest, TwoAgentsReplicateAndFailOverWithoutAnEmbeddedMember) {
   // Graceful stop of the primary's agent: node2 takes over.
   ASSERT_EQ(::kill(agents_[1], SIGTERM), 0);
   ASSERT_TRUE(WaitForExit(agents_[1], 60'000)) << "node1's agent did not stop";
-  EXPECT_FALSE(IsAlive(PidFromFile(NodeDir(1) + "/pgdata/postmaster.pid")))
+  EXPECT_FALSE(IsAlive(LivePidFromFile(NodeDir(1) + "/pgdata/postmaster.pid")))
       << "node1's agent left PostgreSQL running";
   ASSERT_TRUE(WaitUntil([&] { return Primary(2) == "node2"; }, 60'000))
       << StatusDump(2) << "\nnode2 log:\n"

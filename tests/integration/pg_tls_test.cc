@@ -30,26 +30,13 @@ std::string ReplaceAll(std::string s, const std::string& from, const std::string
   return s;
 }
 
-class PgTlsTest : public ::testing::Test {
+class PgTlsTest : public SandboxSuite<PgTlsTest> {
  protected:
-  static void SetUpTestSuite() {
-    BecomeSubreaper();  // the sandbox's agents are reparented to us: reap them
-    dir_ = new TempDir("tandem-pg-tls");
-    base_ = TestBasePort(32400);
-    auto r = SandboxUp(Dir(), base_);
-    up_output_ = new std::string(r.output);
-    up_ok_ = r.exit_code == 0;
-  }
+  static void SetUpTestSuite() { UpSandbox("tandem-pg-tls", 32400); }
   static void TearDownTestSuite() {
-    SandboxDown(Dir());
-    delete dir_;
-    delete up_output_;
+    DownSandbox();
+    RemoveSandboxDir();
   }
-  void SetUp() override { ASSERT_TRUE(up_ok_) << "sandbox up failed:\n" << *up_output_; }
-
-  static std::string Dir() { return dir_->path() + "/sb"; }
-  static std::string NodeDir(int i) { return Dir() + "/node" + std::to_string(i); }
-  static std::string Config(int i) { return NodeDir(i) + "/tandem.yaml"; }
   static int PgPort(int i) { return base_ + 10 * i; }
   static std::string Pgpass() { return Dir() + "/pgpass"; }
 
@@ -76,16 +63,7 @@ class PgTlsTest : public ::testing::Test {
     return RunCmd({"psql", "-X", "-At", conninfo, "-c", sql}, 30'000,
                   {{"PGPASSFILE", Pgpass()}, {"PGCONNECT_TIMEOUT", "5"}});
   }
-
-  static TempDir* dir_;
-  static int base_;
-  static std::string* up_output_;
-  static bool up_ok_;
 };
-TempDir* PgTlsTest::dir_ = nullptr;
-int PgTlsTest::base_ = 0;
-std::string* PgTlsTest::up_output_ = nullptr;
-bool PgTlsTest::up_ok_ = false;
 
 TEST_F(PgTlsTest, EveryWalsenderRunsOverTlsWithTheClientCertificate) {
   const int port = PrimaryPort();

@@ -51,25 +51,13 @@ class Session {
   PGconn* conn_ = nullptr;
 };
 
-class ProxyTest : public ::testing::Test {
+class ProxyTest : public SandboxSuite<ProxyTest> {
  protected:
-  static void SetUpTestSuite() {
-    BecomeSubreaper();  // the sandbox's agents are reparented to us: reap them
-    dir_ = new TempDir("tandem-proxy");
-    base_ = TestBasePort(18400);
-    auto r = SandboxUp(Dir(), base_);
-    up_output_ = new std::string(r.output);
-    up_ok_ = r.exit_code == 0;
-  }
+  static void SetUpTestSuite() { UpSandbox("tandem-proxy", 18400); }
   static void TearDownTestSuite() {
-    SandboxDown(Dir());
-    delete dir_;
-    delete up_output_;
+    DownSandbox();
+    RemoveSandboxDir();
   }
-  void SetUp() override { ASSERT_TRUE(up_ok_) << "sandbox up failed:\n" << *up_output_; }
-
-  static std::string Dir() { return dir_->path() + "/sb"; }
-  static std::string Config(int i) { return Dir() + "/node" + std::to_string(i) + "/tandem.yaml"; }
   static std::string AgentLog(int i) { return Dir() + "/node" + std::to_string(i) + "/agent.log"; }
   static int PgPort(int i) { return base_ + 10 * i; }
   static int RwPort(int i) { return base_ + 10 * i + 2; }
@@ -124,16 +112,7 @@ class ProxyTest : public ::testing::Test {
     for (pid_t pid : pids) ::kill(pid, SIGSTOP);
     return true;
   }
-
-  static TempDir* dir_;
-  static int base_;
-  static bool up_ok_;
-  static std::string* up_output_;
 };
-TempDir* ProxyTest::dir_ = nullptr;
-int ProxyTest::base_ = 0;
-bool ProxyTest::up_ok_ = false;
-std::string* ProxyTest::up_output_ = nullptr;
 
 TEST_F(ProxyTest, Rule5_WritesThroughEveryNodesReadWritePortLandOnThePrimary) {
   ASSERT_TRUE(WaitUntil([] { return Healthy(1); }, 60'000)) << Status(1)->dump(2);

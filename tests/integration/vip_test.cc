@@ -26,7 +26,10 @@ namespace tandem {
 namespace {
 using chaos::Topology;
 using nlohmann::json;
+using testing::KillGroup;
+using testing::LivePidFromFile;
 using testing::RunCmd;
+using testing::TandemBin;
 using testing::TempDir;
 using testing::WaitUntil;
 
@@ -37,26 +40,6 @@ constexpr int kProxyPort = 5433;
 constexpr const char* kVip = "10.213.0.50";
 constexpr const char* kClientPassword = "vip-client-pw";
 constexpr int64_t kSettleMs = 240'000;
-
-std::string TandemBin() {
-  const char* bin = std::getenv("TANDEM_BIN");
-  return AbsolutePath(bin != nullptr ? bin : "build/tandem");
-}
-
-pid_t PidFromFile(const std::string& path) {
-  auto text = ReadFile(path);
-  if (!text) return 0;
-  auto pid = ParseInt(Trim(Split(*text, '\n')[0]));
-  if (!pid || *pid <= 1 || !IsAlive(static_cast<pid_t>(*pid))) return 0;
-  return static_cast<pid_t>(*pid);
-}
-
-void KillGroup(pid_t pid, int sig) {
-  if (pid <= 0) return;
-  pid_t pgid = ::getpgid(pid);
-  if (pgid > 1 && pgid != ::getpgrp()) ::kill(-pgid, sig);
-  ::kill(pid, sig);
-}
 
 std::string Name(int i) {
   return "n" + std::to_string(i);
@@ -138,9 +121,9 @@ class Cluster {
     return it != agents_.end() && IsAlive(it->second) ? it->second : 0;
   }
   pid_t PostmasterPid(int i) const {
-    return PidFromFile(NodeDir(i) + "/state/pgdata/postmaster.pid");
+    return LivePidFromFile(NodeDir(i) + "/state/pgdata/postmaster.pid");
   }
-  pid_t EtcdPid(int i) const { return PidFromFile(NodeDir(i) + "/state/etcd.pid"); }
+  pid_t EtcdPid(int i) const { return LivePidFromFile(NodeDir(i) + "/state/etcd.pid"); }
 
   void StopNode(int i) {
     if (pid_t a = AgentPid(i)) {

@@ -1,5 +1,6 @@
 #include "integration/harness/harness.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -64,9 +65,28 @@ CommandResult RunCmd(const std::vector<std::string>& argv, int64_t timeout_ms,
   return {r->exit_code, r->output};
 }
 
-CommandResult RunTandem(const std::vector<std::string>& args, int64_t timeout_ms) {
+std::string TandemBin() {
   const char* bin = std::getenv("TANDEM_BIN");
-  std::vector<std::string> argv = {bin != nullptr ? bin : "build/tandem"};
+  return AbsolutePath(bin != nullptr ? bin : "build/tandem");
+}
+
+pid_t LivePidFromFile(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text) return 0;
+  auto pid = ParseInt(Trim(Split(*text, '\n')[0]));
+  if (!pid || *pid <= 1 || !IsAlive(static_cast<pid_t>(*pid))) return 0;
+  return static_cast<pid_t>(*pid);
+}
+
+void KillGroup(pid_t pid, int sig) {
+  if (pid <= 0) return;
+  const pid_t pgid = ::getpgid(pid);
+  if (pgid > 1 && pgid != ::getpgrp()) ::kill(-pgid, sig);
+  ::kill(pid, sig);
+}
+
+CommandResult RunTandem(const std::vector<std::string>& args, int64_t timeout_ms) {
+  std::vector<std::string> argv = {TandemBin()};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCmd(argv, timeout_ms);
 }

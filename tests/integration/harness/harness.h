@@ -1,6 +1,7 @@
 // Helpers for integration tests that run real etcd and PostgreSQL on 127.0.0.1.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/types.h>
 
 #include <functional>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/process.h"
 #include "base/result.h"
 
 namespace tandem::testing {
@@ -46,7 +48,9 @@ struct CommandResult {
   std::string output;  // stdout + stderr
 };
 
-// Runs the tandem binary under test (TANDEM_BIN, else build/tandem) with args.
+// The tandem binary under test: TANDEM_BIN, else build/tandem, made absolute.
+std::string TandemBin();
+// Runs the tandem binary under test with args.
 CommandResult RunTandem(const std::vector<std::string>& args, int64_t timeout_ms = 300'000);
 // Runs any command.
 CommandResult RunCmd(const std::vector<std::string>& argv, int64_t timeout_ms = 120'000,
@@ -59,7 +63,49 @@ std::optional<nlohmann::json> ClusterStatusJson(const std::string& config);
 // tls = false adds --no-tls (the sandbox runs TLS, enforce, by default).
 CommandResult SandboxUp(const std::string& dir, int base_port, int nodes = 3, bool tls = true);
 void SandboxDown(const std::string& dir);
+// The pid on the first line of a pid file (postmaster.pid, etcd.pid, agent.pid)
+// when that process is alive and not a zombie; 0 otherwise (no file, junk, dead).
+pid_t LivePidFromFile(const std::string& path);
+// Sends sig to pid's process group (when it has its own, not ours) and to pid.
+void KillGroup(pid_t pid, int sig);
 // psql -Atc SQL against 127.0.0.1:port as postgres, with the given PGPASSFILE.
 CommandResult Psql(int port, const std::string& pgpass, const std::string& sql);
+
+// A test suite sharing one sandbox: `class FooTest : public SandboxSuite<FooTest>`,
+// whose SetUpTestSuite calls UpSandbox() and TearDownTestSuite DownSandbox().
+// Every test fails at once, with the sandbox's output, when it did not come up.
+// CRTP: each suite has its own sandbox.
+template <typename Suite>
+class SandboxSuite : public ::testing::Test {
+ protected:
+  static void UpSandbox(const std::string& prefix, int default_base_port) {
+    BecomeSubreaper();  // the sandbox's agents are reparented to us: reap them
+    dir_ = new TempDir(prefix);
+    base_ = TestBasePort(default_base_port);
+    auto r = SandboxUp(Dir(), base_);
+    up_output_ = new std::string(r.output);
+    up_ok_ = r.exit_code == 0;
+  }
+  static void DownSandbox() {
+    if (dir_ != nullptr) SandboxDown(Dir());
+  }
+  // After DownSandbox and whatever else the suite stops.
+  static void RemoveSandboxDir() {
+    delete dir_;
+    dir_ = nullptr;
+    delete up_output_;
+    up_output_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(up_ok_) << "sandbox up failed:\n" << *up_output_; }
+
+  static std::string Dir() { return dir_->path() + "/sb"; }
+  static std::string NodeDir(int i) { return Dir() + "/node" + std::to_string(i); }
+  static std::string Config(int i) { return NodeDir(i) + "/tandem.yaml"; }
+
+  static inline TempDir* dir_ = nullptr;
+  static inline int base_ = 0;
+  static inline bool up_ok_ = false;
+  static inline std::string* up_output_ = nullptr;
+};
 
 }  // namespace tandem::testing
