@@ -16,20 +16,15 @@
 //   (historical ones included when start_revision is in the past). A start
 //   revision that was compacted answers canceled with compact_revision.
 
-// The Debian package ships httplib as a compiled library built with these
-// options; the header must see the same ones or the class layouts differ.
-// CMake passes them (pkg-config cpp-httplib); this is a fallback.
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_OPENSSL_SUPPORT 1
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT 1
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT 1
-#endif
 #include "dcs/etcd_dcs.h"
 
+// Debian's httplib is a compiled library built with OpenSSL, zlib and brotli;
+// the header must see the same options (CMake passes them from pkg-config
+// cpp-httplib to every target that links it) or the class layouts differ.
+#if !defined(CPPHTTPLIB_OPENSSL_SUPPORT) || !defined(CPPHTTPLIB_ZLIB_SUPPORT) || \
+    !defined(CPPHTTPLIB_BROTLI_SUPPORT)
+#error "build with the cpp-httplib pkg-config flags (CMakeLists.txt links PkgConfig::HTTPLIB)"
+#endif
 #include <httplib.h>
 
 #include <algorithm>

@@ -8,16 +8,6 @@
 //
 // Ports: TestBasePort(31400); node i: PostgreSQL P+10i, API +1, etcd client
 // +4, peer +5, health port +6, on 127.0.0.i.
-// As in src/dcs/etcd_dcs.cc: the options the Debian httplib was built with.
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_OPENSSL_SUPPORT 1
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT 1
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT 1
-#endif
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
