@@ -46,6 +46,22 @@ Status GetString(const YAML::Node& n, const char* key, const std::string& where,
   return Ok();
 }
 
+// true/yes/on or false/no/off, as YAML 1.1 spells booleans.
+Status GetBool(const YAML::Node& n, const char* key, const std::string& where,
+               const std::string& path, bool* out) {
+  if (!n || !n[key]) return Ok();
+  const auto& v = n[key];
+  const std::string text = v.IsScalar() ? v.as<std::string>() : "";
+  if (text == "true" || text == "yes" || text == "on") {
+    *out = true;
+  } else if (text == "false" || text == "no" || text == "off") {
+    *out = false;
+  } else {
+    return Bad(path, "'" + where + "' must be true or false");
+  }
+  return Ok();
+}
+
 // zero_ok: 0 is allowed and means "off".
 Status GetPort(const YAML::Node& n, const char* key, const std::string& where,
                const std::string& path, int* out, bool zero_ok = false) {
@@ -400,16 +416,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
       }
       c.proxy_read_only_max_lag_bytes = static_cast<uint64_t>(*v);
     }
-    if (proxy && proxy["read_only_fallback_to_primary"]) {
-      const std::string v = proxy["read_only_fallback_to_primary"].as<std::string>();
-      if (v == "true" || v == "yes" || v == "on") {
-        c.proxy_read_only_fallback_to_primary = true;
-      } else if (v == "false" || v == "no" || v == "off") {
-        c.proxy_read_only_fallback_to_primary = false;
-      } else {
-        return Bad(path, "'proxy.read_only_fallback_to_primary' must be true or false");
-      }
-    }
+    TANDEM_TRY(GetBool(proxy, "read_only_fallback_to_primary",
+                       "proxy.read_only_fallback_to_primary", path,
+                       &c.proxy_read_only_fallback_to_primary));
 
     auto vip = root["vip"];
     TANDEM_TRY(CheckKeys(vip, "vip", {"address", "interface"}, path));
@@ -464,16 +473,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
                              "or permissive (traffic is encrypted but peers are not verified)");
       }
     }
-    if (tls && tls["verify_hostname"]) {
-      const std::string v = tls["verify_hostname"].as<std::string>();
-      if (v == "true" || v == "yes" || v == "on") {
-        c.tls_verify_hostname = true;
-      } else if (v == "false" || v == "no" || v == "off") {
-        c.tls_verify_hostname = false;
-      } else {
-        return Bad(path, "'tls.verify_hostname' must be true or false");
-      }
-    }
+    TANDEM_TRY(
+        GetBool(tls, "verify_hostname", "tls.verify_hostname", path, &c.tls_verify_hostname));
 
     auto log = root["log"];
     TANDEM_TRY(CheckKeys(log, "log", {"level"}, path));

@@ -57,19 +57,10 @@ class ClusterTest : public SandboxSuite<ClusterTest> {
   }
   static int IndexOf(const std::string& node) { return node.empty() ? 0 : node.back() - '0'; }
   // Every member but the primary is a replica in sync.
+  // And the sync record allows the next failover.
   static bool Healthy(int via, size_t members) {
     auto s = Status(via);
-    if (!s || (*s)["primary"].is_null() || (*s)["members"].size() != members) return false;
-    int primaries = 0, replicas = 0;
-    for (const auto& m : (*s)["members"]) {
-      if (m["role"] == "primary") ++primaries;
-      if (m["role"] == "replica" && m["in_sync"] == true) ++replicas;
-    }
-    // And the sync record allows the next failover (a replica proven to hold
-    // every acknowledged write), so a test that kills the primary next does
-    // not land in the short window after a change where it rightly may not.
-    return primaries == 1 && replicas == static_cast<int>(members) - 1 &&
-           (*s)["sync"].is_object() && (*s)["sync"].value("failover_ready", false);
+    return s && UnhealthyBecause(*s, members, /*failover_ready=*/true).empty();
   }
 
   // Polls writes on port every ~20 ms from now until one fails (or

@@ -197,13 +197,7 @@ class EtcdTlsTest : public ::testing::Test {
   }
   static bool Healthy(int via) {
     auto s = Status(via);
-    if (!s || (*s)["primary"].is_null() || (*s)["members"].size() != kNodes) return false;
-    int primaries = 0, replicas = 0;
-    for (const auto& m : (*s)["members"]) {
-      if (m["role"] == "primary") ++primaries;
-      if (m["role"] == "replica" && m["in_sync"] == true) ++replicas;
-    }
-    return primaries == 1 && replicas == kNodes - 1;
+    return s && UnhealthyBecause(*s, kNodes, /*failover_ready=*/false).empty();
   }
 
   static TempDir* dir_;

@@ -50,13 +50,7 @@ class PgTlsTest : public SandboxSuite<PgTlsTest> {
   }
   static bool Healthy() {
     auto s = ClusterStatusJson(Config(1));
-    if (!s || (*s)["primary"].is_null() || (*s)["members"].size() != 3) return false;
-    int primaries = 0, replicas = 0;
-    for (const auto& m : (*s)["members"]) {
-      if (m["role"] == "primary") ++primaries;
-      if (m["role"] == "replica" && m["in_sync"] == true) ++replicas;
-    }
-    return primaries == 1 && replicas == 2;
+    return s && UnhealthyBecause(*s, 3, /*failover_ready=*/false).empty();
   }
   // psql with a whole conninfo string.
   static CommandResult PsqlConninfo(const std::string& conninfo, const std::string& sql) {

@@ -73,15 +73,7 @@ class ProxyTest : public SandboxSuite<ProxyTest> {
   static int IndexOf(const std::string& node) { return node.empty() ? 0 : node.back() - '0'; }
   static bool Healthy(int via) {
     auto s = Status(via);
-    if (!s || (*s)["primary"].is_null() || (*s)["members"].size() != 3) return false;
-    int primaries = 0, replicas = 0;
-    for (const auto& m : (*s)["members"]) {
-      if (m["role"] == "primary") ++primaries;
-      if (m["role"] == "replica" && m["in_sync"] == true) ++replicas;
-    }
-    // And the sync record allows the next failover (see cluster_test.cc).
-    return primaries == 1 && replicas == 2 && (*s)["sync"].is_object() &&
-           (*s)["sync"].value("failover_ready", false);
+    return s && UnhealthyBecause(*s, 3, /*failover_ready=*/true).empty();
   }
   // The value psql prints, or "" when it fails.
   static std::string Query(int port, const std::string& sql) {

@@ -31,6 +31,7 @@ using testing::LivePidFromFile;
 using testing::RunCmd;
 using testing::TandemBin;
 using testing::TempDir;
+using testing::UnhealthyBecause;
 using testing::WaitUntil;
 
 constexpr int kNodes = 3;
@@ -178,17 +179,9 @@ class Cluster {
       if (!s || s->value("store", "") != "ok") return No(Name(i) + ": status or store not ok");
     }
     auto s = NodeStatus(1);
-    if (!s || !(*s)["primary"].is_string() || (*s)["members"].size() != kNodes) {
-      return No("no primary, or not every member registered");
-    }
-    int primaries = 0, replicas = 0;
-    for (const auto& m : (*s)["members"]) {
-      if (m.value("role", "") == "primary") ++primaries;
-      if (m.value("role", "") == "replica" && m.value("in_sync", false)) ++replicas;
-    }
-    if (primaries != 1 || replicas != kNodes - 1) return No("not one primary, two replicas");
-    if (!(*s)["sync"].is_object() || !(*s)["sync"].value("failover_ready", false)) {
-      return No("the sync record does not allow a failover yet");
+    if (!s) return No("no status from " + Name(1));
+    if (auto why = UnhealthyBecause(*s, kNodes, /*failover_ready=*/true); !why.empty()) {
+      return No(why);
     }
     unsettled_.clear();
     return true;

@@ -78,6 +78,26 @@ pid_t LivePidFromFile(const std::string& path) {
   return static_cast<pid_t>(*pid);
 }
 
+std::string UnhealthyBecause(const nlohmann::json& s, size_t members, bool failover_ready) {
+  if (!s.is_object() || !s.value("primary", nlohmann::json()).is_string() ||
+      !s.contains("members") || s["members"].size() != members) {
+    return "no primary, or not every member registered";
+  }
+  size_t primaries = 0, replicas = 0;
+  for (const auto& m : s["members"]) {
+    if (m.value("role", "") == "primary") ++primaries;
+    if (m.value("role", "") == "replica" && m.value("in_sync", false)) ++replicas;
+  }
+  if (primaries != 1 || replicas != members - 1) {
+    return "not one primary and " + std::to_string(members - 1) + " in-sync replicas";
+  }
+  if (failover_ready &&
+      !(s.contains("sync") && s["sync"].is_object() && s["sync"].value("failover_ready", false))) {
+    return "the sync record does not allow a failover yet";
+  }
+  return "";
+}
+
 void KillGroup(pid_t pid, int sig) {
   if (pid <= 0) return;
   const pid_t pgid = ::getpgid(pid);

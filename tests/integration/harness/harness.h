@@ -63,6 +63,12 @@ std::optional<nlohmann::json> ClusterStatusJson(const std::string& config);
 // tls = false adds --no-tls (the sandbox runs TLS, enforce, by default).
 CommandResult SandboxUp(const std::string& dir, int base_port, int nodes = 3, bool tls = true);
 void SandboxDown(const std::string& dir);
+// Why a `cluster status --json` answer is not a healthy cluster of `members`
+// members ("" when it is): one primary, every other member a replica in sync,
+// and, with failover_ready, a sync record that allows the next failover (a
+// test that kills the primary next must not land in the short window after a
+// change where the cluster rightly may not fail over).
+std::string UnhealthyBecause(const nlohmann::json& status, size_t members, bool failover_ready);
 // The pid on the first line of a pid file (postmaster.pid, etcd.pid, agent.pid)
 // when that process is alive and not a zombie; 0 otherwise (no file, junk, dead).
 pid_t LivePidFromFile(const std::string& path);
