@@ -279,16 +279,7 @@ class ChaosTest : public ::testing::Test {
   }
 
   static std::optional<json> NodeStatus(int i) {
-    httplib::Client c(Topology::NodeAddr(i), kApiPort);
-    c.set_connection_timeout(1, 0);
-    c.set_read_timeout(3, 0);
-    auto r = c.Get("/v1/status");
-    if (!r || r->status != 200) return std::nullopt;
-    try {
-      return json::parse(r->body);
-    } catch (...) {
-      return std::nullopt;
-    }
+    return testing::HttpGetJson(Topology::NodeAddr(i), kApiPort, "/v1/status");
   }
 
   // The primary as the nodes whose store is readable agree on; 0 when none.

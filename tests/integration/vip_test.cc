@@ -147,16 +147,7 @@ class Cluster {
   }
 
   std::optional<json> NodeStatus(int i) const {
-    httplib::Client c(Topology::NodeAddr(i), kApiPort);
-    c.set_connection_timeout(1, 0);
-    c.set_read_timeout(3, 0);
-    auto r = c.Get("/v1/status");
-    if (!r || r->status != 200) return std::nullopt;
-    try {
-      return json::parse(r->body);
-    } catch (...) {
-      return std::nullopt;
-    }
+    return testing::HttpGetJson(Topology::NodeAddr(i), kApiPort, "/v1/status");
   }
 
   // The primary the live nodes agree on (0 = none), skipping `except`.

@@ -1,5 +1,6 @@
 #include "integration/harness/harness.h"
 
+#include <httplib.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -76,6 +77,18 @@ pid_t LivePidFromFile(const std::string& path) {
   auto pid = ParseInt(Trim(Split(*text, '\n')[0]));
   if (!pid || *pid <= 1 || !IsAlive(static_cast<pid_t>(*pid))) return 0;
   return static_cast<pid_t>(*pid);
+}
+
+std::optional<nlohmann::json> HttpGetJson(const std::string& host, int port,
+                                          const std::string& path) {
+  httplib::Client c(host, port);
+  c.set_connection_timeout(1, 0);
+  c.set_read_timeout(3, 0);
+  auto r = c.Get(path);
+  if (!r || r->status != 200) return std::nullopt;
+  auto j = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
 }
 
 std::string UnhealthyBecause(const nlohmann::json& s, size_t members, bool failover_ready) {

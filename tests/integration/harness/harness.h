@@ -63,6 +63,10 @@ std::optional<nlohmann::json> ClusterStatusJson(const std::string& config);
 // tls = false adds --no-tls (the sandbox runs TLS, enforce, by default).
 CommandResult SandboxUp(const std::string& dir, int base_port, int nodes = 3, bool tls = true);
 void SandboxDown(const std::string& dir);
+// A plain-HTTP GET of host:port/path parsed as JSON (1 s to connect, 3 s to
+// answer); nullopt when it fails, answers other than 200, or is not JSON.
+std::optional<nlohmann::json> HttpGetJson(const std::string& host, int port,
+                                          const std::string& path);
 // Why a `cluster status --json` answer is not a healthy cluster of `members`
 // members ("" when it is): one primary, every other member a replica in sync,
 // and, with failover_ready, a sync record that allows the next failover (a
