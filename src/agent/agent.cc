@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -84,6 +85,7 @@ Agent::Agent(Config cfg)
       pg_(MakePaths(cfg_), MakeSettings(cfg_)),
       etcd_(cfg_) {
   if (cfg_.vip.enabled()) vip_ = std::make_unique<FloatingIp>(cfg_.vip);
+  tls_cfg_ = cfg_;
 }
 
 Agent::~Agent() {
@@ -91,6 +93,21 @@ Agent::~Agent() {
   if (op_thread_.joinable()) op_thread_.join();
   StopLoop();
   if (fence_thread_.joinable()) fence_thread_.join();
+  StopPeerCerts();
+}
+
+Config Agent::TlsConfig() const {
+  std::lock_guard<std::mutex> lock(tls_mu_);
+  return tls_cfg_;
+}
+
+void Agent::StopPeerCerts() {
+  {
+    std::lock_guard<std::mutex> lock(tls_mu_);
+    peer_wake_ = true;
+  }
+  peer_cv_.notify_all();
+  if (peer_cert_thread_.joinable()) peer_cert_thread_.join();
 }
 
 std::shared_ptr<dcs::Dcs> Agent::Store() {
@@ -105,7 +122,9 @@ Status Agent::ConnectStore(const std::vector<std::string>& endpoints) {
   // before the lease deadline; the watchdog covers the rest.
   opts.request_timeout_ms = std::clamp<int64_t>(cfg_.ha.safety_margin_ms / 4, 250, 1000);
   opts.connect_timeout_ms = 500;
-  opts.tls = ClientTlsFor(cfg_);  // the node's client pair (etcd takes any the CA signed)
+  // The node's client pair (etcd takes any the CA signed), from the private
+  // copies, so connections opened after a rotation present the new one.
+  opts.tls = AgentClientTls(cfg_);
   auto store = std::make_shared<dcs::EtcdDcs>(opts);
   std::lock_guard<std::mutex> lock(mu_);
   store_ = std::move(store);
@@ -186,6 +205,7 @@ Status Agent::Start() {
     (void)vip_->Release("start-up", /*force=*/true);
   }
   fence_thread_ = std::thread([this] { FenceMain(); });
+  if (cfg_.tls_enabled()) peer_cert_thread_ = std::thread([this] { PeerCertMain(); });
   auto st = StartMember();
   if (!st.ok() && state_.member && pg_.IsRunning()) {
     // Without a working agent nothing enforces the lease: PostgreSQL must not
@@ -293,6 +313,7 @@ void Agent::Shutdown() {
   if (op_thread_.joinable()) op_thread_.join();
   StopLoop();
   if (fence_thread_.joinable()) fence_thread_.join();
+  StopPeerCerts();
   std::unique_lock<std::mutex> op_lock(op_mu_);
   if (!state_.member) return;
   auto store = Store();
@@ -949,41 +970,183 @@ Status Agent::WriteHbaFor(const ClusterView& view) {
   return Ok();
 }
 
+void Agent::ReadTlsSection() {
+  struct stat st {};
+  if (cfg_.path.empty() || ::stat(cfg_.path.c_str(), &st) != 0) return;
+  const int64_t mtime = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+  if (mtime == config_mtime_ns_) return;
+  config_mtime_ns_ = mtime;
+  auto now = LoadConfig(cfg_.path);
+  if (!now) {
+    if (now.error().message() != config_warned_) {
+      config_warned_ = now.error().message();
+      TLOG(Warn, "agent") << "the config file changed but does not load; the agent keeps what it "
+                             "read before: "
+                          << now.error().message();
+    }
+    return;
+  }
+  config_warned_.clear();
+  std::lock_guard<std::mutex> lock(tls_mu_);
+  if (now->tls_enabled() != cfg_.tls_enabled() || now->tls_mode != cfg_.tls_mode ||
+      now->tls_verify_hostname != cfg_.tls_verify_hostname) {
+    const std::string why = "the tls section of " + cfg_.path +
+                            " changed (mode, verify_hostname or TLS on/off): restart this node's "
+                            "agent to apply it (on the primary, run `tandem cluster switchover` "
+                            "first)";
+    if (restart_required_ != why) TLOG(Warn, "agent") << why;
+    restart_required_ = why;
+    return;
+  }
+  if (now->tls_server_key == tls_cfg_.tls_server_key &&
+      now->tls_server_cert == tls_cfg_.tls_server_cert &&
+      now->tls_client_key == tls_cfg_.tls_client_key &&
+      now->tls_client_cert == tls_cfg_.tls_client_cert &&
+      now->tls_ca_cert == tls_cfg_.tls_ca_cert) {
+    return;
+  }
+  TLOG(Info, "agent") << "the config file names other TLS files; checking them";
+  tls_cfg_.tls_server_key = now->tls_server_key;
+  tls_cfg_.tls_server_cert = now->tls_server_cert;
+  tls_cfg_.tls_client_key = now->tls_client_key;
+  tls_cfg_.tls_client_cert = now->tls_client_cert;
+  tls_cfg_.tls_ca_cert = now->tls_ca_cert;
+}
+
 void Agent::RefreshTlsCopies() {
   if (!cfg_.tls_enabled()) return;
+  ReadTlsSection();
+  const Config tc = TlsConfig();
   const MonoMs now = SystemClock::Get().Now();
-  const bool current = TlsCopiesCurrent(cfg_);
+  const bool current = TlsCopiesCurrent(tc);
   if (!current || cert_summary_at_ == 0 || now - cert_summary_at_ >= 60'000) {
     cert_summary_at_ = now;
     cert_summary_ =
-        NodeCertificateSummary(CertificateStates(cfg_, SystemClock::Get().WallNow() / 1000));
+        NodeCertificateSummary(CertificateStates(tc, SystemClock::Get().WallNow() / 1000));
   }
   if (current) return;
-  auto valid = ValidateTlsFiles(cfg_, SystemClock::Get().WallNow() / 1000);
+  auto valid = ValidateTlsFiles(tc, SystemClock::Get().WallNow() / 1000);
   if (!valid.ok()) {
     if (valid.error().message() != tls_refresh_warned_) {
       tls_refresh_warned_ = valid.error().message();
-      TLOG(Warn, "agent") << "the TLS files changed but are not usable; PostgreSQL keeps the "
-                             "previous copies: "
+      TLOG(Warn, "agent") << "the TLS files changed but are not usable; the node keeps the "
+                             "certificates it uses now: "
                           << valid.error().message();
     }
     return;
   }
   tls_refresh_warned_.clear();
-  auto copied = InstallTlsCopies(cfg_, ServiceUser(cfg_));
+  auto old_ca = ReadFile(TlsCopies(tc).ca_cert);
+  auto copied = InstallTlsCopies(tc, ServiceUser(tc));
   if (!copied) {
     TLOG(Warn, "agent") << "cannot refresh the TLS copies: " << copied.error().message();
     return;
   }
-  TLOG(Info, "agent") << "the TLS files changed: copies in " << TlsCopies(cfg_).dir << " refreshed"
-                      << (pg_.IsRunning() ? ", PostgreSQL reloaded" : "");
+  // Rotation, in the order that keeps every connection working: PostgreSQL
+  // (reload: new handshakes use the new pair), etcd's copies (etcd loads its
+  // pair at every handshake), the API (its next handshakes), the agent's own
+  // clients (new connections read the copies).
+  std::string applied = "PostgreSQL";
   if (pg_.IsRunning()) {
     if (auto st = pg_.Reload(); !st.ok()) TLOG(Warn, "agent") << st.error().message();
+  }
+  if (cfg_.embedded_etcd()) {
+    if (auto st = etcd_.RefreshTlsFiles(); !st.ok()) {
+      TLOG(Warn, "agent") << "etcd's certificate copies: " << st.error().message();
+    } else {
+      applied += ", etcd";
+    }
+  }
+  if (tls_reload_hook_) {
+    tls_reload_hook_();
+    applied += ", the API";
+  }
+  if (auto store = Store()) store->ResetConnections();
+  TLOG(Info, "agent") << "the TLS files changed: checked, copied to " << TlsCopies(tc).dir
+                      << " and in use by " << applied << " and this agent's connections";
+  auto new_ca = ReadFile(TlsCopies(tc).ca_cert);
+  if (cfg_.embedded_etcd() && old_ca.ok() && new_ca.ok() && *old_ca != *new_ca) {
+    // etcd reads its trusted CA only when it starts.
+    std::lock_guard<std::mutex> lock(tls_mu_);
+    restart_required_ =
+        "the CA certificate changed: etcd trusts the new one after this node's agent restarts "
+        "(PostgreSQL, the API and the agent's connections already do)";
+    TLOG(Warn, "agent") << restart_required_;
+  }
+  WakePeerCerts();
+}
+
+void Agent::WakePeerCerts() {
+  {
+    std::lock_guard<std::mutex> lock(tls_mu_);
+    peer_wake_ = true;
+  }
+  peer_cv_.notify_all();
+}
+
+void Agent::PeerCertMain() {
+  while (!stopping_) {
+    std::vector<NodeInfo> targets;
+    Config tc;
+    {
+      std::unique_lock<std::mutex> lock(tls_mu_);
+      peer_cv_.wait_for(lock, std::chrono::seconds(60), [&] { return peer_wake_ || stopping_; });
+      peer_wake_ = false;
+      if (stopping_) return;
+      targets = peer_targets_;
+      tc = tls_cfg_;
+    }
+    const auto copies = TlsCopies(tc);
+    std::map<std::string, PeerCertificate> seen;
+    for (const auto& n : targets) {
+      const auto [host, port] = HostPortOfUrl(n.api_url);
+      if (port <= 0) continue;
+      // Judged as enforce would, whatever this node's mode: that is what
+      // switching to enforce would meet.
+      seen[n.name] = CheckPeerCertificate(
+          n.name + "'s API certificate", host.empty() ? n.host : host, port, TlsService::kHttps,
+          copies.ca_cert, copies.client_cert, copies.client_key, tc.tls_verify_hostname,
+          SystemClock::Get().WallNow() / 1000, 2000);
+      if (stopping_) return;
+    }
+    std::lock_guard<std::mutex> lock(tls_mu_);
+    for (auto& [name, pc] : seen) {
+      auto old = peer_certs_.find(name);
+      if (old == peer_certs_.end() || old->second.summary.text != pc.summary.text) {
+        const std::string line = "peer " + name + ": Certificate: " + pc.summary.text +
+                                 (pc.detail.empty() ? "" : " (" + pc.detail + ")");
+        if (pc.summary.state == pki::CertState::kInvalid) {
+          TLOG(Warn, "tls") << line;
+        } else {
+          TLOG(Info, "tls") << line;
+        }
+      }
+    }
+    peer_certs_ = std::move(seen);
   }
 }
 
 void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& local) {
   RefreshTlsCopies();
+  if (cfg_.tls_enabled()) {
+    // The peers whose certificates PeerCertMain checks; checked again at once
+    // when one joins, leaves or moves.
+    std::vector<NodeInfo> targets;
+    for (const auto& [name, n] : view.nodes) {
+      if (name != cfg_.node_name) targets.push_back(n);
+    }
+    bool changed = false;
+    {
+      std::lock_guard<std::mutex> lock(tls_mu_);
+      changed = targets.size() != peer_targets_.size() ||
+                !std::equal(targets.begin(), targets.end(), peer_targets_.begin(),
+                            [](const NodeInfo& a, const NodeInfo& b) {
+                              return a.name == b.name && a.api_url == b.api_url;
+                            });
+      if (changed) peer_targets_ = std::move(targets);
+    }
+    if (changed) WakePeerCerts();
+  }
   // pg_hba.conf follows the membership on every node.
   if (auto st = WriteHbaFor(view); !st.ok()) {
     TLOG(Warn, "pg") << "writing pg_hba.conf: " << st.error().message();

@@ -23,6 +23,7 @@
 #include "agent/etcd_member.h"
 #include "agent/fence_guard.h"
 #include "agent/local_state.h"
+#include "agent/peer_certs.h"
 #include "agent/vip.h"
 #include "base/result.h"
 #include "core/route.h"
@@ -68,6 +69,12 @@ class Agent {
   // by `tandem agent`; the agent does not depend on the proxy.
   using RouteSink = std::function<void(const core::Route&)>;
   void SetRouteSink(RouteSink sink) { route_sink_ = std::move(sink); }
+  // Called (from the loop thread) after a certificate rotation reached the
+  // private copies, so the API server loads them. Set before Start().
+  void SetTlsReloadHook(std::function<void()> hook) { tls_reload_hook_ = std::move(hook); }
+  // cfg_ with the tls section the config file has now: the paths follow a
+  // rotation (`tandem cluster certs` rewrites them) without a restart.
+  Config TlsConfig() const;
 
   // ---- operator commands (each records the node's "last command") ----
   Status Initialize();
@@ -279,6 +286,30 @@ class Agent {
   bool acted_ = false;  // the last cycle carried out actions (loop thread only)
   std::thread lease_thread_;
   std::thread watch_thread_;
+
+  // Certificate rotation (docs/design/tls.md, "Rotation"). The loop thread
+  // re-reads the config file's tls section when the file changes
+  // (ReadTlsSection) and applies a valid change of the files to PostgreSQL,
+  // etcd, the API and the agent's own clients; anything it cannot apply
+  // live (tls.mode, a new CA for etcd) is named in restart_required_.
+  void ReadTlsSection();
+  mutable std::mutex tls_mu_;
+  Config tls_cfg_;                // under tls_mu_
+  std::string restart_required_;  // under tls_mu_; "" = nothing pending
+  int64_t config_mtime_ns_ = 0;   // loop thread: the config file's mtime last read
+  std::string config_warned_;     // loop thread: the last config read error warned about
+  std::function<void()> tls_reload_hook_;
+  // This node's check of every peer's server certificate (seed 2's per-peer
+  // "Certificate:"), once a minute and when the membership changes, in its
+  // own thread so a peer that does not answer never slows the loop.
+  void PeerCertMain();
+  void WakePeerCerts();
+  void StopPeerCerts();
+  std::vector<NodeInfo> peer_targets_;                 // under tls_mu_, from the loop
+  std::map<std::string, PeerCertificate> peer_certs_;  // under tls_mu_, by node name
+  std::condition_variable peer_cv_;                    // with tls_mu_
+  bool peer_wake_ = false;                             // under tls_mu_
+  std::thread peer_cert_thread_;
 
   std::atomic<bool> loop_running_{false};
   std::atomic<bool> stopping_{false};

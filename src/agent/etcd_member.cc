@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "agent/http_client.h"
+#include "agent/tls_files.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -76,25 +77,38 @@ std::string EtcdLogLevel(const Config& cfg) {
 
 Status EtcdMember::InstallTlsFiles() const {
   if (!cfg_.tls_enabled()) return Ok();
-  // etcd runs as the run user when the agent is root: it reads private
-  // copies, refreshed at every start so a renewed certificate is picked up.
+  // etcd runs as the run user when the agent is root: it reads its own
+  // copies of the node's validated private copies (<state_dir>/tls), made at
+  // every start and refreshed on a rotation (RefreshTlsFiles). etcd loads its
+  // pair at every TLS handshake, so a new pair is used at once; its trusted
+  // CA only when it starts.
   const std::string dir = tls_dir();
   TANDEM_TRY(MakeDirs(dir, 0700));
-  const std::pair<const std::string*, const char*> files[] = {{&cfg_.tls_server_cert, "server.crt"},
-                                                              {&cfg_.tls_server_key, "server.key"},
-                                                              {&cfg_.tls_ca_cert, "ca.crt"}};
+  const auto copies = TlsCopies(cfg_);
+  const std::pair<const std::string*, const char*> files[] = {{&copies.server_cert, "server.crt"},
+                                                              {&copies.server_key, "server.key"},
+                                                              {&copies.ca_cert, "ca.crt"}};
   for (const auto& [src, name] : files) {
     auto text = ReadFile(*src);
     if (!text) return text.error().Wrap("reading " + *src + " for etcd");
     const bool is_key = std::string(name) == "server.key";
-    auto st = WriteFileAtomic(dir + "/" + name, *text, is_key ? 0600 : 0644);
+    const std::string dst = dir + "/" + name;
+    auto old = ReadFile(dst);
+    Status st = Ok();
+    if (!old.ok() || *old != *text) st = WriteFileAtomic(dst, *text, is_key ? 0600 : 0644);
     std::fill(text->begin(), text->end(), '\0');
+    if (old.ok()) std::fill(old->begin(), old->end(), '\0');
     TANDEM_TRY(st);
   }
   // <state_dir>/tls (PostgreSQL's copies live there too) must let the run
   // user through to its own subdirectory.
   TANDEM_TRY(Chown(cfg_.state_dir + "/tls", ServiceUser(cfg_)));
   return ChownRecursive(dir, ServiceUser(cfg_));
+}
+
+Status EtcdMember::RefreshTlsFiles() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return InstallTlsFiles();
 }
 
 bool EtcdMember::HasData() const {

@@ -52,6 +52,10 @@ class EtcdMember {
   // Where etcd's copies of the node's server pair and CA live
   // (<state_dir>/tls/etcd, 0700, owned by the run user; keys 0600).
   std::string tls_dir() const { return cfg_.state_dir + "/tls/etcd"; }
+  // A rotation: etcd's copies follow the node's private copies (the server
+  // pair and CA; written only when changed). etcd uses a new pair from its
+  // next handshake on, a new CA only after it restarts.
+  Status RefreshTlsFiles();
 
  private:
   Status Launch(const std::string& initial_cluster, bool new_cluster);

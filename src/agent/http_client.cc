@@ -4,6 +4,8 @@
 
 #include <mutex>
 
+#include "agent/tls_files.h"
+
 namespace tandem::agent {
 namespace {
 std::mutex tls_mu;
@@ -26,6 +28,16 @@ dcs::TlsClientOptions ClientTlsFor(const Config& cfg) {
   t.key_file = cfg.tls_client_key;
   t.verify_peer = cfg.tls_mode == TlsMode::kEnforce;
   t.verify_hostname = cfg.tls_verify_hostname;
+  return t;
+}
+
+dcs::TlsClientOptions AgentClientTls(const Config& cfg) {
+  dcs::TlsClientOptions t = ClientTlsFor(cfg);
+  if (!cfg.tls_enabled()) return t;
+  const auto copies = TlsCopies(cfg);
+  t.ca_file = copies.ca_cert;
+  t.cert_file = copies.client_cert;
+  t.key_file = copies.client_key;
   return t;
 }
 

@@ -29,5 +29,8 @@ void SetHttpClientTls(const dcs::TlsClientOptions& tls);
 // mode's checks (enforce: chain, and the host with tls.verify_hostname;
 // permissive: none). Empty when cfg has no tls section.
 dcs::TlsClientOptions ClientTlsFor(const Config& cfg);
+// The same from the agent's private copies (<state_dir>/tls), which follow a
+// certificate rotation: what the agent's own connections present and trust.
+dcs::TlsClientOptions AgentClientTls(const Config& cfg);
 
 }  // namespace tandem::agent

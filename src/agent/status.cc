@@ -19,13 +19,22 @@ json Agent::StatusJson() {
   out["interface"] = cfg_.node_interface.empty()
                          ? cfg_.node_address
                          : cfg_.node_interface + " (" + cfg_.node_address + ")";
-  out["certificates"] = {{"server_key", cfg_.tls_server_key},
-                         {"server_cert", cfg_.tls_server_cert},
-                         {"client_key", cfg_.tls_client_key},
-                         {"client_cert", cfg_.tls_client_cert},
-                         {"ca_cert", cfg_.tls_ca_cert}};
+  // The files the config names now (a rotation may have changed them).
+  const Config tc = TlsConfig();
+  std::string restart_required;
+  std::map<std::string, PeerCertificate> peer_certs;
+  {
+    std::lock_guard<std::mutex> lock(tls_mu_);
+    restart_required = restart_required_;
+    peer_certs = peer_certs_;
+  }
+  out["certificates"] = {{"server_key", tc.tls_server_key},
+                         {"server_cert", tc.tls_server_cert},
+                         {"client_key", tc.tls_client_key},
+                         {"client_cert", tc.tls_client_cert},
+                         {"ca_cert", tc.tls_ca_cert}};
   // Each certificate's state, checked as the agent's start-up checks it.
-  const auto cert_states = CertificateStates(cfg_, SystemClock::Get().WallNow() / 1000);
+  const auto cert_states = CertificateStates(tc, SystemClock::Get().WallNow() / 1000);
   out["tls"] = nullptr;
   if (cfg_.tls_enabled()) {
     json states = json::object();
@@ -41,7 +50,8 @@ json Agent::StatusJson() {
     out["tls"] = {{"mode", TlsModeName(cfg_.tls_mode)},
                   {"verify_hostname", cfg_.tls_verify_hostname},
                   {"certificate", NodeCertificateSummary(cert_states)},
-                  {"certificates", states}};
+                  {"certificates", states},
+                  {"restart_required", restart_required}};
   }
   LocalState st;
   core::LocalPostgres local;
@@ -106,6 +116,7 @@ json Agent::StatusJson() {
   out["node_in_use"] = nullptr;
   out["members"] = json::array();
   for (const auto& alarm : CertificateAlarms(cert_states)) warnings.push_back(alarm);
+  if (!restart_required.empty()) warnings.push_back("ALARM: restart required: " + restart_required);
 
   if (!st.member) {
     out["status"] = st.error ? "Error" : "Disabled";
@@ -175,13 +186,26 @@ json Agent::StatusJson() {
       }
     }
     m["role"] = role;
-    // Its certificate state as it published it (this node: as checked now).
+    // Its certificate state: this node's as checked now; a peer's as it
+    // published it, unless this node's own check of the server certificate
+    // the peer presents (as enforce judges it) found a problem.
     if (name == cfg_.node_name && cfg_.tls_enabled()) {
       m["certificate"] = NodeCertificateSummary(cert_states);
     } else if (connected && !ms->second.certificate.empty()) {
       m["certificate"] = ms->second.certificate;
     } else {
       m["certificate"] = connected ? "no TLS" : "Unknown";
+    }
+    if (auto pc = peer_certs.find(name); pc != peer_certs.end()) {
+      const auto& c = pc->second;
+      m["certificate_checked_here"] = {{"text", c.summary.text},
+                                       {"reached", c.reached},
+                                       {"serial", c.serial},
+                                       {"detail", c.detail}};
+      if (c.reached && c.summary.state == pki::CertState::kInvalid) {
+        m["certificate"] = c.summary.text;
+        warnings.push_back("peer " + name + ": " + c.detail);
+      }
     }
     m["in_sync"] = in_sync;
     m["sync_standby"] =

@@ -5,8 +5,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "agent/tls_files.h"
 #include "base/log.h"
 #include "base/strings.h"
 
@@ -163,13 +165,58 @@ bool SetUpServerTls(SSL_CTX& ctx, const ApiTls& tls, std::string* error) {
 
 }  // namespace
 
+// The context whose pair and CA new handshakes use. httplib creates every
+// connection's SSL from its own context; the ClientHello callback (OpenSSL
+// calls it for every ClientHello, with or without SNI) moves the connection
+// to the current one, which ReloadTls replaces. SSL_set_SSL_CTX takes a
+// reference, so replacing it never frees a context a handshake uses.
+struct ApiServer::TlsContexts {
+  std::mutex mu;
+  SSL_CTX* current = nullptr;
+  ~TlsContexts() { SSL_CTX_free(current); }
+  void Replace(SSL_CTX* next) {
+    std::lock_guard<std::mutex> lock(mu);
+    SSL_CTX_free(current);
+    current = next;
+  }
+  static int OnClientHello(SSL* ssl, int*, void* arg) {
+    auto* self = static_cast<TlsContexts*>(arg);
+    std::lock_guard<std::mutex> lock(self->mu);
+    if (self->current != nullptr && SSL_get_SSL_CTX(ssl) != self->current) {
+      SSL_set_SSL_CTX(ssl, self->current);
+    }
+    return SSL_TLSEXT_ERR_OK;
+  }
+};
+
+namespace {
+
+// A context with the pair and CA loaded, or nullptr with *error set.
+SSL_CTX* NewServerContext(const ApiTls& tls, std::string* error) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == nullptr) {
+    *error = "cannot create a TLS context";
+    return nullptr;
+  }
+  if (!SetUpServerTls(*ctx, tls, error)) {
+    SSL_CTX_free(ctx);
+    return nullptr;
+  }
+  return ctx;
+}
+
+}  // namespace
+
 ApiTls ApiTlsFor(const agent::Config& cfg) {
   ApiTls t;
   if (!cfg.tls_enabled()) return t;
   t.enabled = true;
-  t.cert_file = cfg.tls_server_cert;
-  t.key_file = cfg.tls_server_key;
-  t.ca_file = cfg.tls_ca_cert;
+  // The agent's private copies: checked before they were made, and replaced
+  // by a rotation (ApiServer::ReloadTls loads them again).
+  const auto copies = agent::TlsCopies(cfg);
+  t.cert_file = copies.server_cert;
+  t.key_file = copies.server_key;
+  t.ca_file = copies.ca_cert;
   return t;
 }
 
@@ -194,7 +241,18 @@ std::optional<Refusal> CheckClientCertificate(const std::string& method, const s
   return std::nullopt;
 }
 
-ApiServer::ApiServer(agent::Agent& agent) : agent_(agent) {}
+ApiServer::ApiServer(agent::Agent& agent) : agent_(agent), tls_(std::make_unique<TlsContexts>()) {}
+
+Status ApiServer::ReloadTls(const ApiTls& tls) {
+  if (!tls.enabled) return Ok();
+  std::string error;
+  SSL_CTX* next = NewServerContext(tls, &error);
+  if (next == nullptr) {
+    return Error(ErrorCode::kInvalidArgument, "the API keeps its current certificates: " + error);
+  }
+  tls_->Replace(next);
+  return Ok();
+}
 
 ApiServer::~ApiServer() {
   Stop();
@@ -203,8 +261,12 @@ ApiServer::~ApiServer() {
 Status ApiServer::Start(const std::string& host, int port, const ApiTls& tls, int health_port) {
   if (tls.enabled) {
     std::string error;
-    auto ssl = std::make_unique<httplib::SSLServer>(
-        [&](SSL_CTX& ctx) { return SetUpServerTls(ctx, tls, &error); });
+    auto ssl = std::make_unique<httplib::SSLServer>([&](SSL_CTX& ctx) {
+      if (!SetUpServerTls(ctx, tls, &error)) return false;
+      SSL_CTX_set_tlsext_servername_callback(&ctx, &TlsContexts::OnClientHello);
+      SSL_CTX_set_tlsext_servername_arg(&ctx, tls_.get());
+      return true;
+    });
     if (!ssl->is_valid()) {
       return Error(ErrorCode::kInvalidArgument,
                    "cannot serve the API over HTTPS: " +

@@ -39,7 +39,8 @@ struct ApiTls {
   std::string cert_file, key_file;  // the node's server pair
   std::string ca_file;              // the cluster CA: client certificates must chain to it
 };
-// The node's server pair and CA when it has a tls section.
+// The node's server pair and CA when it has a tls section: the agent's
+// private copies in <state_dir>/tls (made by Agent::Start).
 ApiTls ApiTlsFor(const agent::Config& cfg);
 
 // What the server saw of a request's client certificate.
@@ -69,11 +70,17 @@ class ApiServer {
   // load (the message names the file).
   Status Start(const std::string& host, int port, const ApiTls& tls = {}, int health_port = 0);
   void Stop();
+  // Certificate rotation: loads the pair and CA again (the same paths, new
+  // content) for every handshake from now on; connections already open keep
+  // theirs. On failure (the message names the file) the current ones stay.
+  Status ReloadTls(const ApiTls& tls);
+  struct TlsContexts;  // the handshake's current context (server.cc)
 
  private:
   agent::Agent& agent_;
   std::unique_ptr<httplib::Server> server_;
   std::unique_ptr<httplib::Server> health_server_;
+  std::unique_ptr<TlsContexts> tls_;
   std::thread thread_;
   std::thread health_thread_;
 };

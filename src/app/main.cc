@@ -100,6 +100,17 @@ int main(int argc, char** argv) {
                   "install a CA other than the one this node uses now (the other nodes must "
                   "get it too)");
 
+  std::string tls_mode;
+  bool tls_mode_force = false;
+  auto* tlsmode = cluster->add_subcommand(
+      "tls-mode",
+      "set this node's tls.mode; switching to enforce first checks every peer's certificates "
+      "from here and refuses, listing each failing peer, unless --force");
+  tlsmode->add_option("mode", tls_mode, "enforce or permissive")
+      ->required()
+      ->check(CLI::IsMember({"enforce", "permissive"}));
+  tlsmode->add_flag("--force", tls_mode_force, "switch to enforce even with failing peers");
+
   // tandem sandbox ...
   SandboxOptions sb;
   auto* sandbox = app.add_subcommand("sandbox", "a whole cluster on 127.0.0.1 in one directory");
@@ -265,6 +276,7 @@ int main(int argc, char** argv) {
   if (*history) return ClusterHistory(config, history_json);
   if (*uri) return ClusterUri(config, uri_read_only);
   if (*certs) return ClusterCerts(config, certs_files, certs_force);
+  if (*tlsmode) return ClusterTlsMode(config, tls_mode, tls_mode_force);
   if (*up) return SandboxUp(sb);
   if (*down) return SandboxDown(sb);
   if (*sstatus) return SandboxStatus(sb);

@@ -70,13 +70,20 @@ int RunAgent(const std::string& config_path) {
       return 1;
     }
   }
-  agent::SetHttpClientTls(agent::ClientTlsFor(*cfg));
+  // The private copies: made by agent.Start() before any connection, and
+  // replaced on a certificate rotation, which new connections then use.
+  agent::SetHttpClientTls(agent::AgentClientTls(*cfg));
   agent::Agent agent(*cfg);
   agent.SetFenceGuard(std::move(*guard));
   if (client_proxy) {
     agent.SetRouteSink([p = client_proxy.get()](const core::Route& r) { p->SetRoute(r); });
   }
   api::ApiServer api(agent);
+  agent.SetTlsReloadHook([&api, &cfg] {
+    if (auto st = api.ReloadTls(api::ApiTlsFor(*cfg)); !st.ok()) {
+      TLOG(Warn, "api") << st.error().message();
+    }
+  });
   // The agent's state is loaded before the API answers, so no request sees a
   // half-started agent.
   if (auto st = agent.Start(); !st.ok()) {

@@ -40,19 +40,18 @@ std::string Quote(const std::string& s) {
   return out + "\"";
 }
 
-struct Key {
-  const char* name;
-  const std::string* value;
-};
-
 }  // namespace
 
 Result<std::string> WithTlsPaths(const std::string& yaml, const TlsPaths& p) {
-  const Key keys[] = {{"server_key", &p.server_key},
-                      {"server_cert", &p.server_cert},
-                      {"client_key", &p.client_key},
-                      {"client_cert", &p.client_cert},
-                      {"ca_cert", &p.ca_cert}};
+  return WithTlsKeys(yaml, {{"server_key", p.server_key},
+                            {"server_cert", p.server_cert},
+                            {"client_key", p.client_key},
+                            {"client_cert", p.client_cert},
+                            {"ca_cert", p.ca_cert}});
+}
+
+Result<std::string> WithTlsKeys(const std::string& yaml,
+                                const std::vector<std::pair<std::string, std::string>>& keys) {
   std::vector<std::string> lines;
   {
     std::istringstream in(yaml);
@@ -77,7 +76,7 @@ Result<std::string> WithTlsPaths(const std::string& yaml, const TlsPaths& p) {
   if (at == lines.size()) {
     if (!lines.empty() && !Trim(lines.back()).empty()) lines.push_back("");
     lines.push_back("tls:  # installed by `tandem cluster certs`");
-    for (const Key& k : keys) lines.push_back(std::string("  ") + k.name + ": " + Quote(*k.value));
+    for (const auto& [name, value] : keys) lines.push_back("  " + name + ": " + Quote(value));
   } else {
     // The section: the lines after `tls:` that are indented, blank or comments.
     size_t end = at + 1;
@@ -93,17 +92,17 @@ Result<std::string> WithTlsPaths(const std::string& yaml, const TlsPaths& p) {
       ++end;
     }
     std::vector<std::string> missing;
-    for (const Key& k : keys) {
-      const std::regex re("^([ \\t]+)" + std::string(k.name) + ":.*$");
+    for (const auto& [name, value] : keys) {
+      const std::regex re("^([ \\t]+)" + name + ":.*$");
       bool found = false;
       for (size_t i = at + 1; i < end; ++i) {
         std::smatch m;
         if (std::regex_match(lines[i], m, re)) {
-          lines[i] = m[1].str() + k.name + ": " + Quote(*k.value);
+          lines[i] = m[1].str() + name + ": " + Quote(value);
           found = true;
         }
       }
-      if (!found) missing.push_back(indent + k.name + ": " + Quote(*k.value));
+      if (!found) missing.push_back(indent + name + ": " + Quote(value));
     }
     lines.insert(lines.begin() + static_cast<std::ptrdiff_t>(at) + 1, missing.begin(),
                  missing.end());
@@ -219,8 +218,10 @@ int ClusterCerts(const std::string& config_path, const std::vector<std::string>&
       "  Client Certificate  : client.crt\n"
       "  CA Certificate      : ca.crt\n"
       "%s"
-      "The agent uses them from its next start (tls.mode %s); while it runs, PostgreSQL "
-      "also picks up changed files at the same paths within a cycle.\n",
+      "A running agent checks them again and uses them within a second (tls.mode %s): "
+      "PostgreSQL (reloaded, no restart), etcd, the API and its own connections; "
+      "connections already open keep working. `tandem cluster status` shows the new "
+      "certificates; a new CA reaches etcd only when the agent restarts.\n",
       dir.c_str(),
       same ? "The config already pointed at them.\n"
            : ("The tls section of " + cfg->path + " now points at them.\n").c_str(),

@@ -1,4 +1,5 @@
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -10,8 +11,10 @@
 
 #include "agent/config.h"
 #include "agent/http_client.h"
+#include "agent/peer_certs.h"
 #include "agent/tls_files.h"
 #include "base/clock.h"
+#include "base/file.h"
 #include "base/strings.h"
 #include "cli/commands.h"
 
@@ -482,6 +485,114 @@ int ClusterUri(const std::string& path, bool read_only) {
         "`tandem cluster join` first");
   }
   std::printf("%s", uris.c_str());
+  return 0;
+}
+
+int ClusterTlsMode(const std::string& path, const std::string& mode, bool force) {
+  auto cfg = Load(path);
+  if (!cfg) return 1;
+  if (mode != "enforce" && mode != "permissive") {
+    return PrintError("tls-mode takes enforce or permissive, not '" + mode + "'");
+  }
+  if (!cfg->tls_enabled()) {
+    return PrintError(cfg->path +
+                      " has no tls section: install this node's certificates first (`tandem "
+                      "cluster certs ...`), then choose the mode");
+  }
+  const agent::TlsMode want =
+      mode == "enforce" ? agent::TlsMode::kEnforce : agent::TlsMode::kPermissive;
+  if (cfg->tls_mode == want) {
+    std::printf("tls.mode is already %s in %s; nothing to do.\n", mode.c_str(), cfg->path.c_str());
+    return 0;
+  }
+  agent::Config next = *cfg;
+  next.tls_mode = want;
+  const int64_t now = std::time(nullptr);
+  if (want == agent::TlsMode::kEnforce) {
+    // This node's own files, as the agent will check them in enforce (the
+    // server certificate must name node.address).
+    if (auto st = agent::ValidateTlsFiles(next, now); !st.ok()) {
+      return PrintError("this node's certificates would not pass in enforce mode: " +
+                        st.error().message());
+    }
+    auto st = CallAgent(*cfg, "GET", "/v1/status", json(), 10'000);
+    if (!st) return 1;
+    std::printf("Checking every peer's certificates as enforce mode will (CA %s%s):\n",
+                cfg->tls_ca_cert.c_str(),
+                cfg->tls_verify_hostname ? ", the certificate names the peer's address" : "");
+    std::vector<std::string> failures;
+    for (const auto& m : st->value("members", json::array())) {
+      const std::string name = m.value("name", "");
+      if (m.value("me", false) || name.empty()) continue;
+      const std::string host = m.value("host", "");
+      const auto [api_host, api_port] = agent::HostPortOfUrl(m.value("api_url", ""));
+      struct Probe {
+        const char* what;
+        std::string host;
+        int port;
+        agent::TlsService service;
+      };
+      const Probe probes[] = {
+          {"API", api_host.empty() ? host : api_host, api_port, agent::TlsService::kHttps},
+          {"PostgreSQL", host, m.value("port", 0), agent::TlsService::kPostgres}};
+      std::string line = "  " + name + " (" + host + ")";
+      for (const auto& p : probes) {
+        if (p.port <= 0) continue;
+        auto pc = agent::CheckPeerCertificate(
+            name + "'s " + p.what + " certificate", p.host, p.port, p.service, cfg->tls_ca_cert,
+            cfg->tls_client_cert, cfg->tls_client_key, cfg->tls_verify_hostname, now, 3000);
+        line += std::string("  ") + p.what + ": " + pc.summary.text;
+        if (pc.summary.state == pki::CertState::kInvalid) {
+          failures.push_back(name + " " + p.what + ": " + pc.summary.text +
+                             (pc.detail.empty() ? "" : " - " + pc.detail));
+        }
+      }
+      // What the peer reports of its own files (its client certificate is
+      // seen only by the servers it connects to).
+      const std::string own = m.value("certificate", "Unknown");
+      line += "  its own report: " + own;
+      if (own.rfind("Valid", 0) != 0 && own.rfind("Expiring", 0) != 0) {
+        failures.push_back(name + " reports its certificates as: " + own);
+      }
+      std::printf("%s\n", line.c_str());
+    }
+    if (!failures.empty()) {
+      std::string all;
+      for (const auto& f : failures) all += "\n  " + f;
+      if (!force) {
+        return PrintError(
+            "not switching to enforce: these peers would fail to connect or be refused:" + all +
+            "\nFix each one (`tandem pki issue NODE --address ADDRESS` with this CA, then "
+            "`tandem -c CONFIG cluster certs ...` on that node) and run this again, or give "
+            "--force to switch anyway");
+      }
+      std::fprintf(stderr, "WARNING : switching to enforce with failing peers (--force):%s\n",
+                   all.c_str());
+    } else {
+      std::printf("Every peer passes.\n");
+    }
+  }
+  auto text = ReadFile(cfg->path);
+  if (!text) return PrintError(text.error().message());
+  auto updated = WithTlsKeys(*text, {{"mode", mode}});
+  if (!updated) return PrintError(updated.error().message());
+  auto parsed = agent::ParseConfig(*updated, cfg->path);
+  if (!parsed || parsed->tls_mode != want) {
+    return PrintError("the updated config would not load (" +
+                      (parsed ? std::string("tls.mode unchanged") : parsed.error().message()) +
+                      "); " + cfg->path + " was left as it was");
+  }
+  struct stat sb {};
+  const mode_t fmode = ::stat(cfg->path.c_str(), &sb) == 0 ? (sb.st_mode & 07777) : 0640;
+  if (auto w = WriteFileAtomic(cfg->path, *updated, fmode); !w.ok()) {
+    return PrintError(w.error().message());
+  }
+  std::printf(
+      "tls.mode is now %s in %s.\n"
+      "Restart this node's agent to apply it (on the primary, `tandem cluster switchover` "
+      "first, so the restart costs no write gap); until then `tandem cluster status` shows "
+      "\"restart required\". Then do the same on every other node.\n",
+      mode.c_str(), cfg->path.c_str());
   return 0;
 }
 

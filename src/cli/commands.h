@@ -42,6 +42,16 @@ struct TlsPaths {
 // the end when there is none); every other line kept. Refuses an inline
 // (flow-style) tls section.
 Result<std::string> WithTlsPaths(const std::string& yaml, const TlsPaths& paths);
+// The same for any keys of the tls section (name, value), e.g. {"mode", "enforce"}.
+Result<std::string> WithTlsKeys(const std::string& yaml,
+                                const std::vector<std::pair<std::string, std::string>>& keys);
+// `tandem cluster tls-mode enforce|permissive [--force]`: switching to enforce
+// first checks, from this node, every peer's API and PostgreSQL server
+// certificate as enforce would (CA, validity, serverAuth, the peer's address)
+// and each peer's own report of its certificates; any failure is listed and
+// nothing changes unless force. Then this node's config gets the new
+// tls.mode (the agent applies it when it restarts).
+int ClusterTlsMode(const std::string& config_path, const std::string& mode, bool force);
 // From the status document: the URI with every node's PostgreSQL and
 // target_session_attrs=read-write (read_only: prefer-standby), then, when any
 // node registered a proxy port of that kind, the same through the proxies.

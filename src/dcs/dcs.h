@@ -127,6 +127,11 @@ class Dcs {
   virtual Result<Member> MemberAdd(const std::vector<std::string>& peer_urls, bool as_learner) = 0;
   virtual Status MemberPromote(uint64_t id) = 0;
   virtual Status MemberRemove(uint64_t id) = 0;
+
+  // The TLS files changed (a certificate rotation): connections opened from
+  // now on use them. Idle pooled connections are dropped; busy ones finish
+  // with what they have. A no-op without connections.
+  virtual void ResetConnections() {}
 };
 
 }  // namespace tandem::dcs

@@ -284,6 +284,7 @@ struct EtcdDcs::Impl {
   std::mutex mu;
   size_t preferred = 0;
   std::vector<std::vector<Idle>> pool;
+  uint64_t generation = 0;  // ResetConnections increments it
 
   explicit Impl(EtcdOptions o) : opts(std::move(o)) {
     if (opts.request_timeout_ms <= 0) opts.request_timeout_ms = 2000;
@@ -315,9 +316,10 @@ struct EtcdDcs::Impl {
   }
 
   // A pooled keep-alive client for ep (reused = true) or a new one.
-  std::unique_ptr<httplib::Client> Take(size_t ep, bool* reused) {
+  std::unique_ptr<httplib::Client> Take(size_t ep, bool* reused, uint64_t* gen) {
     {
       std::lock_guard<std::mutex> lock(mu);
+      *gen = generation;
       auto& idle = pool[ep];
       const MonoMs now = NowMs();
       while (!idle.empty()) {
@@ -333,9 +335,12 @@ struct EtcdDcs::Impl {
     return NewClient(ep, opts.request_timeout_ms, true);
   }
 
-  void Give(size_t ep, std::unique_ptr<httplib::Client> c) {
+  // gen: the generation Take saw; a client from before ResetConnections is
+  // closed, not pooled (it holds the old TLS files).
+  void Give(size_t ep, std::unique_ptr<httplib::Client> c, uint64_t gen) {
     std::lock_guard<std::mutex> lock(mu);
-    if (pool[ep].size() < kMaxIdlePerEndpoint) pool[ep].push_back({std::move(c), NowMs()});
+    if (gen == generation && pool[ep].size() < kMaxIdlePerEndpoint)
+      pool[ep].push_back({std::move(c), NowMs()});
   }
 
   size_t Preferred() {
@@ -388,7 +393,8 @@ struct EtcdDcs::Impl {
                        CallError* failure) {
     for (int attempt = 0; attempt < 2; ++attempt) {
       bool reused = false;
-      auto client = Take(ep, &reused);
+      uint64_t gen = 0;
+      auto client = Take(ep, &reused, &gen);
       int status = 0;
       std::string text;
       httplib::Request req;
@@ -434,7 +440,7 @@ struct EtcdDcs::Impl {
                     status >= 500 ? Scope::kEndpoint : Scope::kFinal};
         return failure->error;
       }
-      if (err == httplib::Error::Success) Give(ep, std::move(client));
+      if (err == httplib::Error::Success) Give(ep, std::move(client), gen);
       if (auto e = ErrorFromBody(endpoints[ep], status, j)) {
         *failure = *e;
         return failure->error;
@@ -840,6 +846,17 @@ Status EtcdDcs::MemberPromote(uint64_t id) {
   auto r = impl_->Call("/v3/cluster/member/promote", req, Kind::kWrite);
   if (!r) return r.error();
   return Ok();
+}
+
+void EtcdDcs::ResetConnections() {
+  std::vector<std::vector<Impl::Idle>> old;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    old.swap(impl_->pool);
+    impl_->pool.resize(old.size());
+    ++impl_->generation;
+  }
+  // Closed here, outside the lock.
 }
 
 Status EtcdDcs::MemberRemove(uint64_t id) {

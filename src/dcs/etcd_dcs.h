@@ -83,6 +83,7 @@ class EtcdDcs final : public Dcs {
   Result<Member> MemberAdd(const std::vector<std::string>& peer_urls, bool as_learner) override;
   Status MemberPromote(uint64_t id) override;
   Status MemberRemove(uint64_t id) override;
+  void ResetConnections() override;
 
  private:
   struct Impl;

@@ -134,12 +134,16 @@ Finding CheckKeyMode(const std::string& key_path) {
 }
 
 Finding CheckChain(const std::string& path, X509* x, const std::string& ca_path) {
-  auto ca = LoadCertificate(ca_path);
-  if (!ca) return Fail(Check::kChain, "CA unusable", ca.error().message());
+  // Every certificate of a bundle is a trust anchor (a CA rotation trusts the
+  // old and the new CA for a while); messages name the first.
+  auto cas = LoadCertificates(ca_path);
+  if (!cas) return Fail(Check::kChain, "CA unusable", cas.error().message());
+  const X509Ptr* ca = &cas->front();
   std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
   std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
-  if (!store || !ctx || X509_STORE_add_cert(store.get(), ca->get()) != 1 ||
-      X509_STORE_CTX_init(ctx.get(), store.get(), x, nullptr) != 1) {
+  bool added = store != nullptr;
+  for (const auto& c : *cas) added = added && X509_STORE_add_cert(store.get(), c.get()) == 1;
+  if (!ctx || !added || X509_STORE_CTX_init(ctx.get(), store.get(), x, nullptr) != 1) {
     return Fail(Check::kChain, "cannot verify",
                 OpenSslError(ErrorCode::kInternal, "cannot set up the verification").message());
   }

@@ -242,6 +242,23 @@ Result<X509Ptr> LoadCertificate(const std::string& path) {
   return ParseCertificate(path, *content);
 }
 
+Result<std::vector<X509Ptr>> LoadCertificates(const std::string& path) {
+  auto content = Read(path);
+  if (!content) return content.error();
+  auto first = ParseCertificate(path, *content);
+  if (!first) return first.error();
+  std::vector<X509Ptr> out;
+  BIO* bio = BIO_new_mem_buf(content->data(), static_cast<int>(content->size()));
+  if (bio != nullptr) {
+    while (X509* x = PEM_read_bio_X509_AUX(bio, nullptr, NoPassphrase, nullptr))
+      out.emplace_back(x);
+    BIO_free(bio);
+  }
+  DrainOpenSslErrors();  // the read past the last block leaves "no start line"
+  if (out.empty()) out.push_back(std::move(*first));
+  return out;
+}
+
 Result<PkeyPtr> LoadPrivateKey(const std::string& path) {
   auto content = Read(path);
   if (!content) return content.error();

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "pki/ossl.h"
@@ -23,6 +24,9 @@ const char* PemKindName(PemKind kind);
 
 // The first certificate in path (a chain file's leaf).
 Result<X509Ptr> LoadCertificate(const std::string& path);
+// Every certificate in path, in file order (a CA bundle: the old and the new CA
+// during a CA rotation). The errors are LoadCertificate's, for the first one.
+Result<std::vector<X509Ptr>> LoadCertificates(const std::string& path);
 // An unencrypted private key (PKCS#8, or the traditional EC/RSA form).
 Result<PkeyPtr> LoadPrivateKey(const std::string& path);
 Result<X509ReqPtr> LoadRequest(const std::string& path);

@@ -9,9 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/http_client.h"
+#include "agent/peer_certs.h"
+#include "agent/tls_files.h"
 #include "api/server.h"
 #include "base/file.h"
 #include "pki/ca.h"
+#include "pki/inspect.h"
 
 namespace tandem::api {
 namespace {
@@ -71,6 +74,9 @@ class ApiTlsTest : public ::testing::Test {
         "t.yaml");
     ASSERT_TRUE(cfg.ok()) << cfg.error().message();
     cfg_ = *cfg;
+    // The API serves the agent's private copies (Agent::Start makes them).
+    auto copied = agent::InstallTlsCopies(cfg_, "");
+    ASSERT_TRUE(copied.ok()) << copied.error().message();
     agent_ = std::make_unique<agent::Agent>(cfg_);
     server_ = std::make_unique<ApiServer>(*agent_);
     auto st = server_->Start("127.0.0.1", port_, ApiTlsFor(cfg_), cfg_.api_health_port);
@@ -173,6 +179,107 @@ TEST_F(ApiTlsTest, PlainHttpToTheApiPortFailsAndTheHealthPortIsPlain) {
   r = Call({}, "POST", "http://127.0.0.1:" + std::to_string(port_ + 1) + "/v1/cluster/pause", "{}");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 404);
+}
+
+}  // namespace
+}  // namespace tandem::api
+
+namespace tandem::api {
+namespace {
+
+std::string SerialOf(const std::string& pem) {
+  auto in = pki::InspectPem("served", pem, {});
+  return in.cert ? in.cert->serial : "";
+}
+
+// Rotation: ReloadTls makes new handshakes present the new pair; a pair that
+// does not load is refused and the current one stays in use.
+TEST_F(ApiTlsTest, ReloadServesTheNewPairAndABadOneKeepsTheOld) {
+  auto before =
+      agent::FetchServerCertificate("127.0.0.1", port_, agent::TlsService::kHttps, "", "", 3000);
+  ASSERT_TRUE(before.ok()) << before.error().message();
+  const std::string old_serial = SerialOf(*before);
+  ASSERT_FALSE(old_serial.empty());
+
+  pki::NodeRequest r;
+  r.node = "n1";
+  r.address = "127.0.0.1";
+  r.out_dir = dir_ + "/ca-node-renewed";
+  ASSERT_TRUE(pki::IssueNode(dir_ + "/ca", r, pki::ValidFor(::time(nullptr), 30)).ok());
+  agent::Config renewed = cfg_;
+  renewed.tls_server_key = r.out_dir + "/server.key";
+  renewed.tls_server_cert = r.out_dir + "/server.crt";
+  renewed.tls_client_key = r.out_dir + "/client.key";
+  renewed.tls_client_cert = r.out_dir + "/client.crt";
+  auto copied = agent::InstallTlsCopies(renewed, "");
+  ASSERT_TRUE(copied.ok() && *copied);
+  ASSERT_TRUE(server_->ReloadTls(ApiTlsFor(cfg_)).ok());
+  auto after =
+      agent::FetchServerCertificate("127.0.0.1", port_, agent::TlsService::kHttps, "", "", 3000);
+  ASSERT_TRUE(after.ok()) << after.error().message();
+  const std::string new_serial = SerialOf(*after);
+  EXPECT_NE(new_serial, old_serial);
+  EXPECT_EQ(new_serial, SerialOf(*ReadFile(renewed.tls_server_cert)));
+  // A change with the new pair still passes the client-certificate rule.
+  auto ok = Call(agent::ClientTlsFor(renewed), "POST", Api() + "/v1/cluster/join", "{}");
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ(ok->status, 400);
+
+  // A key that does not match: refused, the renewed pair stays.
+  ApiTls bad = ApiTlsFor(cfg_);
+  bad.key_file = dir_ + "/other-node/server.key";
+  auto st = server_->ReloadTls(bad);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find("keeps its current certificates"), std::string::npos)
+      << st.error().message();
+  auto still =
+      agent::FetchServerCertificate("127.0.0.1", port_, agent::TlsService::kHttps, "", "", 3000);
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(SerialOf(*still), new_serial);
+}
+
+// This node's check of a peer's server certificate, as enforce judges it.
+TEST_F(ApiTlsTest, APeersCertificateIsJudgedAsEnforceWould) {
+  const auto copies = agent::TlsCopies(cfg_);
+  auto good = agent::CheckPeerCertificate(
+      "n1's API certificate", "127.0.0.1", port_, agent::TlsService::kHttps, copies.ca_cert,
+      copies.client_cert, copies.client_key, true, ::time(nullptr), 3000);
+  EXPECT_TRUE(good.reached);
+  EXPECT_EQ(good.summary.text, "Valid") << good.detail;
+  // The same server reached under a name its certificate does not carry.
+  auto pem =
+      agent::FetchServerCertificate("127.0.0.1", port_, agent::TlsService::kHttps, "", "", 3000);
+  ASSERT_TRUE(pem.ok());
+  auto wrong_host = agent::JudgePeerCertificate("n2's API certificate", *pem, copies.ca_cert,
+                                                "127.0.0.9", true, ::time(nullptr));
+  EXPECT_EQ(wrong_host.summary.state, pki::CertState::kInvalid);
+  EXPECT_NE(wrong_host.summary.text.find("does not match host 127.0.0.9"), std::string::npos)
+      << wrong_host.summary.text;
+  EXPECT_NE(wrong_host.detail.find("n2's API certificate"), std::string::npos) << wrong_host.detail;
+  // verify_hostname false (seed 1's verify-ca): the name is not checked.
+  EXPECT_EQ(
+      agent::JudgePeerCertificate("n2", *pem, copies.ca_cert, "127.0.0.9", false, ::time(nullptr))
+          .summary.text,
+      "Valid");
+  // Another CA's trust anchor.
+  auto foreign = agent::JudgePeerCertificate("n2", *pem, dir_ + "/other/ca.crt", "127.0.0.1", true,
+                                             ::time(nullptr));
+  EXPECT_EQ(foreign.summary.text, "Invalid (signed by another CA)");
+  // Nothing listening.
+  auto down = agent::CheckPeerCertificate("n3", "127.0.0.1", port_ + 2, agent::TlsService::kHttps,
+                                          copies.ca_cert, "", "", true, ::time(nullptr), 1000);
+  EXPECT_FALSE(down.reached);
+  EXPECT_EQ(down.summary.text, "Unknown (cannot connect)");
+}
+
+TEST(HostPortOfUrl, SplitsHostAndPort) {
+  EXPECT_EQ(agent::HostPortOfUrl("https://127.0.0.2:8008"),
+            std::make_pair(std::string("127.0.0.2"), 8008));
+  EXPECT_EQ(agent::HostPortOfUrl("http://node1.example:80/v1/status"),
+            std::make_pair(std::string("node1.example"), 80));
+  EXPECT_EQ(agent::HostPortOfUrl("https://[::1]:8443"), std::make_pair(std::string("::1"), 8443));
+  EXPECT_EQ(agent::HostPortOfUrl("https://host").second, 0);
+  EXPECT_EQ(agent::HostPortOfUrl("https://host:99999").second, 0);
 }
 
 }  // namespace

@@ -230,6 +230,24 @@ TEST_F(InspectTest, SignedByAnotherCaOfTheSameName) {
   EXPECT_TRUE(Has(f.detail, "does not verify with that CA's key")) << f.detail;
 }
 
+// A CA rotation trusts a bundle of the old and the new CA for a while: a
+// certificate of either chains to it, one of a third CA does not.
+TEST_F(InspectTest, EveryCaOfABundleIsATrustAnchor) {
+  ASSERT_TRUE(InitCa(Path("next"), "Next CA", ValidFor(now_, 100)).ok());
+  std::string renewed = SignWith(Path("next"), "renewed", now_ - 60, now_ + 86400);
+  const std::string bundle = Path("bundle.crt");
+  ASSERT_TRUE(
+      WriteFileAtomic(bundle, *ReadFile(Path("next") + "/ca.crt") + *ReadFile(Ca() + "/ca.crt"))
+          .ok());
+  auto o = Opts();
+  o.ca_path = bundle;
+  EXPECT_TRUE(Inspect(renewed, o).Find(Check::kChain)->ok);
+  EXPECT_TRUE(Inspect(Server(), o).Find(Check::kChain)->ok);
+  ASSERT_TRUE(InitCa(Path("third"), "Third CA", ValidFor(now_, 100)).ok());
+  std::string stranger = SignWith(Path("third"), "stranger", now_ - 60, now_ + 86400);
+  EXPECT_EQ(Failed(Inspect(stranger, o), Check::kChain).reason, "signed by another CA");
+}
+
 TEST_F(InspectTest, BadCaFile) {
   auto o = Opts();
   o.ca_path = Path("missing-ca.crt");
