@@ -313,7 +313,8 @@ void Agent::Shutdown() {
   if (op_thread_.joinable()) op_thread_.join();
   StopLoop();
   if (fence_thread_.joinable()) fence_thread_.join();
-  StopPeerCerts();
+  // The peer-certificate thread is joined by the destructor: a check of an
+  // unreachable peer must not delay the hand-over below.
   std::unique_lock<std::mutex> op_lock(op_mu_);
   if (!state_.member) return;
   auto store = Store();
@@ -970,6 +971,16 @@ Status Agent::WriteHbaFor(const ClusterView& view) {
   return Ok();
 }
 
+namespace {
+// Logs "what: message" unless message is the one last logged through *last
+// (a problem that persists is logged once, not every cycle).
+void WarnOnChange(std::string* last, const std::string& what, const std::string& message) {
+  if (message == *last) return;
+  *last = message;
+  TLOG(Warn, "agent") << what << ": " << message;
+}
+}  // namespace
+
 void Agent::ReadTlsSection() {
   struct stat st {};
   if (cfg_.path.empty() || ::stat(cfg_.path.c_str(), &st) != 0) return;
@@ -978,12 +989,9 @@ void Agent::ReadTlsSection() {
   config_mtime_ns_ = mtime;
   auto now = LoadConfig(cfg_.path);
   if (!now) {
-    if (now.error().message() != config_warned_) {
-      config_warned_ = now.error().message();
-      TLOG(Warn, "agent") << "the config file changed but does not load; the agent keeps what it "
-                             "read before: "
-                          << now.error().message();
-    }
+    WarnOnChange(&config_warned_,
+                 "the config file changed but does not load; the agent keeps what it read before",
+                 now.error().message());
     return;
   }
   config_warned_.clear();
@@ -998,6 +1006,8 @@ void Agent::ReadTlsSection() {
     restart_required_ = why;
     return;
   }
+  // Put back as the agent runs it: nothing to restart for (a CA change stays).
+  if (restart_required_.rfind("the tls section of ", 0) == 0) restart_required_.clear();
   if (now->tls_server_key == tls_cfg_.tls_server_key &&
       now->tls_server_cert == tls_cfg_.tls_server_cert &&
       now->tls_client_key == tls_cfg_.tls_client_key &&
@@ -1027,12 +1037,10 @@ void Agent::RefreshTlsCopies() {
   if (current) return;
   auto valid = ValidateTlsFiles(tc, SystemClock::Get().WallNow() / 1000);
   if (!valid.ok()) {
-    if (valid.error().message() != tls_refresh_warned_) {
-      tls_refresh_warned_ = valid.error().message();
-      TLOG(Warn, "agent") << "the TLS files changed but are not usable; the node keeps the "
-                             "certificates it uses now: "
-                          << valid.error().message();
-    }
+    WarnOnChange(&tls_refresh_warned_,
+                 "the TLS files changed but are not usable; the node keeps the certificates it "
+                 "uses now",
+                 valid.error().message());
     return;
   }
   tls_refresh_warned_.clear();

@@ -112,6 +112,19 @@ Result<std::string> WithTlsKeys(const std::string& yaml,
   return out;
 }
 
+Result<agent::Config> RewriteConfig(const std::string& path, const std::string& text) {
+  auto parsed = agent::ParseConfig(text, path);
+  if (!parsed) {
+    return Error(ErrorCode::kInvalidArgument, "the updated config would not load (" +
+                                                  parsed.error().message() + "); " + path +
+                                                  " was left as it was");
+  }
+  struct stat sb {};
+  const mode_t mode = ::stat(path.c_str(), &sb) == 0 ? (sb.st_mode & 07777) : 0640;
+  TANDEM_TRY(WriteFileAtomic(path, text, mode));
+  return parsed;
+}
+
 int ClusterCerts(const std::string& config_path, const std::vector<std::string>& files,
                  bool force) {
   if (files.size() != 3 && files.size() != 5) {
@@ -200,14 +213,8 @@ int ClusterCerts(const std::string& config_path, const std::vector<std::string>&
         WithTlsPaths(*text, TlsPaths{want.tls_server_key, want.tls_server_cert, want.tls_client_key,
                                      want.tls_client_cert, want.tls_ca_cert});
     if (!updated) return Fail(updated.error().message() + " (the files are in " + dir + ")");
-    if (auto parsed = agent::ParseConfig(*updated, cfg->path); !parsed) {
-      return Fail("the updated config would not load (" + parsed.error().message() +
-                  "); it was left as it was; the files are in " + dir);
-    }
-    struct stat sb {};
-    const mode_t mode = ::stat(cfg->path.c_str(), &sb) == 0 ? (sb.st_mode & 07777) : 0640;
-    if (auto st = WriteFileAtomic(cfg->path, *updated, mode); !st.ok()) {
-      return Fail(st.error().message());
+    if (auto written = RewriteConfig(cfg->path, *updated); !written) {
+      return Fail(written.error().message() + "; the files are in " + dir);
     }
   }
   std::printf(

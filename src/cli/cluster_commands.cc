@@ -1,5 +1,4 @@
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -576,16 +575,11 @@ int ClusterTlsMode(const std::string& path, const std::string& mode, bool force)
   if (!text) return PrintError(text.error().message());
   auto updated = WithTlsKeys(*text, {{"mode", mode}});
   if (!updated) return PrintError(updated.error().message());
-  auto parsed = agent::ParseConfig(*updated, cfg->path);
-  if (!parsed || parsed->tls_mode != want) {
-    return PrintError("the updated config would not load (" +
-                      (parsed ? std::string("tls.mode unchanged") : parsed.error().message()) +
-                      "); " + cfg->path + " was left as it was");
+  if (auto parsed = agent::ParseConfig(*updated, cfg->path); parsed && parsed->tls_mode != want) {
+    return PrintError("could not set tls.mode in " + cfg->path + "; it was left as it was");
   }
-  struct stat sb {};
-  const mode_t fmode = ::stat(cfg->path.c_str(), &sb) == 0 ? (sb.st_mode & 07777) : 0640;
-  if (auto w = WriteFileAtomic(cfg->path, *updated, fmode); !w.ok()) {
-    return PrintError(w.error().message());
+  if (auto written = RewriteConfig(cfg->path, *updated); !written) {
+    return PrintError(written.error().message());
   }
   std::printf(
       "tls.mode is now %s in %s.\n"

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/config.h"
 #include "base/result.h"
 
 namespace tandem::cli {
@@ -45,6 +46,9 @@ Result<std::string> WithTlsPaths(const std::string& yaml, const TlsPaths& paths)
 // The same for any keys of the tls section (name, value), e.g. {"mode", "enforce"}.
 Result<std::string> WithTlsKeys(const std::string& yaml,
                                 const std::vector<std::pair<std::string, std::string>>& keys);
+// Replaces the config file at path with text once text loads as a config
+// (keeping the file's mode, atomically); the file is untouched otherwise.
+Result<agent::Config> RewriteConfig(const std::string& path, const std::string& text);
 // `tandem cluster tls-mode enforce|permissive [--force]`: switching to enforce
 // first checks, from this node, every peer's API and PostgreSQL server
 // certificate as enforce would (CA, validity, serverAuth, the peer's address)
