@@ -76,11 +76,6 @@ Status GetPort(const YAML::Node& n, const char* key, const std::string& where,
   return Ok();
 }
 
-bool IsIpAddress(const std::string& s) {
-  unsigned char buf[sizeof(struct in6_addr)];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
-
 Status GetDuration(const YAML::Node& n, const char* key, const std::string& where,
                    const std::string& path, int64_t* out) {
   if (!n || !n[key]) return Ok();

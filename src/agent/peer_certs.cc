@@ -1,6 +1,5 @@
 #include "agent/peer_certs.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <openssl/err.h>
@@ -13,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+
+#include "base/strings.h"
 
 namespace tandem::agent {
 namespace {
@@ -98,11 +99,6 @@ struct SslCtxFree {
 struct SslFree {
   void operator()(SSL* s) const { SSL_free(s); }
 };
-
-bool IsIpAddress(const std::string& s) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
 
 }  // namespace
 

@@ -31,5 +31,7 @@ std::optional<std::string> Base64Decode(std::string_view in);
 std::string RandomToken(size_t length);
 // Node and cluster names: 1-63 chars of [a-z0-9-_.], starting with a letter or digit.
 bool IsValidName(std::string_view name);
+// An IPv4 or IPv6 address literal ("10.0.0.1", "::1"), not a name.
+bool IsIpAddress(const std::string& s);
 
 }  // namespace tandem

@@ -1,9 +1,10 @@
 #include "dcs/tls_client.h"
 
-#include <arpa/inet.h>
 #include <httplib.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+
+#include "base/strings.h"
 
 namespace tandem::dcs {
 namespace {
@@ -18,11 +19,6 @@ std::string HostOf(const std::string& base) {
   }
   auto colon = rest.rfind(':');
   return colon == std::string::npos ? rest : rest.substr(0, colon);
-}
-
-bool IsIp(const std::string& s) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
 }  // namespace
@@ -51,7 +47,7 @@ std::unique_ptr<httplib::Client> MakeHttpClient(const std::string& base,
   if (tls.verify_hostname) {
     X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
     const std::string host = HostOf(base);
-    if (IsIp(host)) {
+    if (IsIpAddress(host)) {
       X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
     } else {
       X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);

@@ -1,18 +1,11 @@
 #include "pki/names.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <algorithm>
 #include <cctype>
 
 namespace tandem::pki {
-
-bool IsIpAddress(const std::string& s) {
-  in6_addr a6{};
-  in_addr a4{};
-  return inet_pton(AF_INET, s.c_str(), &a4) == 1 || inet_pton(AF_INET6, s.c_str(), &a6) == 1;
-}
 
 bool IsDnsName(const std::string& s) {
   if (s.empty() || s.size() > 253) return false;

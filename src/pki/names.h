@@ -6,11 +6,12 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/strings.h"
 
 namespace tandem::pki {
 
-// An IPv4 or IPv6 address in text form.
-bool IsIpAddress(const std::string& s);
+// An IPv4 or IPv6 address in text form (base/strings.h).
+using ::tandem::IsIpAddress;
 // A DNS name (labels of a-z 0-9 -, dots between; a leading "*." wildcard allowed).
 bool IsDnsName(const std::string& s);
 
