@@ -348,18 +348,21 @@ void Agent::Shutdown() {
 void Agent::StartLoop() {
   if (loop_running_.exchange(true)) return;
   // The loop may have ended by itself (this node was removed): reap its threads.
-  for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_}) {
+  for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_, &intent_watch_thread_}) {
     if (t->joinable()) t->join();
   }
   lease_thread_ = std::thread([this] { LeaseMain(); });
-  watch_thread_ = std::thread([this] { WatchMain(); });
+  watch_thread_ = std::thread([this] { WatchMain(keys_.leader()); });
+  // An operator's request (switchover, failover) is acted on at once, not at
+  // the primary's next tick, whichever node recorded it.
+  intent_watch_thread_ = std::thread([this] { WatchMain(keys_.intent()); });
   loop_thread_ = std::thread([this] { LoopMain(); });
 }
 
 void Agent::StopLoop() {
   loop_running_ = false;
   WakeLoop();
-  for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_}) {
+  for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_, &intent_watch_thread_}) {
     if (t->joinable() && t->get_id() != std::this_thread::get_id()) t->join();
   }
 }
@@ -389,7 +392,7 @@ void Agent::LeaseMain() {
   }
 }
 
-void Agent::WatchMain() {
+void Agent::WatchMain(const std::string& key) {
   while (loop_running_ && !stopping_) {
     const dcs::Revision rev = watch_revision_.load();
     auto store = Store();
@@ -397,7 +400,7 @@ void Agent::WatchMain() {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       continue;
     }
-    auto changed = store->WaitForChange(keys_.leader(), rev, 1'000);
+    auto changed = store->WaitForChange(key, rev, 1'000);
     if (!changed.ok()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
