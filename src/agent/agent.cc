@@ -348,21 +348,18 @@ void Agent::Shutdown() {
 void Agent::StartLoop() {
   if (loop_running_.exchange(true)) return;
   // The loop may have ended by itself (this node was removed): reap its threads.
-  for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_, &intent_watch_thread_}) {
+  for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_}) {
     if (t->joinable()) t->join();
   }
   lease_thread_ = std::thread([this] { LeaseMain(); });
   watch_thread_ = std::thread([this] { WatchMain(keys_.leader()); });
-  // An operator's request (switchover, failover) is acted on at once, not at
-  // the primary's next tick, whichever node recorded it.
-  intent_watch_thread_ = std::thread([this] { WatchMain(keys_.intent()); });
   loop_thread_ = std::thread([this] { LoopMain(); });
 }
 
 void Agent::StopLoop() {
   loop_running_ = false;
   WakeLoop();
-  for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_, &intent_watch_thread_}) {
+  for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_}) {
     if (t->joinable() && t->get_id() != std::this_thread::get_id()) t->join();
   }
 }

@@ -272,10 +272,10 @@ class Agent {
   // fence_deadline_ also bounds /primary: a node past it is not a healthy primary.
   std::thread fence_thread_;
 
-  // Threads that cut the loop's wait short: the lease thread, and two watch
-  // threads (a change of the leader key; an operator's request in the intent
-  // key). FenceMain also wakes the loop when the postmaster of a primary dies
-  // (pg_pid_to_watch_).
+  // Threads that cut the loop's wait short: the lease thread, and the watch
+  // thread (a change of the leader key). FenceMain also wakes the loop when
+  // the postmaster of a primary dies (pg_pid_to_watch_), and an operator's
+  // request recorded by this node wakes it (RecordSwitchover).
   void LeaseMain();
   void WatchMain(const std::string& key);
   void WakeLoop();
@@ -286,8 +286,7 @@ class Agent {
   std::atomic<int> pg_pid_to_watch_{0};
   bool acted_ = false;  // the last cycle carried out actions (loop thread only)
   std::thread lease_thread_;
-  std::thread watch_thread_;         // the leader key
-  std::thread intent_watch_thread_;  // operator requests
+  std::thread watch_thread_;  // the leader key
 
   // Certificate rotation (docs/design/tls.md, "Rotation"). The loop thread
   // re-reads the config file's tls section when the file changes

@@ -405,6 +405,11 @@ Result<std::string> Agent::RecordSwitchover(const ClusterView& view, const std::
   if (!r->succeeded) return Refuse("the primary or a request changed meanwhile; try again");
   TLOG(Info, "agent") << "switchover requested from " << from << " to "
                       << (to.empty() ? "the best replica" : to);
+  // On the primary (where `cluster switchover` usually runs) the step-down
+  // starts now, not at the loop's next tick. Elsewhere the primary acts at
+  // its next tick: a watch on the request would also wake every replica's
+  // loop, and the extra cycles delayed the hand-over's take-over.
+  if (view.leader->holder == cfg_.node_name) WakeLoop();
   return "switchover from " + from + " to " + (to.empty() ? "the best replica" : to) +
          (at_ms > now ? " scheduled" : " requested");
 }

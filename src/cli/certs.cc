@@ -25,6 +25,24 @@
 namespace tandem::cli {
 namespace {
 
+// Every PEM block of `part` (BEGIN to END line, whitespace trimmed) also
+// appears in `whole`.
+bool ContainsEveryPemBlock(const std::string& whole, const std::string& part) {
+  static const std::string kEnd = "-----END CERTIFICATE-----";
+  size_t pos = 0;
+  bool any = false;
+  while (true) {
+    const size_t b = part.find("-----BEGIN CERTIFICATE-----", pos);
+    if (b == std::string::npos) break;
+    const size_t e = part.find(kEnd, b);
+    if (e == std::string::npos) return false;
+    if (whole.find(part.substr(b, e + kEnd.size() - b)) == std::string::npos) return false;
+    any = true;
+    pos = e + kEnd.size();
+  }
+  return any;
+}
+
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "ERROR : %s\n", msg.c_str());
   return 1;
@@ -157,12 +175,18 @@ int ClusterCerts(const std::string& config_path, const std::vector<std::string>&
   if (cfg->tls_enabled() && !force) {
     auto old_ca = ReadFile(cfg->tls_ca_cert);
     auto new_ca = ReadFile(want.tls_ca_cert);
-    if (old_ca && new_ca && *old_ca != *new_ca) {
+    // A CA rotation's steps are fine: a bundle that keeps the current CA
+    // (old + new), and then, once every node has its new pair, the new CA
+    // alone out of the bundle in use.
+    if (old_ca && new_ca && *old_ca != *new_ca && !ContainsEveryPemBlock(*new_ca, *old_ca) &&
+        !ContainsEveryPemBlock(*old_ca, *new_ca)) {
       return Fail("the new CA certificate " + want.tls_ca_cert +
                   " is not the one this node uses now (" + cfg->tls_ca_cert +
                   "): the other nodes trust only the old CA, so they and this node would stop "
-                  "accepting each other. Install the new CA on every node together (stop the "
-                  "agents, install, start), or pass --force. Nothing was installed.");
+                  "accepting each other. Rotate the CA in steps: first a bundle of the old and "
+                  "the new CA (both in one file) as CA_CERT on every node, then the new pairs "
+                  "node by node, then the new CA alone; or pass --force. Nothing was "
+                  "installed.");
     }
   }
 

@@ -157,6 +157,31 @@ TEST_F(ClusterCertsTest, ANewCaNeedsForceAndTheShortFormKeepsTheServerPair) {
   EXPECT_NE(last_.find("already pointed at them"), std::string::npos) << last_;
 }
 
+// A CA rotation in its documented steps needs no --force: a bundle that keeps
+// the current CA, then the new CA alone out of that bundle.
+TEST_F(ClusterCertsTest, ACaRotationInStepsNeedsNoForce) {
+  ASSERT_EQ(Run([&] { return ClusterCerts(config_, Set(dir_ + "/n1"), false); }), 0) << last_;
+  const std::string bundle = dir_ + "/bundle.crt";
+  ASSERT_TRUE(
+      WriteFileAtomic(bundle, *ReadFile(dir_ + "/other/ca.crt") + *ReadFile(dir_ + "/ca/ca.crt"))
+          .ok());
+  // Step 1: this node's pairs (old CA), the bundle as the CA.
+  auto step1 = Set(dir_ + "/n1");
+  step1[4] = bundle;
+  ASSERT_EQ(Run([&] { return ClusterCerts(config_, step1, false); }), 0) << last_;
+  EXPECT_EQ(*ReadFile(dir_ + "/state/certs/ca.crt"), *ReadFile(bundle));
+  // Step 2: the new CA's pairs, still with the bundle.
+  auto step2 = Set(dir_ + "/x");
+  step2[4] = bundle;
+  ASSERT_EQ(Run([&] { return ClusterCerts(config_, step2, false); }), 0) << last_;
+  // Step 3: the new CA alone.
+  ASSERT_EQ(Run([&] { return ClusterCerts(config_, Set(dir_ + "/x"), false); }), 0) << last_;
+  EXPECT_EQ(*ReadFile(dir_ + "/state/certs/ca.crt"), *ReadFile(dir_ + "/other/ca.crt"));
+  // Back to the first CA in one step: a CA the node does not trust now.
+  EXPECT_EQ(Run([&] { return ClusterCerts(config_, Set(dir_ + "/n1"), false); }), 1);
+  EXPECT_NE(last_.find("first a bundle of the old and the new CA"), std::string::npos) << last_;
+}
+
 TEST_F(ClusterCertsTest, TheShortFormNeedsAServerPairAlready) {
   const std::vector<std::string> three = {dir_ + "/n1/client.key", dir_ + "/n1/client.crt",
                                           dir_ + "/n1/ca.crt"};
