@@ -196,6 +196,9 @@ json Agent::StatusJson() {
     } else {
       m["certificate"] = connected ? "no TLS" : "Unknown";
     }
+    // What the member says of its own files, whatever this node's check says
+    // (`cluster tls-mode` reads this, so a failure here is not counted twice).
+    m["certificate_reported"] = m["certificate"];
     if (auto pc = peer_certs.find(name); pc != peer_certs.end()) {
       const auto& c = pc->second;
       m["certificate_checked_here"] = {{"text", c.summary.text},

@@ -9,8 +9,10 @@
 // every other line of the file is kept as it is). A bad file, or a new CA
 // while the node already runs TLS with another one (the peers would stop
 // trusting it), changes nothing.
+#include <openssl/x509.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <regex>
@@ -21,26 +23,18 @@
 #include "base/file.h"
 #include "base/strings.h"
 #include "cli/commands.h"
+#include "pki/pem.h"
 
 namespace tandem::cli {
 namespace {
 
-// Every PEM block of `part` (BEGIN to END line, whitespace trimmed) also
-// appears in `whole`.
-bool ContainsEveryPemBlock(const std::string& whole, const std::string& part) {
-  static const std::string kEnd = "-----END CERTIFICATE-----";
-  size_t pos = 0;
-  bool any = false;
-  while (true) {
-    const size_t b = part.find("-----BEGIN CERTIFICATE-----", pos);
-    if (b == std::string::npos) break;
-    const size_t e = part.find(kEnd, b);
-    if (e == std::string::npos) return false;
-    if (whole.find(part.substr(b, e + kEnd.size() - b)) == std::string::npos) return false;
-    any = true;
-    pos = e + kEnd.size();
-  }
-  return any;
+// Every certificate of `part` is also in `whole` (compared as certificates,
+// so line endings and text between the blocks do not matter).
+bool HoldsEvery(const std::vector<pki::X509Ptr>& whole, const std::vector<pki::X509Ptr>& part) {
+  return std::all_of(part.begin(), part.end(), [&](const pki::X509Ptr& c) {
+    return std::any_of(whole.begin(), whole.end(),
+                       [&](const pki::X509Ptr& x) { return X509_cmp(x.get(), c.get()) == 0; });
+  });
 }
 
 int Fail(const std::string& msg) {
@@ -173,13 +167,12 @@ int ClusterCerts(const std::string& config_path, const std::vector<std::string>&
                 "\nNothing was installed; the node keeps its current files.");
   }
   if (cfg->tls_enabled() && !force) {
-    auto old_ca = ReadFile(cfg->tls_ca_cert);
-    auto new_ca = ReadFile(want.tls_ca_cert);
-    // A CA rotation's steps are fine: a bundle that keeps the current CA
-    // (old + new), and then, once every node has its new pair, the new CA
+    // The same CA, or a CA rotation's steps: a bundle that keeps the current
+    // CA (old + new), and then, once every node has its new pair, the new CA
     // alone out of the bundle in use.
-    if (old_ca && new_ca && *old_ca != *new_ca && !ContainsEveryPemBlock(*new_ca, *old_ca) &&
-        !ContainsEveryPemBlock(*old_ca, *new_ca)) {
+    auto old_ca = pki::LoadCertificates(cfg->tls_ca_cert);
+    auto new_ca = pki::LoadCertificates(want.tls_ca_cert);
+    if (old_ca && new_ca && !HoldsEvery(*new_ca, *old_ca) && !HoldsEvery(*old_ca, *new_ca)) {
       return Fail("the new CA certificate " + want.tls_ca_cert +
                   " is not the one this node uses now (" + cfg->tls_ca_cert +
                   "): the other nodes trust only the old CA, so they and this node would stop "

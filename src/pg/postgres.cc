@@ -712,17 +712,19 @@ Status Postgres::Promote(int64_t timeout_ms) {
 
 Status Postgres::Reload() {
   Ctx c{paths_};
-  if (!IsRunning()) {
+  const int pid = Pid();
+  if (pid == 0) {
     return Error(ErrorCode::kFailedPrecondition,
                  "cannot reload: PostgreSQL in " + paths_.data_dir + " is not running");
   }
   // What pg_ctl reload does (SIGHUP to the postmaster of postmaster.pid),
   // without a fork and exec: a reload is on the promotion's path (the
   // standby set is applied just before promoting).
-  if (const int pid = Pid(); pid != 0 && ::kill(pid, SIGHUP) == 0) {
+  if (::kill(pid, SIGHUP) == 0) {
     TLOG(Info, kMod) << "PostgreSQL configuration reloaded";
     return Ok();
   }
+  // Not ours to signal (EPERM): pg_ctl, as the run user.
   TANDEM_TRY(c.NeedBin("pg_ctl"));
   auto r = RunCommand({c.Bin("pg_ctl"), "reload", "-D", paths_.data_dir}, c.Opts(), 30'000);
   if (!r) return r.error().Wrap("pg_ctl reload");
