@@ -82,7 +82,9 @@ void ManualClock::Advance(MonoMs ms) {
   }
 }
 
-void ManualClock::SetWall(WallMs wall) { wall_offset_ = wall - now_.load(); }
+void ManualClock::SetWall(WallMs wall) {
+  wall_offset_ = wall - now_.load();
+}
 
 int ManualClock::Waiters() const {
   std::lock_guard<std::mutex> g(waiters_mu_);
