@@ -82,7 +82,7 @@ pg::Settings MakeSettings(const Config& cfg) {
 Agent::Agent(Config cfg)
     : cfg_(std::move(cfg)),
       keys_(cfg_.cluster),
-      pg_(MakePaths(cfg_), MakeSettings(cfg_)),
+      pg_(MakePaths(cfg_), MakeSettings(cfg_), SystemClock::Get()),  // until the agent takes a clock
       etcd_(cfg_) {
   if (cfg_.vip.enabled()) vip_ = std::make_unique<FloatingIp>(cfg_.vip);
   tls_cfg_ = cfg_;

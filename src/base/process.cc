@@ -1,6 +1,5 @@
 #include "base/process.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -12,32 +11,18 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <set>
-#include <thread>
 
 #include "base/clock.h"
+#include "base/proc_info.h"
 #include "base/strings.h"
 
 extern char** environ;
 
 namespace tandem {
 namespace {
-
-// /proc/<pid>/stat with plain syscalls: the process may vanish while we read,
-// and libstdc++'s filebuf throws on such read errors. "" when unreadable.
-std::string ReadProcStat(const std::string& pid) {
-  std::string path = "/proc/" + pid + "/stat";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  char buf[1024];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return "";
-  return std::string(buf, static_cast<size_t>(n));
-}
 
 // Children that RunCommand is about to wait for: ReapChildren must not take
 // their exit status. Spawning happens under the same lock, so a child cannot
@@ -234,35 +219,54 @@ Result<RunResult> RunCommand(const std::vector<std::string>& argv, const SpawnOp
 
 bool IsAlive(pid_t pid) {
   if (pid <= 0) return false;
+  // Our own child (or an orphan we adopted as subreaper): the kernel says
+  // whether it exited without a /proc read, and leaves a zombie unreaped.
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0) {
+    return info.si_pid == 0;  // 0: no state change yet, still running
+  }
   if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-  std::string content = ReadProcStat(std::to_string(pid));
-  auto rp = content.rfind(')');
-  if (rp == std::string::npos || rp + 2 >= content.size()) return false;
-  char state = content[rp + 2];
-  return state != 'Z' && state != 'X';
+  auto st = ReadProcStat(pid);
+  return st && st->state != 'Z' && st->state != 'X';
 }
+
+namespace {
+// The exited children of ours that are not being waited for by RunCommand,
+// from /proc/self/task/*/children (no scan of every process). Used only when
+// the first zombie waitid() shows is one a RunCommand call owns.
+std::vector<pid_t> OtherZombieChildren() {
+  std::vector<pid_t> out;
+  for (pid_t c : ChildrenOf(::getpid())) {
+    if (g_waited.count(c) != 0) continue;
+    auto st = ReadProcStat(c);
+    if (st && st->state == 'Z') out.push_back(c);
+  }
+  return out;
+}
+}  // namespace
 
 int ReapChildren() {
   // Reap exited children (ours or adopted orphans) one by one, skipping those a
   // RunCommand call is waiting for: waitpid(-1) would steal their exit status.
+  // With nothing to reap this is one waitid() call.
   std::lock_guard<std::mutex> lock(g_reap_mu);
-  const pid_t self = ::getpid();
   int n = 0;
-  DIR* d = ::opendir("/proc");
-  if (d == nullptr) return 0;
-  while (struct dirent* e = ::readdir(d)) {
-    auto pid = ParseInt(e->d_name);
-    if (!pid || g_waited.count(static_cast<pid_t>(*pid)) != 0) continue;
-    std::string content = ReadProcStat(e->d_name);
-    auto rp = content.rfind(')');
-    if (rp == std::string::npos || rp + 4 >= content.size()) continue;
-    char state = content[rp + 2];
-    auto ppid = ParseInt(Split(content.substr(rp + 4), ' ')[0]);
-    if (state != 'Z' || !ppid || *ppid != self) continue;
+  while (true) {
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) break;
+    const pid_t pid = info.si_pid;
+    if (g_waited.count(pid) != 0) {
+      // Its RunCommand reaps it; look past it for the others.
+      for (pid_t z : OtherZombieChildren()) {
+        int st = 0;
+        if (::waitpid(z, &st, WNOHANG) > 0) ++n;
+      }
+      break;
+    }
     int st = 0;
-    if (::waitpid(static_cast<pid_t>(*pid), &st, WNOHANG) > 0) ++n;
+    if (::waitpid(pid, &st, WNOHANG) <= 0) break;
+    ++n;
   }
-  ::closedir(d);
   return n;
 }
 
@@ -279,14 +283,14 @@ void KillProcessTree(pid_t pid, int sig) {
   }
 }
 
-bool WaitForExit(pid_t pid, int64_t timeout_ms) {
-  const MonoMs start = SystemClock::Get().Now();
+bool WaitForExit(pid_t pid, int64_t timeout_ms, const Clock& clock) {
+  const MonoMs start = clock.Now();
   while (true) {
     int st = 0;
     ::waitpid(pid, &st, WNOHANG);  // reap if it is our child
     if (!IsAlive(pid)) return true;
-    if (SystemClock::Get().Now() - start >= timeout_ms) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (clock.Now() - start >= timeout_ms) return false;
+    clock.SleepFor(20);
   }
 }
 

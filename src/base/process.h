@@ -1,8 +1,10 @@
-// Child processes: spawn, run to completion, check liveness, reap.
+// Child processes: spawn, run to completion, check liveness, reap. What the
+// kernel says about one given process (its stat, children, a pidfd watch) is
+// in base/proc_info.h.
 //
 // PID 1 on our machines does not reap orphans, so the agent and the test
 // harnesses call BecomeSubreaper() and reap what they start. Never trust a pid
-// file: IsAlive() checks /proc and treats a zombie as dead.
+// file: IsAlive() treats a zombie as dead. Nothing here scans /proc.
 #pragma once
 
 #include <sys/types.h>
@@ -12,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/result.h"
 
 namespace tandem {
@@ -40,16 +43,20 @@ Result<RunResult> RunCommand(const std::vector<std::string>& argv, const SpawnOp
                              int64_t timeout_ms = 0,
                              const std::function<void(const std::string&)>& on_line = {});
 
-// True when the process exists and is not a zombie.
+// True when the process exists and is not a zombie. For our own children
+// (and adopted orphans) one waitid() call, else kill(0) and /proc/<pid>/stat.
 bool IsAlive(pid_t pid);
-// Non-blocking: reaps every exited child (ours or adopted). Returns how many.
+// Non-blocking: reaps every exited child (ours or adopted) except those a
+// RunCommand call is waiting for. Returns how many. One waitid() call when
+// there is nothing to reap.
 int ReapChildren();
 // prctl(PR_SET_CHILD_SUBREAPER).
 void BecomeSubreaper();
 // Sends sig to the process group of pid (or pid itself when it leads no group).
 void KillProcessTree(pid_t pid, int sig);
-// Waits (polling, reaping) until pid is gone or timeout_ms passes. True when gone.
-bool WaitForExit(pid_t pid, int64_t timeout_ms);
+// Waits (polling every 20 ms on `clock`, reaping) until pid is gone or
+// timeout_ms passes. True when gone.
+bool WaitForExit(pid_t pid, int64_t timeout_ms, const Clock& clock = SystemClock::Get());
 // Resolves an executable name in PATH ("" when absent).
 std::string FindInPath(const std::string& name);
 

@@ -1,6 +1,9 @@
 #include "pg/libpq_conn.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
+
+#include <cerrno>
 
 #include "base/strings.h"
 
@@ -92,6 +95,24 @@ Result<PgResult> PgConn::ExecParams(const std::string& sql, const std::vector<st
                PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(vals.size()), nullptr,
                             vals.data(), nullptr, nullptr, 0),
                label, what_);
+}
+
+bool PgConn::Reusable() const {
+  pg_conn* c = conn_.get();
+  if (c == nullptr || PQstatus(c) != CONNECTION_OK) return false;
+  if (PQtransactionStatus(c) != PQTRANS_IDLE) return false;
+  const int fd = PQsocket(c);
+  if (fd < 0) return false;
+  struct pollfd p {
+    fd, POLLIN, 0
+  };
+  int n;
+  do {
+    n = ::poll(&p, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  // Anything to read while idle (a FATAL notice, EOF, an asynchronous
+  // parameter report): not worth interpreting, the caller opens a new one.
+  return n == 0;
 }
 
 Result<std::string> PgConn::QuoteLiteral(const std::string& s) {

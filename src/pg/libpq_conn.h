@@ -1,4 +1,5 @@
-// A small RAII wrapper around one libpq connection. Errors never contain the
+// A small RAII wrapper around one libpq connection (not thread-safe: one
+// thread uses a connection at a time; pg/local_conn.h keeps them). Errors never contain the
 // SQL text (it may carry a password verifier) nor any password: callers give
 // a label that names what was attempted.
 #pragma once
@@ -52,6 +53,13 @@ class PgConn {
   // A SCRAM-SHA-256 verifier computed in the client (PQencryptPasswordConn),
   // so the plain password never reaches the server or its logs.
   Result<std::string> ScramVerifier(const std::string& user, const std::string& password);
+
+  // Whether this connection can run the next statement: the connection is
+  // up, no transaction is open, and the server sent nothing while it was
+  // idle (a server that stops, restarts or crashes closes its sessions,
+  // usually with a FATAL message first: the socket turns readable). One
+  // poll() with no wait; no round trip.
+  bool Reusable() const;
 
   pg_conn* raw() const { return conn_.get(); }
 

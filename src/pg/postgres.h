@@ -27,15 +27,35 @@
 //
 // When the agent runs as root, every PostgreSQL program runs as
 // Paths::run_as_user (PostgreSQL refuses to run as root).
+//
+// Time: every time read and wait (the promotion's watch, the wait for the
+// postmaster to exit) goes through the Clock given to the constructor. The
+// programs it runs (pg_ctl, pg_basebackup, ...) are waited for by
+// base/process.h (their own timeouts, in real time).
+//
+// Idle cost: the postmaster is identified once from postmaster.pid and then
+// followed by its pid (pg/postmaster.h), and queries run on kept connections
+// (pg/local_conn.h): an idle agent opens no file and no connection per query.
+//
+// Where the code is: datadir.cc (inspect, control data, initdb, bin dir),
+// config_files.cc (tandem.conf, pg_hba.conf, standby.signal), lifecycle.cc
+// (start, stop, promote, reload, running/pid, pending restart), clone.cc
+// (pg_basebackup, pg_rewind; their failures classified by clone_errors.h),
+// replication.cc (live status, pg_stat_replication, SQL, replication user,
+// slots); shared helpers in internal.h.
 #pragma once
 
+#include "base/clock.h"
 #include "pg/controller.h"
+#include "pg/local_conn.h"
+#include "pg/postmaster.h"
 
 namespace tandem::pg {
 
 class Postgres final : public Controller {
  public:
-  Postgres(Paths paths, Settings settings);
+  // `clock` must outlive this object.
+  Postgres(Paths paths, Settings settings, const Clock& clock);
 
   const Paths& paths() const override { return paths_; }
   const Settings& settings() const override { return settings_; }
@@ -71,8 +91,32 @@ class Postgres final : public Controller {
   Status Rewind(const Source& source, int64_t timeout_ms = 600'000) override;
 
  private:
+  // Runs work on a kept connection to the local server: quick_ (statement
+  // timeout 5 s) for the observation and upkeep queries, long_ (30 s) for Sql.
+  Status OnLocal(ConnPool& pool, int statement_timeout_ms, ConnPool::Retry retry,
+                 const std::function<Status(PgConn&)>& work) const;
+  template <class T>
+  Result<T> OnLocalResult(ConnPool& pool, int statement_timeout_ms, ConnPool::Retry retry,
+                          const std::function<Result<T>(PgConn*)>& work) const {
+    std::optional<T> out;
+    Status st = OnLocal(pool, statement_timeout_ms, retry, [&](PgConn& c) -> Status {
+      auto r = work(&c);
+      if (!r) return r.error();
+      out = std::move(*r);
+      return Ok();
+    });
+    if (!st) return st.error();
+    return std::move(*out);
+  }
+  // The server's sessions are gone or going (stop, start, promote).
+  void ForgetConnections() const;
+
   Paths paths_;
   Settings settings_;
+  const Clock& clock_;
+  PostmasterTracker postmaster_;
+  mutable ConnPool quick_;
+  mutable ConnPool long_;
 };
 
 }  // namespace tandem::pg

@@ -556,7 +556,7 @@ TEST_F(ClusterTest, FourthNodeJoinsAndRemovalBringsBackItsOwnDatabase) {
   ASSERT_TRUE(Chown(paths.socket_dir, ServiceUser()).ok());
   pg::Settings settings;
   settings.port = p4;
-  pg::Postgres own(paths, settings);
+  pg::Postgres own(paths, settings, SystemClock::Get());
   ASSERT_TRUE(own.InitDb("own-secret").ok());
   ASSERT_TRUE(own.WriteConfig(std::nullopt).ok());
   ASSERT_TRUE(own.WriteHba({}).ok());

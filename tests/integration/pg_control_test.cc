@@ -113,7 +113,7 @@ class PgControlTest : public ::testing::Test {
     p.run_as_user = ServiceUser();
     Settings s;
     s.port = port;
-    nodes_.push_back(std::make_unique<Postgres>(p, s));
+    nodes_.push_back(std::make_unique<Postgres>(p, s, SystemClock::Get()));
     return *nodes_.back();
   }
 

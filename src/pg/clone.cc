@@ -1,0 +1,232 @@
+// Copies of another node's data directory: BaseBackup (pg_basebackup into an
+// empty directory) and Rewind (pg_rewind of a stopped server, with crash
+// recovery in single-user mode when needed). Their failures are classified
+// by one function (clone_errors.h). Runs on the caller's thread (the agent's
+// operation thread); passwords reach the tools through PGPASSFILE only.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/file.h"
+#include "base/log.h"
+#include "base/process.h"
+#include "base/strings.h"
+#include "pg/clone_errors.h"
+#include "pg/conf.h"
+#include "pg/internal.h"
+#include "pg/libpq_conn.h"
+#include "pg/postgres.h"
+
+namespace tandem::pg {
+
+using internal::CheckOwner;
+using internal::CheckSource;
+using internal::Contains;
+using internal::Ctx;
+using internal::EmptyDir;
+using internal::kMod;
+using internal::NotValid;
+using internal::PrepareDir;
+using internal::RemoveFile;
+using internal::SecretFile;
+using internal::WriteOwned;
+
+Status Postgres::BaseBackup(const Source& source,
+                            const std::function<void(const std::string&)>& on_progress,
+                            const BaseBackupOptions& options) {
+  Ctx c{paths_};
+  const std::string& d = paths_.data_dir;
+  TANDEM_TRY(CheckSource(source, "pg_basebackup"));
+  if (options.create_slot && source.slot_name.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "pg_basebackup: create_slot needs a slot name");
+  }
+  if (d.empty()) return Error(ErrorCode::kInvalidArgument, "no data directory configured");
+  auto st = InspectDataDir();
+  if (st == DataDirState::kValid || st == DataDirState::kNotPostgres) {
+    return Error(ErrorCode::kFailedPrecondition,
+                 "pg_basebackup refused: " + d + " is not empty" +
+                     (st == DataDirState::kValid ? " (it holds a PostgreSQL cluster)" : "") +
+                     "; nothing was changed. Move it aside first (a joining node keeps its old "
+                     "database elsewhere)");
+  }
+  TANDEM_TRY(c.NeedBin("pg_basebackup"));
+  TANDEM_TRY(PrepareDir(d, 0700, paths_.run_as_user, true, "data directory"));
+  std::unique_ptr<SecretFile> pass;
+  if (!source.password.empty()) {
+    auto line = PassFileLine(source.user, source.password);
+    if (!line) return line.error();
+    auto f = SecretFile::Create(DirName(d), *line, paths_.run_as_user);
+    if (!f) return f.error().Wrap("pg_basebackup");
+    pass = std::move(*f);
+  }
+  std::vector<std::string> argv = {c.Bin("pg_basebackup"),
+                                   "-h",
+                                   source.host,
+                                   "-p",
+                                   std::to_string(source.port),
+                                   "-U",
+                                   source.user,
+                                   "-D",
+                                   d,
+                                   "-X",
+                                   "stream",
+                                   "-R",
+                                   "-P",
+                                   "-v",
+                                   "-c",
+                                   "fast",
+                                   "-w"};
+  if (!source.slot_name.empty()) {
+    argv.push_back("-S");
+    argv.push_back(source.slot_name);
+    if (options.create_slot) argv.push_back("-C");
+  }
+  auto opts = c.Opts();
+  opts.env["PGPASSFILE"] = pass ? pass->path() : "/dev/null";
+  opts.env["PGCONNECT_TIMEOUT"] = "10";
+  // TLS to the source (paths of the private copies only).
+  for (const auto& [k, v] : ClientTlsParams(settings_.tls)) {
+    if (k == "sslmode") opts.env["PGSSLMODE"] = v;
+    if (k == "sslrootcert") opts.env["PGSSLROOTCERT"] = v;
+    if (k == "sslcert") opts.env["PGSSLCERT"] = v;
+    if (k == "sslkey") opts.env["PGSSLKEY"] = v;
+  }
+  opts.env["PGAPPNAME"] =
+      source.application_name.empty() ? "tandem_basebackup" : source.application_name;
+  opts.env["LC_ALL"] = "C";
+  TLOG(Info, kMod) << "pg_basebackup from " << source.host << ":" << source.port << " as "
+                   << source.user << " into " << d
+                   << (source.slot_name.empty() ? "" : " slot=" + source.slot_name);
+  auto r = RunCommand(argv, opts, options.timeout_ms, [&](const std::string& line) {
+    if (on_progress) on_progress(line);
+  });
+  pass.reset();
+  if (!r || r->exit_code != 0) {
+    EmptyDir(d);  // leave it empty, as we found it, so a retry can run
+    if (!r)
+      return r.error().Wrap("pg_basebackup from " + source.host + ":" +
+                            std::to_string(source.port));
+    const std::string& out = r->output;
+    const CloneFailure f =
+        ClassifyCloneFailure(CloneTool::kBaseBackup, out, settings_.tls.enabled());
+    return Error(f.code, "pg_basebackup from " + source.host + ":" + std::to_string(source.port) +
+                             " failed (exit " + std::to_string(r->exit_code) +
+                             "): " + OutputTail(out) + "; " + f.fix);
+  }
+  // -R put primary_conninfo (with the password read from PGPASSFILE) into
+  // postgresql.auto.conf; tandem.conf owns it.
+  const std::string auto_conf = c.Data("postgresql.auto.conf");
+  if (auto a = ReadFile(auto_conf)) {
+    std::string cleaned = RemoveConfKeys(*a, {"primary_conninfo", "primary_slot_name"});
+    if (cleaned != *a) TANDEM_TRY(WriteOwned(auto_conf, cleaned, paths_.run_as_user, 0600));
+  }
+  TANDEM_TRY(ChownRecursive(d, paths_.run_as_user));
+  TLOG(Info, kMod) << "pg_basebackup done: " << d;
+  return Ok();
+}
+
+Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
+  Ctx c{paths_};
+  const std::string& d = paths_.data_dir;
+  TANDEM_TRY(CheckSource(source, "pg_rewind"));
+  auto st = InspectDataDir();
+  if (st != DataDirState::kValid) return NotValid(d, st, "rewind");
+  TANDEM_TRY(CheckOwner(paths_, "rewind"));
+  if (int pid = Pid(); pid != 0) {
+    return Error(ErrorCode::kFailedPrecondition, "cannot rewind: PostgreSQL in " + d +
+                                                     " is running (pid " + std::to_string(pid) +
+                                                     "); stop it first");
+  }
+  TANDEM_TRY(c.NeedBin("pg_rewind"));
+  const std::string where = source.host + ":" + std::to_string(source.port);
+
+  // A freshly promoted source may not have checkpointed yet: its pg_control
+  // would still show the old timeline and pg_rewind would see nothing to do.
+  {
+    std::map<std::string, std::string> params = {
+        {"host", source.host},     {"port", std::to_string(source.port)},
+        {"user", source.user},     {"dbname", "postgres"},
+        {"connect_timeout", "10"}, {"application_name", "tandem_rewind"}};
+    if (!source.password.empty()) params["password"] = source.password;
+    for (const auto& [k, v] : ClientTlsParams(settings_.tls)) params[k] = v;
+    auto conn = PgConn::Connect(params, "rewind source " + where);
+    if (!conn) return conn.error().Wrap("pg_rewind");
+    auto ck = conn->Exec("CHECKPOINT", "CHECKPOINT");
+    if (!ck) return ck.error().Wrap("pg_rewind");
+  }
+
+  std::unique_ptr<SecretFile> pass;
+  if (!source.password.empty()) {
+    auto line = PassFileLine(source.user, source.password);
+    if (!line) return line.error();
+    auto f = SecretFile::Create(DirName(d), *line, paths_.run_as_user);
+    if (!f) return f.error().Wrap("pg_rewind");
+    pass = std::move(*f);
+  }
+  std::vector<std::pair<std::string, std::string>> kv = {{"host", source.host},
+                                                         {"port", std::to_string(source.port)},
+                                                         {"user", source.user},
+                                                         {"dbname", "postgres"},
+                                                         {"connect_timeout", "10"}};
+  for (auto& p : ClientTlsParams(settings_.tls)) kv.push_back(std::move(p));
+  std::string conninfo = BuildConninfo(kv);
+  auto opts = c.Opts();
+  opts.env["PGPASSFILE"] = pass ? pass->path() : "/dev/null";
+  opts.env["LC_ALL"] = "C";
+  std::vector<std::string> argv = {c.Bin("pg_rewind"), "-D", d, "--source-server=" + conninfo};
+  TLOG(Info, kMod) << "pg_rewind -D " << d << " from " << where;
+  auto r = RunCommand(argv, opts, timeout_ms);
+  if (!r) return r.error().Wrap("pg_rewind from " + where);
+
+  // The signal files of a crashed standby make single-user mode refuse to run.
+  const std::vector<std::string> signals = {c.Data("standby.signal"), c.Data("recovery.signal")};
+  std::vector<std::string> removed_signals;
+  auto restore_signals = [&]() {
+    for (const auto& s : removed_signals) (void)WriteOwned(s, "", paths_.run_as_user, 0600);
+  };
+  if (r->exit_code != 0 &&
+      (Contains(r->output, "shut down cleanly") || Contains(r->output, "single-user"))) {
+    TLOG(Warn, kMod) << "pg_rewind: the target was not shut down cleanly ("
+                     << OutputTail(r->output, 2)
+                     << "); finishing crash recovery in single-user mode";
+    for (const auto& s : signals) {
+      if (PathExists(s)) {
+        TANDEM_TRY(RemoveFile(s));
+        removed_signals.push_back(s);
+      }
+    }
+    TANDEM_TRY(c.NeedBin("postgres"));
+    auto single =
+        RunCommand({c.Bin("postgres"), "--single", "-D", d, "postgres"}, c.Opts(), timeout_ms);
+    if (!single || single->exit_code != 0) {
+      restore_signals();
+      std::string tail = single ? OutputTail(single->output) : single.error().message();
+      return Error(ErrorCode::kIo, "crash recovery of " + d +
+                                       " in single-user mode failed: " + tail +
+                                       "; the data directory may be damaged: re-clone this node");
+    }
+    r = RunCommand(argv, opts, timeout_ms);
+    if (!r) {
+      restore_signals();
+      return r.error().Wrap("pg_rewind from " + where);
+    }
+  }
+  pass.reset();
+  if (r->exit_code != 0) {
+    restore_signals();
+    const std::string& out = r->output;
+    const CloneFailure f = ClassifyCloneFailure(CloneTool::kRewind, out, settings_.tls.enabled());
+    return Error(f.code, "pg_rewind -D " + d + " from " + where + " failed (exit " +
+                             std::to_string(r->exit_code) + "): " + OutputTail(out) + "; " + f.fix);
+  }
+  // Never come back writable by accident: the node starts as a standby until
+  // WriteConfig says otherwise.
+  TANDEM_TRY(WriteOwned(c.Data("standby.signal"), "", paths_.run_as_user, 0600));
+  TANDEM_TRY(ChownRecursive(d, paths_.run_as_user));
+  TLOG(Info, kMod) << "pg_rewind done: " << d << " follows " << where << " ("
+                   << OutputTail(r->output, 1) << ")";
+  return Ok();
+}
+
+}  // namespace tandem::pg

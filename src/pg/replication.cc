@@ -1,0 +1,248 @@
+// Queries of the running server over kept local connections (ConnPool):
+// its live status (Query), pg_stat_replication, arbitrary SQL, the
+// replication user and the replication slots. May run on any thread; each
+// caller gets a connection of its own.
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/file.h"
+#include "base/log.h"
+#include "base/process.h"
+#include "base/strings.h"
+#include "pg/conf.h"
+#include "pg/internal.h"
+#include "pg/libpq_conn.h"
+#include "pg/postgres.h"
+
+namespace tandem::pg {
+
+using internal::kMod;
+using internal::LocalName;
+using internal::LocalParams;
+
+namespace {
+uint64_t Lsn(const std::string& s) {
+  auto v = ParseLsn(s);
+  return v ? *v : 0;
+}
+}  // namespace
+
+Status Postgres::OnLocal(ConnPool& pool, int statement_timeout_ms, ConnPool::Retry retry,
+                         const std::function<Status(PgConn&)>& work) const {
+  return pool.Run(LocalParams(paths_, settings_, 2, statement_timeout_ms),
+                  LocalName(paths_, settings_), retry, work);
+}
+
+void Postgres::ForgetConnections() const {
+  quick_.Clear();
+  long_.Clear();
+}
+
+namespace {
+Result<LiveStatus> QueryOn(PgConn* conn) {
+  auto rec = conn->Exec("SELECT pg_is_in_recovery()", "status query");
+  if (!rec) return rec.error();
+  LiveStatus ls;
+  ls.in_recovery = rec->Get(0, 0) == "t";
+  if (!ls.in_recovery) {
+    auto r =
+        conn->Exec("SELECT pg_current_wal_flush_lsn()::text, pg_walfile_name(pg_current_wal_lsn())",
+                   "primary status query");
+    if (!r) return r.error();
+    ls.lsn = Lsn(r->Get(0, 0));
+    ls.replay_lsn = ls.lsn;
+    auto tli = TimelineFromWalFileName(r->Get(0, 1));
+    if (!tli) {
+      return Error(ErrorCode::kInternal, "unexpected WAL file name '" + r->Get(0, 1) + "'");
+    }
+    ls.timeline = *tli;
+    return ls;
+  }
+  auto r = conn->Exec(
+      "SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, "
+      "(SELECT timeline_id FROM pg_control_checkpoint())::text, "
+      "w.status, w.received_tli::text, w.sender_host, w.sender_port::text, "
+      // The checkpoint's timeline stays stale until the next restartpoint, and
+      // received_tli vanishes when the stream stops (the primary died): the
+      // newest timeline history file this standby fetched is the timeline it
+      // follows.
+      "(SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir() "
+      " WHERE name ~ '^[0-9A-F]{8}\\.history$')::text "
+      "FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS w ON true",
+      "standby status query");
+  if (!r) return r.error();
+  uint64_t receive = Lsn(r->Get(0, 0));
+  ls.replay_lsn = Lsn(r->Get(0, 1));
+  ls.lsn = std::max(receive, ls.replay_lsn);
+  auto ck_tli = ParseInt(r->Get(0, 2));
+  ls.timeline = ck_tli && *ck_tli > 0 ? static_cast<uint32_t>(*ck_tli) : 0;
+  ls.streaming = r->Get(0, 3) == "streaming";
+  if (ls.streaming) {
+    auto rt = ParseInt(r->Get(0, 4));
+    if (rt && *rt > 0) ls.timeline = std::max(ls.timeline, static_cast<uint32_t>(*rt));
+  }
+  auto hist_tli = ParseInt(r->Get(0, 7));
+  if (hist_tli && *hist_tli > 0) {
+    ls.timeline = std::max(ls.timeline, static_cast<uint32_t>(*hist_tli));
+  }
+  ls.sender_host = r->Get(0, 5);
+  auto sp = ParseInt(r->Get(0, 6));
+  ls.sender_port = sp ? static_cast<int>(*sp) : 0;
+  return ls;
+}
+
+Result<std::vector<ReplicaStat>> ReplicationOn(PgConn* conn) {
+  auto r = conn->Exec(
+      "SELECT application_name, state, sync_state, flush_lsn::text, replay_lsn::text "
+      "FROM pg_stat_replication ORDER BY application_name",
+      "pg_stat_replication query");
+  if (!r) return r.error();
+  std::vector<ReplicaStat> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    ReplicaStat s;
+    s.application_name = r->Get(i, 0);
+    s.state = r->Get(i, 1);
+    s.sync_state = r->Get(i, 2);
+    s.flush_lsn = Lsn(r->Get(i, 3));
+    s.replay_lsn = Lsn(r->Get(i, 4));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> SqlOn(PgConn* conn, const std::string& sql) {
+  auto r = conn->Exec(sql, "SQL statement");
+  if (!r) return r.error();
+  std::vector<std::string> out;
+  if (r->cols() == 0) return out;
+  for (int i = 0; i < r->rows(); ++i) out.push_back(r->Get(i, 0));
+  return out;
+}
+
+Status SyncSlotsOn(PgConn* conn, const std::vector<std::string>& wanted) {
+  auto r = conn->Exec("SELECT slot_name, slot_type, active_pid::text FROM pg_replication_slots",
+                      "replication slot list");
+  if (!r) return r.error();
+  std::map<std::string, std::pair<std::string, std::string>> have;  // name -> type, active pid
+  for (int i = 0; i < r->rows(); ++i) have[r->Get(i, 0)] = {r->Get(i, 1), r->Get(i, 2)};
+  std::optional<Error> first;
+  for (const auto& w : wanted) {
+    auto it = have.find(w);
+    if (it != have.end()) {
+      if (it->second.first != "physical") {
+        TLOG(Warn, kMod) << "slot " << w << " exists but is " << it->second.first
+                         << ", not physical; left alone";
+      }
+      continue;
+    }
+    auto c = conn->ExecParams("SELECT pg_create_physical_replication_slot($1, true)", {w},
+                              "creating replication slot " + w);
+    if (!c) {
+      if (!first) first = c.error();
+      continue;
+    }
+    TLOG(Info, kMod) << "created replication slot " << w;
+  }
+  for (const auto& [name, info] : have) {
+    if (!StartsWith(name, "tandem_") || info.first != "physical") continue;
+    if (std::find(wanted.begin(), wanted.end(), name) != wanted.end()) continue;
+    if (!info.second.empty()) {
+      auto t = conn->ExecParams("SELECT pg_terminate_backend($1::int)", {info.second},
+                                "terminating the walsender of slot " + name);
+      if (!t) {
+        TLOG(Warn, kMod) << t.error().message();
+      }
+    }
+    auto d = conn->ExecParams("SELECT pg_drop_replication_slot($1)", {name},
+                              "dropping replication slot " + name);
+    if (!d) {
+      if (!first) {
+        first = Error(ErrorCode::kConflict, d.error().message() +
+                                                " (the slot is in use; it is dropped on a "
+                                                "later pass once its walsender is gone)");
+      }
+      continue;
+    }
+    TLOG(Info, kMod) << "dropped replication slot " << name;
+  }
+  if (first) return *first;
+  return Ok();
+}
+
+}  // namespace
+
+Result<LiveStatus> Postgres::Query() const {
+  return OnLocalResult<LiveStatus>(quick_, 5000, ConnPool::Retry::kOnce, QueryOn);
+}
+
+Result<std::vector<ReplicaStat>> Postgres::Replication() const {
+  return OnLocalResult<std::vector<ReplicaStat>>(quick_, 5000, ConnPool::Retry::kOnce,
+                                                 ReplicationOn);
+}
+
+Result<std::vector<std::string>> Postgres::Sql(const std::string& sql) const {
+  // Not repeated on a broken connection: the statement may have run.
+  return OnLocalResult<std::vector<std::string>>(long_, 30'000, ConnPool::Retry::kNo,
+                                                 [&](PgConn* c) { return SqlOn(c, sql); });
+}
+
+Status Postgres::EnsureReplicationUser(const std::string& name, const std::string& password) const {
+  if (!IsValidRoleName(name) || name == kSuperuser) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "replication user name '" + (IsValidRoleName(name) ? name : std::string("?")) +
+                     "' is not usable: letters, digits and _, not 'postgres' (e.g. 'replicator')");
+  }
+  if (password.empty()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "the password for replication user " + name + " is empty; generate one");
+  }
+  // A connection of its own: the session settings below must not stay on a
+  // kept one (rare: once per promotion).
+  auto conn =
+      PgConn::Connect(LocalParams(paths_, settings_, 2, 5000), LocalName(paths_, settings_));
+  if (!conn) return conn.error();
+  auto rec = conn->Exec("SELECT pg_is_in_recovery()", "recovery check");
+  if (!rec) return rec.error();
+  if (rec->Get(0, 0) == "t") {
+    return Error(ErrorCode::kFailedPrecondition,
+                 "cannot create replication user " + name +
+                     ": this server is a standby (read-only); do it on the primary");
+  }
+  // Keep the statement (it carries the verifier) out of the server log.
+  TANDEM_TRY(
+      conn->Exec("SET log_statement = 'none'; SET log_min_error_statement = panic; "
+                 "SET log_min_duration_statement = -1",
+                 "session settings"));
+  auto exists = conn->ExecParams("SELECT 1 FROM pg_roles WHERE rolname = $1", {name},
+                                 "role lookup for " + name);
+  if (!exists) return exists.error();
+  auto verifier = conn->ScramVerifier(name, password);
+  if (!verifier) return verifier.error();
+  auto lit = conn->QuoteLiteral(*verifier);
+  if (!lit) return lit.error();
+  auto ident = conn->QuoteIdent(name);
+  if (!ident) return ident.error();
+  bool create = exists->rows() == 0;
+  std::string sql = std::string(create ? "CREATE" : "ALTER") + " ROLE " + *ident +
+                    " WITH REPLICATION LOGIN PASSWORD " + *lit + " CONNECTION LIMIT 16";
+  auto r = conn->Exec(sql, std::string(create ? "CREATE" : "ALTER") + " ROLE " + name);
+  if (!r) return r.error();
+  TLOG(Info, kMod) << (create ? "created" : "updated") << " replication user " << name;
+  return Ok();
+}
+
+Status Postgres::SyncSlots(const std::vector<std::string>& wanted) const {
+  for (const auto& w : wanted) {
+    if (!IsValidSlotName(w)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "replication slot name '" + w + "' is not valid ([a-z0-9_], 1-63 chars)");
+    }
+  }
+  // Repeatable: it makes the slots what `wanted` says.
+  return OnLocal(quick_, 5000, ConnPool::Retry::kOnce,
+                 [&](PgConn& c) { return SyncSlotsOn(&c, wanted); });
+}
+
+}  // namespace tandem::pg
