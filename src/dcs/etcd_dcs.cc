@@ -30,9 +30,10 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <utility>
 
 #include "base/clock.h"
@@ -63,10 +64,17 @@ constexpr MonoMs kMaxIdleMs = 60'000;
 // etcd delivers a watch's past events from a background sync that runs every
 // 100 ms; a wait that may have past events to report lasts at least this long.
 constexpr int64_t kHistorySyncMs = 300;
-
-MonoMs NowMs() {
-  return SystemClock::Get().Now();
-}
+// A watch stream that sends nothing (no event, no progress notification) for
+// this long is reopened: it may be a half-open connection to a host that
+// vanished. The embedded etcd sends a progress notification every 30 s.
+constexpr int64_t kWatchSilenceMs = 60'000;
+// Pauses between watch attempts after every endpoint refused one.
+constexpr MonoMs kWatchRetryMinMs = 100;
+constexpr MonoMs kWatchRetryMaxMs = 1'000;
+// Watch streams kept open at once (one per prefix; the agent watches one).
+constexpr size_t kMaxWatchers = 4;
+// A transfer of the raft leadership takes up to an election timeout.
+constexpr int64_t kMoveLeaderTimeoutMs = 3'000;
 
 // "http://h:p", "https://h:p", "h:p" (http) -> "scheme://h:p"; nullopt when malformed.
 std::optional<std::string> NormalizeEndpoint(std::string ep) {
@@ -277,6 +285,27 @@ struct EtcdDcs::Impl {
     MonoMs since;
   };
 
+  // One watch stream of a prefix (see WaitForChange), guarded by watch_mu.
+  struct Watcher {
+    std::string prefix;
+    Revision from = 0;       // the stream has delivered every event at revisions >= from
+    Revision latest = 0;     // the highest event revision delivered
+    Revision compacted = 0;  // events below this revision were compacted away
+    Revision progress = 0;   // a progress notification said: delivered up to here
+    bool live = false;       // a stream is open (etcd answered "created")
+    MonoMs synced_at = 0;    // when a live stream has surely sent its past events
+    uint64_t failures = 0;   // rounds in which every endpoint refused the watch
+    Error last_error{ErrorCode::kUnavailable, "etcd watch not started"};
+    uint64_t version = 0;  // bumped at every change of the above (waiters re-check)
+    MonoMs last_used = 0;
+    int waiting = 0;                    // callers blocked on this watcher
+    bool stop = false;                  // the thread must end
+    bool done = false;                  // the thread has ended
+    httplib::Client* client = nullptr;  // the open stream, for stop()
+    std::thread thread;
+  };
+
+  const Clock& clock;
   EtcdOptions opts;
   std::vector<std::string> endpoints;  // normalized
   std::string config_error;            // non-empty: every call fails with it
@@ -286,7 +315,13 @@ struct EtcdDcs::Impl {
   std::vector<std::vector<Idle>> pool;
   uint64_t generation = 0;  // ResetConnections increments it
 
-  explicit Impl(EtcdOptions o) : opts(std::move(o)) {
+  std::mutex watch_mu;  // after mu when both are held, never the other way
+  std::condition_variable watch_cv;
+  std::vector<std::shared_ptr<Watcher>> watchers;
+
+  MonoMs NowMs() const { return clock.Now(); }
+
+  Impl(EtcdOptions o, const Clock& c) : clock(c), opts(std::move(o)) {
     if (opts.request_timeout_ms <= 0) opts.request_timeout_ms = 2000;
     if (opts.connect_timeout_ms <= 0) opts.connect_timeout_ms = 500;
     for (const auto& ep : opts.endpoints) {
@@ -349,9 +384,32 @@ struct EtcdDcs::Impl {
   }
 
   void SetPreferred(size_t ep) {
-    std::lock_guard<std::mutex> lock(mu);
-    preferred = ep % endpoints.size();
+    bool moved = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      moved = preferred != ep % endpoints.size();
+      preferred = ep % endpoints.size();
+    }
+    // The watch streams follow: the old endpoint failed a call.
+    if (moved) KickWatchers();
   }
+
+  // Closes the open watch streams; their threads reopen them (on the
+  // preferred endpoint, with the current TLS files).
+  void KickWatchers() {
+    std::lock_guard<std::mutex> lock(watch_mu);
+    for (auto& w : watchers) {
+      if (w->client != nullptr) w->client->stop();
+    }
+  }
+
+  // Implemented below Impl (etcd_dcs.cc, "watch streams").
+  void WatchLoop(Watcher* w);
+  bool RunWatchStream(Watcher* w, size_t ep, Revision start, Error* error);
+  void StopWatcher(const std::shared_ptr<Watcher>& w);
+  std::shared_ptr<Watcher> WatcherFor(const std::string& prefix, Revision from,
+                                      std::vector<std::shared_ptr<Watcher>>* retired);
+  Result<bool> WaitForChange(const std::string& prefix, Revision after, int64_t timeout_ms);
 
   // Maps a transport failure of one attempt.
   CallError TransportError(size_t ep, httplib::Error err, MonoMs started, int64_t read_ms) {
@@ -390,11 +448,14 @@ struct EtcdDcs::Impl {
   // complete JSON body with a status line is the answer, whatever the
   // transport said afterwards; that connection is not reused.
   Result<json> CallOne(size_t ep, const std::string& path, const std::string& body, Kind kind,
-                       CallError* failure) {
+                       CallError* failure, int64_t read_ms) {
     for (int attempt = 0; attempt < 2; ++attempt) {
       bool reused = false;
       uint64_t gen = 0;
       auto client = Take(ep, &reused, &gen);
+      if (read_ms != opts.request_timeout_ms) {
+        SetTimeout(*client, opts.connect_timeout_ms, read_ms);
+      }
       int status = 0;
       std::string text;
       httplib::Request req;
@@ -431,7 +492,7 @@ struct EtcdDcs::Impl {
                (err == httplib::Error::Read && kind == Kind::kRead))) {
             continue;
           }
-          *failure = TransportError(ep, err, started, opts.request_timeout_ms);
+          *failure = TransportError(ep, err, started, read_ms);
           return failure->error;
         }
         *failure = {Error(status >= 500 ? ErrorCode::kUnavailable : ErrorCode::kInternal,
@@ -440,7 +501,12 @@ struct EtcdDcs::Impl {
                     status >= 500 ? Scope::kEndpoint : Scope::kFinal};
         return failure->error;
       }
-      if (err == httplib::Error::Success) Give(ep, std::move(client), gen);
+      if (err == httplib::Error::Success) {
+        if (read_ms != opts.request_timeout_ms) {
+          SetTimeout(*client, opts.connect_timeout_ms, opts.request_timeout_ms);
+        }
+        Give(ep, std::move(client), gen);
+      }
       if (auto e = ErrorFromBody(endpoints[ep], status, j)) {
         *failure = *e;
         return failure->error;
@@ -465,7 +531,7 @@ struct EtcdDcs::Impl {
     for (size_t i = 0; i < n; ++i) {
       const size_t ep = (start + i) % n;
       CallError failure{Error(ErrorCode::kInternal, ""), Scope::kFinal};
-      auto r = CallOne(ep, path, body, kind, &failure);
+      auto r = CallOne(ep, path, body, kind, &failure, opts.request_timeout_ms);
       if (r.ok()) {
         if (ep != start) SetPreferred(ep);
         return r;
@@ -489,9 +555,26 @@ struct EtcdDcs::Impl {
     }
     return *last;
   }
+
+  // One call on the first endpoint only (questions about that member).
+  Result<json> CallFirst(const std::string& path, const json& request, Kind kind, int64_t read_ms) {
+    if (!config_error.empty()) return Error(ErrorCode::kInvalidArgument, config_error);
+    CallError failure{Error(ErrorCode::kInternal, ""), Scope::kFinal};
+    return CallOne(0, path, request.dump(), kind, &failure, read_ms);
+  }
+
+  ~Impl() {
+    std::vector<std::shared_ptr<Watcher>> all;
+    {
+      std::lock_guard<std::mutex> lock(watch_mu);
+      all.swap(watchers);
+    }
+    for (auto& w : all) StopWatcher(w);
+  }
 };
 
-EtcdDcs::EtcdDcs(EtcdOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) {}
+EtcdDcs::EtcdDcs(EtcdOptions opts, const Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(opts), clock)) {}
 
 EtcdDcs::~EtcdDcs() = default;
 
@@ -671,150 +754,293 @@ Status EtcdDcs::Revoke(LeaseId lease) {
   return Ok();
 }
 
-Result<bool> EtcdDcs::WaitForChange(const std::string& prefix, Revision after_revision,
-                                    int64_t timeout_ms) {
-  Impl& im = *impl_;
-  if (!im.config_error.empty()) return Error(ErrorCode::kInvalidArgument, im.config_error);
-  timeout_ms = std::max<int64_t>(timeout_ms, 0);
-  const MonoMs begin = NowMs();
-  const Revision from = std::max<Revision>(after_revision + 1, 1);
+// ---------------------------------------------------------------- watch streams
 
-  // 1. A cheap local (serializable) read: a put under the prefix since
-  //    after_revision answers at once; the store revision tells whether the
-  //    watch can have past events (deletes) to deliver at all.
-  Revision current = 0;
+// Opens one watch stream of w->prefix from `start` on endpoint ep and reads it
+// until it ends. Returns whether etcd created it (false: *error says why).
+bool EtcdDcs::Impl::RunWatchStream(Watcher* w, size_t ep, Revision start, Error* error) {
+  json create = KeyRange(w->prefix);
+  create["start_revision"] = std::to_string(start);
+  create["progress_notify"] = true;
+  json body;
+  body["create_request"] = create;
+  auto client = NewClient(ep, kWatchSilenceMs, false);
   {
-    json q = KeyRange(prefix);
-    q["keys_only"] = true;
-    q["serializable"] = true;
-    q["limit"] = "1";
-    q["min_mod_revision"] = std::to_string(from);
-    auto r = im.Call("/v3/kv/range", q, Kind::kRead);
-    if (r.ok()) {
-      auto kvs = r->find("kvs");
-      if (kvs != r->end() && kvs->is_array() && !kvs->empty()) return true;
-      current = HeaderRevision(*r);
-      if (current < from && timeout_ms == 0) return false;
-    } else if (r.error().code() == ErrorCode::kInvalidArgument) {
-      return r.error();
-    }
-    // Other failures: the watch below tries the endpoints again and reports.
+    std::lock_guard<std::mutex> lock(watch_mu);
+    if (w->stop) return true;
+    w->client = client.get();
   }
-
-  // 2. The watch from `from`.
-  int64_t wait_ms = timeout_ms;
-  if (current == 0 || current >= from) wait_ms = std::max(wait_ms, kHistorySyncMs);
-  const MonoMs deadline = begin + wait_ms;
-  json create = KeyRange(prefix);
-  create["start_revision"] = std::to_string(from);
-  json req;
-  req["create_request"] = create;
-  const std::string body = req.dump();
-
-  const size_t n = im.endpoints.size();
-  const size_t start = im.Preferred();
-  std::optional<Error> last;
-  for (size_t i = 0; i < n; ++i) {
-    const size_t ep = (start + i) % n;
-    const int64_t remaining = deadline - NowMs();
-    if (remaining <= 0 && last) break;
-    auto client = im.NewClient(ep, std::max<int64_t>(remaining, 1), false);
-
-    std::string buffer;
-    bool created = false;
-    bool changed = false;
-    std::optional<CallError> failure;
-    int status = 0;
-    // Handles one complete message; false stops the stream.
-    auto handle = [&](const std::string& line) -> bool {
-      if (Trim(line).empty()) return true;
-      json j = json::parse(line, nullptr, false);
-      if (j.is_discarded()) {
-        failure = CallError{
-            Error(ErrorCode::kInternal, "etcd watch sent non-JSON: " + line.substr(0, 200)),
-            Scope::kFinal};
-        return false;
-      }
-      if (auto e = ErrorFromBody(im.endpoints[ep], status, j)) {
-        failure = *e;
-        return false;
-      }
-      const json& res = j.contains("result") ? j["result"] : j;
-      if (JBool(res, "created")) created = true;
-      if (JInt(res, "compact_revision") > 0) {
-        changed = true;  // our start revision is compacted: assume a change
-        return false;
-      }
-      auto ev = res.find("events");
-      if (ev != res.end() && ev->is_array() && !ev->empty()) {
-        changed = true;
-        return false;
-      }
-      if (JBool(res, "canceled")) {
-        failure = CallError{
-            Error(ErrorCode::kUnavailable, "etcd watch canceled: " + JStr(res, "cancel_reason")),
-            Scope::kEndpoint};
-        return false;
-      }
-      return true;
-    };
-
-    httplib::Request hreq;
-    hreq.method = "POST";
-    hreq.path = "/v3/watch";
-    hreq.body = body;
-    hreq.set_header("Content-Type", "application/json");
-    hreq.response_handler = [&](const httplib::Response& res) {
-      status = res.status;
-      return true;
-    };
-    hreq.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
-      buffer.append(data, len);
-      size_t nl;
-      while ((nl = buffer.find('\n')) != std::string::npos) {
-        std::string line = buffer.substr(0, nl);
-        buffer.erase(0, nl + 1);
-        if (!handle(line)) return false;
-      }
-      return true;
-    };
-    const MonoMs started = NowMs();
-    httplib::Response hres;
-    httplib::Error err = httplib::Error::Success;
-    client->send(hreq, hres, err);
-    if (!changed && !failure && !Trim(buffer).empty()) handle(buffer);  // unterminated last message
-    if (changed) {
-      if (ep != start) im.SetPreferred(ep);
-      return true;
+  bool created = false;
+  bool compacted = false;
+  std::optional<CallError> failure;
+  int status = 0;
+  std::string buffer;
+  // Handles one complete message; false ends the stream.
+  auto handle = [&](const std::string& line) -> bool {
+    if (Trim(line).empty()) return true;
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded()) {
+      failure =
+          CallError{Error(ErrorCode::kInternal, "etcd watch sent non-JSON: " + line.substr(0, 200)),
+                    Scope::kEndpoint};
+      return false;
     }
-    if (failure) {
-      if (failure->scope == Scope::kFinal) return failure->error;
-      last = failure->error;
-      im.SetPreferred(ep + 1);
+    if (auto e = ErrorFromBody(endpoints[ep], status, j)) {
+      failure = *e;
+      return false;
+    }
+    const json& res = j.contains("result") ? j["result"] : j;
+    std::lock_guard<std::mutex> lock(watch_mu);
+    if (w->stop) return false;
+    const Revision head = HeaderRevision(res);
+    bool events = false;
+    if (JBool(res, "created") && !created) {
+      created = true;
+      w->live = true;
+      // Past events (head >= start) come from etcd's 100 ms background sync.
+      w->synced_at = NowMs() + (head >= start ? kHistorySyncMs : 0);
+    } else if (const Revision c = JInt(res, "compact_revision"); c > 0) {
+      w->compacted = std::max(w->compacted, c);
+      compacted = true;
+    } else if (auto ev = res.find("events"); ev != res.end() && ev->is_array() && !ev->empty()) {
+      events = true;
+      for (const auto& e : *ev) {
+        Revision r = 0;
+        if (auto kv = e.find("kv"); kv != e.end()) r = JInt(*kv, "mod_revision");
+        w->latest = std::max(w->latest, r != 0 ? r : head);
+      }
+    } else if (JBool(res, "canceled")) {
+      failure = CallError{
+          Error(ErrorCode::kUnavailable, "etcd watch canceled: " + JStr(res, "cancel_reason")),
+          Scope::kEndpoint};
+    } else if (!events && head > 0) {
+      // A progress notification: every event up to head has been delivered.
+      w->progress = std::max(w->progress, head);
+    }
+    ++w->version;
+    watch_cv.notify_all();
+    return !compacted && !failure;
+  };
+
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v3/watch";
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  // gRPC metadata "hasleader": etcd ends the stream when its member loses the
+  // raft leader, so a partitioned member's silence is not taken for "no change".
+  req.set_header("Grpc-Metadata-hasleader", "true");
+  req.response_handler = [&](const httplib::Response& res) {
+    status = res.status;
+    return true;
+  };
+  req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
+    buffer.append(data, len);
+    size_t nl;
+    while ((nl = buffer.find('\n')) != std::string::npos) {
+      std::string line = buffer.substr(0, nl);
+      buffer.erase(0, nl + 1);
+      if (!handle(line)) return false;
+    }
+    return true;
+  };
+  const MonoMs started = NowMs();
+  httplib::Response res;
+  httplib::Error err = httplib::Error::Success;
+  client->send(req, res, err);
+  if (!compacted && !failure && !Trim(buffer).empty())
+    handle(buffer);  // an unterminated last message
+  {
+    std::lock_guard<std::mutex> lock(watch_mu);
+    w->client = nullptr;
+    if (w->live) {
+      w->live = false;
+      ++w->version;
+      watch_cv.notify_all();
+    }
+  }
+  if (compacted) return true;
+  if (failure) {
+    *error = failure->error;
+    return created;
+  }
+  if (created) return true;  // ended after it was open (silence, a kick): reopen
+  if (err == httplib::Error::Success || err == httplib::Error::Canceled) {
+    *error = status != 200 && status != 0
+                 ? MapEtcdError(endpoints[ep], status, 0, "HTTP " + std::to_string(status)).error
+                 : Error(ErrorCode::kUnavailable, "etcd " + endpoints[ep] + " closed the watch");
+  } else {
+    *error = TransportError(ep, err, started, kWatchSilenceMs).error;
+  }
+  return false;
+}
+
+// The thread of one watcher: keeps a stream open until w->stop.
+void EtcdDcs::Impl::WatchLoop(Watcher* w) {
+  const size_t n = endpoints.size();
+  size_t ep = Preferred();
+  size_t refused = 0;
+  MonoMs pause = kWatchRetryMinMs;
+  while (true) {
+    Revision start = 0;
+    {
+      std::lock_guard<std::mutex> lock(watch_mu);
+      if (w->stop) break;
+      start = std::max({w->from, w->latest + 1, w->progress + 1, w->compacted});
+    }
+    Error error(ErrorCode::kUnavailable, "");
+    const bool opened = RunWatchStream(w, ep, start, &error);
+    std::unique_lock<std::mutex> lock(watch_mu);
+    if (w->stop) break;
+    if (opened) {
+      refused = 0;
+      pause = kWatchRetryMinMs;
+      if (!error.message().empty()) {
+        TLOG(Debug, "dcs") << "etcd watch of " << w->prefix << " ended: " << error.ToString();
+        // The stream broke with an error: not again at once on the same endpoint.
+        clock.WaitUntil(lock, watch_cv, NowMs() + kWatchRetryMinMs, [&] { return w->stop; });
+      }
+      lock.unlock();
+      ep = Preferred();
       continue;
     }
-    if (err == httplib::Error::Success || err == httplib::Error::Canceled) {
-      if (status != 200 && status != 0) {
-        CallError e = MapEtcdError(im.endpoints[ep], status, 0, "HTTP " + std::to_string(status));
-        if (e.scope == Scope::kFinal) return e.error;
-        last = e.error;
-        im.SetPreferred(ep + 1);
-        continue;
-      }
-      // The server ended the stream without an event.
-      return Error(ErrorCode::kUnavailable, "etcd " + im.endpoints[ep] + " closed the watch");
-    }
-    if (created && NowMs() >= deadline - 20) {
-      if (ep != start) im.SetPreferred(ep);
-      return false;  // no change within the timeout
-    }
-    CallError e = im.TransportError(ep, err, started, remaining);
-    last = e.error;
-    im.SetPreferred(ep + 1);
-    if (created) return e.error;  // the stream broke mid-way: report it
+    TLOG(Debug, "dcs") << "etcd watch of " << w->prefix << " failed on " << endpoints[ep] << ": "
+                       << error.ToString();
+    ep = (ep + 1) % n;
+    if (++refused < n) continue;
+    // Every endpoint refused: tell the waiters, pause, start over.
+    refused = 0;
+    ++w->failures;
+    w->last_error =
+        n > 1 && error.code() == ErrorCode::kUnavailable
+            ? Error(ErrorCode::kUnavailable, "no etcd endpoint answered (" + Join(endpoints, ", ") +
+                                                 "); last: " + error.message())
+            : error;
+    ++w->version;
+    watch_cv.notify_all();
+    clock.WaitUntil(lock, watch_cv, NowMs() + pause, [&] { return w->stop; });
+    pause = std::min(2 * pause, kWatchRetryMaxMs);
+    lock.unlock();
+    ep = Preferred();
   }
-  if (!last) return Error(ErrorCode::kTimeout, "etcd watch: no time left");
-  return *last;
+  std::lock_guard<std::mutex> lock(watch_mu);
+  w->done = true;
+  watch_cv.notify_all();
+}
+
+void EtcdDcs::Impl::StopWatcher(const std::shared_ptr<Watcher>& w) {
+  std::unique_lock<std::mutex> lock(watch_mu);
+  w->stop = true;
+  watch_cv.notify_all();
+  while (!w->done) {
+    // Again until it ends: a stop() before the stream's socket opened is lost.
+    if (w->client != nullptr) w->client->stop();
+    clock.WaitUntil(lock, watch_cv, NowMs() + 20, [&] { return w->done; });
+  }
+  lock.unlock();
+  if (w->thread.joinable()) w->thread.join();
+}
+
+// The watcher of prefix that covers `from` (requires watch_mu); a new one when
+// there is none or it started later. Watchers to stop go to *retired.
+std::shared_ptr<EtcdDcs::Impl::Watcher> EtcdDcs::Impl::WatcherFor(
+    const std::string& prefix, Revision from, std::vector<std::shared_ptr<Watcher>>* retired) {
+  for (auto it = watchers.begin(); it != watchers.end(); ++it) {
+    if ((*it)->prefix != prefix) continue;
+    if ((*it)->from <= from) return *it;
+    retired->push_back(*it);  // it cannot tell about revisions before its start
+    watchers.erase(it);
+    break;
+  }
+  if (watchers.size() >= kMaxWatchers) {
+    auto lru = watchers.end();
+    for (auto it = watchers.begin(); it != watchers.end(); ++it) {
+      if ((*it)->waiting == 0 && (lru == watchers.end() || (*it)->last_used < (*lru)->last_used))
+        lru = it;
+    }
+    if (lru != watchers.end()) {
+      retired->push_back(*lru);
+      watchers.erase(lru);
+    }
+  }
+  auto w = std::make_shared<Watcher>();
+  w->prefix = prefix;
+  w->from = from;
+  w->last_used = NowMs();
+  Watcher* raw = w.get();
+  w->thread = std::thread([this, raw] { WatchLoop(raw); });
+  watchers.push_back(w);
+  return w;
+}
+
+Result<bool> EtcdDcs::Impl::WaitForChange(const std::string& prefix, Revision after,
+                                          int64_t timeout_ms) {
+  if (!config_error.empty()) return Error(ErrorCode::kInvalidArgument, config_error);
+  const MonoMs deadline = NowMs() + std::max<int64_t>(timeout_ms, 0);
+  const Revision from = std::max<Revision>(after + 1, 1);
+  std::vector<std::shared_ptr<Watcher>> retired;
+  std::shared_ptr<Watcher> w;
+  {
+    std::lock_guard<std::mutex> lock(watch_mu);
+    w = WatcherFor(prefix, from, &retired);
+    ++w->waiting;
+  }
+  for (auto& r : retired) StopWatcher(r);
+  // A stream no endpoint accepts reports within the connect timeouts; one that
+  // opens but never answers (a hung member) is given this long.
+  const MonoMs give_up =
+      deadline + kHistorySyncMs +
+      static_cast<int64_t>(endpoints.size()) * (opts.connect_timeout_ms + opts.request_timeout_ms);
+  std::unique_lock<std::mutex> lock(watch_mu);
+  const uint64_t failures = w->failures;
+  Result<bool> out = false;
+  while (true) {
+    if (w->latest > after || w->compacted > from) {
+      out = true;  // an event, or lost history: something changed
+      break;
+    }
+    if (w->failures != failures) {
+      out = w->last_error;
+      break;
+    }
+    const MonoMs now = NowMs();
+    if (now >= deadline && ((w->live && now >= w->synced_at) || w->stop)) break;
+    if (now >= give_up) {
+      out = Error(ErrorCode::kTimeout, "etcd did not open the watch of " + prefix + " in time");
+      break;
+    }
+    const MonoMs wake = w->live ? std::max(deadline, w->synced_at) : give_up;
+    const uint64_t seen = w->version;
+    clock.WaitUntil(lock, watch_cv, wake, [&] { return w->version != seen; });
+  }
+  --w->waiting;
+  w->last_used = NowMs();
+  return out;
+}
+
+Result<bool> EtcdDcs::WaitForChange(const std::string& prefix, Revision after_revision,
+                                    int64_t timeout_ms) {
+  return impl_->WaitForChange(prefix, after_revision, timeout_ms);
+}
+
+Result<MemberStatus> EtcdDcs::FirstMemberStatus() {
+  auto r = impl_->CallFirst("/v3/maintenance/status", json::object(), Kind::kRead,
+                            impl_->opts.request_timeout_ms);
+  if (!r) return r.error();
+  MemberStatus st;
+  if (auto h = r->find("header"); h != r->end()) st.member_id = JUint(*h, "member_id");
+  st.leader_id = JUint(*r, "leader");
+  if (st.member_id == 0) return Error(ErrorCode::kInternal, "etcd status without a member id");
+  return st;
+}
+
+Status EtcdDcs::MoveLeader(uint64_t to) {
+  json req;
+  req["targetID"] = std::to_string(to);
+  auto r = impl_->CallFirst("/v3/maintenance/transfer-leadership", req, Kind::kWrite,
+                            kMoveLeaderTimeoutMs);
+  if (!r) return r.error();
+  return Ok();
 }
 
 Result<std::vector<Member>> EtcdDcs::MemberList() {
@@ -856,7 +1082,9 @@ void EtcdDcs::ResetConnections() {
     impl_->pool.resize(old.size());
     ++impl_->generation;
   }
-  // Closed here, outside the lock.
+  // The watch streams reopen with the new files.
+  impl_->KickWatchers();
+  // The idle connections are closed here, outside the lock.
 }
 
 Status EtcdDcs::MemberRemove(uint64_t id) {
