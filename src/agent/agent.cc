@@ -17,8 +17,10 @@
 #include "base/process.h"
 #include "base/strings.h"
 #include "core/decide.h"
+#include "core/etcd_leader.h"
 #include "core/route.h"
 #include "core/sync.h"
+#include "core/timeline.h"
 #include "core/vip.h"
 #include "dcs/etcd_dcs.h"
 
@@ -83,7 +85,7 @@ Agent::Agent(Config cfg)
     : cfg_(std::move(cfg)),
       keys_(cfg_.cluster),
       pg_(MakePaths(cfg_), MakeSettings(cfg_), SystemClock::Get()),  // until the agent takes a clock
-      etcd_(cfg_) {
+      etcd_(cfg_, SystemClock::Get()) {
   if (cfg_.vip.enabled()) vip_ = std::make_unique<FloatingIp>(cfg_.vip);
   tls_cfg_ = cfg_;
 }
@@ -125,7 +127,7 @@ Status Agent::ConnectStore(const std::vector<std::string>& endpoints) {
   // The node's client pair (etcd takes any the CA signed), from the private
   // copies, so connections opened after a rotation present the new one.
   opts.tls = AgentClientTls(cfg_);
-  auto store = std::make_shared<dcs::EtcdDcs>(opts);
+  auto store = std::make_shared<dcs::EtcdDcs>(opts, SystemClock::Get());
   std::lock_guard<std::mutex> lock(mu_);
   store_ = std::move(store);
   store_endpoints_ = endpoints;
@@ -1231,34 +1233,31 @@ void Agent::RefreshRegistration(const ClusterView& view) {
 }
 
 void Agent::MaybeMoveEtcdLeader(const ClusterView& view) {
-  // A crash of the primary's node should cost one lease TTL. If that node
-  // also led etcd, it would cost an etcd election plus the lease extension a
-  // new etcd leader grants on top: so the primary hands etcd leadership to
-  // another live voting member.
+  // core::HandOffEtcdLeadership says why and to whom; asked every 5 s.
   if (!cfg_.embedded_etcd()) return;
   const MonoMs now = SystemClock::Get().Now();
   if (now < next_etcd_leader_check_) return;
   next_etcd_leader_check_ = now + 5'000;
-  const std::string url = cfg_.etcd_client_url();
-  auto st = HttpCall("POST", url + "/v3/maintenance/status", "{}", 1'000);
-  if (!st || st->status != 200) return;
-  std::string self_id, leader_id;
-  try {
-    auto j = nlohmann::json::parse(st->body);
-    self_id = j.at("header").at("member_id").get<std::string>();
-    leader_id = j.at("leader").get<std::string>();
-  } catch (const std::exception&) {
-    return;
-  }
-  if (self_id != leader_id) return;
+  auto store = Store();
+  if (!store) return;
+  // The first endpoint is this node's own member (EtcdEndpointsFor).
+  auto status = store->FirstMemberStatus();
+  if (!status) return;
+  core::EtcdLeadership in;
+  in.self = cfg_.node_name;
+  in.embedded = true;
+  // RunCycle calls this only while this node serves as the primary.
+  in.primary = view.leader && view.leader->holder == cfg_.node_name;
+  in.self_member_id = status->member_id;
+  in.leader_member_id = status->leader_id;
   for (const auto& [name, n] : view.nodes) {
-    if (name == cfg_.node_name || n.etcd_member_id == 0) continue;
-    auto m = view.members.find(name);
-    if (m == view.members.end() || m->second.role != core::Role::kReplica) continue;
-    nlohmann::json req{{"targetID", std::to_string(n.etcd_member_id)}};
-    auto r = HttpCall("POST", url + "/v3/maintenance/transfer-leadership", req.dump(), 3'000);
-    if (r && r->status == 200) {
-      TLOG(Info, "etcd") << "moved etcd leadership to " << name
+    core::EtcdPeer p{name, n.etcd_member_id, core::Role::kUnknown};
+    if (auto m = view.members.find(name); m != view.members.end()) p.role = m->second.role;
+    in.peers.push_back(p);
+  }
+  for (const auto& target : core::HandOffEtcdLeadership(in).targets) {
+    if (store->MoveLeader(target.member_id).ok()) {
+      TLOG(Info, "etcd") << "moved etcd leadership to " << target.name
                          << " (a crash of the primary's node then needs no etcd election)";
       return;
     }
@@ -1266,6 +1265,8 @@ void Agent::MaybeMoveEtcdLeader(const ClusterView& view) {
 }
 
 Status Agent::AnnounceTimeline(const ClusterView& view, uint32_t timeline) {
+  // Carries out core/timeline.h's decisions: a compare-and-swap over the
+  // record as read, so two announcements can never both land.
   auto store = Store();
   if (!store) return Error(ErrorCode::kFailedPrecondition, "no store");
   const auto cmp = view.timeline.mod_revision == 0
@@ -1281,22 +1282,12 @@ Status Agent::AnnounceTimeline(const ClusterView& view, uint32_t timeline) {
 }
 
 void Agent::MaintainTimeline(const ClusterView& view, const core::LocalPostgres& local) {
-  const auto& rec = view.timeline;
   const bool leading = view.leader && view.leader->holder == cfg_.node_name;
-  uint32_t want = 0;
-  if (leading && local.running && !local.in_recovery && local.timeline > rec.timeline) {
-    want = local.timeline;  // the timeline PostgreSQL actually chose
-  } else if (rec.member == cfg_.node_name && local.running && local.in_recovery &&
-             local.timeline != 0 && local.timeline + 1 == rec.timeline) {
-    // Only a running standby's timeline is trusted here: a stopped server's
-    // pg_control may still name the old timeline after a real promotion.
-    // We announced a promotion that never happened: take it back, or nobody
-    // could ever be promoted again.
-    want = local.timeline;
-    TLOG(Warn, "ha") << "retracting timeline " << rec.timeline << " that was never reached";
-  }
-  if (want == 0) return;
-  auto st = AnnounceTimeline(view, want);
+  const core::TimelineUpkeep up = core::MaintainTimelineRecord(
+      cfg_.node_name, leading, local, {view.timeline.timeline, view.timeline.member});
+  if (up.kind == core::TimelineUpkeep::Kind::kNone) return;
+  if (up.kind == core::TimelineUpkeep::Kind::kRetract) TLOG(Warn, "ha") << up.reason;
+  auto st = AnnounceTimeline(view, up.timeline);
   if (!st.ok()) TLOG(Warn, "ha") << st.error().message();
 }
 

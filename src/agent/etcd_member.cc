@@ -1,11 +1,12 @@
+// The embedded etcd member's supervision (etcd_member.h). Runs on whichever
+// agent thread calls it; time only through the injected Clock.
 #include "agent/etcd_member.h"
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <thread>
 
 #include "agent/http_client.h"
 #include "agent/tls_files.h"
@@ -31,6 +32,49 @@ std::string ServiceUser(const Config& cfg) {
   return ::geteuid() == 0 ? cfg.run_as_user : "";
 }
 }  // namespace
+
+std::vector<std::string> EtcdFlags(const Config& cfg, const std::string& initial_cluster,
+                                   bool new_cluster) {
+  return {
+      "--name=" + cfg.node_name,
+      "--data-dir=" + cfg.etcd_data_dir(),
+      "--listen-client-urls=" + cfg.etcd_client_url(),
+      "--advertise-client-urls=" + cfg.etcd_client_url(),
+      "--listen-peer-urls=" + cfg.etcd_peer_url(),
+      "--initial-advertise-peer-urls=" + cfg.etcd_peer_url(),
+      "--initial-cluster=" + initial_cluster,
+      std::string("--initial-cluster-state=") + (new_cluster ? "new" : "existing"),
+      "--initial-cluster-token=tandem-" + cfg.cluster,
+      // etcd grants no lease shorter than 1.5 election timeouts (rounded up
+      // to whole seconds): 50/500 ms allows a 1s ttl. See EtcdHeartbeatMs.
+      "--heartbeat-interval=" + std::to_string(EtcdHeartbeatMs(cfg.ha.ttl_ms)),
+      "--election-timeout=" + std::to_string(10 * EtcdHeartbeatMs(cfg.ha.ttl_ms)),
+      // A member that was cut off or restarted asks the others first instead
+      // of deposing a healthy leader with a higher term (every such election
+      // stalls lease renewals, and may demote the primary).
+      "--pre-vote=true",
+      // Every member publishes its state each cycle: compact history, or the
+      // store reaches its space quota in weeks and refuses every write. One
+      // compaction every 10 minutes (etcd's periodic mode compacts once per
+      // retention below an hour): rare, and each one small.
+      "--auto-compaction-mode=periodic",
+      "--auto-compaction-retention=10m",
+      // A snapshot every 10000 writes instead of 100000: the keyspace is a few
+      // kilobytes, so a snapshot costs next to nothing, while etcd keeps
+      // every raft entry since the last one in memory and replays them at a
+      // restart (an idle 3-node cluster writes about 12 a second: 14 minutes
+      // of entries instead of 2.3 hours).
+      "--snapshot-count=10000",
+      // The agents' watch streams ask for progress notifications: an idle
+      // stream then carries one small message every 30 s, which keeps it
+      // open (the client reopens a stream silent for 60 s, in case it is a
+      // half-open connection) and tells how far it is complete.
+      "--experimental-watch-progress-notify-interval=30s",
+      "--logger=zap",
+      "--log-outputs=stderr",
+      "--log-level=" + EtcdLogLevel(cfg),
+  };
+}
 
 std::vector<std::string> EtcdTlsFlags(const Config& cfg, const std::string& tls_dir) {
   if (!cfg.tls_enabled()) return {};
@@ -156,33 +200,8 @@ Status EtcdMember::Launch(const std::string& initial_cluster, bool new_cluster) 
     return Error(ErrorCode::kNotFound, "etcd not found ('" + cfg_.etcd_bin +
                                            "'); install Debian's etcd-server (scripts/setup.sh)");
   }
-  std::vector<std::string> argv = {
-      bin,
-      "--name=" + cfg_.node_name,
-      "--data-dir=" + cfg_.etcd_data_dir(),
-      "--listen-client-urls=" + cfg_.etcd_client_url(),
-      "--advertise-client-urls=" + cfg_.etcd_client_url(),
-      "--listen-peer-urls=" + cfg_.etcd_peer_url(),
-      "--initial-advertise-peer-urls=" + cfg_.etcd_peer_url(),
-      "--initial-cluster=" + initial_cluster,
-      std::string("--initial-cluster-state=") + (new_cluster ? "new" : "existing"),
-      "--initial-cluster-token=tandem-" + cfg_.cluster,
-      // etcd grants no lease shorter than 1.5 election timeouts (rounded up
-      // to whole seconds): 50/500 ms allows a 1s ttl. See EtcdHeartbeatMs.
-      "--heartbeat-interval=" + std::to_string(EtcdHeartbeatMs(cfg_.ha.ttl_ms)),
-      "--election-timeout=" + std::to_string(10 * EtcdHeartbeatMs(cfg_.ha.ttl_ms)),
-      // A member that was cut off or restarted asks the others first instead
-      // of deposing a healthy leader with a higher term (every such election
-      // stalls lease renewals, and may demote the primary).
-      "--pre-vote=true",
-      // Every member publishes its state each cycle: compact history, or the
-      // store reaches its space quota in weeks and refuses every write.
-      "--auto-compaction-mode=periodic",
-      "--auto-compaction-retention=10m",
-      "--logger=zap",
-      "--log-outputs=stderr",
-      "--log-level=" + EtcdLogLevel(cfg_),
-  };
+  std::vector<std::string> argv = {bin};
+  for (auto& f : EtcdFlags(cfg_, initial_cluster, new_cluster)) argv.push_back(std::move(f));
   for (auto& f : EtcdTlsFlags(cfg_, tls_dir())) argv.push_back(std::move(f));
   SpawnOptions opts;
   opts.run_as_user = user;
@@ -228,9 +247,9 @@ void EtcdMember::Stop() {
   if (pid_ <= 0) return;
   if (IsAlive(pid_)) {
     KillProcessTree(pid_, SIGTERM);
-    if (!WaitForExit(pid_, 10'000)) {
+    if (!WaitExited(10'000)) {
       KillProcessTree(pid_, SIGKILL);
-      (void)WaitForExit(pid_, 5'000);
+      (void)WaitExited(5'000);
     }
   }
   TLOG(Info, "etcd") << "stopped etcd member pid=" << pid_;
@@ -248,10 +267,21 @@ pid_t EtcdMember::pid() const {
   return pid_;
 }
 
+bool EtcdMember::WaitExited(int64_t timeout_ms) const {
+  const MonoMs deadline = clock_.Now() + timeout_ms;
+  while (true) {
+    int st = 0;
+    ::waitpid(pid_, &st, WNOHANG);  // reap it (it is our child unless adopted)
+    if (!IsAlive(pid_)) return true;
+    if (clock_.Now() >= deadline) return false;
+    clock_.SleepFor(20);
+  }
+}
+
 Status EtcdMember::WaitReachable(int64_t timeout_ms) const {
-  const MonoMs start = SystemClock::Get().Now();
+  const MonoMs start = clock_.Now();
   std::string last;
-  while (SystemClock::Get().Now() - start < timeout_ms) {
+  while (clock_.Now() - start < timeout_ms) {
     if (!Running()) {
       return Error(ErrorCode::kUnavailable,
                    "etcd exited during start-up; see " + cfg_.log_dir() + "/etcd.log");
@@ -259,7 +289,7 @@ Status EtcdMember::WaitReachable(int64_t timeout_ms) const {
     auto r = HttpCall("GET", cfg_.etcd_client_url() + "/version", "", 1000);
     if (r && r->status == 200) return Ok();
     if (!r) last = r.error().message();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    clock_.SleepFor(100);
   }
   return Error(ErrorCode::kTimeout, "etcd did not answer on " + cfg_.etcd_client_url() +
                                         " within " + std::to_string(timeout_ms / 1000) + " s (" +

@@ -1,4 +1,12 @@
-// Supervision of the node's embedded etcd member (a child process).
+// Supervision of the node's embedded etcd member (a child process): its
+// flags (each one's reason is beside it in etcd_member.cc and in
+// docs/design/etcd-member.md), start, adoption after an agent restart, stop,
+// its pid file and its copies of the TLS files. Questions to the running
+// member (who leads, move the leadership) go through the store client
+// (dcs::Dcs::FirstMemberStatus / MoveLeader) on its pooled connection.
+//
+// Time: every time read and wait goes through the Clock given to the
+// constructor. Thread-safe (one mutex around the child's pid).
 #pragma once
 
 #include <sys/types.h>
@@ -8,6 +16,7 @@
 #include <vector>
 
 #include "agent/config.h"
+#include "base/clock.h"
 #include "base/result.h"
 
 namespace tandem::agent {
@@ -15,6 +24,11 @@ namespace tandem::agent {
 // The managed etcd's heartbeat interval for a lease TTL (election timeout =
 // 10 heartbeats): etcd's shortest lease is 1.5 election timeouts.
 int64_t EtcdHeartbeatMs(int64_t ttl_ms);
+
+// The command line of the member (without the TLS flags): every flag but the
+// names, URLs, TLS and log level is documented in docs/design/etcd-member.md.
+std::vector<std::string> EtcdFlags(const Config& cfg, const std::string& initial_cluster,
+                                   bool new_cluster);
 
 // etcd's TLS flags for a node (none without a tls section): https on both
 // ports with the node's server pair (server.crt/server.key/ca.crt in
@@ -28,7 +42,8 @@ std::string EtcdLogLevel(const Config& cfg);
 
 class EtcdMember {
  public:
-  explicit EtcdMember(const Config& cfg) : cfg_(cfg) {}
+  // cfg and clock outlive the member object.
+  EtcdMember(const Config& cfg, const Clock& clock) : cfg_(cfg), clock_(clock) {}
   ~EtcdMember() = default;
 
   // Starts etcd. initial_cluster: "n1=http://a:2380,n2=http://b:2380".
@@ -60,8 +75,11 @@ class EtcdMember {
  private:
   Status Launch(const std::string& initial_cluster, bool new_cluster);
   Status InstallTlsFiles() const;
+  // Polls (on clock_) until pid_ has exited or timeout_ms passed; reaps it.
+  bool WaitExited(int64_t timeout_ms) const;
 
   const Config& cfg_;
+  const Clock& clock_;
   mutable std::mutex mu_;
   pid_t pid_ = 0;
   bool pid_file_failed_ = false;  // warned once until a write succeeds

@@ -93,6 +93,14 @@ struct Member {
   bool is_learner = false;
 };
 
+// What the member behind a client's first endpoint (an embedded node's own
+// member) says about itself (etcd's maintenance status).
+struct MemberStatus {
+  uint64_t member_id = 0;  // the member that answered
+  uint64_t leader_id = 0;  // the raft leader it knows (0 = none)
+  bool leads() const { return member_id != 0 && member_id == leader_id; }
+};
+
 class Dcs {
  public:
   virtual ~Dcs() = default;
@@ -127,6 +135,20 @@ class Dcs {
   virtual Result<Member> MemberAdd(const std::vector<std::string>& peer_urls, bool as_learner) = 0;
   virtual Status MemberPromote(uint64_t id) = 0;
   virtual Status MemberRemove(uint64_t id) = 0;
+
+  // --- the first endpoint's member (etcd maintenance API) ---
+  // Asks only the first endpoint (no failover: the answer is about that
+  // member). Stores without members return kFailedPrecondition.
+  virtual Result<MemberStatus> FirstMemberStatus() {
+    return Error(ErrorCode::kFailedPrecondition, "this store has no members");
+  }
+  // Asks the first endpoint's member, which must be the raft leader, to hand
+  // leadership to member `to` and waits until it has (or failed: kTimeout,
+  // kFailedPrecondition when it does not lead or `to` is no voting member).
+  virtual Status MoveLeader(uint64_t to) {
+    (void)to;
+    return Error(ErrorCode::kFailedPrecondition, "this store has no members");
+  }
 
   // The TLS files changed (a certificate rotation): connections opened from
   // now on use them. Idle pooled connections are dropped; busy ones finish

@@ -21,9 +21,20 @@
 //   bad endpoint, empty key, gRPC InvalidArgument                          -> kInvalidArgument
 // A failed txn compare is not an error (TxnResult::succeeded == false).
 //
+// Connections (what an idle agent costs): unary calls reuse pooled
+// keep-alive connections, one per concurrent caller and endpoint, so an idle
+// client opens none; WaitForChange keeps one watch stream per prefix open
+// across calls instead of a watch per call. ResetConnections (a TLS rotation)
+// drops the idle pooled connections and reopens the watch streams.
+//
+// Time: every time read and wait goes through the Clock given to the
+// constructor (HTTP socket timeouts are the kernel's, in real time).
+//
 // Thread-safe: idle keep-alive connections are pooled per endpoint; a call
 // takes one out of the pool (or opens a new one) and puts it back after a
-// clean answer.
+// clean answer. Watch streams run on one thread per watched prefix (at most
+// kMaxWatchers, the least recently used one is closed first), ended by the
+// destructor.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "dcs/dcs.h"
 #include "dcs/tls_client.h"
 
@@ -45,7 +57,8 @@ struct EtcdOptions {
 
 class EtcdDcs final : public Dcs {
  public:
-  explicit EtcdDcs(EtcdOptions opts);
+  // clock: outlives this client.
+  EtcdDcs(EtcdOptions opts, const Clock& clock);
   ~EtcdDcs() override;
   EtcdDcs(const EtcdDcs&) = delete;
   EtcdDcs& operator=(const EtcdDcs&) = delete;
@@ -67,15 +80,23 @@ class EtcdDcs final : public Dcs {
   // kNotFound when the lease is already gone.
   Status Revoke(LeaseId lease) override;
 
-  // First a local (serializable) keys-only read of the prefix with
-  // min_mod_revision = after_revision + 1: a put since then answers true at
-  // once. Otherwise it opens a watch from after_revision + 1 and returns at
-  // the first event (true), at timeout (false), or true when that revision was
-  // compacted (something changed that can no longer be listed).
-  // timeout_ms == 0 returns false at once when the store revision has not
-  // moved past after_revision; when it has (deletes, or writes outside the
-  // prefix), the wait lasts at least 300 ms, because etcd delivers a watch's
-  // past events from a background sync that runs every 100 ms.
+  // Answers from the prefix's watch stream, which stays open between calls
+  // (one per prefix, started from after_revision + 1 by the first call, and
+  // again from an older revision when a call asks about one): true when an
+  // event at a revision > after_revision arrived (or that revision was
+  // compacted: something changed that can no longer be listed), false at
+  // timeout. A stream that breaks is reopened (from the revision after the
+  // last event it delivered) on the preferred endpoint; the call returns the
+  // error when no endpoint accepts the watch. The stream asks etcd to end it
+  // when the member loses its raft leader (a partitioned member then makes
+  // the watch move on) and for progress notifications (so an idle stream
+  // stays open; a stream silent for 60 s is reopened).
+  // A new stream must first receive the past events since after_revision:
+  // when the store revision has not moved past after_revision,
+  // timeout_ms == 0 returns false once the stream is open; when it has
+  // (deletes, or writes outside the prefix), a new stream's first answer
+  // waits at least 300 ms, because etcd delivers a watch's past events from a
+  // background sync that runs every 100 ms.
   Result<bool> WaitForChange(const std::string& prefix, Revision after_revision,
                              int64_t timeout_ms) override;
 
@@ -83,6 +104,11 @@ class EtcdDcs final : public Dcs {
   Result<Member> MemberAdd(const std::vector<std::string>& peer_urls, bool as_learner) override;
   Status MemberPromote(uint64_t id) override;
   Status MemberRemove(uint64_t id) override;
+  // POST /v3/maintenance/status on the first endpoint.
+  Result<MemberStatus> FirstMemberStatus() override;
+  // POST /v3/maintenance/transfer-leadership on the first endpoint, allowed
+  // 3 s (a transfer takes up to an election timeout).
+  Status MoveLeader(uint64_t to) override;
   void ResetConnections() override;
 
  private:

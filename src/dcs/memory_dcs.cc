@@ -1,6 +1,8 @@
+// MemoryDcs: the in-process store (contract in memory_dcs.h). Any thread; one
+// mutex; time and waits only through the injected Clock.
 #include "dcs/memory_dcs.h"
 
-#include <chrono>
+#include <algorithm>
 #include <utility>
 
 #include "base/strings.h"
@@ -9,7 +11,6 @@ namespace tandem::dcs {
 namespace {
 
 constexpr size_t kMaxHistory = 100000;
-constexpr int64_t kWaitSliceMs = 20;
 
 bool UnderPrefix(const std::string& key, const std::string& prefix) {
   return StartsWith(key, prefix);
@@ -294,16 +295,25 @@ Status MemoryDcs::Revoke(LeaseId lease) {
 Result<bool> MemoryDcs::WaitForChange(const std::string& prefix, Revision after_revision,
                                       int64_t timeout_ms) {
   std::unique_lock<std::mutex> lock(mu_);
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms));
-  while (true) {
-    TANDEM_TRY(CheckAvailableLocked());
+  const MonoMs deadline = clock_.Now() + std::max<int64_t>(0, timeout_ms);
+  // Re-evaluated at every notification (a write, a partition, an Advance of
+  // a ManualClock) with mu_ held; expiring a lease is a change like a delete.
+  auto done = [&] {
+    if (unavailable_) return true;
     ExpireLeasesLocked();
-    if (ChangedSinceLocked(prefix, after_revision)) return true;
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return false;
-    cv_.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(kWaitSliceMs)));
+    return ChangedSinceLocked(prefix, after_revision);
+  };
+  while (true) {
+    if (done()) break;
+    const MonoMs now = clock_.Now();
+    if (now >= deadline) break;
+    // On a real clock nothing notifies a lease expiry: wake for the next one.
+    MonoMs wake = deadline;
+    for (const auto& [id, st] : leases_) wake = std::min(wake, st.expires_at);
+    clock_.WaitUntil(lock, cv_, std::max(wake, now + 1), done);
   }
+  TANDEM_TRY(CheckAvailableLocked());
+  return ChangedSinceLocked(prefix, after_revision);
 }
 
 Result<std::vector<Member>> MemoryDcs::MemberList() {

@@ -18,13 +18,13 @@
 //   between the caller and the store); leases keep running on the clock.
 // - Membership calls return kFailedPrecondition.
 //
-// WaitForChange: blocks on a condition variable until a write under the prefix
-// lands at a revision > after_revision, or timeout_ms of REAL (steady) time
-// passes; it returns at once when such a change is already in the history (or
-// when timeout_ms <= 0). While waiting it re-checks lease expiry on the
-// injected clock every 20 ms, so a lease that expires (on a SystemClock, or
-// because another thread advanced a ManualClock) wakes it like etcd's delete
-// event would. SetUnavailable(true) wakes waiters, which return kUnavailable.
+// WaitForChange: waits on the injected Clock (Clock::WaitUntil) until a write
+// under the prefix lands at a revision > after_revision, or timeout_ms passes
+// on that clock; it returns at once when such a change is already in the
+// history (or when timeout_ms <= 0). A lease that expires while it waits
+// wakes it like etcd's delete event would: on a ManualClock when the test
+// advances past the expiry, on a real clock at the expiry itself.
+// SetUnavailable(true) wakes waiters, which return kUnavailable.
 // The change history keeps the last 100000 events; asking about an older
 // revision returns true (like a compacted etcd watch: "something changed").
 //

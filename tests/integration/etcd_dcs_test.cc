@@ -133,7 +133,7 @@ class EtcdDcsTest : public ::testing::Test {
       start_error_ = new std::string(st.error().ToString());
       return;
     }
-    dcs_ = new EtcdDcs(Options({etcd_->client_url()}));
+    dcs_ = new EtcdDcs(Options({etcd_->client_url()}), SystemClock::Get());
     if (!WaitServing(*dcs_, 30'000)) {
       start_error_ = new std::string("etcd did not start serving; log:\n" + etcd_->LogTail());
     }
@@ -188,7 +188,27 @@ TEST_F(EtcdDcsTest, Leases) {
   conformance::Leases(*dcs_, P());
 }
 TEST_F(EtcdDcsTest, WaitForChange) {
-  conformance::WaitForChange(*dcs_, P());
+  // etcd gives no sign that a watch has started: a pause lets it block.
+  conformance::WaitForChange(*dcs_, P(),
+                             [] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
+}
+
+TEST_F(EtcdDcsTest, AWaitWithoutAChangeEndsAtItsTimeout) {
+  auto outside = dcs_->Put(P() + "unwatched", "x");
+  ASSERT_TRUE(outside.ok());
+  auto t0 = std::chrono::steady_clock::now();
+  auto none = dcs_->WaitForChange(P() + "quiet/", *outside, 300);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(none.ok()) << none.error().ToString();
+  EXPECT_FALSE(*none);
+  EXPECT_GE(waited, std::chrono::milliseconds(250));
+  EXPECT_LT(waited, std::chrono::milliseconds(3000));
+  // The stream stays open: the next wait uses it, no new watch.
+  t0 = std::chrono::steady_clock::now();
+  auto again = dcs_->WaitForChange(P() + "quiet/", *outside, 0);
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
+  EXPECT_FALSE(*again);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100));
 }
 
 TEST_F(EtcdDcsTest, EmptyPrefixListsEveryKey) {
@@ -293,7 +313,7 @@ TEST_F(EtcdDcsTest, ManyThreadsShareOneClient) {
 
 TEST_F(EtcdDcsTest, UnreachableEndpointsFailFast) {
   const int base = TestBasePort(23400);
-  EtcdDcs dead(Options({Url(base + 8), Url(base + 9)}));
+  EtcdDcs dead(Options({Url(base + 8), Url(base + 9)}), SystemClock::Get());
   auto t0 = std::chrono::steady_clock::now();
   auto g = dead.Get("/k");
   auto p = dead.Put("/k", "v");
@@ -314,7 +334,7 @@ TEST_F(EtcdDcsTest, UnreachableEndpointsFailFast) {
 
 TEST_F(EtcdDcsTest, SecondEndpointIsUsedWhenTheFirstIsDead) {
   const int base = TestBasePort(23400);
-  EtcdDcs dcs(Options({Url(base + 8), etcd_->client_url()}));
+  EtcdDcs dcs(Options({Url(base + 8), etcd_->client_url()}), SystemClock::Get());
   auto t0 = std::chrono::steady_clock::now();
   auto p = dcs.Put(P() + "k", "v");
   ASSERT_TRUE(p.ok()) << p.error().ToString();
@@ -333,15 +353,15 @@ TEST_F(EtcdDcsTest, SecondEndpointIsUsedWhenTheFirstIsDead) {
 TEST_F(EtcdDcsTest, BadEndpointIsAnInvalidArgument) {
   for (const std::string ep :
        {"ftp://127.0.0.1:1", "http://", "http://127.0.0.1:99999", "http://127.0.0.1:1/path"}) {
-    EtcdDcs dcs(Options({ep}));
+    EtcdDcs dcs(Options({ep}), SystemClock::Get());
     auto g = dcs.Get("/k");
     ASSERT_FALSE(g.ok()) << ep;
     EXPECT_EQ(g.error().code(), ErrorCode::kInvalidArgument) << ep;
   }
-  EtcdDcs none(Options({}));
+  EtcdDcs none(Options({}), SystemClock::Get());
   EXPECT_EQ(none.Put("/k", "v").error().code(), ErrorCode::kInvalidArgument);
   // A bare host:port is taken as http.
-  EtcdDcs bare(Options({etcd_->client_url().substr(7)}));
+  EtcdDcs bare(Options({etcd_->client_url().substr(7)}), SystemClock::Get());
   EXPECT_TRUE(bare.Get("/k").ok());
 }
 
@@ -371,7 +391,7 @@ TEST(EtcdMembershipTest, LearnerJoinPromoteQuorumRemove) {
   EtcdProcess a("a", dir.path(), base + 2, base + 3);
   EtcdProcess b("b", dir.path(), base + 4, base + 5);
   ASSERT_TRUE(a.Start("a=" + a.peer_url(), "new").ok());
-  EtcdDcs dcs_a(Options({a.client_url()}));
+  EtcdDcs dcs_a(Options({a.client_url()}), SystemClock::Get());
   ASSERT_TRUE(WaitServing(dcs_a, 30'000)) << a.LogTail();
 
   auto list1 = dcs_a.MemberList();
@@ -421,7 +441,7 @@ TEST(EtcdMembershipTest, LearnerJoinPromoteQuorumRemove) {
   }
 
   // The new member serves reads of data written before it joined.
-  EtcdDcs dcs_b(Options({b.client_url()}));
+  EtcdDcs dcs_b(Options({b.client_url()}), SystemClock::Get());
   ASSERT_TRUE(WaitServing(dcs_b, 30'000)) << b.LogTail();
   auto g = dcs_b.Get("/before-join");
   ASSERT_TRUE(g.ok() && g->has_value());
@@ -444,7 +464,7 @@ TEST(EtcdMembershipTest, LearnerJoinPromoteQuorumRemove) {
   ASSERT_TRUE(WaitUntil([&] { return dcs_a.Put("/quorum-back", "x").ok(); }, 60'000))
       << b.LogTail();
   // A client that knows both members survives either one going away.
-  EtcdDcs both(Options({a.client_url(), b.client_url()}));
+  EtcdDcs both(Options({a.client_url(), b.client_url()}), SystemClock::Get());
   EXPECT_TRUE(both.Get("/quorum-back").ok());
 
   // etcd refuses a reconfiguration until every member has been connected for

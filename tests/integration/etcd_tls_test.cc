@@ -218,7 +218,7 @@ TEST_F(EtcdTlsTest, TheClusterComesUpOverTlsWithHttpsUrlsEverywhere) {
   dcs::EtcdOptions o;
   o.endpoints = {EtcdClient(2)};
   o.tls = NodeTls(2);
-  dcs::EtcdDcs store(o);
+  dcs::EtcdDcs store(o, SystemClock::Get());
   auto members = store.MemberList();
   ASSERT_TRUE(members.ok()) << members.error().message();
   ASSERT_EQ(members->size(), 3u);
@@ -265,7 +265,7 @@ TEST_F(EtcdTlsTest, EtcdRefusesPlainHttpAndTlsWithoutAClientCertificate) {
   o.endpoints = {EtcdClient(1)};
   o.tls = NodeTls(1);
   o.tls.ca_file = D() + "/other-ca/ca.crt";
-  dcs::EtcdDcs store(o);
+  dcs::EtcdDcs store(o, SystemClock::Get());
   auto r = store.Get("/tandem/etcdtls/leader");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable) << r.error().message();
