@@ -50,16 +50,17 @@ log = fb.log
 # ---------------------------------------------------------------- /proc
 
 def stat_fields(pid):
-    """(state, ppid, ticks, starttime) of pid, or None; ticks = utime+stime+cutime+cstime."""
+    """(state, ppid, ticks, starttime, comm) of pid, or None; ticks = utime+stime+cutime+cstime."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             s = f.read()
     except OSError:
         return None
+    name = s[s.index("(") + 1:s.rindex(")")]
     rest = s[s.rindex(")") + 2:].split()
     # rest[0] is field 3 (state); utime is field 14 -> rest[11].
     ticks = int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])
-    return rest[0], int(rest[1]), ticks, int(rest[19])
+    return rest[0], int(rest[1]), ticks, int(rest[19]), name
 
 
 def children_map():
@@ -75,7 +76,7 @@ def children_map():
 
 
 def tree_snapshot(root, exclude, kids):
-    """{(pid, starttime): ticks} for root and its descendants, minus the subtrees in exclude."""
+    """{(pid, starttime): (ticks, comm)} for root and its descendants, minus the subtrees in exclude."""
     out = {}
     todo = [root]
     while todo:
@@ -85,7 +86,7 @@ def tree_snapshot(root, exclude, kids):
         st = stat_fields(p)
         if st is None or st[0] in ("Z", "X"):
             continue
-        out[(p, st[3])] = st[2]
+        out[(p, st[3])] = (st[2], st[4])
         todo.extend(kids.get(p, []))
     return out
 
@@ -146,7 +147,9 @@ def measure(procs, seconds):
     rows = []
     for p in procs:
         s, e = start[p["pid"]], end[p["pid"]]
-        ticks = sum(e.values()) - sum(s.values())
+        ticks = sum(v[0] for v in e.values()) - sum(v[0] for v in s.values())
+        seen = dict(s)
+        seen.update(e)
         m = mem[p["pid"]]
         row = dict(p)
         row.update({
@@ -156,7 +159,12 @@ def measure(procs, seconds):
             "ticks": ticks,
             "processes_start": len(s),
             "processes_end": len(e),
-            "processes_seen": len(set(s) | set(e)),
+            "processes_seen": len(seen),
+            # Per process: its own share (end - start; a process that exited in the window
+            # shows its start value negated, its time is in its parent's cutime/cstime).
+            "tree": [{"pid": k[0], "comm": v[1], "cpu_pct": round(100.0 * (
+                e.get(k, (0,))[0] - s.get(k, (0,))[0]) / CLK_TCK / elapsed, 3)}
+                for k, v in sorted(seen.items())],
             "rss_mib_median": round(statistics.median(x[0] for x in m), 2) if m else None,
             "rss_mib_max": round(max(x[0] for x in m), 2) if m else None,
             "threads_median": statistics.median(x[1] for x in m) if m else None,
@@ -258,7 +266,8 @@ def run_config(cluster, get_procs, a, outdir):
         res["warning"] = "process(es) gone during the window: %s" % dead
         log("   warning: %s" % res["warning"])
     if a.strace:
-        prim = [p for p in procs if p["kind"] == "agent" and p["role"] == "primary"][0]
+        agents = [p for p in procs if p["kind"] == "agent"]
+        prim = ([p for p in agents if p["role"] == "primary"] or agents)[0]
         log("   strace -f -c of the primary's agent (%s, pid %d) for %d s"
             % (prim["node"], prim["pid"], a.strace_seconds))
         st = strace_summary(prim["pid"], a.strace_seconds,
@@ -321,6 +330,13 @@ def summarize(results, meta):
                 f2(r["rss_mib_median"]), "–" if r["threads_median"] is None else
                 "%g" % r["threads_median"], r["processes_seen"]))
     L.append("")
+    for label, res in results.items():
+        kids = ["%s %s %.2f %%" % (r["node"], t["comm"], t["cpu_pct"]) for r in res["rows"]
+                if r["kind"] == "agent" for t in r["tree"] if t["pid"] != r["pid"]]
+        if kids:
+            L.append("%s agents' own child processes (in the agent's CPU above): %s" % (
+                label, ", ".join(kids)))
+            L.append("")
     L.append("Medians across the 3 nodes (max in brackets):")
     L.append("")
     L.append("| system | agent CPU % | agent CPU % primary / replicas | etcd CPU % | PostgreSQL CPU % "
