@@ -210,6 +210,36 @@ def strace_summary(pid, seconds, out_file):
             "syscalls": sys_rows, "raw": text}
 
 
+def strace_detail(pid, seconds, out_file):
+    """`timeout S strace -f -e trace=openat,connect,kill,readlink -p PID`: the most frequent
+    targets (paths with numbers as N, ports, signals), per second."""
+    argv = ["timeout", str(seconds), "strace", "-f", "-qq", "-s", "200",
+            "-e", "trace=openat,connect,kill,readlink", "-p", str(pid), "-o", out_file]
+    try:
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=seconds + 30)
+        with open(out_file) as f:
+            lines = f.read().splitlines()
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {"error": str(e)}
+    counts = {}
+    for line in lines:
+        m = re.search(r"\b(openat|readlink)\((?:AT_FDCWD, )?\"([^\"]*)\"", line)
+        if m:
+            key = "%s %s" % (m.group(1), re.sub(r"\d+", "N", m.group(2)))
+        elif "connect(" in line:
+            m = re.search(r"sin6?_port=htons\((\d+)\)", line) or re.search(r"sun_path=\"([^\"]*)\"", line)
+            key = "connect %s" % (m.group(1) if m else "?")
+        elif "kill(" in line:
+            m = re.search(r"kill\(\d+, (\w+)\)", line)
+            key = "kill %s" % (m.group(1) if m else "?")
+        else:
+            continue
+        counts[key] = counts.get(key, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:15]
+    return {"seconds": seconds, "top": [{"what": k, "per_s": round(v / seconds, 1)} for k, v in top]}
+
+
 # ---------------------------------------------------------------- clusters
 
 def tandem_procs(c):
@@ -273,6 +303,8 @@ def run_config(cluster, get_procs, a, outdir):
         st = strace_summary(prim["pid"], a.strace_seconds,
                             os.path.join(outdir, "%s-strace.txt" % cluster.label))
         st["node"] = st.get("node", prim["node"])
+        st["detail"] = strace_detail(prim["pid"], 5, os.path.join(
+            outdir, "%s-strace-detail.txt" % cluster.label))
         res["strace"] = st
     return res
 
@@ -402,6 +434,13 @@ def summarize(results, meta):
                  "connect %.2f/s, clone %.2f/s, execve %.2f/s; top: %s" % (
                      label, st["node"], st["pid"], st["seconds"], st["calls"], st["calls_per_s"],
                      st["connect_per_s"], st["fork_per_s"], st["execve_per_s"], top))
+        det = st.get("detail", {})
+        if det.get("top"):
+            L.append("")
+            L.append("  most frequent openat/readlink paths, connect ports, kill signals (per s, "
+                     "%d s of `strace -e trace=openat,connect,kill,readlink`): %s" % (
+                         det["seconds"], "; ".join("%s %.1f" % (t["what"], t["per_s"])
+                                                    for t in det["top"])))
         L.append("")
     return "\n".join(L) + "\n", stats, ratios, targets
 
