@@ -270,7 +270,7 @@ def patroni_procs(c):
     return procs
 
 
-def run_config(cluster, get_procs, a, outdir):
+def run_config(cluster, get_procs, a, outdir, logs):
     log("== %s: starting (%s)" % (cluster.title, cluster.settings()))
     t = time.time()
     cluster.setup()
@@ -303,8 +303,8 @@ def run_config(cluster, get_procs, a, outdir):
         st = strace_summary(prim["pid"], a.strace_seconds,
                             os.path.join(outdir, "%s-strace.txt" % cluster.label))
         st["node"] = st.get("node", prim["node"])
-        st["detail"] = strace_detail(prim["pid"], 5, os.path.join(
-            outdir, "%s-strace-detail.txt" % cluster.label))
+        st["detail"] = strace_detail(prim["pid"], 5, os.path.join(   # large: kept in logs
+            logs, "%s-strace-detail.txt" % cluster.label))
         res["strace"] = st
     return res
 
@@ -518,7 +518,7 @@ def main():
     try:
         for c, get_procs in configs:
             current = c
-            results[c.label] = run_config(c, get_procs, a, outdir)
+            results[c.label] = run_config(c, get_procs, a, outdir, logs)
             c.teardown()
             current = None
     except fb.Interrupted as e:
