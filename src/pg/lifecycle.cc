@@ -66,7 +66,8 @@ Status PrepareRunFiles(const Paths& p) {
 }
 
 // Fence before a fast stop: no client keeps writing while the shutdown
-// checkpoint runs. A connection of its own: a kept one may be busy in
+// checkpoint runs. Our own sessions (application_name tandem) do not write
+// and are not counted. A connection of its own: a kept one may be busy in
 // another thread.
 void TerminateClientBackends(const Paths& p, const Settings& s) {
   auto conn = PgConn::Connect(LocalParams(p, s, 2, 2000), "local PostgreSQL");
@@ -77,7 +78,8 @@ void TerminateClientBackends(const Paths& p, const Settings& s) {
   }
   auto r = conn->Exec(
       "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-      "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+      "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
+      "AND application_name <> 'tandem'",
       "terminating client backends");
   if (r) {
     TLOG(Info, kMod) << "terminated " << r->Get(0, 0) << " client backend(s) before stopping";
@@ -184,10 +186,8 @@ Status Postgres::Stop(StopMode mode, int64_t timeout_ms) {
     return Ok();
   }
   const char* m = mode == StopMode::kFast ? "fast" : "immediate";
-  if (mode == StopMode::kFast) {
-    TerminateClientBackends(paths_, settings_);
-  }
-  ForgetConnections();  // the server ends every session now
+  ForgetConnections();  // the server ends every session now (ours are not counted below)
+  if (mode == StopMode::kFast) TerminateClientBackends(paths_, settings_);
   std::string why;
   // The postmaster's own signals (SIGINT fast, SIGQUIT immediate), watched
   // every few ms: pg_ctl stop -w looks only every 100 ms, which a switchover
