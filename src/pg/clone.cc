@@ -126,6 +126,71 @@ Status Postgres::BaseBackup(const Source& source,
   return Ok();
 }
 
+namespace {
+
+// A freshly promoted source may not have checkpointed yet: its pg_control
+// would still show the old timeline and pg_rewind would see nothing to do.
+Status CheckpointSource(const Source& source, const TlsSettings& tls) {
+  const std::string where = source.host + ":" + std::to_string(source.port);
+  std::map<std::string, std::string> params = {
+      {"host", source.host},     {"port", std::to_string(source.port)},
+      {"user", source.user},     {"dbname", "postgres"},
+      {"connect_timeout", "10"}, {"application_name", "tandem_rewind"}};
+  if (!source.password.empty()) params["password"] = source.password;
+  for (const auto& [k, v] : ClientTlsParams(tls)) params[k] = v;
+  auto conn = PgConn::Connect(params, "rewind source " + where);
+  if (!conn) return conn.error().Wrap("pg_rewind");
+  auto ck = conn->Exec("CHECKPOINT", "CHECKPOINT");
+  if (!ck) return ck.error().Wrap("pg_rewind");
+  return Ok();
+}
+
+// --source-server for pg_rewind (the password comes from PGPASSFILE).
+std::string RewindConninfo(const Source& source, const TlsSettings& tls) {
+  std::vector<std::pair<std::string, std::string>> kv = {{"host", source.host},
+                                                         {"port", std::to_string(source.port)},
+                                                         {"user", source.user},
+                                                         {"dbname", "postgres"},
+                                                         {"connect_timeout", "10"}};
+  for (auto& p : ClientTlsParams(tls)) kv.push_back(std::move(p));
+  return BuildConninfo(kv);
+}
+
+// Crash recovery of a data directory that was not shut down cleanly, in
+// single-user mode. The signal files of a crashed standby make single-user
+// mode refuse to run: they are removed (and listed in *removed, so the
+// caller can put them back; they are put back here on failure).
+Status RecoverInSingleUserMode(const Ctx& c, int64_t timeout_ms,
+                               std::vector<std::string>* removed) {
+  const std::string& d = c.p.data_dir;
+  auto restore = [&]() {
+    for (const auto& s : *removed) (void)WriteOwned(s, "", c.p.run_as_user, 0600);
+    removed->clear();
+  };
+  for (const auto& s : {c.Data("standby.signal"), c.Data("recovery.signal")}) {
+    if (PathExists(s)) {
+      TANDEM_TRY(RemoveFile(s));
+      removed->push_back(s);
+    }
+  }
+  Status bin = c.NeedBin("postgres");
+  if (!bin) {
+    restore();
+    return bin;
+  }
+  auto single =
+      RunCommand({c.Bin("postgres"), "--single", "-D", d, "postgres"}, c.Opts(), timeout_ms);
+  if (!single || single->exit_code != 0) {
+    restore();
+    std::string tail = single ? OutputTail(single->output) : single.error().message();
+    return Error(ErrorCode::kIo, "crash recovery of " + d + " in single-user mode failed: " + tail +
+                                     "; the data directory may be damaged: re-clone this node");
+  }
+  return Ok();
+}
+
+}  // namespace
+
 Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
   Ctx c{paths_};
   const std::string& d = paths_.data_dir;
@@ -141,20 +206,7 @@ Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
   TANDEM_TRY(c.NeedBin("pg_rewind"));
   const std::string where = source.host + ":" + std::to_string(source.port);
 
-  // A freshly promoted source may not have checkpointed yet: its pg_control
-  // would still show the old timeline and pg_rewind would see nothing to do.
-  {
-    std::map<std::string, std::string> params = {
-        {"host", source.host},     {"port", std::to_string(source.port)},
-        {"user", source.user},     {"dbname", "postgres"},
-        {"connect_timeout", "10"}, {"application_name", "tandem_rewind"}};
-    if (!source.password.empty()) params["password"] = source.password;
-    for (const auto& [k, v] : ClientTlsParams(settings_.tls)) params[k] = v;
-    auto conn = PgConn::Connect(params, "rewind source " + where);
-    if (!conn) return conn.error().Wrap("pg_rewind");
-    auto ck = conn->Exec("CHECKPOINT", "CHECKPOINT");
-    if (!ck) return ck.error().Wrap("pg_rewind");
-  }
+  TANDEM_TRY(CheckpointSource(source, settings_.tls));
 
   std::unique_ptr<SecretFile> pass;
   if (!source.password.empty()) {
@@ -164,13 +216,7 @@ Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
     if (!f) return f.error().Wrap("pg_rewind");
     pass = std::move(*f);
   }
-  std::vector<std::pair<std::string, std::string>> kv = {{"host", source.host},
-                                                         {"port", std::to_string(source.port)},
-                                                         {"user", source.user},
-                                                         {"dbname", "postgres"},
-                                                         {"connect_timeout", "10"}};
-  for (auto& p : ClientTlsParams(settings_.tls)) kv.push_back(std::move(p));
-  std::string conninfo = BuildConninfo(kv);
+  const std::string conninfo = RewindConninfo(source, settings_.tls);
   auto opts = c.Opts();
   opts.env["PGPASSFILE"] = pass ? pass->path() : "/dev/null";
   opts.env["LC_ALL"] = "C";
@@ -179,9 +225,7 @@ Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
   auto r = RunCommand(argv, opts, timeout_ms);
   if (!r) return r.error().Wrap("pg_rewind from " + where);
 
-  // The signal files of a crashed standby make single-user mode refuse to run.
-  const std::vector<std::string> signals = {c.Data("standby.signal"), c.Data("recovery.signal")};
-  std::vector<std::string> removed_signals;
+  std::vector<std::string> removed_signals;  // put back if the rewind fails
   auto restore_signals = [&]() {
     for (const auto& s : removed_signals) (void)WriteOwned(s, "", paths_.run_as_user, 0600);
   };
@@ -190,22 +234,7 @@ Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
     TLOG(Warn, kMod) << "pg_rewind: the target was not shut down cleanly ("
                      << OutputTail(r->output, 2)
                      << "); finishing crash recovery in single-user mode";
-    for (const auto& s : signals) {
-      if (PathExists(s)) {
-        TANDEM_TRY(RemoveFile(s));
-        removed_signals.push_back(s);
-      }
-    }
-    TANDEM_TRY(c.NeedBin("postgres"));
-    auto single =
-        RunCommand({c.Bin("postgres"), "--single", "-D", d, "postgres"}, c.Opts(), timeout_ms);
-    if (!single || single->exit_code != 0) {
-      restore_signals();
-      std::string tail = single ? OutputTail(single->output) : single.error().message();
-      return Error(ErrorCode::kIo, "crash recovery of " + d +
-                                       " in single-user mode failed: " + tail +
-                                       "; the data directory may be damaged: re-clone this node");
-    }
+    TANDEM_TRY(RecoverInSingleUserMode(c, timeout_ms, &removed_signals));
     r = RunCommand(argv, opts, timeout_ms);
     if (!r) {
       restore_signals();

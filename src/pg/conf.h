@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "pg/postgres.h"
+#include "pg/types.h"
 
 namespace tandem::pg {
 

@@ -5,7 +5,12 @@
 //
 // Thread safety: one caller at a time per instance for the methods that
 // change the server (InitDb, Write*, Start, Stop, Promote, Reload, BaseBackup,
-// Rewind); the const queries may run concurrently with each other.
+// Rewind); the const queries may run concurrently with each other and with
+// those (the API's health reads run beside the HA loop).
+//
+// Cost: IsRunning and Pid are cheap enough to call many times per cycle, and
+// the queries reuse their connections; an implementation must not scan every
+// process or open a connection per query.
 #pragma once
 
 #include "pg/types.h"
@@ -57,15 +62,21 @@ class Controller {
   // (pg_settings.pending_restart).
   virtual Result<std::vector<std::string>> PendingRestart() const = 0;
   // postmaster.pid names a live, non-zombie postgres process whose working
-  // directory is this data directory (a reused pid does not count).
+  // directory is this data directory (a reused pid does not count). Once
+  // identified, that process is followed until it exits.
   virtual bool IsRunning() const = 0;
   // The postmaster's pid, 0 when not running.
   virtual int Pid() const = 0;
 
+  // Queries of the running server over its Unix socket as the superuser.
+  // A server that is down or does not accept connections: kUnavailable; a
+  // statement timeout: kTimeout. A connection the server closed since the
+  // last call (restart, crash, terminated session) is replaced, not reported.
   virtual Result<LiveStatus> Query() const = 0;
   virtual Result<std::vector<ReplicaStat>> Replication() const = 0;
   // Runs SQL as the superuser over the local socket; returns the first column
-  // of each row.
+  // of each row. Not repeated when the connection breaks during it (it may
+  // have run). A transaction left open is rolled back (its session dropped).
   virtual Result<std::vector<std::string>> Sql(const std::string& sql) const = 0;
 
   // CREATE or ALTER ROLE name WITH REPLICATION LOGIN PASSWORD ... CONNECTION LIMIT 16.

@@ -40,6 +40,86 @@ bool Postgres::IsRunning() const {
   return Pid() != 0;
 }
 
+namespace {
+
+// The socket directory (0700) and the server log (its directory too) that
+// pg_ctl start needs, owned by the service user.
+Status PrepareRunFiles(const Paths& p) {
+  if (p.socket_dir.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "no unix socket directory configured");
+  }
+  TANDEM_TRY(PrepareDir(p.socket_dir, 0700, p.run_as_user, false, "socket directory"));
+  if (p.log_file.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "no PostgreSQL log file configured");
+  }
+  std::string log_dir = DirName(p.log_file);
+  if (!PathExists(log_dir)) {
+    TANDEM_TRY(PrepareDir(log_dir, 0750, p.run_as_user, true, "log directory"));
+  }
+  {
+    int fd = ::open(p.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0) return Errno(ErrorCode::kIo, "cannot create the server log " + p.log_file);
+    ::close(fd);
+    TANDEM_TRY(Chown(p.log_file, p.run_as_user));
+  }
+  return Ok();
+}
+
+// Fence before a fast stop: no client keeps writing while the shutdown
+// checkpoint runs. Our own sessions (application_name tandem) do not write
+// and are not counted. A connection of its own: a kept one may be busy in
+// another thread.
+void TerminateClientBackends(const Paths& p, const Settings& s) {
+  auto conn = PgConn::Connect(LocalParams(p, s, 2, 2000), "local PostgreSQL");
+  if (!conn) {
+    TLOG(Warn, kMod) << "could not terminate client backends before stopping: "
+                     << conn.error().message();
+    return;
+  }
+  auto r = conn->Exec(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+      "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
+      "AND application_name <> 'tandem'",
+      "terminating client backends");
+  if (r) {
+    TLOG(Info, kMod) << "terminated " << r->Get(0, 0) << " client backend(s) before stopping";
+  } else {
+    TLOG(Warn, kMod) << r.error().message();
+  }
+}
+
+// pg_ctl promote -w, when we could not signal the postmaster ourselves.
+Status PgCtlPromote(const Ctx& c, int64_t timeout_ms) {
+  const std::string& d = c.p.data_dir;
+  auto r = RunCommand(
+      {c.Bin("pg_ctl"), "promote", "-D", d, "-w", "-t", std::to_string(Seconds(timeout_ms))},
+      c.Opts(), timeout_ms + 5'000);
+  if (!r) return r.error().Wrap("pg_ctl promote -D " + d);
+  if (r->exit_code != 0) {
+    ErrorCode code = Contains(r->output, "not in standby mode") ? ErrorCode::kFailedPrecondition
+                                                                : ErrorCode::kIo;
+    return Error(code, "pg_ctl promote -D " + d + " failed (exit " + std::to_string(r->exit_code) +
+                           "): " + OutputTail(r->output, 5) + "; server log " + c.p.log_file +
+                           ": " + FileTail(c.p.log_file, 5));
+  }
+  return Ok();
+}
+
+// So pg_control (and a pg_rewind against us) shows the new timeline now.
+// The checkpoint goes on if we stop waiting: never hold the HA loop (and
+// its lease renewals) for long.
+void CheckpointAfterPromote(const Paths& p, const Settings& s) {
+  auto conn = PgConn::Connect(LocalParams(p, s, 2, 1000), "local PostgreSQL");
+  if (!conn) {
+    TLOG(Warn, kMod) << "no CHECKPOINT after promote: " << conn.error().message();
+    return;
+  }
+  auto ck = conn->Exec("CHECKPOINT", "CHECKPOINT after promote");
+  if (!ck) TLOG(Warn, kMod) << ck.error().message();
+}
+
+}  // namespace
+
 Status Postgres::Start(int64_t timeout_ms) {
   Ctx c{paths_};
   const std::string& d = paths_.data_dir;
@@ -64,23 +144,7 @@ Status Postgres::Start(int64_t timeout_ms) {
                      << " is not a running postmaster of this data directory)";
   }
   TANDEM_TRY(c.NeedBin("pg_ctl"));
-  if (paths_.socket_dir.empty()) {
-    return Error(ErrorCode::kInvalidArgument, "no unix socket directory configured");
-  }
-  TANDEM_TRY(PrepareDir(paths_.socket_dir, 0700, paths_.run_as_user, false, "socket directory"));
-  if (paths_.log_file.empty()) {
-    return Error(ErrorCode::kInvalidArgument, "no PostgreSQL log file configured");
-  }
-  std::string log_dir = DirName(paths_.log_file);
-  if (!PathExists(log_dir)) {
-    TANDEM_TRY(PrepareDir(log_dir, 0750, paths_.run_as_user, true, "log directory"));
-  }
-  {
-    int fd = ::open(paths_.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (fd < 0) return Errno(ErrorCode::kIo, "cannot create the server log " + paths_.log_file);
-    ::close(fd);
-    TANDEM_TRY(Chown(paths_.log_file, paths_.run_as_user));
-  }
+  TANDEM_TRY(PrepareRunFiles(paths_));
   std::vector<std::string> argv = {c.Bin("pg_ctl"),
                                    "start",
                                    "-D",
@@ -122,26 +186,8 @@ Status Postgres::Stop(StopMode mode, int64_t timeout_ms) {
     return Ok();
   }
   const char* m = mode == StopMode::kFast ? "fast" : "immediate";
-  if (mode == StopMode::kFast) {
-    // Fence first: no client keeps writing while the shutdown checkpoint runs.
-    // A connection of its own: a kept one may be busy in another thread.
-    auto conn = PgConn::Connect(LocalParams(paths_, settings_, 2, 2000), "local PostgreSQL");
-    if (conn) {
-      auto r = conn->Exec(
-          "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-          "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
-          "terminating client backends");
-      if (r) {
-        TLOG(Info, kMod) << "terminated " << r->Get(0, 0) << " client backend(s) before stopping";
-      } else {
-        TLOG(Warn, kMod) << r.error().message();
-      }
-    } else {
-      TLOG(Warn, kMod) << "could not terminate client backends before stopping: "
-                       << conn.error().message();
-    }
-  }
-  ForgetConnections();  // the server ends every session now
+  ForgetConnections();  // the server ends every session now (ours are not counted below)
+  if (mode == StopMode::kFast) TerminateClientBackends(paths_, settings_);
   std::string why;
   // The postmaster's own signals (SIGINT fast, SIGQUIT immediate), watched
   // every few ms: pg_ctl stop -w looks only every 100 ms, which a switchover
@@ -231,33 +277,11 @@ Status Postgres::Promote(int64_t timeout_ms) {
                                             FileTail(paths_.log_file, 5));
     }
   } else {
-    auto r = RunCommand(
-        {c.Bin("pg_ctl"), "promote", "-D", d, "-w", "-t", std::to_string(Seconds(timeout_ms))},
-        c.Opts(), timeout_ms + 5'000);
-    if (!r) return r.error().Wrap("pg_ctl promote -D " + d);
-    if (r->exit_code != 0) {
-      ErrorCode code = Contains(r->output, "not in standby mode") ? ErrorCode::kFailedPrecondition
-                                                                  : ErrorCode::kIo;
-      return Error(code, "pg_ctl promote -D " + d + " failed (exit " +
-                             std::to_string(r->exit_code) + "): " + OutputTail(r->output, 5) +
-                             "; server log " + paths_.log_file + ": " +
-                             FileTail(paths_.log_file, 5));
-    }
+    TANDEM_TRY(PgCtlPromote(c, timeout_ms));
   }
   // Kept sessions were a standby's (in_hot_standby): start afresh.
   ForgetConnections();
-  // So pg_control (and a pg_rewind against us) shows the new timeline now.
-  // The checkpoint goes on if we stop waiting: never hold the HA loop (and
-  // its lease renewals) for long.
-  auto conn = PgConn::Connect(LocalParams(paths_, settings_, 2, 1000), "local PostgreSQL");
-  if (conn) {
-    auto ck = conn->Exec("CHECKPOINT", "CHECKPOINT after promote");
-    if (!ck) {
-      TLOG(Warn, kMod) << ck.error().message();
-    }
-  } else {
-    TLOG(Warn, kMod) << "no CHECKPOINT after promote: " << conn.error().message();
-  }
+  CheckpointAfterPromote(paths_, settings_);
   TLOG(Info, kMod) << "PostgreSQL promoted";
   return Ok();
 }

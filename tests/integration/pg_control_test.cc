@@ -589,5 +589,73 @@ TEST_F(PgControlTest, StartRemovesStalePidFileOfDeadOrZombieProcess) {
       kWaitMs));
 }
 
+// Idle cost: queries reuse kept connections; a session the server ends, a
+// crash and a restart are each noticed by the next query, which connects
+// again; a server that is down is reported, never hidden.
+TEST_F(PgControlTest, KeptConnectionsAreReusedAndReplacedAfterACrashOrRestart) {
+  Postgres& pg = Node("kept", base_port_ + 5);
+  ASSERT_TRUE(pg.InitDb(kSuperPw).ok());
+  ASSERT_TRUE(pg.WriteConfig(std::nullopt).ok());
+  ASSERT_TRUE(pg.WriteHba({}).ok());
+  auto st = pg.Start();
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  Started(pg);
+  const std::string backend = One(pg.Sql("SELECT pg_backend_pid()"));
+  ASSERT_FALSE(backend.empty());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(pg.Query().ok());
+    EXPECT_EQ(One(pg.Sql("SELECT pg_backend_pid()")), backend) << "a new connection per query";
+  }
+  const int pm = pg.Pid();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(pg.Pid(), pm);
+
+  // The server ends our kept session: the next statement runs on a new one.
+  auto other = PgConn::Connect({{"host", pg.paths().socket_dir},
+                                {"port", std::to_string(pg.settings().port)},
+                                {"user", "postgres"},
+                                {"dbname", "postgres"}},
+                               "test");
+  ASSERT_TRUE(other.ok()) << other.error().ToString();
+  ASSERT_TRUE(other->Exec("SELECT pg_terminate_backend(" + backend + ")", "terminate").ok());
+  std::string after;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        after = One(pg.Sql("SELECT pg_backend_pid()"));
+        return !after.empty();
+      },
+      kWaitMs));
+  EXPECT_NE(after, backend);
+  ASSERT_TRUE(pg.Query().ok());
+
+  // A crash (SIGKILL of the postmaster): the server is reported down, then
+  // Start brings it back and the queries follow the new server.
+  ASSERT_EQ(::kill(pm, SIGKILL), 0);
+  ASSERT_TRUE(WaitUntil([&] { return !pg.IsRunning(); }, kWaitMs));
+  // (Its backends notice the postmaster's death on their own, soon after.)
+  Result<LiveStatus> down = Error(ErrorCode::kInternal, "not asked");
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        down = pg.Query();
+        return !down.ok();
+      },
+      kWaitMs));
+  EXPECT_EQ(down.error().code(), ErrorCode::kUnavailable) << down.error().ToString();
+  EXPECT_FALSE(pg.Sql("SELECT 1").ok());
+  st = pg.Start();
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  Started(pg);
+  EXPECT_NE(pg.Pid(), pm);
+  ASSERT_TRUE(pg.Query().ok());
+  ASSERT_TRUE(pg.Sql("SELECT 1").ok());
+
+  // An orderly restart.
+  ASSERT_TRUE(pg.Stop(StopMode::kFast).ok());
+  EXPECT_EQ(pg.Query().error().code(), ErrorCode::kUnavailable);
+  ASSERT_TRUE(pg.Start().ok());
+  Started(pg);
+  ASSERT_TRUE(pg.Query().ok());
+  ASSERT_TRUE(pg.Replication().ok());
+}
+
 }  // namespace
 }  // namespace tandem::pg
