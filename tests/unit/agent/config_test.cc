@@ -319,8 +319,7 @@ namespace {
 // README.md's configuration reference: each key's path and the value it
 // shows, from the yaml block of the "## Configuration reference" section.
 std::map<std::string, std::string> ReferenceKeys() {
-  std::string here = __FILE__;  // <source>/tests/unit/agent/config_test.cc
-  const std::string readme = here.substr(0, here.rfind("/tests/unit/")) + "/README.md";
+  const std::string readme = std::string(TANDEM_SOURCE_DIR) + "/README.md";
   std::ifstream in(readme);
   EXPECT_TRUE(in.good()) << "cannot read " << readme;
   std::map<std::string, std::string> keys;
