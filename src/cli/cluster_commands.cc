@@ -423,21 +423,29 @@ int ClusterHistory(const std::string& path, bool as_json) {
     std::printf("%s\n", r->dump(2).c_str());
     return 0;
   }
-  if (r->empty()) {
-    std::printf("No leader change recorded yet.\n");
-    return 0;
-  }
-  std::printf("%-24s %-10s %-8s %s\n", "TIME (UTC)", "PRIMARY", "TIMELINE", "REASON");
-  for (const auto& h : *r) {
+  std::printf("%s", RenderHistory(*r).c_str());
+  return 0;
+}
+
+std::string RenderHistory(const json& history) {
+  if (history.empty()) return "No leader change recorded yet.\n";
+  auto row = [](const char* when, const std::string& leader, const std::string& timeline,
+                const std::string& reason) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "%-24s %-10s %-8s ", when, leader.c_str(), timeline.c_str());
+    return std::string(buf) + reason + "\n";
+  };
+  std::string out = row("TIME (UTC)", "PRIMARY", "TIMELINE", "REASON");
+  for (const auto& h : history) {
     const std::time_t t = static_cast<std::time_t>(h.value("at_ms", int64_t{0}) / 1000);
     std::tm tm{};
     gmtime_r(&t, &tm);
     char when[32];
     std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    std::printf("%-24s %-10s %-8u %s\n", when, h.value("leader", std::string()).c_str(),
-                h.value("timeline", 0u), h.value("reason", std::string()).c_str());
+    out += row(when, h.value("leader", std::string()), std::to_string(h.value("timeline", 0u)),
+               h.value("reason", std::string()));
   }
-  return 0;
+  return out;
 }
 
 namespace {

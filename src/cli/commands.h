@@ -76,6 +76,9 @@ bool ParseAt(const std::string& at, int64_t now_ms, int64_t* out_ms, std::string
 
 // The human status view (seed 1's shape) from the status document.
 std::string RenderStatus(const nlohmann::json& status);
+// `cluster history`'s table from the history document (times in UTC from
+// each entry's at_ms: the record's own time, never the reader's clock).
+std::string RenderHistory(const nlohmann::json& history);
 
 // tandem pki ... (local files; no agent needed). days: validity from now
 // (clock.WallSeconds()).
