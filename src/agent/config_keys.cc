@@ -123,9 +123,8 @@ std::string NameProblem(const std::string& key, const std::string& v) {
   return "'" + key + "' must be 1-63 characters of a-z, 0-9, '-', '_' or '.' (got '" + v + "')";
 }
 
-std::vector<Key> MakeKeys() {
-  std::vector<Key> keys;
-  // cluster
+// The cluster name and the node section.
+void ClusterAndNodeKeys(std::vector<Key>& keys) {
   keys.push_back(String(
       "cluster", "tandem", [](Config& c) -> std::string& { return c.cluster; },
       [](const std::string& v) { return NameProblem("cluster", v); }));
@@ -139,13 +138,19 @@ std::vector<Key> MakeKeys() {
       String("node.state_dir", "", [](Config& c) -> std::string& { return c.state_dir; }));
   keys.push_back(String("node.run_as_user", "postgres",
                         [](Config& c) -> std::string& { return c.run_as_user; }));
-  // api
+}
+
+// Api.
+void ApiKeys(std::vector<Key>& keys) {
   keys.push_back(
       String("api.listen", "127.0.0.1", [](Config& c) -> std::string& { return c.api_listen; }));
   keys.push_back(Port("api.port", "8008", [](Config& c) -> int& { return c.api_port; }));
   keys.push_back(Port(
       "api.health_port", "0", [](Config& c) -> int& { return c.api_health_port; }, true));
-  // postgresql
+}
+
+// Postgresql.
+void PostgresqlKeys(std::vector<Key>& keys) {
   keys.push_back(Port("postgresql.port", "5432", [](Config& c) -> int& { return c.pg_port; }));
   keys.push_back(String("postgresql.data_dir", "<state_dir>/pgdata",
                         [](Config& c) -> std::string& { return c.pg_data_dir; }));
@@ -183,7 +188,10 @@ std::vector<Key> MakeKeys() {
       "acknowledge each commit)"));
   keys.push_back(Duration("postgresql.sync_reconnect_grace", "2s",
                           [](Config& c) -> int64_t& { return c.ha.sync_reconnect_grace_ms; }));
-  // dcs
+}
+
+// Dcs.
+void DcsKeys(std::vector<Key>& keys) {
   {
     Key k{"dcs.endpoints", "list", "[]", nullptr, nullptr};
     k.read = [](const YAML::Node& v, Config& c, const std::string& file) -> Status {
@@ -221,7 +229,10 @@ std::vector<Key> MakeKeys() {
   keys.push_back(Integer<uint64_t>(
       "dcs.max_lag_bytes", "16777216", [](Config& c) -> uint64_t& { return c.ha.max_lag_bytes; }, 0,
       kMaxInt, "'dcs.max_lag_bytes' must be a non-negative integer"));
-  // proxy
+}
+
+// Proxy.
+void ProxyKeys(std::vector<Key>& keys) {
   keys.push_back(Port(
       "proxy.read_write_port", "0", [](Config& c) -> int& { return c.proxy_rw_port; }, true));
   keys.push_back(Port(
@@ -264,7 +275,10 @@ std::vector<Key> MakeKeys() {
       "'proxy.read_only_max_lag_bytes' must be a non-negative integer"));
   keys.push_back(Bool("proxy.read_only_fallback_to_primary", "true",
                       [](Config& c) -> bool& { return c.proxy_read_only_fallback_to_primary; }));
-  // vip (checked as a whole by config.cc: the address is a CIDR until then)
+}
+
+// Vip (checked as a whole by config.cc: the address is a CIDR until then), tls and log.
+void VipTlsLogKeys(std::vector<Key>& keys) {
   keys.push_back(
       String("vip.address", "", [](Config& c) -> std::string& { return c.vip.address; }));
   keys.push_back(
@@ -308,6 +322,16 @@ std::vector<Key> MakeKeys() {
         if (v == "debug" || v == "info" || v == "warn" || v == "error") return "";
         return "'log.level' must be one of debug, info, warn, error";
       }));
+}
+
+std::vector<Key> MakeKeys() {
+  std::vector<Key> keys;
+  ClusterAndNodeKeys(keys);
+  ApiKeys(keys);
+  PostgresqlKeys(keys);
+  DcsKeys(keys);
+  ProxyKeys(keys);
+  VipTlsLogKeys(keys);
   return keys;
 }
 

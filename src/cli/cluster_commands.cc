@@ -1,3 +1,6 @@
+// `tandem cluster ...`: the operator commands that talk to the local agent (status,
+// initialize, join, switchover, failover, pause, history, uri, tls-mode). Commands that
+// read the time or wait take the process's Clock.
 #include <signal.h>
 #include <unistd.h>
 
