@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/build.sh
 cd build
-echo "== unit tests and simulation"
-ctest --output-on-failure -L 'unit|sim' -j "$(nproc)"
+echo "== unit tests and simulation (each test three times: a flake shows up here, before it lands)"
+ctest --output-on-failure -L 'unit|sim' -j "$(nproc)" --repeat until-fail:3
 echo "== integration tests (real etcd and PostgreSQL on 127.0.0.1)"
 ctest --output-on-failure -L integration
 echo "== chaos suite (3 nodes in network namespaces, 50 fault rounds; TANDEM_CHAOS_ROUNDS to change)"

@@ -1,8 +1,9 @@
 // The node's configuration file (YAML), loaded and validated in one place.
 //
 // Every error names the key, the problem and the fix. Unknown keys are
-// refused (a typo must not silently fall back to a default). See the
-// configuration reference in README.md.
+// refused (a typo must not silently fall back to a default), and so are keys
+// given twice. The keys are one table (config_keys.h: path, type, default,
+// validator) the loader walks; see the configuration reference in README.md.
 #pragma once
 
 #include <cstdint>
@@ -102,6 +103,20 @@ struct Config {
   std::string socket_dir() const;     // <state_dir>/run
   std::string log_dir() const;        // <state_dir>/log
 };
+
+// The configuration reference: every key the file may hold, as the loader's
+// table has it (README.md's reference lists the same keys and defaults; a
+// unit test keeps the two in step).
+struct ConfigKeyInfo {
+  std::string path;           // "proxy.idle_timeout" ("cluster" at the top level)
+  std::string type;           // "string", "port", "port or 0", "duration", "integer", ...
+  std::string default_value;  // as the reference writes it ("2s", "\"\"", "<state_dir>/pgdata");
+                              // "" when there is none (the reference shows an example)
+};
+std::vector<ConfigKeyInfo> ConfigKeys();
+// The value of the key at `path` in cfg, written as the reference writes it
+// ("2s", "true", "\"\"" for an empty string); "" for an unknown path.
+std::string ConfigValueText(const Config& cfg, const std::string& path);
 
 // Reads, parses and validates a config file. The address of the node is
 // resolved from node.interface when node.address is not set.

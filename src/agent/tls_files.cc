@@ -247,4 +247,25 @@ std::vector<std::string> CertificateAlarms(const std::vector<CertificateState>& 
   return out;
 }
 
+dcs::TlsClientOptions ClientTlsFor(const Config& cfg) {
+  dcs::TlsClientOptions t;
+  if (!cfg.tls_enabled()) return t;
+  t.ca_file = cfg.tls_ca_cert;
+  t.cert_file = cfg.tls_client_cert;
+  t.key_file = cfg.tls_client_key;
+  t.verify_peer = cfg.tls_mode == TlsMode::kEnforce;
+  t.verify_hostname = cfg.tls_verify_hostname;
+  return t;
+}
+
+dcs::TlsClientOptions AgentClientTls(const Config& cfg) {
+  dcs::TlsClientOptions t = ClientTlsFor(cfg);
+  if (!cfg.tls_enabled()) return t;
+  const auto copies = TlsCopies(cfg);
+  t.ca_file = copies.ca_cert;
+  t.cert_file = copies.client_cert;
+  t.key_file = copies.client_key;
+  return t;
+}
+
 }  // namespace tandem::agent

@@ -26,6 +26,7 @@
 
 #include "agent/config.h"
 #include "base/result.h"
+#include "dcs/tls_client.h"
 #include "pki/inspect.h"
 
 namespace tandem::agent {
@@ -68,5 +69,14 @@ std::string NodeCertificateSummary(const std::vector<CertificateState>& states);
 
 // Alarm lines for status: a certificate that is invalid or expires within 30 days.
 std::vector<std::string> CertificateAlarms(const std::vector<CertificateState>& states);
+
+// A node's TLS client settings (for net::SetHttpClientTls and the store
+// client): its client pair, the cluster CA, and the mode's checks (enforce:
+// chain, and the host with tls.verify_hostname; permissive: none). Empty when
+// cfg has no tls section.
+dcs::TlsClientOptions ClientTlsFor(const Config& cfg);
+// The same from the agent's private copies (<state_dir>/tls), which follow a
+// certificate rotation: what the agent's own connections present and trust.
+dcs::TlsClientOptions AgentClientTls(const Config& cfg);
 
 }  // namespace tandem::agent

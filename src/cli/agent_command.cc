@@ -1,22 +1,31 @@
-// `tandem agent -c FILE`: the node agent in the foreground.
+// `tandem agent -c FILE`: the node agent in the foreground (its command-line
+// registration and its run: the wiring of the agent, the proxy and the API).
 #include <signal.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
-#include <ctime>
 #include <memory>
 
 #include "agent/agent.h"
-#include "agent/http_client.h"
 #include "agent/tls_files.h"
 #include "api/server.h"
 #include "base/log.h"
 #include "base/process.h"
 #include "cli/commands.h"
+#include "cli/registry.h"
+#include "net/http_client.h"
 #include "proxy/proxy.h"
 
 namespace tandem::cli {
 
-int RunAgent(const std::string& config_path) {
+void RegisterAgentCommands(CLI::App& app, Context& ctx) {
+  auto* agent =
+      app.add_subcommand("agent", "run the node agent in the foreground (systemd runs this)");
+  agent->add_option("-c,--config", ctx.config, "the node's config file")->capture_default_str();
+  ctx.Handle(agent, [&ctx] { return RunAgent(ctx.clock, ctx.config); });
+}
+
+int RunAgent(const Clock& clock, const std::string& config_path) {
   auto cfg = agent::LoadConfig(config_path);
   if (!cfg) {
     std::fprintf(stderr, "ERROR : %s\n", cfg.error().message().c_str());
@@ -24,7 +33,7 @@ int RunAgent(const std::string& config_path) {
   }
   // Bad certificates refuse the start before anything runs (no fence guard,
   // proxy, etcd or PostgreSQL is touched).
-  if (auto st = agent::ValidateTlsFiles(*cfg, std::time(nullptr)); !st.ok()) {
+  if (auto st = agent::ValidateTlsFiles(*cfg, clock.WallSeconds()); !st.ok()) {
     std::fprintf(stderr, "ERROR : %s; nothing was started: start the agent again once fixed\n",
                  st.error().message().c_str());
     return 2;
@@ -64,7 +73,7 @@ int RunAgent(const std::string& config_path) {
     po.idle_timeout_ms = cfg->proxy_idle_timeout_ms;
     po.connect_timeout_ms = cfg->proxy_connect_timeout_ms;
     po.threads = cfg->proxy_threads;
-    client_proxy = std::make_unique<proxy::Proxy>(po);
+    client_proxy = std::make_unique<proxy::Proxy>(po, clock);
     if (auto st = client_proxy->Start(); !st.ok()) {
       TLOG(Error, "agent") << "cannot start the proxy: " << st.error().message();
       return 1;
@@ -72,7 +81,7 @@ int RunAgent(const std::string& config_path) {
   }
   // The private copies: made by agent.Start() before any connection, and
   // replaced on a certificate rotation, which new connections then use.
-  agent::SetHttpClientTls(agent::AgentClientTls(*cfg));
+  net::SetHttpClientTls(agent::AgentClientTls(*cfg));
   agent::Agent agent(*cfg);
   agent.SetFenceGuard(std::move(*guard));
   if (client_proxy) {

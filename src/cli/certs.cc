@@ -137,8 +137,8 @@ Result<agent::Config> RewriteConfig(const std::string& path, const std::string& 
   return parsed;
 }
 
-int ClusterCerts(const std::string& config_path, const std::vector<std::string>& files,
-                 bool force) {
+int ClusterCerts(const Clock& clock, const std::string& config_path,
+                 const std::vector<std::string>& files, bool force) {
   if (files.size() != 3 && files.size() != 5) {
     return Fail(
         "give 5 files (SERVER_KEY SERVER_CERT CLIENT_KEY CLIENT_CERT CA_CERT) or 3 (CLIENT_KEY "
@@ -162,7 +162,7 @@ int ClusterCerts(const std::string& config_path, const std::vector<std::string>&
   want.tls_ca_cert = AbsolutePath(files[i++]);
 
   // The agent's own start-up check: if it passes here, the agent accepts them.
-  if (auto st = agent::ValidateTlsFiles(want, std::time(nullptr)); !st.ok()) {
+  if (auto st = agent::ValidateTlsFiles(want, clock.WallSeconds()); !st.ok()) {
     return Fail(st.error().message() +
                 "\nNothing was installed; the node keeps its current files.");
   }

@@ -1,21 +1,22 @@
+// `tandem cluster ...`: the operator commands that talk to the local agent (status,
+// initialize, join, switchover, failover, pause, history, uri, tls-mode). Commands that
+// read the time or wait take the process's Clock.
 #include <signal.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "agent/config.h"
-#include "agent/http_client.h"
-#include "agent/peer_certs.h"
 #include "agent/tls_files.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/strings.h"
 #include "cli/commands.h"
+#include "net/http_client.h"
+#include "net/peer_certs.h"
 
 namespace tandem::cli {
 using nlohmann::json;
@@ -41,7 +42,7 @@ std::optional<json> CallAgent(const agent::Config& cfg, const std::string& metho
                               const std::string& path, const json& body, int64_t timeout_ms,
                               int* http_status = nullptr) {
   const std::string url = LocalApiUrl(cfg);
-  auto r = agent::HttpCall(method, url + path, body.is_null() ? "" : body.dump(), timeout_ms);
+  auto r = net::HttpCall(method, url + path, body.is_null() ? "" : body.dump(), timeout_ms);
   if (!r) {
     PrintError("cannot reach the local agent at " + url + " (" + r.error().message() +
                "); is `tandem agent -c " + cfg.path + "` running?");
@@ -69,17 +70,17 @@ std::optional<agent::Config> Load(const std::string& path) {
   }
   // The CLI calls its agent as the node does: the node's client pair and CA.
   // A TLS write to a server that closed raises SIGPIPE: an error, not a crash.
-  agent::SetHttpClientTls(agent::ClientTlsFor(*cfg));
+  net::SetHttpClientTls(agent::ClientTlsFor(*cfg));
   ::signal(SIGPIPE, SIG_IGN);
   return *cfg;
 }
 
 // For the commands that make this node use its certificates (initialize,
 // join): the same check as the agent's start-up, before anything changes.
-std::optional<agent::Config> LoadWithTls(const std::string& path) {
+std::optional<agent::Config> LoadWithTls(const Clock& clock, const std::string& path) {
   auto cfg = Load(path);
   if (!cfg) return std::nullopt;
-  if (auto st = agent::ValidateTlsFiles(*cfg, std::time(nullptr)); !st.ok()) {
+  if (auto st = agent::ValidateTlsFiles(*cfg, clock.WallSeconds()); !st.ok()) {
     PrintError(st.error().message());
     return std::nullopt;
   }
@@ -207,8 +208,8 @@ std::string RenderStatus(const json& s) {
   return out;
 }
 
-int ClusterInitialize(const std::string& path) {
-  auto cfg = LoadWithTls(path);
+int ClusterInitialize(const Clock& clock, const std::string& path) {
+  auto cfg = LoadWithTls(clock, path);
   if (!cfg) return 1;
   std::printf("Initializing cluster '%s' with %s as its primary...\n", cfg->cluster.c_str(),
               cfg->node_name.c_str());
@@ -218,15 +219,15 @@ int ClusterInitialize(const std::string& path) {
   return 0;
 }
 
-int ClusterJoin(const std::string& path, const std::string& address) {
-  auto cfg = LoadWithTls(path);
+int ClusterJoin(const Clock& clock, const std::string& path, const std::string& address) {
+  auto cfg = LoadWithTls(clock, path);
   if (!cfg) return 1;
   if (!CallAgent(*cfg, "POST", "/v1/cluster/join", json{{"address", address}}, 30'000)) return 1;
   std::printf("Joining %s to the cluster through %s...\n", cfg->node_name.c_str(), address.c_str());
   std::string last_progress;
-  const MonoMs start = SystemClock::Get().Now();
-  while (SystemClock::Get().Now() - start < 30 * 60 * 1000) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const MonoMs start = clock.Now();
+  while (clock.Now() - start < 30 * 60 * 1000) {
+    clock.SleepFor(300);
     auto st = CallAgent(*cfg, "GET", "/v1/status", json(), 10'000);
     if (!st) return 1;
     const auto& lc = (*st)["last_command"];
@@ -323,11 +324,11 @@ bool ParseAt(const std::string& at, int64_t now_ms, int64_t* out_ms, std::string
 namespace {
 
 // Polls the local agent until `done(status)` or the deadline; prints progress.
-bool WaitForPrimary(const agent::Config& cfg, const std::string& old_primary,
+bool WaitForPrimary(const Clock& clock, const agent::Config& cfg, const std::string& old_primary,
                     const std::string& want, int64_t wait_ms, int64_t* took_ms) {
-  const MonoMs begin = SystemClock::Get().Now();
-  while (SystemClock::Get().Now() - begin < wait_ms) {
-    auto r = agent::HttpCall("GET", LocalApiUrl(cfg) + "/v1/status", "", 2'000);
+  const MonoMs begin = clock.Now();
+  while (clock.Now() - begin < wait_ms) {
+    auto r = net::HttpCall("GET", LocalApiUrl(cfg) + "/v1/status", "", 2'000);
     if (r && r->status == 200) {
       try {
         auto j = json::parse(r->body);
@@ -337,20 +338,20 @@ bool WaitForPrimary(const agent::Config& cfg, const std::string& old_primary,
           if (m.value("name", "") == p && m.value("role", "") == "primary") writable = true;
         }
         if (!p.empty() && writable && p != old_primary && (want.empty() || p == want)) {
-          *took_ms = SystemClock::Get().Now() - begin;
+          *took_ms = clock.Now() - begin;
           std::printf("%s is the primary now.\n", p.c_str());
           return true;
         }
       } catch (...) {
       }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    clock.SleepFor(50);
   }
   return false;
 }
 
 std::string CurrentPrimary(const agent::Config& cfg) {
-  auto r = agent::HttpCall("GET", LocalApiUrl(cfg) + "/v1/status", "", 5'000);
+  auto r = net::HttpCall("GET", LocalApiUrl(cfg) + "/v1/status", "", 5'000);
   if (!r || r->status != 200) return "";
   try {
     auto j = json::parse(r->body);
@@ -362,24 +363,24 @@ std::string CurrentPrimary(const agent::Config& cfg) {
 
 }  // namespace
 
-int ClusterSwitchover(const std::string& path, const std::string& to, const std::string& at,
-                      int64_t wait_ms) {
+int ClusterSwitchover(const Clock& clock, const std::string& path, const std::string& to,
+                      const std::string& at, int64_t wait_ms) {
   auto cfg = Load(path);
   if (!cfg) return 1;
   int64_t at_ms = 0;
   std::string err;
-  if (!ParseAt(at, SystemClock::Get().WallNow(), &at_ms, &err)) return PrintError(err);
+  if (!ParseAt(at, clock.WallNow(), &at_ms, &err)) return PrintError(err);
   const std::string old = CurrentPrimary(*cfg);
   auto r =
       CallAgent(*cfg, "POST", "/v1/cluster/switchover", json{{"to", to}, {"at_ms", at_ms}}, 20'000);
   if (!r) return 1;
   std::printf("%s.\n", r->value("message", std::string("requested")).c_str());
-  if (at_ms != 0 && at_ms > SystemClock::Get().WallNow()) {
+  if (at_ms != 0 && at_ms > clock.WallNow()) {
     std::printf("It runs at the scheduled time; follow it with `tandem cluster status`.\n");
     return 0;
   }
   int64_t took = 0;
-  if (!WaitForPrimary(*cfg, old, to, wait_ms, &took)) {
+  if (!WaitForPrimary(clock, *cfg, old, to, wait_ms, &took)) {
     return PrintError("the switchover did not complete within " + std::to_string(wait_ms / 1000) +
                       "s; see `tandem cluster status` and the agents' logs (the request expires "
                       "after 30s and the old primary keeps or regains the role)");
@@ -388,8 +389,8 @@ int ClusterSwitchover(const std::string& path, const std::string& to, const std:
   return 0;
 }
 
-int ClusterFailover(const std::string& path, const std::string& to, bool accept_data_loss,
-                    int64_t wait_ms) {
+int ClusterFailover(const Clock& clock, const std::string& path, const std::string& to,
+                    bool accept_data_loss, int64_t wait_ms) {
   auto cfg = Load(path);
   if (!cfg) return 1;
   const std::string old = CurrentPrimary(*cfg);
@@ -398,7 +399,7 @@ int ClusterFailover(const std::string& path, const std::string& to, bool accept_
   if (!r) return 1;
   std::printf("%s.\n", r->value("message", std::string("requested")).c_str());
   int64_t took = 0;
-  if (!WaitForPrimary(*cfg, old, to, wait_ms, &took)) {
+  if (!WaitForPrimary(clock, *cfg, old, to, wait_ms, &took)) {
     return PrintError(to + " did not become the primary within " + std::to_string(wait_ms / 1000) +
                       "s; `tandem cluster status` on " + to + " shows why (its reason line)");
   }
@@ -425,21 +426,29 @@ int ClusterHistory(const std::string& path, bool as_json) {
     std::printf("%s\n", r->dump(2).c_str());
     return 0;
   }
-  if (r->empty()) {
-    std::printf("No leader change recorded yet.\n");
-    return 0;
-  }
-  std::printf("%-24s %-10s %-8s %s\n", "TIME (UTC)", "PRIMARY", "TIMELINE", "REASON");
-  for (const auto& h : *r) {
+  std::printf("%s", RenderHistory(*r).c_str());
+  return 0;
+}
+
+std::string RenderHistory(const json& history) {
+  if (history.empty()) return "No leader change recorded yet.\n";
+  auto row = [](const char* when, const std::string& leader, const std::string& timeline,
+                const std::string& reason) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "%-24s %-10s %-8s ", when, leader.c_str(), timeline.c_str());
+    return std::string(buf) + reason + "\n";
+  };
+  std::string out = row("TIME (UTC)", "PRIMARY", "TIMELINE", "REASON");
+  for (const auto& h : history) {
     const std::time_t t = static_cast<std::time_t>(h.value("at_ms", int64_t{0}) / 1000);
     std::tm tm{};
     gmtime_r(&t, &tm);
     char when[32];
     std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    std::printf("%-24s %-10s %-8u %s\n", when, h.value("leader", std::string()).c_str(),
-                h.value("timeline", 0u), h.value("reason", std::string()).c_str());
+    out += row(when, h.value("leader", std::string()), std::to_string(h.value("timeline", 0u)),
+               h.value("reason", std::string()));
   }
-  return 0;
+  return out;
 }
 
 namespace {
@@ -487,7 +496,8 @@ int ClusterUri(const std::string& path, bool read_only) {
   return 0;
 }
 
-int ClusterTlsMode(const std::string& path, const std::string& mode, bool force) {
+int ClusterTlsMode(const Clock& clock, const std::string& path, const std::string& mode,
+                   bool force) {
   auto cfg = Load(path);
   if (!cfg) return 1;
   if (mode != "enforce" && mode != "permissive") {
@@ -506,7 +516,7 @@ int ClusterTlsMode(const std::string& path, const std::string& mode, bool force)
   }
   agent::Config next = *cfg;
   next.tls_mode = want;
-  const int64_t now = std::time(nullptr);
+  const int64_t now = clock.WallSeconds();
   if (want == agent::TlsMode::kEnforce) {
     // This node's own files, as the agent will check them in enforce (the
     // server certificate must name node.address).
@@ -524,20 +534,20 @@ int ClusterTlsMode(const std::string& path, const std::string& mode, bool force)
       const std::string name = m.value("name", "");
       if (m.value("me", false) || name.empty()) continue;
       const std::string host = m.value("host", "");
-      const auto [api_host, api_port] = agent::HostPortOfUrl(m.value("api_url", ""));
+      const auto [api_host, api_port] = net::HostPortOfUrl(m.value("api_url", ""));
       struct Probe {
         const char* what;
         std::string host;
         int port;
-        agent::TlsService service;
+        net::TlsService service;
       };
       const Probe probes[] = {
-          {"API", api_host.empty() ? host : api_host, api_port, agent::TlsService::kHttps},
-          {"PostgreSQL", host, m.value("port", 0), agent::TlsService::kPostgres}};
+          {"API", api_host.empty() ? host : api_host, api_port, net::TlsService::kHttps},
+          {"PostgreSQL", host, m.value("port", 0), net::TlsService::kPostgres}};
       std::string line = "  " + name + " (" + host + ")";
       for (const auto& p : probes) {
         if (p.port <= 0) continue;
-        auto pc = agent::CheckPeerCertificate(
+        auto pc = net::CheckPeerCertificate(
             name + "'s " + p.what + " certificate", p.host, p.port, p.service, cfg->tls_ca_cert,
             cfg->tls_client_cert, cfg->tls_client_key, cfg->tls_verify_hostname, now, 3000);
         line += std::string("  ") + p.what + ": " + pc.summary.text;

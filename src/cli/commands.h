@@ -1,5 +1,10 @@
 // The operator commands behind `tandem ...`. Each returns the process exit code
 // (0 success, 1 failure, 2 bad usage) and prints what an operator needs.
+//
+// Time is an input: a command that reads the time (certificate validity,
+// --at) or waits (polling the agent) takes the process's Clock, which main()
+// creates; tests pass a ManualClock. How the commands are registered with the
+// command line: cli/registry.h.
 #pragma once
 
 #include <cstdint>
@@ -8,24 +13,25 @@
 #include <vector>
 
 #include "agent/config.h"
+#include "base/clock.h"
 #include "base/result.h"
 
 namespace tandem::cli {
 
 constexpr const char* kDefaultConfig = "/etc/tandem/tandem.yaml";
 
-int RunAgent(const std::string& config_path);
+int RunAgent(const Clock& clock, const std::string& config_path);
 
-int ClusterInitialize(const std::string& config_path);
-int ClusterJoin(const std::string& config_path, const std::string& address);
+int ClusterInitialize(const Clock& clock, const std::string& config_path);
+int ClusterJoin(const Clock& clock, const std::string& config_path, const std::string& address);
 int ClusterStatus(const std::string& config_path, bool json);
 int ClusterRemove(const std::string& config_path, const std::string& node, bool force);
 int ClusterClearError(const std::string& config_path);
 // at: "" (now), "+DURATION" (e.g. +10m) or an ISO 8601 UTC time (2026-11-22T03:00:00Z).
-int ClusterSwitchover(const std::string& config_path, const std::string& to, const std::string& at,
-                      int64_t wait_ms);
-int ClusterFailover(const std::string& config_path, const std::string& to, bool accept_data_loss,
-                    int64_t wait_ms);
+int ClusterSwitchover(const Clock& clock, const std::string& config_path, const std::string& to,
+                      const std::string& at, int64_t wait_ms);
+int ClusterFailover(const Clock& clock, const std::string& config_path, const std::string& to,
+                    bool accept_data_loss, int64_t wait_ms);
 int ClusterPause(const std::string& config_path, bool pause);
 int ClusterHistory(const std::string& config_path, bool json);
 // `cluster uri`: libpq multi-host connection URIs for the cluster.
@@ -35,7 +41,8 @@ int ClusterUri(const std::string& config_path, bool read_only);
 // them as the agent's start-up does, copies them into <state_dir>/certs and
 // points the config's tls section at them; a bad file or a new CA (without
 // force) changes nothing.
-int ClusterCerts(const std::string& config_path, const std::vector<std::string>& files, bool force);
+int ClusterCerts(const Clock& clock, const std::string& config_path,
+                 const std::vector<std::string>& files, bool force);
 struct TlsPaths {
   std::string server_key, server_cert, client_key, client_cert, ca_cert;
 };
@@ -55,26 +62,35 @@ Result<agent::Config> RewriteConfig(const std::string& path, const std::string& 
 // and each peer's own report of its certificates; any failure is listed and
 // nothing changes unless force. Then this node's config gets the new
 // tls.mode (the agent applies it when it restarts).
-int ClusterTlsMode(const std::string& config_path, const std::string& mode, bool force);
+int ClusterTlsMode(const Clock& clock, const std::string& config_path, const std::string& mode,
+                   bool force);
 // From the status document: the URI with every node's PostgreSQL and
 // target_session_attrs=read-write (read_only: prefer-standby), then, when any
 // node registered a proxy port of that kind, the same through the proxies.
 // One URI per line; "" when the document names no node.
 std::string ClusterUris(const nlohmann::json& status, bool read_only);
-// Parses --at for a switchover: wall-clock ms, or an error message.
+// Parses --at for a switchover: wall-clock ms (0 for "now"), or an error
+// message. now_ms is the caller's Clock::WallNow(); a UTC time up to one
+// second before now counts as now, anything earlier is "in the past".
 bool ParseAt(const std::string& at, int64_t now_ms, int64_t* out_ms, std::string* error);
 
 // The human status view (seed 1's shape) from the status document.
 std::string RenderStatus(const nlohmann::json& status);
+// `cluster history`'s table from the history document (times in UTC from
+// each entry's at_ms: the record's own time, never the reader's clock).
+std::string RenderHistory(const nlohmann::json& history);
 
-// tandem pki ... (local files; no agent needed). days: validity from now.
-int PkiCaInit(const std::string& dir, const std::string& cn, int days);
+// tandem pki ... (local files; no agent needed). days: validity from now
+// (clock.WallSeconds()).
+int PkiCaInit(const Clock& clock, const std::string& dir, const std::string& cn, int days);
 int PkiCsr(const std::string& name, const std::string& cn, const std::vector<std::string>& sans,
            const std::string& dir);
 // usage: "server", "client" or "both".
-int PkiSign(const std::string& csr, const std::string& ca_dir, int days, const std::string& usage);
-int PkiIssue(const std::string& node, const std::string& ca_dir, const std::string& address,
-             const std::vector<std::string>& dns, const std::string& out, int days, bool force);
+int PkiSign(const Clock& clock, const std::string& csr, const std::string& ca_dir, int days,
+            const std::string& usage);
+int PkiIssue(const Clock& clock, const std::string& node, const std::string& ca_dir,
+             const std::string& address, const std::vector<std::string>& dns,
+             const std::string& out, int days, bool force);
 struct PkiInspectOptions {
   std::vector<std::string> files;
   std::string ca, key, host;
@@ -82,7 +98,7 @@ struct PkiInspectOptions {
   bool json = false;
 };
 // Exit code 1 when any check of any file fails.
-int PkiInspect(const PkiInspectOptions& opts);
+int PkiInspect(const Clock& clock, const PkiInspectOptions& opts);
 
 struct SandboxOptions {
   int nodes = 3;
@@ -94,7 +110,7 @@ struct SandboxOptions {
   // tls section (enforce) in each config. false (--no-tls): plain connections.
   bool tls = true;
 };
-int SandboxUp(const SandboxOptions& opts);
+int SandboxUp(const Clock& clock, const SandboxOptions& opts);
 int SandboxDown(const SandboxOptions& opts);
 int SandboxStatus(const SandboxOptions& opts);
 int SandboxKill(const SandboxOptions& opts, const std::string& node);

@@ -20,10 +20,6 @@ int Fail(const std::string& msg) {
   return 1;
 }
 
-int64_t NowSeconds() {
-  return SystemClock::Get().WallNow() / 1000;
-}
-
 std::string Day(int64_t t) {
   return pki::FormatUtc(t);
 }
@@ -106,8 +102,8 @@ std::string Render(const pki::Inspection& in, int warn_days) {
 
 }  // namespace
 
-int PkiCaInit(const std::string& dir, const std::string& cn, int days) {
-  const int64_t now = NowSeconds();
+int PkiCaInit(const Clock& clock, const std::string& dir, const std::string& cn, int days) {
+  const int64_t now = clock.WallSeconds();
   auto st = pki::InitCa(dir, cn, pki::ValidFor(now, days));
   if (!st) return Fail(st.error().message());
   auto files = pki::CaFiles(dir);
@@ -135,12 +131,12 @@ int PkiCsr(const std::string& name, const std::string& cn, const std::vector<std
   return 0;
 }
 
-int PkiSign(const std::string& csr, const std::string& ca_dir, int days,
+int PkiSign(const Clock& clock, const std::string& csr, const std::string& ca_dir, int days,
             const std::string& usage_name) {
   pki::Usage usage = usage_name == "client" ? pki::Usage::kClient
                      : usage_name == "both" ? pki::Usage::kBoth
                                             : pki::Usage::kServer;
-  auto r = pki::SignRequestFile(csr, ca_dir, usage, pki::ValidFor(NowSeconds(), days));
+  auto r = pki::SignRequestFile(csr, ca_dir, usage, pki::ValidFor(clock.WallSeconds(), days));
   if (!r) return Fail(r.error().message());
   std::printf(
       "Signed %s: a %s certificate for %s%s%s, serial %s, valid until %s.\n"
@@ -159,15 +155,16 @@ int PkiSign(const std::string& csr, const std::string& ca_dir, int days,
   return 0;
 }
 
-int PkiIssue(const std::string& node, const std::string& ca_dir, const std::string& address,
-             const std::vector<std::string>& dns, const std::string& out, int days, bool force) {
+int PkiIssue(const Clock& clock, const std::string& node, const std::string& ca_dir,
+             const std::string& address, const std::vector<std::string>& dns,
+             const std::string& out, int days, bool force) {
   pki::NodeRequest req;
   req.node = node;
   req.address = address;
   req.dns = dns;
   req.out_dir = out;
   req.force = force;
-  const int64_t now = NowSeconds();
+  const int64_t now = clock.WallSeconds();
   auto r = pki::IssueNode(ca_dir, req, pki::ValidFor(now, days));
   if (!r) return Fail(r.error().message());
   std::string sans = "IP:" + address;
@@ -195,14 +192,14 @@ int PkiIssue(const std::string& node, const std::string& ca_dir, const std::stri
   return 0;
 }
 
-int PkiInspect(const PkiInspectOptions& o) {
+int PkiInspect(const Clock& clock, const PkiInspectOptions& o) {
   pki::InspectOptions opts;
   opts.ca_path = o.ca;
   opts.key_path = o.key;
   if (o.role == "server") opts.role = pki::Role::kServer;
   if (o.role == "client") opts.role = pki::Role::kClient;
   opts.host = o.host;
-  opts.now = NowSeconds();
+  opts.now = clock.WallSeconds();
   constexpr int kWarnDays = 30;
   bool all_ok = true;
   json list = json::array();

@@ -9,20 +9,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "agent/config.h"
-#include "agent/http_client.h"
 #include "agent/local_state.h"
+#include "agent/tls_files.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/process.h"
 #include "base/strings.h"
 #include "cli/commands.h"
+#include "net/http_client.h"
 #include "pki/ca.h"
 
 namespace tandem::cli {
@@ -109,9 +107,8 @@ std::string CheckTraversable(const std::string& dir) {
 }
 
 // DIR/ca (made once) and the node's pairs in DIR/nodeI/certs (issued once).
-Status IssueSandboxCerts(const std::string& dir, const NodePaths& n) {
+Status IssueSandboxCerts(int64_t now, const std::string& dir, const NodePaths& n) {
   const std::string ca = dir + "/ca";
-  const int64_t now = static_cast<int64_t>(std::time(nullptr));
   if (!PathExists(pki::CaFiles(ca).cert)) {
     TANDEM_TRY(pki::InitCa(ca, "Tandem sandbox CA", pki::ValidFor(now, pki::kDefaultCaDays)));
   }
@@ -162,8 +159,8 @@ Result<pid_t> StartAgent(const NodePaths& n) {
 
 std::optional<json> Status(const agent::Config& cfg, int64_t timeout_ms = 5000) {
   // HTTPS with the node's client pair when the sandbox has TLS.
-  agent::SetHttpClientTls(agent::ClientTlsFor(cfg));
-  auto r = agent::HttpCall("GET", cfg.api_url() + "/v1/status", "", timeout_ms);
+  net::SetHttpClientTls(agent::ClientTlsFor(cfg));
+  auto r = net::HttpCall("GET", cfg.api_url() + "/v1/status", "", timeout_ms);
   if (!r || r->status != 200) return std::nullopt;
   try {
     return json::parse(r->body);
@@ -172,11 +169,11 @@ std::optional<json> Status(const agent::Config& cfg, int64_t timeout_ms = 5000) 
   }
 }
 
-bool WaitFor(const std::function<bool()>& cond, int64_t timeout_ms) {
-  const MonoMs start = SystemClock::Get().Now();
-  while (SystemClock::Get().Now() - start < timeout_ms) {
+bool WaitFor(const Clock& clock, const std::function<bool()>& cond, int64_t timeout_ms) {
+  const MonoMs start = clock.Now();
+  while (clock.Now() - start < timeout_ms) {
     if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    clock.SleepFor(200);
   }
   return cond();
 }
@@ -197,7 +194,7 @@ void KillHard(pid_t pid) {
 
 }  // namespace
 
-int SandboxUp(const SandboxOptions& o) {
+int SandboxUp(const Clock& clock, const SandboxOptions& o) {
   if (o.nodes < 1 || o.nodes > 9) return Fail("--nodes must be between 1 and 9");
   if (o.base_port < 1024 || o.base_port + 100 > 65535) {
     return Fail("--base-port must be between 1024 and 65435");
@@ -221,7 +218,8 @@ int SandboxUp(const SandboxOptions& o) {
     ::chmod(n.dir.c_str(), 0755);
     std::string yaml = Yaml(dir, n, o.base_port);
     if (o.tls) {
-      if (auto s = IssueSandboxCerts(dir, n); !s.ok()) return Fail(s.error().message());
+      if (auto s = IssueSandboxCerts(clock.WallSeconds(), dir, n); !s.ok())
+        return Fail(s.error().message());
       yaml += TlsYaml(n);
     }
     if (auto s = WriteFileAtomic(n.config, yaml); !s.ok()) {
@@ -237,7 +235,8 @@ int SandboxUp(const SandboxOptions& o) {
     cfgs.push_back(*cfg);
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
-    if (!WaitFor([&] { return Status(cfgs[i]).has_value(); }, 30'000)) {
+    if (!WaitFor(
+            clock, [&] { return Status(cfgs[i]).has_value(); }, 30'000)) {
       return Fail(nodes[i].name + "'s agent did not answer within 30 s; see " + nodes[i].dir +
                   "/agent.log");
     }
@@ -250,11 +249,12 @@ int SandboxUp(const SandboxOptions& o) {
   } else {
     std::printf("node1: initializing the cluster...\n");
     std::fflush(stdout);
-    if (ClusterInitialize(nodes[0].config) != 0) return 1;
+    if (ClusterInitialize(clock, nodes[0].config) != 0) return 1;
     for (size_t i = 1; i < nodes.size(); ++i) {
       std::printf("%s: joining...\n", nodes[i].name.c_str());
       std::fflush(stdout);
-      if (ClusterJoin(nodes[i].config, "127.0.0.1:" + std::to_string(cfgs[0].api_port)) != 0) {
+      if (ClusterJoin(clock, nodes[i].config, "127.0.0.1:" + std::to_string(cfgs[0].api_port)) !=
+          0) {
         return 1;
       }
     }
@@ -262,6 +262,7 @@ int SandboxUp(const SandboxOptions& o) {
   // Healthy: one primary, every other node a replica in sync.
   std::optional<json> st;
   bool healthy = WaitFor(
+      clock,
       [&] {
         st = Status(cfgs[0]);
         if (!st || (*st)["primary"].is_null()) return false;

@@ -139,8 +139,8 @@ struct Proxy::Shared {
 
 class Proxy::Loop {
  public:
-  Loop(const Options& opts, Shared* shared, int index)
-      : opts_(opts), shared_(*shared), index_(index) {}
+  Loop(const Options& opts, const Clock& clock, Shared* shared, int index)
+      : opts_(opts), clock_(clock), shared_(*shared), index_(index) {}
   ~Loop() {
     for (auto& [id, c] : conns_) CloseFds(*c);
     for (int fd : {epoll_, wake_, reserve_fd_}) {
@@ -172,7 +172,7 @@ class Proxy::Loop {
       if (n < 0 && errno != EINTR) {
         TANDEM_CHECK(false, "epoll_wait failed: " + ErrnoText(errno));
       }
-      const MonoMs now = SystemClock::Get().Now();  // read once per pass
+      const MonoMs now = clock_.Now();  // read once per pass
       TakePendingRoute(now);
       for (int i = 0; i < n; ++i) Dispatch(events[i], now);
       CheckTimers(now);
@@ -623,6 +623,7 @@ class Proxy::Loop {
   }
 
   Options opts_;
+  const Clock& clock_;
   Shared& shared_;
   const int index_;  // 0 logs route changes (every loop applies them)
   int epoll_ = -1, wake_ = -1, reserve_fd_ = -1;
@@ -639,7 +640,7 @@ class Proxy::Loop {
   uint64_t next_id_ = kFirstConnId;
 };
 
-Proxy::Proxy(Options opts) : opts_(std::move(opts)) {}
+Proxy::Proxy(Options opts, const Clock& clock) : opts_(std::move(opts)), clock_(clock) {}
 
 Proxy::~Proxy() {
   Stop();
@@ -665,7 +666,7 @@ Status Proxy::Start() {
   std::vector<std::unique_ptr<Loop>> loops;
   const int n = LoopCount(opts_);
   for (int i = 0; i < n; ++i) {
-    auto loop = std::make_unique<Loop>(opts_, shared.get(), i);
+    auto loop = std::make_unique<Loop>(opts_, clock_, shared.get(), i);
     TANDEM_TRY(loop->Open());
     loops.push_back(std::move(loop));
   }

@@ -19,6 +19,13 @@
 // (a stuck HA loop must not keep routing on an old view). Every refused or
 // cut connection is logged with its reason (module=proxy).
 //
+// Time: every timer (route expiry, connect timeout, idle timeout) is judged
+// on the injected Clock, read once per pass of a loop. A loop passes at least
+// every 100 ms of real time (its epoll timeout: the loop waits for sockets,
+// not on the clock), so on a ManualClock a timer fires at the first pass
+// after the test advances the clock past it, and never because real time
+// passed.
+//
 // Library placement: the proxy depends only on base and core (it needs the
 // Route type, not the agent). The agent publishes routes through a callback
 // (Agent::SetRouteSink) and `tandem agent` (src/cli) starts the proxy and
@@ -34,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/result.h"
 #include "core/route.h"
 
@@ -60,7 +68,9 @@ struct Stats {
 
 class Proxy {
  public:
-  explicit Proxy(Options opts);
+  // clock: for every timer (it must outlive the proxy). Route::valid_until
+  // is a time on this clock's Now().
+  Proxy(Options opts, const Clock& clock);
   ~Proxy();  // Stop()
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
@@ -85,6 +95,7 @@ class Proxy {
   struct Shared;
   static int LoopCount(const Options& opts);
   Options opts_;
+  const Clock& clock_;
   std::unique_ptr<Shared> shared_;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::thread> threads_;

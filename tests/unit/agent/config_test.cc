@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <map>
+#include <set>
+
 namespace tandem::agent {
 namespace {
 
@@ -302,6 +306,102 @@ TEST(ConfigVip, BadValuesNameTheKeyAndTheFix) {
   EXPECT_NE(VipError("vip:\n  address: 10.0.0.50/24\n  interface: lo\n  mac: x\n")
                 .find("unknown key 'vip.mac'"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace tandem::agent
+
+// ---- the configuration reference (README.md) and the loader's table agree
+
+namespace tandem::agent {
+namespace {
+
+// README.md's configuration reference: each key's path and the value it
+// shows, from the yaml block of the "## Configuration reference" section.
+std::map<std::string, std::string> ReferenceKeys() {
+  const std::string readme = std::string(TANDEM_SOURCE_DIR) + "/README.md";
+  std::ifstream in(readme);
+  EXPECT_TRUE(in.good()) << "cannot read " << readme;
+  std::map<std::string, std::string> keys;
+  std::string line, section;
+  bool in_section = false, in_block = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("## ", 0) == 0) in_section = line == "## Configuration reference";
+    if (!in_section) continue;
+    if (line.rfind("```", 0) == 0) {
+      if (in_block) break;
+      in_block = line == "```yaml";
+      continue;
+    }
+    if (!in_block) continue;
+    // Cut the comment: a '#' after whitespace.
+    const auto hash = line.find(" #");
+    std::string text = hash == std::string::npos ? line : line.substr(0, hash);
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    if (text.find_first_not_of(' ') == std::string::npos) continue;  // a comment line
+    const size_t indent = text.find_first_not_of(' ');
+    const auto colon = text.find(':');
+    EXPECT_NE(colon, std::string::npos) << line;
+    const std::string key = text.substr(indent, colon - indent);
+    std::string value = text.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(' '));
+    if (indent == 0 && value.empty()) {
+      section = key;
+    } else {
+      const std::string path = indent == 0 ? key : section + "." + key;
+      EXPECT_EQ(keys.count(path), 0u) << path << " is listed twice";
+      keys[path] = value;
+    }
+  }
+  return keys;
+}
+
+TEST(ConfigReference, TheReadmeListsExactlyTheLoadersKeys) {
+  const auto reference = ReferenceKeys();
+  ASSERT_FALSE(reference.empty());
+  std::set<std::string> table;
+  for (const auto& k : ConfigKeys()) {
+    table.insert(k.path);
+    EXPECT_EQ(reference.count(k.path), 1u)
+        << k.path << " is a key of the loader but missing from README.md's reference";
+  }
+  for (const auto& [path, value] : reference) {
+    EXPECT_EQ(table.count(path), 1u)
+        << path << " is in README.md's reference but the loader does not know it";
+  }
+}
+
+TEST(ConfigReference, TheReadmeStatesTheLoadersDefaults) {
+  const auto reference = ReferenceKeys();
+  for (const auto& k : ConfigKeys()) {
+    if (k.default_value.empty() || reference.count(k.path) == 0) continue;  // no default
+    EXPECT_EQ(reference.at(k.path), k.default_value) << k.path;
+  }
+}
+
+TEST(ConfigReference, TheStatedDefaultsAreTheLoadedOnes) {
+  auto c = ParseConfig(kMinimal, "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  for (const auto& k : ConfigKeys()) {
+    if (k.default_value.empty() || k.default_value[0] == '<') continue;
+    EXPECT_EQ(ConfigValueText(*c, k.path), k.default_value) << k.path;
+  }
+  // The two defaults the reference writes as derived from other keys.
+  EXPECT_EQ(ConfigValueText(*c, "postgresql.data_dir"), c->state_dir + "/pgdata");
+  EXPECT_EQ(c->proxy_read_only_max_lag_bytes, c->ha.max_lag_bytes);
+  // And stating a default changes nothing.
+  auto explicit_defaults = ParseConfig(std::string(kMinimal) +
+                                           "dcs:\n  ttl: 2s\n  loop_interval: 250ms\n"
+                                           "proxy:\n  idle_timeout: 0\n  connect_timeout: 3s\n",
+                                       "t.yaml");
+  ASSERT_TRUE(explicit_defaults.ok()) << explicit_defaults.error().message();
+  for (const auto& k : ConfigKeys()) {
+    EXPECT_EQ(ConfigValueText(*explicit_defaults, k.path), ConfigValueText(*c, k.path)) << k.path;
+  }
+}
+
+TEST(ConfigReference, EveryKeyHasAType) {
+  for (const auto& k : ConfigKeys()) EXPECT_FALSE(k.type.empty()) << k.path;
 }
 
 }  // namespace

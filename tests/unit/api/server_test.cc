@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/http_client.h"
 #include "base/file.h"
+#include "net/http_client.h"
 
 namespace tandem::api {
 namespace {
@@ -35,12 +35,11 @@ class ApiServerTest : public ::testing::Test {
     agent_.reset();
     (void)RemoveAll(dir_);
   }
-  agent::HttpResponse Call(const std::string& method, const std::string& path,
-                           const std::string& body = "") {
-    auto r =
-        agent::HttpCall(method, "http://127.0.0.1:" + std::to_string(port_) + path, body, 5000);
+  net::HttpResponse Call(const std::string& method, const std::string& path,
+                         const std::string& body = "") {
+    auto r = net::HttpCall(method, "http://127.0.0.1:" + std::to_string(port_) + path, body, 5000);
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
-    return r.ok() ? *r : agent::HttpResponse{};
+    return r.ok() ? *r : net::HttpResponse{};
   }
 
   std::string dir_;

@@ -8,11 +8,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/http_client.h"
-#include "agent/peer_certs.h"
 #include "agent/tls_files.h"
 #include "api/server.h"
 #include "base/file.h"
+#include "net/http_client.h"
+#include "net/peer_certs.h"
 #include "pki/ca.h"
 #include "pki/inspect.h"
 
@@ -55,7 +55,12 @@ class ApiTlsTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     port_ = 19000 + static_cast<int>(getpid() % 90) * 2;
-    const auto v = pki::ValidFor(::time(nullptr), 30);
+    // One "now" for the whole test: the certificates are issued from it and
+    // judged at it, so a second passing in between cannot change a verdict
+    // (a 30-day certificate judged a second later is "Expiring in 29 days").
+    // It is the real time because the TLS handshakes check validity too.
+    now_ = static_cast<int64_t>(::time(nullptr));
+    const auto v = pki::ValidFor(now_, 30);
     for (const char* ca : {"ca", "other"}) {
       ASSERT_TRUE(pki::InitCa(dir_ + "/" + ca, std::string("CA ") + ca, v).ok());
       pki::NodeRequest r;
@@ -83,21 +88,22 @@ class ApiTlsTest : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st.error().message();
   }
   void TearDown() override {
-    agent::SetHttpClientTls({});
+    net::SetHttpClientTls({});
     server_.reset();
     agent_.reset();
     (void)RemoveAll(dir_);
   }
   // A call with the given client settings.
-  Result<agent::HttpResponse> Call(const dcs::TlsClientOptions& tls, const std::string& method,
-                                   const std::string& url, const std::string& body = "") {
-    agent::SetHttpClientTls(tls);
-    return agent::HttpCall(method, url, body, 5000);
+  Result<net::HttpResponse> Call(const dcs::TlsClientOptions& tls, const std::string& method,
+                                 const std::string& url, const std::string& body = "") {
+    net::SetHttpClientTls(tls);
+    return net::HttpCall(method, url, body, 5000);
   }
   std::string Api() const { return "https://127.0.0.1:" + std::to_string(port_); }
 
   std::string dir_;
   int port_ = 0;
+  int64_t now_ = 0;  // Unix seconds, fixed in SetUp
   agent::Config cfg_;
   std::unique_ptr<agent::Agent> agent_;
   std::unique_ptr<ApiServer> server_;
@@ -196,7 +202,7 @@ std::string SerialOf(const std::string& pem) {
 // does not load is refused and the current one stays in use.
 TEST_F(ApiTlsTest, ReloadServesTheNewPairAndABadOneKeepsTheOld) {
   auto before =
-      agent::FetchServerCertificate("127.0.0.1", port_, agent::TlsService::kHttps, "", "", 3000);
+      net::FetchServerCertificate("127.0.0.1", port_, net::TlsService::kHttps, "", "", 3000);
   ASSERT_TRUE(before.ok()) << before.error().message();
   const std::string old_serial = SerialOf(*before);
   ASSERT_FALSE(old_serial.empty());
@@ -205,7 +211,7 @@ TEST_F(ApiTlsTest, ReloadServesTheNewPairAndABadOneKeepsTheOld) {
   r.node = "n1";
   r.address = "127.0.0.1";
   r.out_dir = dir_ + "/ca-node-renewed";
-  ASSERT_TRUE(pki::IssueNode(dir_ + "/ca", r, pki::ValidFor(::time(nullptr), 30)).ok());
+  ASSERT_TRUE(pki::IssueNode(dir_ + "/ca", r, pki::ValidFor(now_, 30)).ok());
   agent::Config renewed = cfg_;
   renewed.tls_server_key = r.out_dir + "/server.key";
   renewed.tls_server_cert = r.out_dir + "/server.crt";
@@ -215,7 +221,7 @@ TEST_F(ApiTlsTest, ReloadServesTheNewPairAndABadOneKeepsTheOld) {
   ASSERT_TRUE(copied.ok() && *copied);
   ASSERT_TRUE(server_->ReloadTls(ApiTlsFor(cfg_)).ok());
   auto after =
-      agent::FetchServerCertificate("127.0.0.1", port_, agent::TlsService::kHttps, "", "", 3000);
+      net::FetchServerCertificate("127.0.0.1", port_, net::TlsService::kHttps, "", "", 3000);
   ASSERT_TRUE(after.ok()) << after.error().message();
   const std::string new_serial = SerialOf(*after);
   EXPECT_NE(new_serial, old_serial);
@@ -233,7 +239,7 @@ TEST_F(ApiTlsTest, ReloadServesTheNewPairAndABadOneKeepsTheOld) {
   EXPECT_NE(st.error().message().find("keeps its current certificates"), std::string::npos)
       << st.error().message();
   auto still =
-      agent::FetchServerCertificate("127.0.0.1", port_, agent::TlsService::kHttps, "", "", 3000);
+      net::FetchServerCertificate("127.0.0.1", port_, net::TlsService::kHttps, "", "", 3000);
   ASSERT_TRUE(still.ok());
   EXPECT_EQ(SerialOf(*still), new_serial);
 }
@@ -241,45 +247,43 @@ TEST_F(ApiTlsTest, ReloadServesTheNewPairAndABadOneKeepsTheOld) {
 // This node's check of a peer's server certificate, as enforce judges it.
 TEST_F(ApiTlsTest, APeersCertificateIsJudgedAsEnforceWould) {
   const auto copies = agent::TlsCopies(cfg_);
-  auto good = agent::CheckPeerCertificate(
-      "n1's API certificate", "127.0.0.1", port_, agent::TlsService::kHttps, copies.ca_cert,
-      copies.client_cert, copies.client_key, true, ::time(nullptr), 3000);
+  auto good = net::CheckPeerCertificate("n1's API certificate", "127.0.0.1", port_,
+                                        net::TlsService::kHttps, copies.ca_cert, copies.client_cert,
+                                        copies.client_key, true, now_, 3000);
   EXPECT_TRUE(good.reached);
   EXPECT_EQ(good.summary.text, "Valid") << good.detail;
   // The same server reached under a name its certificate does not carry.
-  auto pem =
-      agent::FetchServerCertificate("127.0.0.1", port_, agent::TlsService::kHttps, "", "", 3000);
+  auto pem = net::FetchServerCertificate("127.0.0.1", port_, net::TlsService::kHttps, "", "", 3000);
   ASSERT_TRUE(pem.ok());
-  auto wrong_host = agent::JudgePeerCertificate("n2's API certificate", *pem, copies.ca_cert,
-                                                "127.0.0.9", true, ::time(nullptr));
+  auto wrong_host = net::JudgePeerCertificate("n2's API certificate", *pem, copies.ca_cert,
+                                              "127.0.0.9", true, now_);
   EXPECT_EQ(wrong_host.summary.state, pki::CertState::kInvalid);
   EXPECT_NE(wrong_host.summary.text.find("does not match host 127.0.0.9"), std::string::npos)
       << wrong_host.summary.text;
   EXPECT_NE(wrong_host.detail.find("n2's API certificate"), std::string::npos) << wrong_host.detail;
   // verify_hostname false (seed 1's verify-ca): the name is not checked.
   EXPECT_EQ(
-      agent::JudgePeerCertificate("n2", *pem, copies.ca_cert, "127.0.0.9", false, ::time(nullptr))
-          .summary.text,
+      net::JudgePeerCertificate("n2", *pem, copies.ca_cert, "127.0.0.9", false, now_).summary.text,
       "Valid");
   // Another CA's trust anchor.
-  auto foreign = agent::JudgePeerCertificate("n2", *pem, dir_ + "/other/ca.crt", "127.0.0.1", true,
-                                             ::time(nullptr));
+  auto foreign =
+      net::JudgePeerCertificate("n2", *pem, dir_ + "/other/ca.crt", "127.0.0.1", true, now_);
   EXPECT_EQ(foreign.summary.text, "Invalid (signed by another CA)");
   // Nothing listening.
-  auto down = agent::CheckPeerCertificate("n3", "127.0.0.1", port_ + 2, agent::TlsService::kHttps,
-                                          copies.ca_cert, "", "", true, ::time(nullptr), 1000);
+  auto down = net::CheckPeerCertificate("n3", "127.0.0.1", port_ + 2, net::TlsService::kHttps,
+                                        copies.ca_cert, "", "", true, now_, 1000);
   EXPECT_FALSE(down.reached);
   EXPECT_EQ(down.summary.text, "Unknown (cannot connect)");
 }
 
 TEST(HostPortOfUrl, SplitsHostAndPort) {
-  EXPECT_EQ(agent::HostPortOfUrl("https://127.0.0.2:8008"),
+  EXPECT_EQ(net::HostPortOfUrl("https://127.0.0.2:8008"),
             std::make_pair(std::string("127.0.0.2"), 8008));
-  EXPECT_EQ(agent::HostPortOfUrl("http://node1.example:80/v1/status"),
+  EXPECT_EQ(net::HostPortOfUrl("http://node1.example:80/v1/status"),
             std::make_pair(std::string("node1.example"), 80));
-  EXPECT_EQ(agent::HostPortOfUrl("https://[::1]:8443"), std::make_pair(std::string("::1"), 8443));
-  EXPECT_EQ(agent::HostPortOfUrl("https://host").second, 0);
-  EXPECT_EQ(agent::HostPortOfUrl("https://host:99999").second, 0);
+  EXPECT_EQ(net::HostPortOfUrl("https://[::1]:8443"), std::make_pair(std::string("::1"), 8443));
+  EXPECT_EQ(net::HostPortOfUrl("https://host").second, 0);
+  EXPECT_EQ(net::HostPortOfUrl("https://host:99999").second, 0);
 }
 
 }  // namespace

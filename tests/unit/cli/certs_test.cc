@@ -62,15 +62,18 @@ class ClusterCertsTest : public ::testing::Test {
     ASSERT_TRUE(WriteFileAtomic(config_, "node:\n  name: n1\n  address: 127.0.0.1\n  state_dir: " +
                                              dir_ + "/state\n")
                     .ok());
-    ASSERT_EQ(Run([&] { return PkiCaInit(dir_ + "/ca", "Cluster CA", 3650); }), 0) << last_;
+    ASSERT_EQ(Run([&] { return PkiCaInit(clock_, dir_ + "/ca", "Cluster CA", 3650); }), 0) << last_;
     ASSERT_EQ(Run([&] {
-                return PkiIssue("n1", dir_ + "/ca", "127.0.0.1", {}, dir_ + "/n1", 730, false);
+                return PkiIssue(clock_, "n1", dir_ + "/ca", "127.0.0.1", {}, dir_ + "/n1", 730,
+                                false);
               }),
               0)
         << last_;
-    ASSERT_EQ(Run([&] { return PkiCaInit(dir_ + "/other", "Other CA", 3650); }), 0) << last_;
+    ASSERT_EQ(Run([&] { return PkiCaInit(clock_, dir_ + "/other", "Other CA", 3650); }), 0)
+        << last_;
     ASSERT_EQ(Run([&] {
-                return PkiIssue("n1", dir_ + "/other", "127.0.0.1", {}, dir_ + "/x", 730, false);
+                return PkiIssue(clock_, "n1", dir_ + "/other", "127.0.0.1", {}, dir_ + "/x", 730,
+                                false);
               }),
               0)
         << last_;
@@ -94,11 +97,14 @@ class ClusterCertsTest : public ::testing::Test {
     struct stat sb {};
     return ::stat(p.c_str(), &sb) == 0 ? (sb.st_mode & 0777) : 0;
   }
+  // Issuing and checking share one fixed "now" (nothing here needs real time).
+  ManualClock clock_;
   std::string dir_, config_, last_;
 };
 
 TEST_F(ClusterCertsTest, AGoodSetIsInstalledAndTheConfigPointsAtIt) {
-  ASSERT_EQ(Run([&] { return ClusterCerts(config_, Set(dir_ + "/n1"), false); }), 0) << last_;
+  ASSERT_EQ(Run([&] { return ClusterCerts(clock_, config_, Set(dir_ + "/n1"), false); }), 0)
+      << last_;
   const std::string installed = dir_ + "/state/certs";
   EXPECT_EQ(Mode(installed + "/server.key"), 0600u);
   EXPECT_EQ(Mode(installed + "/client.key"), 0600u);
@@ -121,7 +127,7 @@ TEST_F(ClusterCertsTest, ABadSetChangesNothing) {
   auto files = Set(dir_ + "/n1");
   files[2] = dir_ + "/x/client.key";
   files[3] = dir_ + "/x/client.crt";
-  EXPECT_EQ(Run([&] { return ClusterCerts(config_, files, false); }), 1);
+  EXPECT_EQ(Run([&] { return ClusterCerts(clock_, config_, files, false); }), 1);
   EXPECT_NE(last_.find("client.crt"), std::string::npos) << last_;
   EXPECT_NE(last_.find("Nothing was installed"), std::string::npos) << last_;
   // A truncated certificate.
@@ -129,7 +135,7 @@ TEST_F(ClusterCertsTest, ABadSetChangesNothing) {
   ASSERT_TRUE(WriteFileAtomic(dir_ + "/cut.crt", full.substr(0, full.size() / 2)).ok());
   files = Set(dir_ + "/n1");
   files[1] = dir_ + "/cut.crt";
-  EXPECT_EQ(Run([&] { return ClusterCerts(config_, files, false); }), 1);
+  EXPECT_EQ(Run([&] { return ClusterCerts(clock_, config_, files, false); }), 1);
   EXPECT_NE(last_.find("cut.crt"), std::string::npos) << last_;
   // Neither the config nor the install directory was touched.
   EXPECT_EQ(*ReadFile(config_), before);
@@ -137,21 +143,23 @@ TEST_F(ClusterCertsTest, ABadSetChangesNothing) {
 }
 
 TEST_F(ClusterCertsTest, ANewCaNeedsForceAndTheShortFormKeepsTheServerPair) {
-  ASSERT_EQ(Run([&] { return ClusterCerts(config_, Set(dir_ + "/n1"), false); }), 0) << last_;
+  ASSERT_EQ(Run([&] { return ClusterCerts(clock_, config_, Set(dir_ + "/n1"), false); }), 0)
+      << last_;
   const std::string server_key = *ReadFile(dir_ + "/state/certs/server.key");
   // Another CA while the node runs TLS with this one: refused, nothing changed.
-  EXPECT_EQ(Run([&] { return ClusterCerts(config_, Set(dir_ + "/x"), false); }), 1);
+  EXPECT_EQ(Run([&] { return ClusterCerts(clock_, config_, Set(dir_ + "/x"), false); }), 1);
   EXPECT_NE(last_.find("--force"), std::string::npos) << last_;
   EXPECT_EQ(*ReadFile(dir_ + "/state/certs/ca.crt"), *ReadFile(dir_ + "/ca/ca.crt"));
   // The 3-file form: a new client pair from the same CA, the server pair kept.
   ASSERT_EQ(Run([&] {
-              return PkiIssue("n1", dir_ + "/ca", "127.0.0.1", {}, dir_ + "/renew", 730, false);
+              return PkiIssue(clock_, "n1", dir_ + "/ca", "127.0.0.1", {}, dir_ + "/renew", 730,
+                              false);
             }),
             0)
       << last_;
   const std::vector<std::string> three = {dir_ + "/renew/client.key", dir_ + "/renew/client.crt",
                                           dir_ + "/ca/ca.crt"};
-  ASSERT_EQ(Run([&] { return ClusterCerts(config_, three, false); }), 0) << last_;
+  ASSERT_EQ(Run([&] { return ClusterCerts(clock_, config_, three, false); }), 0) << last_;
   EXPECT_EQ(*ReadFile(dir_ + "/state/certs/client.crt"), *ReadFile(dir_ + "/renew/client.crt"));
   EXPECT_EQ(*ReadFile(dir_ + "/state/certs/server.key"), server_key);
   EXPECT_NE(last_.find("already pointed at them"), std::string::npos) << last_;
@@ -160,7 +168,8 @@ TEST_F(ClusterCertsTest, ANewCaNeedsForceAndTheShortFormKeepsTheServerPair) {
 // A CA rotation in its documented steps needs no --force: a bundle that keeps
 // the current CA, then the new CA alone out of that bundle.
 TEST_F(ClusterCertsTest, ACaRotationInStepsNeedsNoForce) {
-  ASSERT_EQ(Run([&] { return ClusterCerts(config_, Set(dir_ + "/n1"), false); }), 0) << last_;
+  ASSERT_EQ(Run([&] { return ClusterCerts(clock_, config_, Set(dir_ + "/n1"), false); }), 0)
+      << last_;
   const std::string bundle = dir_ + "/bundle.crt";
   ASSERT_TRUE(
       WriteFileAtomic(bundle, *ReadFile(dir_ + "/other/ca.crt") + *ReadFile(dir_ + "/ca/ca.crt"))
@@ -168,24 +177,25 @@ TEST_F(ClusterCertsTest, ACaRotationInStepsNeedsNoForce) {
   // Step 1: this node's pairs (old CA), the bundle as the CA.
   auto step1 = Set(dir_ + "/n1");
   step1[4] = bundle;
-  ASSERT_EQ(Run([&] { return ClusterCerts(config_, step1, false); }), 0) << last_;
+  ASSERT_EQ(Run([&] { return ClusterCerts(clock_, config_, step1, false); }), 0) << last_;
   EXPECT_EQ(*ReadFile(dir_ + "/state/certs/ca.crt"), *ReadFile(bundle));
   // Step 2: the new CA's pairs, still with the bundle.
   auto step2 = Set(dir_ + "/x");
   step2[4] = bundle;
-  ASSERT_EQ(Run([&] { return ClusterCerts(config_, step2, false); }), 0) << last_;
+  ASSERT_EQ(Run([&] { return ClusterCerts(clock_, config_, step2, false); }), 0) << last_;
   // Step 3: the new CA alone.
-  ASSERT_EQ(Run([&] { return ClusterCerts(config_, Set(dir_ + "/x"), false); }), 0) << last_;
+  ASSERT_EQ(Run([&] { return ClusterCerts(clock_, config_, Set(dir_ + "/x"), false); }), 0)
+      << last_;
   EXPECT_EQ(*ReadFile(dir_ + "/state/certs/ca.crt"), *ReadFile(dir_ + "/other/ca.crt"));
   // Back to the first CA in one step: a CA the node does not trust now.
-  EXPECT_EQ(Run([&] { return ClusterCerts(config_, Set(dir_ + "/n1"), false); }), 1);
+  EXPECT_EQ(Run([&] { return ClusterCerts(clock_, config_, Set(dir_ + "/n1"), false); }), 1);
   EXPECT_NE(last_.find("first a bundle of the old and the new CA"), std::string::npos) << last_;
 }
 
 TEST_F(ClusterCertsTest, TheShortFormNeedsAServerPairAlready) {
   const std::vector<std::string> three = {dir_ + "/n1/client.key", dir_ + "/n1/client.crt",
                                           dir_ + "/n1/ca.crt"};
-  EXPECT_EQ(Run([&] { return ClusterCerts(config_, three, false); }), 1);
+  EXPECT_EQ(Run([&] { return ClusterCerts(clock_, config_, three, false); }), 1);
   EXPECT_NE(last_.find("give all 5 files"), std::string::npos) << last_;
 }
 

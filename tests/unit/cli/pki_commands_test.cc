@@ -50,6 +50,8 @@ class PkiCommandsTest : public ::testing::Test {
     return lines;
   }
 
+  // Issuing and inspecting share one fixed "now" (nothing here needs real time).
+  ManualClock clock_;
   std::string dir_;
   std::string last_;
   std::string all_;
@@ -57,18 +59,20 @@ class PkiCommandsTest : public ::testing::Test {
 
 TEST_F(PkiCommandsTest, TheWholeFlowPrintsNoPrivateKeyMaterial) {
   const std::string ca = dir_ + "/ca", n1 = dir_ + "/node1";
-  EXPECT_EQ(Run([&] { return PkiCaInit(ca, "Test CA", 3650); }), 0) << last_;
+  EXPECT_EQ(Run([&] { return PkiCaInit(clock_, ca, "Test CA", 3650); }), 0) << last_;
   EXPECT_NE(last_.find(ca + "/ca.key"), std::string::npos) << last_;
-  EXPECT_EQ(Run([&] { return PkiCaInit(ca, "Test CA", 3650); }), 1);
+  EXPECT_EQ(Run([&] { return PkiCaInit(clock_, ca, "Test CA", 3650); }), 1);
   EXPECT_EQ(last_.rfind("ERROR : " + ca + "/ca.key already exists", 0), 0u) << last_;
 
-  EXPECT_EQ(Run([&] { return PkiIssue("node1", ca, "10.0.0.1", {"db1"}, n1, 730, false); }), 0)
+  EXPECT_EQ(Run([&] { return PkiIssue(clock_, "node1", ca, "10.0.0.1", {"db1"}, n1, 730, false); }),
+            0)
       << last_;
   EXPECT_NE(last_.find("server_key: " + n1 + "/server.key"), std::string::npos) << last_;
 
   EXPECT_EQ(Run([&] { return PkiCsr("node2", "node2", {"IP:10.0.0.2"}, dir_ + "/n2"); }), 0)
       << last_;
-  EXPECT_EQ(Run([&] { return PkiSign(dir_ + "/n2/node2.csr", ca, 30, "both"); }), 0) << last_;
+  EXPECT_EQ(Run([&] { return PkiSign(clock_, dir_ + "/n2/node2.csr", ca, 30, "both"); }), 0)
+      << last_;
   EXPECT_TRUE(PathExists(dir_ + "/n2/node2.crt"));
 
   PkiInspectOptions ok;
@@ -77,10 +81,10 @@ TEST_F(PkiCommandsTest, TheWholeFlowPrintsNoPrivateKeyMaterial) {
   ok.key = n1 + "/server.key";
   ok.role = "server";
   ok.host = "10.0.0.1";
-  EXPECT_EQ(Run([&] { return PkiInspect(ok); }), 0) << last_;
+  EXPECT_EQ(Run([&] { return PkiInspect(clock_, ok); }), 0) << last_;
   EXPECT_NE(last_.find("State         : Valid"), std::string::npos) << last_;
   ok.json = true;
-  EXPECT_EQ(Run([&] { return PkiInspect(ok); }), 0) << last_;
+  EXPECT_EQ(Run([&] { return PkiInspect(clock_, ok); }), 0) << last_;
   EXPECT_NE(last_.find("\"state\": \"valid\""), std::string::npos) << last_;
 
   // Keys where certificates belong, a mismatching key: errors, still no key material.
@@ -88,7 +92,7 @@ TEST_F(PkiCommandsTest, TheWholeFlowPrintsNoPrivateKeyMaterial) {
   bad.files = {n1 + "/server.key", n1 + "/client.crt", dir_ + "/n2/node2.key"};
   bad.key = n1 + "/server.key";
   bad.role = "server";
-  EXPECT_EQ(Run([&] { return PkiInspect(bad); }), 1) << last_;
+  EXPECT_EQ(Run([&] { return PkiInspect(clock_, bad); }), 1) << last_;
   EXPECT_NE(last_.find("ERROR : " + n1 + "/server.key holds a private key"), std::string::npos)
       << last_;
   EXPECT_NE(last_.find("ERROR : " + n1 + "/server.key does not match the certificate " + n1 +
@@ -96,7 +100,7 @@ TEST_F(PkiCommandsTest, TheWholeFlowPrintsNoPrivateKeyMaterial) {
             std::string::npos)
       << last_;
   bad.json = true;
-  EXPECT_EQ(Run([&] { return PkiInspect(bad); }), 1);
+  EXPECT_EQ(Run([&] { return PkiInspect(clock_, bad); }), 1);
 
   auto lines = KeyLines();
   ASSERT_GE(lines.size(), 8u);  // ca, node1 server and client, node2: a few lines each
@@ -105,7 +109,7 @@ TEST_F(PkiCommandsTest, TheWholeFlowPrintsNoPrivateKeyMaterial) {
 }
 
 TEST_F(PkiCommandsTest, SignRefusesAMissingCsrWithTheFileName) {
-  EXPECT_EQ(Run([&] { return PkiSign(dir_ + "/x.csr", dir_ + "/ca", 30, "server"); }), 1);
+  EXPECT_EQ(Run([&] { return PkiSign(clock_, dir_ + "/x.csr", dir_ + "/ca", 30, "server"); }), 1);
   EXPECT_EQ(last_, "ERROR : " + dir_ + "/x.csr: no such file (check the path)\n");
 }
 

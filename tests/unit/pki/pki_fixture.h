@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include <ctime>
 #include <string>
 
+#include "base/clock.h"
 #include "base/file.h"
 #include "pki/ca.h"
 
@@ -19,7 +19,6 @@ class PkiTest : public ::testing::Test {
     char tmpl[] = "/tmp/tandem-pki-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    now_ = static_cast<int64_t>(std::time(nullptr));
   }
   void TearDown() override {
     if (getenv("TANDEM_KEEP_TEST_DIRS") == nullptr) (void)RemoveAll(dir_);
@@ -49,7 +48,11 @@ class PkiTest : public ::testing::Test {
   }
 
   std::string dir_;
-  int64_t now_ = 0;
+  // "Now" for every issue and judgement of a test, from the test's clock: a
+  // fixed instant, so no verdict depends on when (or how fast) the test runs.
+  // Nothing here checks real time (chain checks ignore times; no handshakes).
+  ManualClock clock_{1'000'000, /*2027-01-15T08:00:00Z*/ 1'800'000'000'000};
+  const int64_t now_ = clock_.WallSeconds();
 };
 
 }  // namespace tandem::pki

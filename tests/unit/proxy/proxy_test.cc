@@ -1,5 +1,11 @@
 // The proxy on real sockets on 127.0.0.1, with small in-process backends that
-// greet with their name and then echo. Waits poll with a deadline.
+// greet with their name and then echo.
+//
+// Time: the proxy runs on a ManualClock. Every timer it keeps (route expiry,
+// connect and idle timeouts) fires only when a test advances that clock, so no
+// verdict depends on how fast the machine is. What the tests wait for in real
+// time is socket traffic only (a greeting, a close), each wait bounded by
+// poll() with a generous timeout that a passing run never approaches.
 #include "proxy/proxy.h"
 
 #include <arpa/inet.h>
@@ -10,7 +16,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -125,50 +130,53 @@ int Connect(int port) {
   return fd;
 }
 
-// Reads up to a newline; "" on EOF, "<timeout>" when nothing came in time.
+// Reads up to a newline; "" on EOF, "<timeout>" when nothing came for
+// timeout_ms (one poll() per byte: a real-time bound on socket traffic).
 std::string ReadLine(int fd, int timeout_ms = 5'000) {
   std::string line;
-  const MonoMs end = SystemClock::Get().Now() + timeout_ms;
-  while (SystemClock::Get().Now() < end) {
+  for (;;) {
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 50) <= 0) continue;
+    if (::poll(&p, 1, timeout_ms) <= 0) return "<timeout>";
     char ch;
     const ssize_t n = ::recv(fd, &ch, 1, 0);
     if (n <= 0) return line;
     if (ch == '\n') return line;
     line += ch;
   }
-  return "<timeout>";
 }
 
-// True once the peer closed (EOF or reset) within the deadline.
+// True once the peer closed (EOF or reset); false when nothing at all
+// happened on the socket for timeout_ms. Data that arrives is dropped.
 bool ClosedWithin(int fd, int timeout_ms) {
-  const MonoMs end = SystemClock::Get().Now() + timeout_ms;
-  while (SystemClock::Get().Now() < end) {
+  for (;;) {
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 50) <= 0) continue;
+    if (::poll(&p, 1, timeout_ms) <= 0) return false;
     char buf[4096];
     const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) return true;
   }
-  return false;
 }
 
-bool WaitFor(const std::function<bool()>& cond, int timeout_ms = 5'000) {
-  const MonoMs end = SystemClock::Get().Now() + timeout_ms;
-  while (SystemClock::Get().Now() < end) {
+// Polls a counter the proxy's loops update (they run on their own threads):
+// up to `tries` looks, 10 ms of real time apart (poll() as the pause).
+bool WaitFor(const std::function<bool()>& cond, int tries = 500) {
+  for (int i = 0; i < tries; ++i) {
     if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    (void)::poll(nullptr, 0, 10);
   }
   return cond();
 }
+
+// The test's clock starts here; a route is valid until kStart + valid_for_ms
+// (the clock moves only when a test advances it).
+constexpr MonoMs kStart = 1'000'000;
 
 core::Route RouteTo(std::optional<core::RouteTarget> rw, std::vector<core::RouteTarget> ro,
                     int64_t valid_for_ms = 60'000) {
   core::Route r;
   r.read_write = std::move(rw);
   r.read_only = std::move(ro);
-  r.valid_until = SystemClock::Get().Now() + valid_for_ms;
+  r.valid_until = kStart + valid_for_ms;
   r.reason = "test";
   return r;
 }
@@ -179,7 +187,7 @@ class ProxyTest : public ::testing::Test {
     o.listen_address = "127.0.0.1";
     o.read_write_port = rw_port_ = FreePort();
     o.read_only_port = ro_port_ = FreePort();
-    proxy_ = std::make_unique<Proxy>(o);
+    proxy_ = std::make_unique<Proxy>(o, clock_);
     auto st = proxy_->Start();
     ASSERT_TRUE(st.ok()) << st.error().message();
   }
@@ -192,6 +200,7 @@ class ProxyTest : public ::testing::Test {
     if (fd >= 0) fds_.push_back(fd);
     return fd;
   }
+  ManualClock clock_{kStart};
   std::unique_ptr<Proxy> proxy_;
   int rw_port_ = 0, ro_port_ = 0;
   std::vector<int> fds_;
@@ -307,11 +316,28 @@ TEST_F(ProxyTest, Rule5_AnExpiredRouteCountsAsNone) {
   proxy_->SetRoute(RouteTo(a.Target(), {a.Target()}, /*valid_for_ms=*/400));
   const int fd = Open(rw_port_);
   ASSERT_EQ(ReadLine(fd), "a");
-  // Not renewed: the open connection is cut and new ones are refused.
+  // Short of valid_until the route holds, however long the test takes.
+  clock_.Advance(399);
+  const int still = Open(rw_port_);
+  ASSERT_EQ(ReadLine(still), "a");
+  // Not renewed by valid_until: the open connections are cut and new ones
+  // are refused.
+  clock_.Advance(1);
   EXPECT_TRUE(ClosedWithin(fd, 3'000));
+  EXPECT_TRUE(ClosedWithin(still, 3'000));
   const int late = Open(rw_port_);
   EXPECT_TRUE(ClosedWithin(late, 2'000));
-  EXPECT_EQ(a.accepted(), 1);
+  EXPECT_EQ(a.accepted(), 2);
+}
+
+TEST_F(ProxyTest, Rule5_ARouteThatArrivesExpiredCountsAsNone) {
+  Backend a("a");
+  Start();
+  clock_.Advance(1'000);
+  proxy_->SetRoute(RouteTo(a.Target(), {a.Target()}, /*valid_for_ms=*/1'000));
+  const int fd = Open(rw_port_);
+  EXPECT_TRUE(ClosedWithin(fd, 3'000));
+  EXPECT_EQ(a.accepted(), 0);
 }
 
 TEST_F(ProxyTest, ConnectionsOverTheLimitAreRefused) {
@@ -389,6 +415,12 @@ TEST_F(ProxyTest, ABackendThatDoesNotAnswerClosesTheClientAfterTheConnectTimeout
   Start(o);
   proxy_->SetRoute(RouteTo(core::RouteTarget{"silent", {"127.0.0.1", port}}, {}));
   const int fd = Open(rw_port_);
+  // The proxy took the client and is connecting to the backend; it waits
+  // for it until the connect timeout passes on its clock.
+  ASSERT_TRUE(WaitFor([&] { return proxy_->GetStats().read_write_open == 1; }));
+  clock_.Advance(299);
+  EXPECT_FALSE(ClosedWithin(fd, 300)) << "closed before the connect timeout";
+  clock_.Advance(1);
   EXPECT_TRUE(ClosedWithin(fd, 5'000));
   EXPECT_TRUE(WaitFor([&] { return proxy_->GetStats().read_write_open == 0; }));
   EXPECT_GE(proxy_->GetStats().refused, 1u);
@@ -404,6 +436,9 @@ TEST_F(ProxyTest, IdleConnectionsAreCutAfterTheIdleTimeout) {
   proxy_->SetRoute(RouteTo(a.Target(), {}));
   const int fd = Open(rw_port_);
   ASSERT_EQ(ReadLine(fd), "a");
+  clock_.Advance(299);
+  EXPECT_FALSE(ClosedWithin(fd, 300)) << "cut before the idle timeout";
+  clock_.Advance(1);
   EXPECT_TRUE(ClosedWithin(fd, 3'000));
   EXPECT_EQ(proxy_->GetStats().cut, 1u);
 }
@@ -413,7 +448,7 @@ TEST_F(ProxyTest, ABusyPortIsAClearStartError) {
   Options o;
   o.listen_address = "127.0.0.1";
   o.read_write_port = PortOf(taken);
-  Proxy p(o);
+  Proxy p(o, clock_);
   auto st = p.Start();
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message().find("proxy.read_write_port"), std::string::npos)

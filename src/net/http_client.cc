@@ -1,12 +1,12 @@
-#include "agent/http_client.h"
+#include "net/http_client.h"
 
 #include <httplib.h>
 
+#include <algorithm>
+#include <chrono>
 #include <mutex>
 
-#include "agent/tls_files.h"
-
-namespace tandem::agent {
+namespace tandem::net {
 namespace {
 std::mutex tls_mu;
 dcs::TlsClientOptions& DefaultTls() {
@@ -18,27 +18,6 @@ dcs::TlsClientOptions& DefaultTls() {
 void SetHttpClientTls(const dcs::TlsClientOptions& tls) {
   std::lock_guard<std::mutex> lock(tls_mu);
   DefaultTls() = tls;
-}
-
-dcs::TlsClientOptions ClientTlsFor(const Config& cfg) {
-  dcs::TlsClientOptions t;
-  if (!cfg.tls_enabled()) return t;
-  t.ca_file = cfg.tls_ca_cert;
-  t.cert_file = cfg.tls_client_cert;
-  t.key_file = cfg.tls_client_key;
-  t.verify_peer = cfg.tls_mode == TlsMode::kEnforce;
-  t.verify_hostname = cfg.tls_verify_hostname;
-  return t;
-}
-
-dcs::TlsClientOptions AgentClientTls(const Config& cfg) {
-  dcs::TlsClientOptions t = ClientTlsFor(cfg);
-  if (!cfg.tls_enabled()) return t;
-  const auto copies = TlsCopies(cfg);
-  t.ca_file = copies.ca_cert;
-  t.cert_file = copies.client_cert;
-  t.key_file = copies.client_key;
-  return t;
 }
 
 Result<HttpResponse> HttpCall(const std::string& method, const std::string& url,
@@ -92,4 +71,4 @@ Result<HttpResponse> HttpCall(const std::string& method, const std::string& url,
   return HttpResponse{res->status, res->body};
 }
 
-}  // namespace tandem::agent
+}  // namespace tandem::net

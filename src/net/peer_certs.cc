@@ -1,4 +1,4 @@
-#include "agent/peer_certs.h"
+#include "net/peer_certs.h"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -15,7 +15,7 @@
 
 #include "base/strings.h"
 
-namespace tandem::agent {
+namespace tandem::net {
 namespace {
 
 struct Fd {
@@ -205,4 +205,4 @@ PeerCertificate CheckPeerCertificate(const std::string& label, const std::string
   return JudgePeerCertificate(label, *pem, ca_file, address, verify_hostname, now);
 }
 
-}  // namespace tandem::agent
+}  // namespace tandem::net
