@@ -47,7 +47,6 @@ bool EtcdDcs::Impl::RunWatchStream(Watcher* w, size_t ep, Revision start, Error*
     std::lock_guard<std::mutex> lock(watch_mu);
     if (w->stop) return false;
     const Revision head = HeaderRevision(res);
-    bool events = false;
     if (JBool(res, "created") && !created) {
       created = true;
       w->live = true;
@@ -57,7 +56,6 @@ bool EtcdDcs::Impl::RunWatchStream(Watcher* w, size_t ep, Revision start, Error*
       w->compacted = std::max(w->compacted, c);
       compacted = true;
     } else if (auto ev = res.find("events"); ev != res.end() && ev->is_array() && !ev->empty()) {
-      events = true;
       for (const auto& e : *ev) {
         Revision r = 0;
         if (auto kv = e.find("kv"); kv != e.end()) r = JInt(*kv, "mod_revision");
@@ -67,7 +65,7 @@ bool EtcdDcs::Impl::RunWatchStream(Watcher* w, size_t ep, Revision start, Error*
       failure = CallError{
           Error(ErrorCode::kUnavailable, "etcd watch canceled: " + JStr(res, "cancel_reason")),
           Scope::kEndpoint};
-    } else if (!events && head > 0) {
+    } else if (head > 0) {
       // A progress notification: every event up to head has been delivered.
       w->progress = std::max(w->progress, head);
     }
