@@ -193,6 +193,8 @@ class Agent {
   Result<dcs::Revision> WriteSyncRecord(const ClusterView& view, const core::SyncRecord& rec,
                                         bool need_leader);
 
+  // The status document's "vip" (null when off); adds its warning (status.cc).
+  nlohmann::json VipStatus(const core::Route& route, nlohmann::json& warnings);
   // helpers
   std::shared_ptr<dcs::Dcs> Store();
   Status ConnectStore(const std::vector<std::string>& endpoints);
