@@ -222,6 +222,13 @@ class Agent {
   void JoinWorker(std::string address, std::string command);
   Status DoJoin(const std::string& address);
   Status JoinWithGrant(const JoinGrant& grant);
+  // Initialize's steps (operations.cc): the embedded etcd member started
+  // (*started once it was), the store empty, PostgreSQL made the primary
+  // with new secrets, the cluster and this node registered.
+  Status InitStartEtcd(bool* started);
+  Status InitCheckStore(const std::shared_ptr<dcs::Dcs>& store);
+  Status InitPostgres(pg::DataDirState dd);
+  Status InitRegister(const std::shared_ptr<dcs::Dcs>& store, const Result<pg::ControlData>& cd);
   Status LeaveLocally();
   // MemberRemove, retried while etcd calls the cluster unhealthy.
   Status RemoveEtcdMember(uint64_t id);

@@ -61,22 +61,7 @@ Status Agent::Initialize() {
 
   // 1. The store.
   bool started_etcd = false;
-  if (cfg_.embedded_etcd()) {
-    if (etcd_.HasData()) {
-      TLOG(Warn, "agent") << "removing stale etcd data in " << cfg_.etcd_data_dir()
-                          << " (this node is not a member)";
-      etcd_.Stop();
-      if (auto s = RemoveAll(cfg_.etcd_data_dir()); !s.ok()) return fail(s.error());
-    }
-    if (auto s = etcd_.Start(cfg_.node_name + "=" + cfg_.etcd_peer_url(), true); !s.ok()) {
-      return fail(s.error());
-    }
-    started_etcd = true;
-    if (auto s = etcd_.WaitReachable(30'000); !s.ok()) {
-      etcd_.Stop();
-      return fail(s.error());
-    }
-  }
+  if (auto s = InitStartEtcd(&started_etcd); !s.ok()) return fail(s.error());
   auto undo_etcd = [&] {
     if (started_etcd) {
       etcd_.Stop();
@@ -86,85 +71,18 @@ Status Agent::Initialize() {
   TANDEM_TRY(ConnectStore(cfg_.embedded_etcd() ? std::vector<std::string>{cfg_.etcd_client_url()}
                                                : cfg_.dcs_endpoints));
   auto store = Store();
-  // Wait until the store answers writes (a fresh member elects itself first).
-  Result<std::optional<dcs::KeyValue>> existing = Error(ErrorCode::kUnavailable, "not tried");
-  WaitFor(
-      clock_,
-      [&] {
-        existing = store->Get(keys_.initialize());
-        return existing.ok();
-      },
-      30'000, stopping_);
-  if (!existing.ok()) {
-    undo_etcd();
-    return fail(existing.error().Wrap("the store does not answer"));
-  }
-  if (existing->has_value()) {
-    undo_etcd();
-    return fail(Fail(ErrorCode::kFailedPrecondition,
-                     "the store already holds cluster '" + cfg_.cluster +
-                         "'; nothing was changed (use `tandem cluster join` to add this node)"));
-  }
-
   // 2. PostgreSQL: the local database becomes the primary, or a new one is made.
-  Secrets secrets{RandomToken(32), RandomToken(32)};
-  if (dd == pg::DataDirState::kValid) {
-    TLOG(Info, "agent") << "using the existing database in " << cfg_.pg_data_dir;
-    if (pg_->IsRunning()) {
-      if (auto s = pg_->Stop(pg::StopMode::kFast); !s.ok()) {
-        undo_etcd();
-        return fail(s.error());
-      }
-    }
-  } else {
-    SetProgress("creating the database (initdb)");
-    if (auto s = pg_->InitDb(secrets.superuser_password); !s.ok()) {
-      undo_etcd();
-      return fail(s.error());
-    }
-  }
-  Status st = pg_->WriteConfig(std::nullopt);
-  if (st.ok()) st = pg_->WriteHba({{cfg_.node_name, cfg_.node_address}});
-  if (st.ok()) st = pg_->Start();
+  Status st = InitCheckStore(store);
+  if (st.ok()) st = InitPostgres(dd);
+  // 3. Register the cluster and this node.
+  Result<pg::ControlData> cd = Error(ErrorCode::kUnavailable, "not read");
   if (st.ok()) {
-    // Parameters cannot be bound in utility statements; the token is [A-Za-z0-9] only.
-    auto r = pg_->Sql("ALTER ROLE postgres WITH PASSWORD '" + secrets.superuser_password + "'");
-    if (!r.ok()) st = Fail(r.error().code(), "setting the superuser password failed");
+    cd = pg_->ReadControlData();
+    st = InitRegister(store, cd);
   }
-  if (st.ok()) st = pg_->EnsureReplicationUser("replicator", secrets.replication_password);
   if (!st.ok()) {
-    if (pg_->IsRunning()) (void)pg_->Stop(pg::StopMode::kFast);
     undo_etcd();
     return fail(st.error());
-  }
-  if (auto s = SaveSecrets(cfg_.secrets_path(), secrets); !s.ok()) {
-    undo_etcd();
-    return fail(s.error());
-  }
-  secrets_ = secrets;
-
-  // 3. Register the cluster and this node.
-  NodeInfo self = SelfInfo();
-  if (cfg_.embedded_etcd()) {
-    auto members = store->MemberList();
-    if (members.ok()) {
-      for (const auto& m : *members) {
-        if (m.name == cfg_.node_name) self.etcd_member_id = m.id;
-      }
-    }
-  }
-  auto cd = pg_->ReadControlData();
-  json init{{"system_identifier", cd.ok() ? std::to_string(cd->system_identifier) : ""},
-            {"created_by", cfg_.node_name},
-            {"created_at", clock_.WallNow()}};
-  auto txn = store->Txn({dcs::Compare::CreateRevisionIs(keys_.initialize(), 0)},
-                        {dcs::Op::Put(keys_.initialize(), init.dump()),
-                         dcs::Op::Put(keys_.node(cfg_.node_name), EncodeNodeInfo(self))});
-  if (!txn.ok() || !txn->succeeded) {
-    (void)pg_->Stop(pg::StopMode::kFast);
-    undo_etcd();
-    return fail(txn.ok() ? Fail(ErrorCode::kConflict, "another node initialized the cluster first")
-                         : txn.error());
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -191,6 +109,94 @@ Status Agent::Initialize() {
   }
   RecordHistory("cluster initialized", cd.ok() ? cd->timeline : 1);
   SetLastCommand(command, "Success", "");
+  return Ok();
+}
+
+Status Agent::InitStartEtcd(bool* started) {
+  if (!cfg_.embedded_etcd()) return Ok();
+  if (etcd_.HasData()) {
+    TLOG(Warn, "agent") << "removing stale etcd data in " << cfg_.etcd_data_dir()
+                        << " (this node is not a member)";
+    etcd_.Stop();
+    TANDEM_TRY(RemoveAll(cfg_.etcd_data_dir()));
+  }
+  TANDEM_TRY(etcd_.Start(cfg_.node_name + "=" + cfg_.etcd_peer_url(), true));
+  *started = true;
+  if (auto s = etcd_.WaitReachable(30'000); !s.ok()) {
+    etcd_.Stop();
+    return s;
+  }
+  return Ok();
+}
+
+Status Agent::InitCheckStore(const std::shared_ptr<dcs::Dcs>& store) {
+  // Wait until the store answers writes (a fresh member elects itself first).
+  Result<std::optional<dcs::KeyValue>> existing = Error(ErrorCode::kUnavailable, "not tried");
+  WaitFor(
+      clock_,
+      [&] {
+        existing = store->Get(keys_.initialize());
+        return existing.ok();
+      },
+      30'000, stopping_);
+  if (!existing.ok()) return existing.error().Wrap("the store does not answer");
+  if (existing->has_value()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the store already holds cluster '" + cfg_.cluster +
+                    "'; nothing was changed (use `tandem cluster join` to add this node)");
+  }
+  return Ok();
+}
+
+Status Agent::InitPostgres(pg::DataDirState dd) {
+  Secrets secrets{RandomToken(32), RandomToken(32)};
+  if (dd == pg::DataDirState::kValid) {
+    TLOG(Info, "agent") << "using the existing database in " << cfg_.pg_data_dir;
+    if (pg_->IsRunning()) TANDEM_TRY(pg_->Stop(pg::StopMode::kFast));
+  } else {
+    SetProgress("creating the database (initdb)");
+    TANDEM_TRY(pg_->InitDb(secrets.superuser_password));
+  }
+  Status st = pg_->WriteConfig(std::nullopt);
+  if (st.ok()) st = pg_->WriteHba({{cfg_.node_name, cfg_.node_address}});
+  if (st.ok()) st = pg_->Start();
+  if (st.ok()) {
+    // Parameters cannot be bound in utility statements; the token is [A-Za-z0-9] only.
+    auto r = pg_->Sql("ALTER ROLE postgres WITH PASSWORD '" + secrets.superuser_password + "'");
+    if (!r.ok()) st = Fail(r.error().code(), "setting the superuser password failed");
+  }
+  if (st.ok()) st = pg_->EnsureReplicationUser("replicator", secrets.replication_password);
+  if (!st.ok()) {
+    if (pg_->IsRunning()) (void)pg_->Stop(pg::StopMode::kFast);
+    return st;
+  }
+  TANDEM_TRY(SaveSecrets(cfg_.secrets_path(), secrets));
+  secrets_ = secrets;
+  return Ok();
+}
+
+Status Agent::InitRegister(const std::shared_ptr<dcs::Dcs>& store,
+                           const Result<pg::ControlData>& cd) {
+  NodeInfo self = SelfInfo();
+  if (cfg_.embedded_etcd()) {
+    auto members = store->MemberList();
+    if (members.ok()) {
+      for (const auto& m : *members) {
+        if (m.name == cfg_.node_name) self.etcd_member_id = m.id;
+      }
+    }
+  }
+  json init{{"system_identifier", cd.ok() ? std::to_string(cd->system_identifier) : ""},
+            {"created_by", cfg_.node_name},
+            {"created_at", clock_.WallNow()}};
+  auto txn = store->Txn({dcs::Compare::CreateRevisionIs(keys_.initialize(), 0)},
+                        {dcs::Op::Put(keys_.initialize(), init.dump()),
+                         dcs::Op::Put(keys_.node(cfg_.node_name), EncodeNodeInfo(self))});
+  if (!txn.ok() || !txn->succeeded) {
+    (void)pg_->Stop(pg::StopMode::kFast);
+    return txn.ok() ? Fail(ErrorCode::kConflict, "another node initialized the cluster first")
+                    : txn.error();
+  }
   return Ok();
 }
 
