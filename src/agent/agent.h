@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "agent/agent_deps.h"
 #include "agent/cluster_view.h"
 #include "agent/config.h"
 #include "agent/etcd_member.h"
@@ -25,11 +26,12 @@
 #include "agent/local_state.h"
 #include "agent/peer_certs.h"
 #include "agent/vip.h"
+#include "base/clock.h"
 #include "base/result.h"
 #include "core/route.h"
 #include "core/types.h"
 #include "dcs/dcs.h"
-#include "pg/postgres.h"
+#include "pg/controller.h"
 
 namespace tandem::core {
 struct SyncInput;
@@ -48,7 +50,8 @@ struct JoinGrant {
 
 class Agent {
  public:
-  explicit Agent(Config cfg);
+  // deps.clock is required (see agent_deps.h for how a test builds one).
+  Agent(Config cfg, AgentDeps deps);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -113,16 +116,53 @@ class Agent {
 
  private:
   Status StartMember();
-  // HA loop
+  // HA loop (ha_loop.cc)
   void LoopMain();
   void RunCycle();
   void StartLoop();
   void StopLoop();
+  // After a cycle: leave when this node's registration is gone (kLeft), or
+  // wait a loop interval when an operator command holds op_mu_ (kRetry).
+  enum class AfterCycle { kWait, kRetry, kLeft };
+  AfterCycle LeaveIfRemoved();
+  core::Observation MakeObservation(const ClusterView& v, bool store_ok,
+                                    const core::LocalPostgres& local);
+  // Decide; before a promotion with no leader, asks the members for their
+  // positions and decides again.
+  core::Decision DecideCycle(core::Observation* obs, const ClusterView& v);
+  // Logs an action failure once, then every 30 s with its count.
+  void LogActionFailure(const std::string& msg);
+  // Arms/disarms the fencing watchdog after the actions (view: null when
+  // the store could not be read).
+  void ArmWatchdog(const core::Decision& d, bool acted_ok, const core::LocalPostgres& local,
+                   const ClusterView* view);
   Status RenewLease();
   core::LocalPostgres ObserveLocal(const ClusterView& view);
+  // Executor (executor.cc): one handler per action type, sharing a context
+  // built once per cycle.
+  struct ActionContext;
+  ActionContext MakeActionContext(const core::Observation& obs, const ClusterView& view);
   Status Execute(const core::Decision& d, const core::Observation& obs, const ClusterView& view);
-  Status ExecuteOne(const core::Action& a, const core::Observation& obs, const ClusterView& view);
+  Status ExecuteOne(const core::Action& a, const ActionContext& ctx);
+  Status ActAcquireLeader(const ActionContext& ctx);
+  Status ActTakeOverLeader(const ActionContext& ctx);
+  Status ActReleaseLeader(const ActionContext& ctx);
+  Status ActPromote(const ActionContext& ctx);
+  Status ActDemote();
+  Status ActStartPrimary(const ActionContext& ctx);
+  Status ActFollow(const ActionContext& ctx, const std::string& target);
+  Status ActRewind(const ActionContext& ctx, const std::string& target);
+  Status ActReclone(const ActionContext& ctx, const std::string& target);
+  // Housekeeping (housekeeping.cc)
   void Housekeeping(const ClusterView& view, const core::LocalPostgres& local);
+  // Rewinds a replica that cannot stream from a leader on a newer timeline.
+  void CheckStalledReplica(const ClusterView& view, const core::LocalPostgres& local);
+  // The leader's upkeep: replication user, slots, sync, etcd leadership.
+  void LeaderUpkeep(const ClusterView& view, const core::LocalPostgres& local);
+  // Restarts a dead embedded etcd member (back-off) (etcd_upkeep.cc).
+  void KeepEtcdMember();
+  // The peers PeerCertMain checks, from the view (tls_rotation.cc).
+  void UpdatePeerTargets(const ClusterView& view);
   void PublishMember(const core::LocalPostgres& local);
   // Computes the route from this cycle's observation and decision and hands
   // it to the sink.
@@ -153,16 +193,20 @@ class Agent {
   Result<dcs::Revision> WriteSyncRecord(const ClusterView& view, const core::SyncRecord& rec,
                                         bool need_leader);
 
+  // The status document's "vip" (null when off); adds its warning (status.cc).
+  nlohmann::json VipStatus(const core::Route& route, nlohmann::json& warnings);
   // helpers
   std::shared_ptr<dcs::Dcs> Store();
   Status ConnectStore(const std::vector<std::string>& endpoints);
   Result<ClusterView> ReadView();
   Result<pg::Source> SourceFor(const ClusterView& view, const std::string& member, bool superuser);
   Status WriteHbaFor(const ClusterView& view);
+  // Writes pg_hba.conf (and reloads) unless `signature` is what was written.
+  Status WriteHba(const std::vector<pg::HbaPeer>& peers, const std::string& signature);
   // The tls files changed since the private copies were made: checked, copied
   // and PostgreSQL reloaded; a bad change is warned about (once) and ignored.
   void RefreshTlsCopies();
-  Status StartReplicaOf(const ClusterView& view, const std::string& member);
+  Status StartReplicaOf(const ActionContext& ctx, const std::string& member);
   void SetLastCommand(const std::string& command, const std::string& result,
                       const std::string& error);
   void SetProgress(const std::string& line);
@@ -178,6 +222,19 @@ class Agent {
   void JoinWorker(std::string address, std::string command);
   Status DoJoin(const std::string& address);
   Status JoinWithGrant(const JoinGrant& grant);
+  // The joining node's etcd member started as a learner and promoted (join.cc).
+  Status JoinEtcd(const JoinGrant& grant);
+  // GrantJoin's etcd part: the learner added (a stale one at the same peer
+  // address removed first), its id and the --initial-cluster in *g and *reg.
+  Status AddEtcdLearner(const NodeInfo& joiner, const ClusterView& view,
+                        const std::shared_ptr<dcs::Dcs>& store, JoinGrant* g, NodeInfo* reg);
+  // Initialize's steps (operations.cc): the embedded etcd member started
+  // (*started once it was), the store empty, PostgreSQL made the primary
+  // with new secrets, the cluster and this node registered.
+  Status InitStartEtcd(bool* started);
+  Status InitCheckStore(const std::shared_ptr<dcs::Dcs>& store);
+  Status InitPostgres(pg::DataDirState dd);
+  Status InitRegister(const std::shared_ptr<dcs::Dcs>& store, const Result<pg::ControlData>& cd);
   Status LeaveLocally();
   // MemberRemove, retried while etcd calls the cluster unhealthy.
   Status RemoveEtcdMember(uint64_t id);
@@ -193,9 +250,15 @@ class Agent {
   void RecordHistory(const std::string& reason, uint32_t timeline);
 
   Config cfg_;
+  const Clock& clock_;  // every time read and wait of the agent
   Keys keys_;
-  pg::Postgres pg_;
+  std::unique_ptr<pg::Controller> pg_;
   EtcdMember etcd_;
+  AgentDeps::ConnectStore connect_store_;  // null: EtcdDcs
+  AgentDeps::Http http_;                   // null: HttpCall
+  // An HTTP call to another agent (through deps.http when set).
+  Result<HttpResponse> Http(const std::string& method, const std::string& url,
+                            const std::string& body, int64_t timeout_ms);
 
   std::mutex op_mu_;  // one operator command at a time
   std::mutex mu_;     // guards everything below
@@ -267,8 +330,10 @@ class Agent {
   // primary, fence_deadline_ is its lease deadline; past it, PostgreSQL is
   // stopped immediately whatever the loop is doing. 0 = not a primary.
   void FenceMain();
+  void StopFence();  // wakes FenceMain (stopping_ set) and joins it
   std::atomic<MonoMs> fence_deadline_{0};
-  FenceGuard guard_;  // told fence_deadline_ by the watchdog thread
+  Event fence_wake_{clock_};  // ends FenceMain's 20 ms wait early (Shutdown)
+  FenceGuard guard_;          // told fence_deadline_ by the watchdog thread
   // fence_deadline_ also bounds /primary: a node past it is not a healthy primary.
   std::thread fence_thread_;
 
@@ -283,6 +348,12 @@ class Agent {
   std::condition_variable wake_cv_;
   bool wake_ = false;
   std::atomic<dcs::Revision> watch_revision_{0};  // the revision of the loop's last view
+  // The watch thread waits on watch_cv_ (with watch_mu_) for the loop to read
+  // a newer view, or for the loop to stop; the lease thread on lease_wake_.
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  Event lease_wake_{clock_};
+  Event watch_retry_{clock_};  // the watch thread's pause after an error
   std::atomic<int> pg_pid_to_watch_{0};
   bool acted_ = false;  // the last cycle carried out actions (loop thread only)
   std::thread lease_thread_;

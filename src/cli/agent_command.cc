@@ -55,7 +55,7 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
   signal(SIGPIPE, SIG_IGN);
 
   // Forked before any thread exists: it fences PostgreSQL if this process dies.
-  auto guard = agent::FenceGuard::Start(cfg->pg_data_dir, cfg->vip);
+  auto guard = agent::FenceGuard::Start(clock, cfg->pg_data_dir, cfg->vip);
   if (!guard) {
     TLOG(Error, "agent") << "cannot start the fence guard: " << guard.error().message();
     return 1;
@@ -82,7 +82,9 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
   // The private copies: made by agent.Start() before any connection, and
   // replaced on a certificate rotation, which new connections then use.
   net::SetHttpClientTls(agent::AgentClientTls(*cfg));
-  agent::Agent agent(*cfg);
+  agent::AgentDeps deps;
+  deps.clock = &clock;
+  agent::Agent agent(*cfg, std::move(deps));
   agent.SetFenceGuard(std::move(*guard));
   if (client_proxy) {
     agent.SetRouteSink([p = client_proxy.get()](const core::Route& r) { p->SetRoute(r); });
