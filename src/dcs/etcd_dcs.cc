@@ -36,6 +36,11 @@ const EtcdOptions& EtcdDcs::options() const {
 
 namespace {
 
+// Membership changes are rare and not on the failover path: etcd may take
+// well over the agent's short request timeout to apply one on a loaded
+// machine, and giving up early leaves the caller guessing whether it landed.
+constexpr int64_t kMembershipTimeoutMs = 5'000;
+
 Error EmptyKey() {
   return Error(ErrorCode::kInvalidArgument, "key is not provided");
 }
@@ -185,7 +190,19 @@ Result<Member> EtcdDcs::MemberAdd(const std::vector<std::string>& peer_urls, boo
   json req;
   req["peerURLs"] = peer_urls;
   req["isLearner"] = as_learner;
-  auto r = impl_->Call("/v3/cluster/member/add", req, Kind::kWrite);
+  auto r = impl_->Call("/v3/cluster/member/add", req, Kind::kWrite, kMembershipTimeoutMs);
+  if (!r && r.error().code() == ErrorCode::kTimeout) {
+    // The change may have been applied after all: a retry would then be
+    // refused ("Peer URLs already exists"). The member list tells.
+    auto members = MemberList();
+    if (members) {
+      for (const auto& m : *members) {
+        for (const auto& u : m.peer_urls) {
+          if (u == peer_urls[0]) return m;
+        }
+      }
+    }
+  }
   if (!r) return r.error();
   auto it = r->find("member");
   if (it == r->end()) return Error(ErrorCode::kInternal, "etcd member add: no member in answer");
@@ -195,7 +212,7 @@ Result<Member> EtcdDcs::MemberAdd(const std::vector<std::string>& peer_urls, boo
 Status EtcdDcs::MemberPromote(uint64_t id) {
   json req;
   req["ID"] = std::to_string(id);
-  auto r = impl_->Call("/v3/cluster/member/promote", req, Kind::kWrite);
+  auto r = impl_->Call("/v3/cluster/member/promote", req, Kind::kWrite, kMembershipTimeoutMs);
   if (!r) return r.error();
   return Ok();
 }
@@ -216,7 +233,7 @@ void EtcdDcs::ResetConnections() {
 Status EtcdDcs::MemberRemove(uint64_t id) {
   json req;
   req["ID"] = std::to_string(id);
-  auto r = impl_->Call("/v3/cluster/member/remove", req, Kind::kWrite);
+  auto r = impl_->Call("/v3/cluster/member/remove", req, Kind::kWrite, kMembershipTimeoutMs);
   if (!r) return r.error();
   return Ok();
 }

@@ -289,7 +289,9 @@ struct EtcdDcs::Impl {
     return failure->error;
   }
 
-  Result<json> Call(const std::string& path, const json& request, Kind kind) {
+  // read_ms: the read timeout of each attempt; 0 = opts.request_timeout_ms.
+  Result<json> Call(const std::string& path, const json& request, Kind kind, int64_t read_ms = 0) {
+    if (read_ms <= 0) read_ms = opts.request_timeout_ms;
     if (!config_error.empty()) return Error(ErrorCode::kInvalidArgument, config_error);
     const std::string body = request.dump();
     const size_t n = endpoints.size();
@@ -298,7 +300,7 @@ struct EtcdDcs::Impl {
     for (size_t i = 0; i < n; ++i) {
       const size_t ep = (start + i) % n;
       CallError failure{Error(ErrorCode::kInternal, ""), Scope::kFinal};
-      auto r = CallOne(ep, path, body, kind, &failure, opts.request_timeout_ms);
+      auto r = CallOne(ep, path, body, kind, &failure, read_ms);
       if (r.ok()) {
         if (ep != start) SetPreferred(ep);
         return r;

@@ -175,7 +175,8 @@ CallError MapEtcdError(const std::string& ep, int http_status, int grpc_code,
   }
   if (Contains(message, "no leader") || Contains(message, "not leader") ||
       Contains(message, "leader changed") || Contains(message, "not capable") ||
-      Contains(message, "not supported for learner") || grpc_code == 14) {
+      Contains(message, "not supported for learner") ||
+      Contains(message, "raft proposal dropped") || grpc_code == 14) {
     return {Error(ErrorCode::kUnavailable, text), Scope::kEndpoint};
   }
   switch (grpc_code) {
