@@ -148,13 +148,21 @@ class Agent {
   Status ActTakeOverLeader(const ActionContext& ctx);
   Status ActReleaseLeader(const ActionContext& ctx);
   Status ActPromote(const ActionContext& ctx);
-  Status ActDemote();
+  // Stops PostgreSQL fast only while this node verifiably still holds the
+  // leader key on a lease whose local deadline has not passed; otherwise
+  // immediately (another node may already be primary: no open session may
+  // commit one more transaction).
+  Status ActDemote(const ActionContext& ctx);
   Status ActStartPrimary(const ActionContext& ctx);
   Status ActFollow(const ActionContext& ctx, const std::string& target);
   Status ActRewind(const ActionContext& ctx, const std::string& target);
   Status ActReclone(const ActionContext& ctx, const std::string& target);
   // Housekeeping (housekeeping.cc)
-  void Housekeeping(const ClusterView& view, const core::LocalPostgres& local);
+  // `gave_up_primary`: this cycle's actions stopped or demoted the primary,
+  // so `local` (observed before them) no longer describes the server and the
+  // leader's upkeep is skipped until the next cycle observes again.
+  void Housekeeping(const ClusterView& view, const core::LocalPostgres& local,
+                    bool gave_up_primary);
   // Rewinds a replica that cannot stream from a leader on a newer timeline.
   void CheckStalledReplica(const ClusterView& view, const core::LocalPostgres& local);
   // The leader's upkeep: replication user, slots, sync, etcd leadership.
@@ -353,6 +361,11 @@ class Agent {
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;
   Event lease_wake_{clock_};
+  // Set by the lease thread after each renewal attempt: the loop's first
+  // cycle waits for the first one, so it never decides "no lease" about a
+  // lease that simply has not been asked for yet (a running primary would be
+  // demoted for nothing).
+  Event lease_attempted_{clock_};
   Event watch_retry_{clock_};  // the watch thread's pause after an error
   std::atomic<int> pg_pid_to_watch_{0};
   bool acted_ = false;  // the last cycle carried out actions (loop thread only)

@@ -104,7 +104,7 @@ Status Agent::ExecuteOne(const core::Action& a, const ActionContext& ctx) {
     case ActionType::kStepDown:
       return StepDown(ctx.obs, ctx.view, a.target);
     case ActionType::kDemote:
-      return ActDemote();
+      return ActDemote(ctx);
     case ActionType::kStartPrimary:
       return ActStartPrimary(ctx);
     case ActionType::kStartReplica:
@@ -193,8 +193,11 @@ Status Agent::ActPromote(const ActionContext& ctx) {
   return Ok();
 }
 
-Status Agent::ActDemote() {
-  const bool no_time = clock_.Now() >= lease_deadline_;
+Status Agent::ActDemote(const ActionContext& ctx) {
+  const core::Observation& obs = ctx.obs;
+  const bool holds_key = obs.store_ok && obs.leader && obs.leader->holder == cfg_.node_name &&
+                         obs.lease != 0 && obs.leader->lease == obs.lease;
+  const bool no_time = !holds_key || clock_.Now() >= lease_deadline_;
   TLOG(Warn, "ha") << "demoting: stopping PostgreSQL " << (no_time ? "immediately" : "fast");
   auto st = pg_->Stop(no_time ? pg::StopMode::kImmediate : pg::StopMode::kFast);
   {

@@ -29,6 +29,7 @@ void Agent::StartLoop() {
   for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_}) {
     if (t->joinable()) t->join();
   }
+  (void)lease_attempted_.WaitUntil(clock_.Now());  // clears a flag left by an earlier loop
   lease_thread_ = std::thread([this] { LeaseMain(); });
   watch_thread_ = std::thread([this] { WatchMain(keys_.leader()); });
   loop_thread_ = std::thread([this] { LoopMain(); });
@@ -81,6 +82,9 @@ void Agent::LoopMain() {
   TLOG(Info, "ha") << "HA loop started (ttl=" << cfg_.ha.ttl_ms
                    << "ms loop=" << cfg_.ha.loop_interval_ms
                    << "ms margin=" << cfg_.ha.safety_margin_ms << "ms)";
+  // The first lease renewal (a grant) is under way: decide once it answered,
+  // or after one interval if the store is slow (the cycle then sees no lease).
+  (void)lease_attempted_.WaitUntil(clock_.Now() + cfg_.ha.loop_interval_ms);
   MonoMs due = 0;  // when the previous pass meant to run this one
   while (loop_running_ && !stopping_) {
     const MonoMs start = clock_.Now();
@@ -270,7 +274,7 @@ void Agent::RunCycle() {
   AcquireVipIfNeeded(obs, d);
   // Only after actions that worked: a failing one must not spin the loop.
   acted_ = !d.actions.empty() && st.ok();
-  if (view.ok()) Housekeeping(v, local);
+  if (view.ok()) Housekeeping(v, local, core::GivesUpPrimary(d));
 }
 
 core::Observation Agent::MakeObservation(const ClusterView& v, bool store_ok,

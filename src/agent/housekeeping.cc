@@ -17,7 +17,10 @@
 namespace tandem::agent {
 using namespace internal;
 
-void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& local) {
+void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& observed,
+                         bool gave_up_primary) {
+  core::LocalPostgres local = observed;
+  if (gave_up_primary) local.running = false;  // stopped or stopping: no leader upkeep
   RefreshTlsCopies();
   UpdatePeerTargets(view);
   // pg_hba.conf follows the membership on every node.

@@ -27,6 +27,7 @@ void Agent::LeaseMain() {
     const bool had = lease_.load() != 0;
     auto st = RenewLease();
     if (!st.ok()) TLOG(Debug, "ha") << "lease renewal: " << st.error().message();
+    lease_attempted_.Notify();
     // A lease lost or granted changes what the loop decides: run it now.
     if (had != (lease_.load() != 0)) WakeLoop();
     // Until the next renewal is due; StopLoop ends the wait early.
