@@ -1,4 +1,7 @@
 // AgentHarness: whole Agents (src/agent/agent.h) on a clock the test moves.
+// The agent is built with injected dependencies (agent/agent_deps.h): this
+// clock, a FakePostgres, a NodeStore as its store, and HTTP between agents
+// answered in-process (GET /v1/position; a paused or stopped node refuses).
 //
 // N agents share one in-memory store (dcs::MemoryDcs) and one StepClock; each
 // has its own FakePostgres (fake_postgres.h) and its own NodeStore, a view of
@@ -8,24 +11,21 @@
 // run is the same whatever the machine's speed. A real-time limit (a few
 // seconds) turns a thread that never parks into a test failure, not a hang.
 //
-// Why not ManualClock: its Waiters() counts a thread that Advance() just woke
-// as still waiting until it runs, so "everybody is parked" cannot be told
-// from "somebody is about to act". StepClock records each waiter's deadline
-// and predicate and calls a waiter idle only when its deadline is ahead and
-// its predicate false; Settle compares that count with the process's thread
-// count (/proc/self/task) less the threads held in a fake's blocked call.
+// Settling: StepClock (clock_and_store.h) calls a waiter idle only when its
+// deadline is ahead and its predicate false; Settle compares that count with
+// the process's thread count (/proc/self/task, less the threads that existed
+// before the harness) less the threads held in a fake's blocked call. So no
+// thread count per agent is assumed.
 //
 // Threads: the test's thread drives; the agents' threads run freely between
 // steps. Not for concurrent use by several test threads.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
-#include <list>
-#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,113 +33,10 @@
 #include "base/clock.h"
 #include "core/route.h"
 #include "dcs/memory_dcs.h"
+#include "unit/agent/clock_and_store.h"
 #include "unit/agent/fake_postgres.h"
 
 namespace tandem::agenttest {
-
-// A Clock for tests that can tell parked threads from runnable ones.
-class StepClock final : public Clock {
- public:
-  explicit StepClock(MonoMs start = 1'000'000, WallMs wall_start = 1'700'000'000'000)
-      : now_(start), wall_offset_(wall_start - start) {}
-  MonoMs Now() const override { return now_.load(); }
-  WallMs WallNow() const override { return now_.load() + wall_offset_.load(); }
-  void SleepFor(MonoMs ms) const override;
-  bool WaitUntil(std::unique_lock<std::mutex>& lk, std::condition_variable& cv, MonoMs deadline,
-                 const std::function<bool()>& done) const override;
-
-  // Moves time forward by ms and wakes every waiter.
-  void Advance(MonoMs ms);
-  void SetWall(WallMs wall) { wall_offset_ = wall - now_.load(); }
-  int Waiters() const;
-  // Waiters whose deadline is ahead and whose predicate is false (checked
-  // under their mutex when it is free; a busy mutex counts as not idle).
-  int IdleWaiters() const;
-  // The earliest deadline of a waiter (kNone when nobody waits).
-  static constexpr MonoMs kNone = INT64_MAX;
-  MonoMs NextDeadline() const;
-
- private:
-  struct Waiter {
-    std::mutex* mu;
-    std::condition_variable* cv;
-    MonoMs deadline;
-    const std::function<bool()>* done;
-  };
-  std::atomic<MonoMs> now_;
-  std::atomic<int64_t> wall_offset_;
-  mutable std::mutex waiters_mu_;
-  mutable std::list<Waiter> waiters_;
-  mutable std::mutex sleep_mu_;
-  mutable std::condition_variable sleep_cv_;
-};
-
-// One node's connection to the shared store: partition it, freeze it, and
-// read what it asked. WaitForChange waits on the clock (MemoryDcs's own waits
-// in real time).
-class NodeStore final : public dcs::Dcs {
- public:
-  // Wakes every NodeStore's WaitForChange after a write through any of them.
-  struct Bus {
-    std::mutex mu;
-    std::condition_variable cv;
-    void Notify();
-  };
-  struct Request {
-    MonoMs at = 0;
-    std::string op;  // "KeepAlive", "Txn", "GetPrefix", ...
-    std::string key;
-    bool ok = false;
-  };
-
-  NodeStore(const Clock& clock, std::shared_ptr<dcs::MemoryDcs> inner, std::shared_ptr<Bus> bus);
-
-  // Cut off (true): every call waits `timeout_ms` on the clock (an etcd
-  // request timing out), then fails with kUnavailable.
-  void SetPartitioned(bool cut, MonoMs timeout_ms = 0);
-  bool partitioned() const { return cut_.load(); }
-  // Frozen (true): every call blocks (not on the clock) until thawed.
-  void SetFrozen(bool frozen);
-  int BlockedCallers() const;
-  std::vector<Request> Requests() const;
-  // Times of the KeepAlive calls (ok = only those that succeeded).
-  std::vector<MonoMs> KeepAliveTimes(bool only_ok) const;
-
-  Result<std::optional<dcs::KeyValue>> Get(const std::string& key) override;
-  Result<dcs::RangeResult> GetPrefix(const std::string& prefix) override;
-  Result<dcs::Revision> Put(const std::string& key, const std::string& value,
-                            dcs::LeaseId lease) override;
-  Result<dcs::Revision> Delete(const std::string& key) override;
-  Result<dcs::TxnResult> Txn(const std::vector<dcs::Compare>& compares,
-                             const std::vector<dcs::Op>& success_ops,
-                             const std::vector<dcs::Op>& failure_ops) override;
-  Result<dcs::LeaseGrant> GrantLease(int64_t ttl_seconds) override;
-  Result<int64_t> KeepAlive(dcs::LeaseId lease) override;
-  Status Revoke(dcs::LeaseId lease) override;
-  Result<bool> WaitForChange(const std::string& prefix, dcs::Revision after_revision,
-                             int64_t timeout_ms) override;
-  Result<std::vector<dcs::Member>> MemberList() override;
-  Result<dcs::Member> MemberAdd(const std::vector<std::string>& peer_urls,
-                                bool as_learner) override;
-  Status MemberPromote(uint64_t id) override;
-  Status MemberRemove(uint64_t id) override;
-
- private:
-  // Blocks while frozen; fails (after the partition's timeout) while cut.
-  Status Enter(const std::string& op, const std::string& key);
-  void Record(const std::string& op, const std::string& key, bool ok);
-
-  const Clock& clock_;
-  std::shared_ptr<dcs::MemoryDcs> inner_;
-  std::shared_ptr<Bus> bus_;
-  std::atomic<bool> cut_{false};
-  std::atomic<MonoMs> cut_timeout_ms_{0};
-  mutable std::mutex mu_;
-  std::condition_variable thaw_cv_;
-  bool frozen_ = false;
-  int blocked_ = 0;
-  std::vector<Request> requests_;
-};
 
 struct HarnessOptions {
   int nodes = 2;
@@ -217,6 +114,13 @@ class AgentHarness {
   std::string LeaderHolder();                                   // "" = no leader key
   std::optional<dcs::KeyValue> Key(const std::string& suffix);  // under /tandem/<cluster>/
   std::vector<RouteEvent> Routes(int i) const;
+  // The first request of node i with this op whose key ends with key_suffix
+  // ("" = any), after sequence number after_seq; nullopt when none.
+  std::optional<NodeStore::Request> FirstRequest(int i, const std::string& op,
+                                                 const std::string& key_suffix, bool only_ok,
+                                                 uint64_t after_seq = 0) const;
+  // The global sequence number given out last.
+  uint64_t Seq() const { return seq_.load(); }
   // The write target of the last route node i published ("" = none), and
   // whether it is still valid now.
   std::string RouteWriteTarget(int i, bool* valid = nullptr) const;
@@ -236,6 +140,7 @@ class AgentHarness {
   std::string cluster_ = "t";
   agent::Keys keys_{"t"};
   StepClock clock_;
+  std::atomic<uint64_t> seq_{0};
   std::shared_ptr<dcs::MemoryDcs> store_;
   std::shared_ptr<NodeStore::Bus> bus_;
   std::vector<std::unique_ptr<Node>> nodes_;

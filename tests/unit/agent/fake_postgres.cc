@@ -38,6 +38,11 @@ void FakePostgres::SetCluster(Cluster cluster) {
   cluster_ = std::move(cluster);
 }
 
+void FakePostgres::SetSequence(std::atomic<uint64_t>* seq) {
+  std::lock_guard<std::mutex> g(mu_);
+  seq_ = seq;
+}
+
 void FakePostgres::InitDataDir(uint32_t timeline, uint64_t lsn, bool standby) {
   std::lock_guard<std::mutex> g(mu_);
   data_ = pg::DataDirState::kValid;
@@ -154,6 +159,13 @@ MonoMs FakePostgres::TimeOf(const std::string& call, size_t from) const {
   return calls_[i].at;
 }
 
+uint64_t FakePostgres::SeqOf(const std::string& call, size_t from) const {
+  const int i = IndexOf(call, from);
+  if (i < 0) return 0;
+  std::lock_guard<std::mutex> g(mu_);
+  return calls_[i].seq;
+}
+
 // ---------------------------------------------------------------- helpers
 
 Status FakePostgres::Enter(const std::string& method, const std::string& detail) const {
@@ -164,7 +176,7 @@ Status FakePostgres::Enter(const std::string& method, const std::string& detail)
     cv_.wait(lk, [&] { return !is_blocked(); });
     waiting_.erase(me);
   }
-  calls_.push_back(Call{clock_.Now(), method, detail});
+  calls_.push_back(Call{clock_.Now(), seq_ ? ++*seq_ : 0, method, detail});
   auto it = fail_next_.find(method);
   if (it == fail_next_.end()) return Ok();
   Error e = it->second;

@@ -20,6 +20,7 @@
 // peer are made without this instance's lock held.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -40,6 +41,7 @@ class FakePostgres final : public pg::Controller {
   enum class State { kStopped, kPrimary, kStandby };
   struct Call {
     MonoMs at = 0;
+    uint64_t seq = 0;    // from the shared sequence (SetSequence): a global order
     std::string method;  // "Stop", "Promote", "Query", ...
     std::string detail;  // "immediate" / "fast", "standby_of=n2", "primary", ...
     std::string ToString() const { return method + (detail.empty() ? "" : "(" + detail + ")"); }
@@ -52,6 +54,9 @@ class FakePostgres final : public pg::Controller {
 
   // ---- the test's controls ----
   void SetCluster(Cluster cluster);
+  // Numbers every recorded call from this counter (shared with the stores, so
+  // calls and store requests of all nodes fall into one order).
+  void SetSequence(std::atomic<uint64_t>* seq);
   // A valid, stopped data directory as a primary would leave it after a clean
   // stop (standby = false) or with standby.signal (standby = true).
   void InitDataDir(uint32_t timeline, uint64_t lsn, bool standby);
@@ -84,8 +89,9 @@ class FakePostgres final : public pg::Controller {
   // Index in Calls() of the first call whose ToString() equals `call` at or
   // after `from`; -1 when none.
   int IndexOf(const std::string& call, size_t from = 0) const;
-  // The clock time of that call; -1 when none.
+  // The clock time / sequence number of that call; -1 / 0 when none.
   MonoMs TimeOf(const std::string& call, size_t from = 0) const;
+  uint64_t SeqOf(const std::string& call, size_t from = 0) const;
   size_t CallCount() const;
   void ClearCalls();
 
@@ -144,6 +150,7 @@ class FakePostgres final : public pg::Controller {
   mutable std::condition_variable cv_;
   pg::Settings settings_;
   Cluster cluster_;
+  std::atomic<uint64_t>* seq_ = nullptr;
   std::map<uint32_t, uint64_t> history_;  // guarded by mu_
   mutable std::vector<Call> calls_;
   mutable std::map<std::string, Error> fail_next_;
