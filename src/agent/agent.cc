@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -21,6 +20,7 @@
 #include "core/sync.h"
 #include "core/vip.h"
 #include "dcs/etcd_dcs.h"
+#include "pg/postgres.h"
 
 namespace tandem::agent {
 namespace {
@@ -79,12 +79,16 @@ pg::Settings MakeSettings(const Config& cfg) {
 
 }  // namespace
 
-Agent::Agent(Config cfg)
+Agent::Agent(Config cfg, AgentDeps deps)
     : cfg_(std::move(cfg)),
+      clock_(*deps.clock),
       keys_(cfg_.cluster),
-      pg_(MakePaths(cfg_), MakeSettings(cfg_)),
-      etcd_(cfg_) {
-  if (cfg_.vip.enabled()) vip_ = std::make_unique<FloatingIp>(cfg_.vip);
+      pg_(deps.pg ? std::move(deps.pg)
+                  : std::make_unique<pg::Postgres>(MakePaths(cfg_), MakeSettings(cfg_))),
+      etcd_(cfg_),
+      connect_store_(std::move(deps.connect_store)),
+      http_(std::move(deps.http)) {
+  if (cfg_.vip.enabled()) vip_ = std::make_unique<FloatingIp>(cfg_.vip, clock_);
   tls_cfg_ = cfg_;
 }
 
@@ -92,8 +96,19 @@ Agent::~Agent() {
   stopping_ = true;
   if (op_thread_.joinable()) op_thread_.join();
   StopLoop();
-  if (fence_thread_.joinable()) fence_thread_.join();
+  StopFence();
   StopPeerCerts();
+}
+
+void Agent::StopFence() {
+  fence_wake_.Notify();
+  if (fence_thread_.joinable()) fence_thread_.join();
+}
+
+Result<HttpResponse> Agent::Http(const std::string& method, const std::string& url,
+                                 const std::string& body, int64_t timeout_ms) {
+  if (http_) return http_(method, url, body, timeout_ms);
+  return HttpCall(method, url, body, timeout_ms);
 }
 
 Config Agent::TlsConfig() const {
@@ -116,6 +131,14 @@ std::shared_ptr<dcs::Dcs> Agent::Store() {
 }
 
 Status Agent::ConnectStore(const std::vector<std::string>& endpoints) {
+  if (connect_store_) {
+    auto connected = connect_store_(endpoints);
+    if (!connected) return connected.error();
+    std::lock_guard<std::mutex> lock(mu_);
+    store_ = std::move(*connected);
+    store_endpoints_ = endpoints;
+    return Ok();
+  }
   dcs::EtcdOptions opts;
   opts.endpoints = endpoints;
   // Short enough that a cycle against an unreachable store still decides well
@@ -175,7 +198,7 @@ void Agent::SetLastCommand(const std::string& command, const std::string& result
   state_.last_command.result = result;
   state_.last_command.error = error;
   state_.last_command.progress.clear();
-  state_.last_command.at_ms = SystemClock::Get().WallNow();
+  state_.last_command.at_ms = clock_.WallNow();
   if (result == "Failed") state_.error = true;
   auto st = SaveState();
   if (!st.ok()) TLOG(Warn, "agent") << "cannot save local state: " << st.error().message();
@@ -207,12 +230,12 @@ Status Agent::Start() {
   fence_thread_ = std::thread([this] { FenceMain(); });
   if (cfg_.tls_enabled()) peer_cert_thread_ = std::thread([this] { PeerCertMain(); });
   auto st = StartMember();
-  if (!st.ok() && state_.member && pg_.IsRunning()) {
+  if (!st.ok() && state_.member && pg_->IsRunning()) {
     // Without a working agent nothing enforces the lease: PostgreSQL must not
     // run on (possibly as a primary) behind our back.
     TLOG(Error, "agent") << "cannot start as a member; stopping PostgreSQL so it cannot serve "
                             "writes without a lease";
-    (void)pg_.Stop(pg::StopMode::kImmediate);
+    (void)pg_->Stop(pg::StopMode::kImmediate);
   }
   return st;
 }
@@ -221,7 +244,7 @@ void Agent::FenceMain() {
   while (!stopping_) {
     const MonoMs deadline = fence_deadline_.load();
     guard_.Update(deadline);
-    if (deadline != 0 && SystemClock::Get().Now() >= deadline) {
+    if (deadline != 0 && clock_.Now() >= deadline) {
       fence_deadline_ = 0;
       TLOG(Error, "ha") << "lease deadline passed while primary and the HA loop did not demote "
                            "in time: stopping PostgreSQL immediately (fencing)";
@@ -230,7 +253,7 @@ void Agent::FenceMain() {
         state_.needs_rewind = true;
         (void)SaveState();
       }
-      auto st = pg_.Stop(pg::StopMode::kImmediate);
+      auto st = pg_->Stop(pg::StopMode::kImmediate);
       if (!st.ok()) TLOG(Error, "ha") << "fencing stop failed: " << st.error().message();
       // After PostgreSQL, never before: removing the address may wait for
       // the loop's netlink call, and nothing may delay the fence.
@@ -247,7 +270,7 @@ void Agent::FenceMain() {
       TLOG(Warn, "ha") << "PostgreSQL (pid " << pid << ") died";
       WakeLoop();
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    fence_wake_.WaitFor(20);
   }
 }
 
@@ -312,7 +335,7 @@ void Agent::Shutdown() {
   stopping_ = true;
   if (op_thread_.joinable()) op_thread_.join();
   StopLoop();
-  if (fence_thread_.joinable()) fence_thread_.join();
+  StopFence();
   // The peer-certificate thread is joined by the destructor: a check of an
   // unreachable peer must not delay the hand-over below.
   std::unique_lock<std::mutex> op_lock(op_mu_);
@@ -325,8 +348,8 @@ void Agent::Shutdown() {
   }
   // The floating IP goes before PostgreSQL (the loop's end released it too).
   if (vip_) (void)vip_->Release("shutting down");
-  if (pg_.IsRunning()) {
-    auto s = pg_.Stop(pg::StopMode::kFast);
+  if (pg_->IsRunning()) {
+    auto s = pg_->Stop(pg::StopMode::kFast);
     if (!s.ok()) TLOG(Warn, "agent") << "stopping PostgreSQL: " << s.error().message();
   }
   if (store && held) {
@@ -359,6 +382,10 @@ void Agent::StartLoop() {
 void Agent::StopLoop() {
   loop_running_ = false;
   WakeLoop();
+  lease_wake_.Notify();
+  { std::lock_guard<std::mutex> lock(watch_mu_); }
+  watch_cv_.notify_all();
+  watch_retry_.Notify();
   for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_}) {
     if (t->joinable() && t->get_id() != std::this_thread::get_id()) t->join();
   }
@@ -376,16 +403,15 @@ void Agent::LeaseMain() {
   // Renew every loop interval: ttl - margin >= 2 x loop (CheckTiming), so a
   // renewal can fail once and still the next one lands before the deadline.
   while (loop_running_ && !stopping_) {
-    const MonoMs start = SystemClock::Get().Now();
+    const MonoMs start = clock_.Now();
     const bool had = lease_.load() != 0;
     auto st = RenewLease();
     if (!st.ok()) TLOG(Debug, "ha") << "lease renewal: " << st.error().message();
     // A lease lost or granted changes what the loop decides: run it now.
     if (had != (lease_.load() != 0)) WakeLoop();
-    const MonoMs left = cfg_.ha.loop_interval_ms - (SystemClock::Get().Now() - start);
-    for (MonoMs slept = 0; slept < left && loop_running_ && !stopping_; slept += 20) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<MonoMs>(20, left - slept)));
-    }
+    // Until the next renewal is due; StopLoop ends the wait early.
+    const MonoMs due = start + cfg_.ha.loop_interval_ms;
+    while (loop_running_ && !stopping_ && clock_.Now() < due) lease_wake_.WaitUntil(due);
   }
 }
 
@@ -394,20 +420,21 @@ void Agent::WatchMain(const std::string& key) {
     const dcs::Revision rev = watch_revision_.load();
     auto store = Store();
     if (!store || rev == 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      watch_retry_.WaitFor(50);
       continue;
     }
     auto changed = store->WaitForChange(key, rev, 1'000);
     if (!changed.ok()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      watch_retry_.WaitFor(100);
       continue;
     }
     if (!*changed) continue;
     WakeLoop();
-    // Until the loop has read a newer view, the same change would fire again.
-    for (int i = 0; i < 100 && watch_revision_.load() == rev && loop_running_ && !stopping_; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    // Until the loop has read a newer view, the same change would fire again
+    // (at most 500 ms: then the watch looks again).
+    std::unique_lock<std::mutex> lock(watch_mu_);
+    clock_.WaitUntil(lock, watch_cv_, clock_.Now() + 500,
+                     [&] { return watch_revision_.load() != rev || !loop_running_ || stopping_; });
   }
 }
 
@@ -417,7 +444,7 @@ void Agent::LoopMain() {
                    << "ms margin=" << cfg_.ha.safety_margin_ms << "ms)";
   MonoMs due = 0;  // when the previous pass meant to run this one
   while (loop_running_ && !stopping_) {
-    const MonoMs start = SystemClock::Get().Now();
+    const MonoMs start = clock_.Now();
     // Late passes explain a lost lease or an expired route better than
     // anything else: a machine that was paused, or too loaded to run us.
     if (due != 0 && start - due > cfg_.ha.ttl_ms / 2) {
@@ -427,7 +454,7 @@ void Agent::LoopMain() {
     }
     RunCycle();
     ReapChildren();
-    if (const MonoMs took = SystemClock::Get().Now() - start; took > cfg_.ha.ttl_ms / 2) {
+    if (const MonoMs took = clock_.Now() - start; took > cfg_.ha.ttl_ms / 2) {
       TLOG(Warn, "ha") << "an HA cycle took " << took
                        << " ms, over half the lease TTL: the store or PostgreSQL answers slowly, "
                           "or the machine is overloaded";
@@ -449,7 +476,9 @@ void Agent::LoopMain() {
       // stop (remove): never block on it here; try again next cycle.
       std::unique_lock<std::mutex> op_lock(op_mu_, std::try_to_lock);
       if (!op_lock.owns_lock()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(cfg_.ha.loop_interval_ms));
+        std::unique_lock<std::mutex> lock(wake_mu_);
+        clock_.WaitUntil(lock, wake_cv_, clock_.Now() + cfg_.ha.loop_interval_ms,
+                         [this] { return !loop_running_ || stopping_; });
         continue;
       }
       fence_deadline_ = 0;
@@ -458,17 +487,20 @@ void Agent::LoopMain() {
       if (!s.ok()) TLOG(Error, "ha") << "leaving the cluster: " << s.error().message();
       break;
     }
-    if (rev > 0) watch_revision_ = rev;
+    if (rev > 0 && watch_revision_.exchange(rev) != rev) {
+      { std::lock_guard<std::mutex> lock(watch_mu_); }
+      watch_cv_.notify_all();
+    }
     // Acted this cycle (started, stopped, promoted...): look again soon
     // rather than a whole interval later.
     const MonoMs interval =
         acted_ ? std::min<MonoMs>(cfg_.ha.loop_interval_ms, 50) : cfg_.ha.loop_interval_ms;
-    const MonoMs left = interval - (SystemClock::Get().Now() - start);
-    due = SystemClock::Get().Now() + std::max<MonoMs>(left, 0);
+    const MonoMs left = interval - (clock_.Now() - start);
+    due = clock_.Now() + std::max<MonoMs>(left, 0);
     std::unique_lock<std::mutex> lock(wake_mu_);
     if (left > 0) {
-      wake_cv_.wait_for(lock, std::chrono::milliseconds(left),
-                        [this] { return wake_ || !loop_running_ || stopping_; });
+      clock_.WaitUntil(lock, wake_cv_, due,
+                       [this] { return wake_ || !loop_running_ || stopping_; });
     }
     wake_ = false;
   }
@@ -497,7 +529,7 @@ void Agent::ExtendSelfRoute(MonoMs lease_deadline) {
   std::lock_guard<std::mutex> lock(route_mu_);
   const auto& rw = last_route_.read_write;
   if (!rw || rw->member != cfg_.node_name) return;
-  const MonoMs now = SystemClock::Get().Now();
+  const MonoMs now = clock_.Now();
   if (now >= last_route_.valid_until) return;  // expired: only the loop may route again
   const MonoMs until = std::min<MonoMs>(lease_deadline, last_route_at_ + cfg_.ha.ttl_ms);
   if (until <= last_route_.valid_until) return;
@@ -516,7 +548,7 @@ void Agent::PublishNoRoute(const std::string& reason) {
 Status Agent::RenewLease() {
   auto store = Store();
   if (!store) return Error(ErrorCode::kFailedPrecondition, "no store");
-  const MonoMs sent = SystemClock::Get().Now();
+  const MonoMs sent = clock_.Now();
   if (lease_ != 0) {
     auto r = store->KeepAlive(lease_);
     if (r.ok()) {
@@ -541,7 +573,7 @@ Status Agent::RenewLease() {
     if (fence_deadline_.load() != 0) fence_deadline_ = kFenceNow;
     return Ok();
   }
-  const MonoMs grant_sent = SystemClock::Get().Now();
+  const MonoMs grant_sent = clock_.Now();
   auto g = store->GrantLease((cfg_.ha.ttl_ms + 999) / 1000);
   if (!g) return g.error();
   const int64_t ttl_ms = std::min<int64_t>(cfg_.ha.ttl_ms, g->ttl_seconds * 1000);
@@ -552,9 +584,9 @@ Status Agent::RenewLease() {
 
 core::LocalPostgres Agent::ObserveLocal(const ClusterView& view) {
   core::LocalPostgres lp;
-  lp.running = pg_.IsRunning();
+  lp.running = pg_->IsRunning();
   if (lp.running) {
-    auto q = pg_.Query();
+    auto q = pg_->Query();
     if (q.ok()) {
       lp.in_recovery = q->in_recovery;
       lp.timeline = q->timeline;
@@ -577,7 +609,7 @@ core::LocalPostgres Agent::ObserveLocal(const ClusterView& view) {
   }
   if (!lp.running) {
     streaming_ = false;
-    auto cd = pg_.ReadControlData();
+    auto cd = pg_->ReadControlData();
     if (cd.ok()) {
       lp.timeline = cd->timeline;
       lp.lsn = cd->checkpoint_lsn;
@@ -633,7 +665,7 @@ void Agent::RunCycle() {
   if (cfg_.embedded_etcd() && state_.member && !etcd_.Running() && !stopping_) {
     // At once the first time; a member that keeps dying (a full disk, a bad
     // data directory) is restarted with a doubling pause of up to 8 s.
-    const MonoMs now = SystemClock::Get().Now();
+    const MonoMs now = clock_.Now();
     if (now >= etcd_restart_not_before_) {
       TLOG(Warn, "etcd") << "the etcd member is not running; restarting it"
                          << (etcd_restart_backoff_ms_ > 0
@@ -660,7 +692,7 @@ void Agent::RunCycle() {
   // store write here would delay a failover decision).
   if (view.ok()) v.members[cfg_.node_name] = SelfState(local);
   core::Observation obs;
-  obs.now = SystemClock::Get().Now();
+  obs.now = clock_.Now();
   obs.self = cfg_.node_name;
   obs.store_ok = view.ok();
   if (view.ok()) {
@@ -673,7 +705,7 @@ void Agent::RunCycle() {
   obs.cluster_timeline = v.timeline.timeline;
   if (view.ok()) {
     obs.sync = v.sync;
-    obs.intent = ToCoreIntent(v.intent, SystemClock::Get().WallNow());
+    obs.intent = ToCoreIntent(v.intent, clock_.WallNow());
     obs.paused = v.paused;
   }
   core::Decision d = core::Decide(obs, cfg_.ha);
@@ -706,7 +738,7 @@ void Agent::RunCycle() {
     // The same failure every cycle (a full disk, a peer down) is said once,
     // then again every 30 s with how often it recurred, not four times a second.
     const std::string msg = st.error().message();
-    const MonoMs now = SystemClock::Get().Now();
+    const MonoMs now = clock_.Now();
     if (msg != repeated_error_ || now - repeated_error_at_ >= 30'000) {
       if (msg == repeated_error_ && repeated_error_count_ > 0) {
         TLOG(Warn, "ha") << msg << " (again " << repeated_error_count_ << " times in "
@@ -730,7 +762,7 @@ void Agent::RunCycle() {
   // matters: keep it armed with the deadline of the last successful renewal.
   const bool promoted = HasAction(d, core::ActionType::kPromote);
   const bool writable =
-      pg_.IsRunning() && ((st.ok() && promoted) || (local.running && !local.in_recovery));
+      pg_->IsRunning() && ((st.ok() && promoted) || (local.running && !local.in_recovery));
   // Read the lease once: the lease thread may change it meanwhile.
   const MonoMs lease_deadline = lease_.load() != 0 ? lease_deadline_.load() : kFenceNow;
   if (!writable) {
@@ -741,7 +773,7 @@ void Agent::RunCycle() {
     // Not holding: Decide demoted it this cycle (or will next); holding with
     // no live lease: fence at once.
     fence_deadline_ = holding ? std::max<MonoMs>(lease_deadline, kFenceNow) : 0;
-    pg_pid_to_watch_ = holding ? pg_.Pid() : 0;
+    pg_pid_to_watch_ = holding ? pg_->Pid() : 0;
   } else if (fence_deadline_.load() == 0) {
     // Writable, store unreadable: fence at our deadline.
     fence_deadline_ = std::max<MonoMs>(lease_deadline, kFenceNow);
@@ -753,8 +785,7 @@ void Agent::RunCycle() {
 }
 
 bool Agent::VipAllowed() const {
-  return lease_.load() != 0 && SystemClock::Get().Now() < lease_deadline_.load() && loop_running_ &&
-         !stopping_;
+  return lease_.load() != 0 && clock_.Now() < lease_deadline_.load() && loop_running_ && !stopping_;
 }
 
 void Agent::ReleaseVipIfNeeded(const core::Observation& obs, const core::Decision& d) {
@@ -802,18 +833,18 @@ Result<pg::Source> Agent::SourceFor(const ClusterView& view, const std::string& 
 }
 
 Status Agent::StartReplicaOf(const ClusterView& view, const std::string& member) {
-  if (pg_.IsRunning()) return Ok();
+  if (pg_->IsRunning()) return Ok();
   if (member.empty()) {
     // Start as a standby with no source, so we can read our own position.
-    TANDEM_TRY(pg_.WriteStandbyConfigWithoutSource());
+    TANDEM_TRY(pg_->WriteStandbyConfigWithoutSource());
   } else {
     auto src = SourceFor(view, member, false);
     if (!src) return src.error();
-    TANDEM_TRY(pg_.WriteConfig(*src));
+    TANDEM_TRY(pg_->WriteConfig(*src));
   }
   configured_upstream_ = member;
   TANDEM_TRY(WriteHbaFor(view));
-  auto st = pg_.Start();
+  auto st = pg_->Start();
   start_failures_ = st.ok() ? 0 : start_failures_ + 1;
   return st;
 }
@@ -862,23 +893,23 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
       TANDEM_TRY(ApplySyncStandbyNames(view, ps.pg, /*in_recovery=*/true));
       // Announce the new timeline first: if that fails, no promotion.
       TANDEM_TRY(AnnounceTimeline(view, obs.pg.timeline + 1));
-      TANDEM_TRY(pg_.Promote());
+      TANDEM_TRY(pg_->Promote());
       {
         std::lock_guard<std::mutex> lock(mu_);
         state_.was_primary = true;
         state_.needs_rewind = false;
         (void)SaveState();
       }
-      auto q = pg_.Query();
+      auto q = pg_->Query();
       RecordHistory(last_reason_, q.ok() ? q->timeline : 0);
       return Ok();
     }
     case ActionType::kStepDown:
       return StepDown(obs, view, a.target);
     case ActionType::kDemote: {
-      const bool no_time = SystemClock::Get().Now() >= lease_deadline_;
+      const bool no_time = clock_.Now() >= lease_deadline_;
       TLOG(Warn, "ha") << "demoting: stopping PostgreSQL " << (no_time ? "immediately" : "fast");
-      auto st = pg_.Stop(no_time ? pg::StopMode::kImmediate : pg::StopMode::kFast);
+      auto st = pg_->Stop(no_time ? pg::StopMode::kImmediate : pg::StopMode::kFast);
       {
         std::lock_guard<std::mutex> lock(mu_);
         state_.needs_rewind = true;
@@ -887,11 +918,11 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
       return st;
     }
     case ActionType::kStartPrimary: {
-      if (pg_.IsRunning()) return Ok();
-      TANDEM_TRY(pg_.WriteConfig(std::nullopt));
+      if (pg_->IsRunning()) return Ok();
+      TANDEM_TRY(pg_->WriteConfig(std::nullopt));
       configured_upstream_.clear();
       TANDEM_TRY(WriteHbaFor(view));
-      auto st = pg_.Start();
+      auto st = pg_->Start();
       start_failures_ = st.ok() ? 0 : start_failures_ + 1;
       return st;
     }
@@ -900,15 +931,15 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
     case ActionType::kFollow: {
       auto src = SourceFor(view, a.target, false);
       if (!src) return src.error();
-      TANDEM_TRY(pg_.WriteConfig(*src));
+      TANDEM_TRY(pg_->WriteConfig(*src));
       configured_upstream_ = a.target;
-      return pg_.Reload();
+      return pg_->Reload();
     }
     case ActionType::kRewind: {
-      if (pg_.IsRunning()) TANDEM_TRY(pg_.Stop(pg::StopMode::kFast));
+      if (pg_->IsRunning()) TANDEM_TRY(pg_->Stop(pg::StopMode::kFast));
       auto src = SourceFor(view, a.target, true);
       if (!src) return src.error();
-      auto st = pg_.Rewind(*src);
+      auto st = pg_->Rewind(*src);
       std::lock_guard<std::mutex> lock(mu_);
       if (!st.ok()) {
         if (st.error().code() == ErrorCode::kUnavailable ||
@@ -930,17 +961,17 @@ Status Agent::ExecuteOne(const core::Action& a, const core::Observation& obs,
       return Ok();  // the next cycle starts it as a standby
     }
     case ActionType::kReclone: {
-      if (pg_.IsRunning()) TANDEM_TRY(pg_.Stop(pg::StopMode::kFast));
-      if (pg_.InspectDataDir() == pg::DataDirState::kValid) {
+      if (pg_->IsRunning()) TANDEM_TRY(pg_->Stop(pg::StopMode::kFast));
+      if (pg_->InspectDataDir() == pg::DataDirState::kValid) {
         // Never overwrite an earlier copy: it may hold the only commits of a former primary.
-        const std::string aside = cfg_.pg_data_dir + ".before-reclone-" +
-                                  std::to_string(SystemClock::Get().WallNow() / 1000);
+        const std::string aside =
+            cfg_.pg_data_dir + ".before-reclone-" + std::to_string(clock_.WallNow() / 1000);
         TANDEM_TRY(RenamePath(cfg_.pg_data_dir, aside));
         TLOG(Warn, "ha") << "kept the old data directory aside as " << aside;
       }
       auto src = SourceFor(view, a.target, false);
       if (!src) return src.error();
-      TANDEM_TRY(pg_.BaseBackup(*src, [](const std::string& line) { TLOG(Info, "pg") << line; }));
+      TANDEM_TRY(pg_->BaseBackup(*src, [](const std::string& line) { TLOG(Info, "pg") << line; }));
       hba_signature_.clear();  // pg_basebackup copied the source's pg_hba.conf
       std::lock_guard<std::mutex> lock(mu_);
       state_.needs_rewind = false;
@@ -965,9 +996,9 @@ Status Agent::WriteHbaFor(const ClusterView& view) {
   // Only on change; code that replaces the data directory's files
   // (pg_basebackup, pg_rewind) clears hba_signature_ so ours is written again.
   if (sig == hba_signature_) return Ok();
-  TANDEM_TRY(pg_.WriteHba(peers));
+  TANDEM_TRY(pg_->WriteHba(peers));
   hba_signature_ = sig;
-  if (pg_.IsRunning()) TANDEM_TRY(pg_.Reload());
+  if (pg_->IsRunning()) TANDEM_TRY(pg_->Reload());
   return Ok();
 }
 
@@ -1027,15 +1058,14 @@ void Agent::RefreshTlsCopies() {
   if (!cfg_.tls_enabled()) return;
   ReadTlsSection();
   const Config tc = TlsConfig();
-  const MonoMs now = SystemClock::Get().Now();
+  const MonoMs now = clock_.Now();
   const bool current = TlsCopiesCurrent(tc);
   if (!current || cert_summary_at_ == 0 || now - cert_summary_at_ >= 60'000) {
     cert_summary_at_ = now;
-    cert_summary_ =
-        NodeCertificateSummary(CertificateStates(tc, SystemClock::Get().WallNow() / 1000));
+    cert_summary_ = NodeCertificateSummary(CertificateStates(tc, clock_.WallNow() / 1000));
   }
   if (current) return;
-  auto valid = ValidateTlsFiles(tc, SystemClock::Get().WallNow() / 1000);
+  auto valid = ValidateTlsFiles(tc, clock_.WallNow() / 1000);
   if (!valid.ok()) {
     WarnOnChange(&tls_refresh_warned_,
                  "the TLS files changed but are not usable; the node keeps the certificates it "
@@ -1055,8 +1085,8 @@ void Agent::RefreshTlsCopies() {
   // pair at every handshake), the API (its next handshakes), the agent's own
   // clients (new connections read the copies).
   std::string applied = "PostgreSQL";
-  if (pg_.IsRunning()) {
-    if (auto st = pg_.Reload(); !st.ok()) TLOG(Warn, "agent") << st.error().message();
+  if (pg_->IsRunning()) {
+    if (auto st = pg_->Reload(); !st.ok()) TLOG(Warn, "agent") << st.error().message();
   }
   if (cfg_.embedded_etcd()) {
     if (auto st = etcd_.RefreshTlsFiles(); !st.ok()) {
@@ -1098,7 +1128,8 @@ void Agent::PeerCertMain() {
     Config tc;
     {
       std::unique_lock<std::mutex> lock(tls_mu_);
-      peer_cv_.wait_for(lock, std::chrono::seconds(60), [&] { return peer_wake_ || stopping_; });
+      clock_.WaitUntil(lock, peer_cv_, clock_.Now() + 60'000,
+                       [&] { return peer_wake_ || stopping_; });
       peer_wake_ = false;
       if (stopping_) return;
       targets = peer_targets_;
@@ -1111,10 +1142,10 @@ void Agent::PeerCertMain() {
       if (port <= 0) continue;
       // Judged as enforce would, whatever this node's mode: that is what
       // switching to enforce would meet.
-      seen[n.name] = CheckPeerCertificate(
-          n.name + "'s API certificate", host.empty() ? n.host : host, port, TlsService::kHttps,
-          copies.ca_cert, copies.client_cert, copies.client_key, tc.tls_verify_hostname,
-          SystemClock::Get().WallNow() / 1000, 2000);
+      seen[n.name] = CheckPeerCertificate(n.name + "'s API certificate",
+                                          host.empty() ? n.host : host, port, TlsService::kHttps,
+                                          copies.ca_cert, copies.client_cert, copies.client_key,
+                                          tc.tls_verify_hostname, clock_.WallNow() / 1000, 2000);
       if (stopping_) return;
     }
     std::lock_guard<std::mutex> lock(tls_mu_);
@@ -1190,14 +1221,14 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& loc
   const bool leading = view.leader && view.leader->holder == cfg_.node_name;
   if (leading && local.running && !local.in_recovery) {
     if (!repl_user_ok_ && secrets_) {
-      auto st = pg_.EnsureReplicationUser(kReplicationUser, secrets_->replication_password);
+      auto st = pg_->EnsureReplicationUser(kReplicationUser, secrets_->replication_password);
       repl_user_ok_ = st.ok();
     }
     std::vector<std::string> slots;
     for (const auto& [name, n] : view.nodes) {
       if (name != cfg_.node_name) slots.push_back(pg::SlotNameFor(name));
     }
-    auto st = pg_.SyncSlots(slots);
+    auto st = pg_->SyncSlots(slots);
     if (!st.ok()) TLOG(Warn, "pg") << "replication slots: " << st.error().message();
     MaintainSync(view);
     MaybeMoveEtcdLeader(view);
@@ -1304,7 +1335,7 @@ void Agent::RecordHistory(const std::string& reason, uint32_t timeline) {
   auto store = Store();
   if (!store) return;
   HistoryEntry h;
-  h.at_ms = SystemClock::Get().WallNow();
+  h.at_ms = clock_.WallNow();
   h.leader = cfg_.node_name;
   h.timeline = timeline;
   h.reason = reason;
@@ -1320,7 +1351,7 @@ Agent::Health Agent::GetHealth() {
   const bool leading =
       store_ok_ && last_view_ && last_view_->leader && last_view_->leader->holder == cfg_.node_name;
   h.primary = leading && last_local_.running && !last_local_.in_recovery &&
-              SystemClock::Get().Now() < fence_deadline_.load();
+              clock_.Now() < fence_deadline_.load();
   h.replica = last_local_.running && last_local_.in_recovery && !last_local_.following.empty();
   if (h.replica && last_view_ && last_view_->sync) {
     const auto& rec = *last_view_->sync;

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "agent/agent_deps.h"
 #include "agent/cluster_view.h"
 #include "agent/config.h"
 #include "agent/etcd_member.h"
@@ -25,11 +26,12 @@
 #include "agent/local_state.h"
 #include "agent/peer_certs.h"
 #include "agent/vip.h"
+#include "base/clock.h"
 #include "base/result.h"
 #include "core/route.h"
 #include "core/types.h"
 #include "dcs/dcs.h"
-#include "pg/postgres.h"
+#include "pg/controller.h"
 
 namespace tandem::core {
 struct SyncInput;
@@ -48,7 +50,8 @@ struct JoinGrant {
 
 class Agent {
  public:
-  explicit Agent(Config cfg);
+  // deps.clock is required (see agent_deps.h for how a test builds one).
+  Agent(Config cfg, AgentDeps deps);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -193,9 +196,15 @@ class Agent {
   void RecordHistory(const std::string& reason, uint32_t timeline);
 
   Config cfg_;
+  const Clock& clock_;  // every time read and wait of the agent
   Keys keys_;
-  pg::Postgres pg_;
+  std::unique_ptr<pg::Controller> pg_;
   EtcdMember etcd_;
+  AgentDeps::ConnectStore connect_store_;  // null: EtcdDcs
+  AgentDeps::Http http_;                   // null: HttpCall
+  // An HTTP call to another agent (through deps.http when set).
+  Result<HttpResponse> Http(const std::string& method, const std::string& url,
+                            const std::string& body, int64_t timeout_ms);
 
   std::mutex op_mu_;  // one operator command at a time
   std::mutex mu_;     // guards everything below
@@ -267,8 +276,10 @@ class Agent {
   // primary, fence_deadline_ is its lease deadline; past it, PostgreSQL is
   // stopped immediately whatever the loop is doing. 0 = not a primary.
   void FenceMain();
+  void StopFence();  // wakes FenceMain (stopping_ set) and joins it
   std::atomic<MonoMs> fence_deadline_{0};
-  FenceGuard guard_;  // told fence_deadline_ by the watchdog thread
+  Event fence_wake_{clock_};  // ends FenceMain's 20 ms wait early (Shutdown)
+  FenceGuard guard_;          // told fence_deadline_ by the watchdog thread
   // fence_deadline_ also bounds /primary: a node past it is not a healthy primary.
   std::thread fence_thread_;
 
@@ -283,6 +294,12 @@ class Agent {
   std::condition_variable wake_cv_;
   bool wake_ = false;
   std::atomic<dcs::Revision> watch_revision_{0};  // the revision of the loop's last view
+  // The watch thread waits on watch_cv_ (with watch_mu_) for the loop to read
+  // a newer view, or for the loop to stop; the lease thread on lease_wake_.
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  Event lease_wake_{clock_};
+  Event watch_retry_{clock_};  // the watch thread's pause after an error
   std::atomic<int> pg_pid_to_watch_{0};
   bool acted_ = false;  // the last cycle carried out actions (loop thread only)
   std::thread lease_thread_;

@@ -8,10 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 
 #include "agent/vip.h"
 #include "base/file.h"
@@ -51,7 +49,8 @@ void FenceVip(const VipConfig& vip) {
   }
 }
 
-[[noreturn]] void GuardMain(int fd, const std::string& data_dir, const VipConfig& vip) {
+[[noreturn]] void GuardMain(const Clock& clock, int fd, const std::string& data_dir,
+                            const VipConfig& vip) {
   ::prctl(PR_SET_NAME, "tandem-fence", 0, 0, 0);
   ::signal(SIGTERM, SIG_IGN);  // only the pipe tells it to act
   ::signal(SIGINT, SIG_IGN);
@@ -61,13 +60,13 @@ void FenceVip(const VipConfig& vip) {
     // Wait for a newer deadline, at most until the current one.
     int timeout = -1;
     if (deadline != 0) {
-      const MonoMs left = deadline - SystemClock::Get().Now();
+      const MonoMs left = deadline - clock.Now();
       timeout = static_cast<int>(std::clamp<MonoMs>(left, 0, 1000));
     }
     if (!open) {
       if (deadline == 0) _exit(0);
       if (timeout > 0) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(timeout));
+        clock.SleepFor(timeout);
         continue;
       }
     } else {
@@ -88,7 +87,7 @@ void FenceVip(const VipConfig& vip) {
         continue;
       }
     }
-    if (deadline != 0 && SystemClock::Get().Now() >= deadline) {
+    if (deadline != 0 && clock.Now() >= deadline) {
       // The agent did not extend the deadline in time: it is dead, frozen
       // (SIGSTOP) or stuck. Either way the lease may expire: fence.
       FencePostgres(data_dir, open ? "the agent did not renew its deadline (frozen or stuck)"
@@ -116,7 +115,8 @@ FenceGuard::~FenceGuard() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Result<FenceGuard> FenceGuard::Start(const std::string& pg_data_dir, const VipConfig& vip) {
+Result<FenceGuard> FenceGuard::Start(const Clock& clock, const std::string& pg_data_dir,
+                                     const VipConfig& vip) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) {
     return Error(ErrorCode::kIo, std::string("pipe: ") + std::strerror(errno));
@@ -125,7 +125,7 @@ Result<FenceGuard> FenceGuard::Start(const std::string& pg_data_dir, const VipCo
   if (pid < 0) return Error(ErrorCode::kIo, std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     ::close(p[1]);
-    GuardMain(p[0], pg_data_dir, vip);
+    GuardMain(clock, p[0], pg_data_dir, vip);
   }
   ::close(p[0]);
   FenceGuard g;

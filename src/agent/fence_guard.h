@@ -30,7 +30,12 @@ class FenceGuard {
 
   // Forks the guard. Must be called before the process starts any thread.
   // `vip` (may be off) is removed from its interface when the guard fences.
-  static Result<FenceGuard> Start(const std::string& pg_data_dir, const VipConfig& vip = {});
+  // The guard process reads `clock` (it compares the agent's deadlines with
+  // it, so it must be the agent's clock): in practice the SystemClock, since
+  // a ManualClock cannot be advanced in another process. Agent tests leave
+  // the guard out (a default FenceGuard ignores Update).
+  static Result<FenceGuard> Start(const Clock& clock, const std::string& pg_data_dir,
+                                  const VipConfig& vip = {});
   // Tells the guard the current deadline (0 = not a primary). Cheap; only
   // changes are sent. Thread-compatible (one caller).
   void Update(MonoMs deadline);

@@ -3,7 +3,6 @@
 // (sync.h, decide.cc); this file only reads and writes the store and
 // PostgreSQL. See docs/design/sync-replication.md.
 #include <algorithm>
-#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -51,35 +50,35 @@ Result<dcs::Revision> Agent::WriteSyncRecord(const ClusterView& view, const core
 
 Status Agent::RewriteConfigKeepingRole(const ClusterView& view, bool in_recovery) {
   if (!in_recovery) {
-    TANDEM_TRY(pg_.WriteConfig(std::nullopt));
+    TANDEM_TRY(pg_->WriteConfig(std::nullopt));
   } else if (!configured_upstream_.empty()) {
     // A standby keeps its upstream and standby.signal (PostgreSQL removes the
     // signal file itself at promotion and fails if it is already gone).
     auto src = SourceFor(view, configured_upstream_, false);
     if (!src) return src.error();
-    TANDEM_TRY(pg_.WriteConfig(*src));
+    TANDEM_TRY(pg_->WriteConfig(*src));
   } else {
-    TANDEM_TRY(pg_.WriteStandbyConfigWithoutSource());
+    TANDEM_TRY(pg_->WriteStandbyConfigWithoutSource());
   }
-  return pg_.Reload();
+  return pg_->Reload();
 }
 
 Status Agent::ApplySyncStandbyNames(const ClusterView& view, const core::PgSyncSet& set,
                                     bool in_recovery) {
   const std::string want = core::RenderSyncStandbyNames(set);
-  pg::Settings s = pg_.settings();
-  auto shown = pg_.Sql("SHOW synchronous_standby_names");
+  pg::Settings s = pg_->settings();
+  auto shown = pg_->Sql("SHOW synchronous_standby_names");
   if (s.synchronous_standby_names == want && shown && !shown->empty() && (*shown)[0] == want) {
     return Ok();
   }
   s.synchronous_standby_names = want;
-  pg_.set_settings(s);
+  pg_->set_settings(s);
   TANDEM_TRY(RewriteConfigKeepingRole(view, in_recovery));
   // The reload is a signal: wait (briefly) until new sessions see the value.
   for (int i = 0; i < 20; ++i) {
-    auto now = pg_.Sql("SHOW synchronous_standby_names");
+    auto now = pg_->Sql("SHOW synchronous_standby_names");
     if (now && !now->empty() && (*now)[0] == want) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    clock_.SleepFor(10);
   }
   TLOG(Info, "pg") << "synchronous_standby_names = '" << want << "'";
   return Ok();
@@ -98,7 +97,7 @@ bool SyncEligible(const ClusterView& view, const std::string& name) {
 // grace after it was first seen missing: a restart of either side must not
 // leave the writes on the primary alone (quorum mode) and no failover possible.
 void Agent::MarkReconnecting(const ClusterView& view, core::SyncInput* in) {
-  const MonoMs now = SystemClock::Get().Now();
+  const MonoMs now = clock_.Now();
   std::map<std::string, MonoMs> missing;
   for (const std::string& name : in->pg.names) {
     if (name == core::kAnyStandby) continue;
@@ -122,14 +121,14 @@ void Agent::MarkReconnecting(const ClusterView& view, core::SyncInput* in) {
 
 void Agent::MaintainSync(const ClusterView& view) {
   // Read the primary's flush position before the standbys' (see PlanSync).
-  auto q = pg_.Query();
+  auto q = pg_->Query();
   if (!q || q->in_recovery) return;
-  auto reps = pg_.Replication();
+  auto reps = pg_->Replication();
   if (!reps) {
     TLOG(Warn, "pg") << "reading pg_stat_replication: " << reps.error().message();
     return;
   }
-  auto shown = pg_.Sql("SHOW synchronous_standby_names");
+  auto shown = pg_->Sql("SHOW synchronous_standby_names");
   if (!shown || shown->empty()) return;
   core::SyncInput in;
   in.self = cfg_.node_name;
@@ -185,7 +184,7 @@ void Agent::MaintainIntent(const ClusterView& view, const core::LocalPostgres& l
   const bool leading =
       view.leader && view.leader->holder == cfg_.node_name && local.running && !local.in_recovery;
   const IntentRecord& rec = *view.intent;
-  const int64_t now = SystemClock::Get().WallNow();
+  const int64_t now = clock_.WallNow();
   std::string why;
   if (now >= rec.expires_ms) {
     why = "expired";
@@ -213,11 +212,11 @@ Status Agent::StepDown(const core::Observation& obs, const ClusterView& view,
   if (!store || !obs.leader || !view.intent) {
     return Error(ErrorCode::kFailedPrecondition, "no leader key or request to step down for");
   }
-  const MonoMs began = SystemClock::Get().Now();
+  const MonoMs began = clock_.Now();
   // A checkpoint while still serving keeps the shutdown checkpoint short.
-  auto ck = pg_.Sql("CHECKPOINT");
+  auto ck = pg_->Sql("CHECKPOINT");
   if (!ck) TLOG(Warn, "pg") << "CHECKPOINT before switchover: " << ck.error().message();
-  const MonoMs stop_began = SystemClock::Get().Now();
+  const MonoMs stop_began = clock_.Now();
   // Fast shutdown: client sessions are terminated, then the walsenders send
   // everything up to the shutdown checkpoint and wait for the standbys.
   {
@@ -225,9 +224,9 @@ Status Agent::StepDown(const core::Observation& obs, const ClusterView& view,
     state_.needs_rewind = true;  // until the clean stop is confirmed below
     (void)SaveState();
   }
-  TANDEM_TRY(pg_.Stop(pg::StopMode::kFast));
+  TANDEM_TRY(pg_->Stop(pg::StopMode::kFast));
   fence_deadline_ = 0;
-  auto cd = pg_.ReadControlData();
+  auto cd = pg_->ReadControlData();
   if (!cd || cd->cluster_state != "shut down") {
     // Not a clean stop: keep needs_rewind; the lease and the normal rules take over.
     return Error(ErrorCode::kIo,
@@ -238,7 +237,7 @@ Status Agent::StepDown(const core::Observation& obs, const ClusterView& view,
   rec.intent.final_lsn = cd->checkpoint_lsn;
   rec.intent.final_timeline = cd->timeline;
   if (rec.intent.to.empty()) rec.intent.to = target;
-  rec.expires_ms = std::max(rec.expires_ms, SystemClock::Get().WallNow() + kIntentLifetimeMs);
+  rec.expires_ms = std::max(rec.expires_ms, clock_.WallNow() + kIntentLifetimeMs);
   auto r = store->Txn(
       {dcs::Compare::ModRevisionIs(keys_.leader(), obs.leader->mod_revision),
        dcs::Compare::ModRevisionIs(keys_.intent(), view.intent->mod_revision)},
@@ -252,7 +251,7 @@ Status Agent::StepDown(const core::Observation& obs, const ClusterView& view,
     state_.was_primary = false;
     (void)SaveState();
   }
-  const MonoMs done = SystemClock::Get().Now();
+  const MonoMs done = clock_.Now();
   TLOG(Info, "ha") << "stepped down for the switchover: final position timeline " << cd->timeline
                    << " " << FormatLsn(cd->checkpoint_lsn) << " (checkpoint "
                    << (stop_began - began) << " ms, stop and hand-over " << (done - stop_began)
@@ -271,7 +270,7 @@ void Agent::RefreshPositions(core::Observation* obs, const ClusterView& view) {
     auto node = view.nodes.find(m.name);
     bool fresh = false;
     if (node != view.nodes.end() && !node->second.api_url.empty()) {
-      auto r = HttpCall("GET", node->second.api_url + "/v1/position", "", kPositionTimeoutMs);
+      auto r = Http("GET", node->second.api_url + "/v1/position", "", kPositionTimeoutMs);
       if (r && r->status == 200) {
         try {
           auto j = nlohmann::json::parse(r->body);
@@ -296,7 +295,7 @@ void Agent::RefreshPositions(core::Observation* obs, const ClusterView& view) {
 
 nlohmann::json Agent::PositionJson() {
   nlohmann::json j;
-  auto q = pg_.Query();
+  auto q = pg_->Query();
   if (!q) {
     j["running"] = false;
     j["error"] = q.error().message();
@@ -330,11 +329,11 @@ Result<std::string> Agent::RequestSwitchover(const std::string& to, int64_t at_m
   // A replica that is reconnecting (the primary just restarted, or the
   // replica did) streams again within a second or two: wait for it that long
   // rather than refuse an operator who asked a moment too early.
-  const MonoMs wait_until = SystemClock::Get().Now() + kSwitchoverWaitForReplicaMs;
+  const MonoMs wait_until = clock_.Now() + kSwitchoverWaitForReplicaMs;
   for (;;) {
     auto view = ReadView();
     if (!view) return view.error().Wrap("reading the cluster state");
-    const int64_t now = SystemClock::Get().WallNow();
+    const int64_t now = clock_.WallNow();
     if (view->paused) {
       return Refuse("the cluster is paused; run `tandem cluster resume` first");
     }
@@ -374,8 +373,8 @@ Result<std::string> Agent::RequestSwitchover(const std::string& to, int64_t at_m
       if (!any) not_streaming = "no replica streams from " + from + "; nothing to switch over to";
     }
     if (!not_streaming.empty()) {
-      if (SystemClock::Get().Now() < wait_until) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (clock_.Now() < wait_until) {
+        clock_.SleepFor(100);
         continue;
       }
       return Refuse(not_streaming + " (waited " +
@@ -417,7 +416,7 @@ Result<std::string> Agent::RecordSwitchover(const ClusterView& view, const std::
 Result<std::string> Agent::RequestFailover(const std::string& to, bool accept_data_loss) {
   auto view = ReadView();
   if (!view) return view.error().Wrap("reading the cluster state");
-  const int64_t now = SystemClock::Get().WallNow();
+  const int64_t now = clock_.WallNow();
   if (view->nodes.count(to) == 0) {
     return Error(ErrorCode::kNotFound,
                  "'" + to + "' is not a node of this cluster; see `tandem cluster status`");
@@ -465,7 +464,7 @@ Result<std::string> Agent::SetPaused(bool paused) {
   auto store = Store();
   if (!store) return Refuse("this node is not in a cluster");
   if (paused) {
-    nlohmann::json j{{"by", cfg_.node_name}, {"at_ms", SystemClock::Get().WallNow()}};
+    nlohmann::json j{{"by", cfg_.node_name}, {"at_ms", clock_.WallNow()}};
     auto r = store->Put(keys_.pause(), j.dump());
     if (!r.ok()) return r.error().Wrap("pausing");
     TLOG(Warn, "agent") << "cluster paused: no automatic failover until resumed";

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -23,13 +22,13 @@ Error Fail(ErrorCode code, const std::string& msg) {
   return Error(code, msg);
 }
 
-bool WaitFor(const std::function<bool()>& cond, int64_t timeout_ms,
+bool WaitFor(const Clock& clock, const std::function<bool()>& cond, int64_t timeout_ms,
              const std::atomic<bool>& stopping) {
-  const MonoMs start = SystemClock::Get().Now();
+  const MonoMs start = clock.Now();
   while (!stopping) {
     if (cond()) return true;
-    if (SystemClock::Get().Now() - start > timeout_ms) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (clock.Now() - start > timeout_ms) return false;
+    clock.SleepFor(200);
   }
   return false;
 }
@@ -93,7 +92,7 @@ Status Agent::Initialize() {
              "this node is already a member of cluster '" + state_.cluster +
                  "'; nothing was changed (run `tandem cluster remove` first to start over)"));
   }
-  const auto dd = pg_.InspectDataDir();
+  const auto dd = pg_->InspectDataDir();
   if (dd == pg::DataDirState::kNotPostgres) {
     return fail(ForeignDataDir());
   }
@@ -129,6 +128,7 @@ Status Agent::Initialize() {
   // Wait until the store answers writes (a fresh member elects itself first).
   Result<std::optional<dcs::KeyValue>> existing = Error(ErrorCode::kUnavailable, "not tried");
   WaitFor(
+      clock_,
       [&] {
         existing = store->Get(keys_.initialize());
         return existing.ok();
@@ -149,30 +149,30 @@ Status Agent::Initialize() {
   Secrets secrets{RandomToken(32), RandomToken(32)};
   if (dd == pg::DataDirState::kValid) {
     TLOG(Info, "agent") << "using the existing database in " << cfg_.pg_data_dir;
-    if (pg_.IsRunning()) {
-      if (auto s = pg_.Stop(pg::StopMode::kFast); !s.ok()) {
+    if (pg_->IsRunning()) {
+      if (auto s = pg_->Stop(pg::StopMode::kFast); !s.ok()) {
         undo_etcd();
         return fail(s.error());
       }
     }
   } else {
     SetProgress("creating the database (initdb)");
-    if (auto s = pg_.InitDb(secrets.superuser_password); !s.ok()) {
+    if (auto s = pg_->InitDb(secrets.superuser_password); !s.ok()) {
       undo_etcd();
       return fail(s.error());
     }
   }
-  Status st = pg_.WriteConfig(std::nullopt);
-  if (st.ok()) st = pg_.WriteHba({{cfg_.node_name, cfg_.node_address}});
-  if (st.ok()) st = pg_.Start();
+  Status st = pg_->WriteConfig(std::nullopt);
+  if (st.ok()) st = pg_->WriteHba({{cfg_.node_name, cfg_.node_address}});
+  if (st.ok()) st = pg_->Start();
   if (st.ok()) {
     // Parameters cannot be bound in utility statements; the token is [A-Za-z0-9] only.
-    auto r = pg_.Sql("ALTER ROLE postgres WITH PASSWORD '" + secrets.superuser_password + "'");
+    auto r = pg_->Sql("ALTER ROLE postgres WITH PASSWORD '" + secrets.superuser_password + "'");
     if (!r.ok()) st = Fail(r.error().code(), "setting the superuser password failed");
   }
-  if (st.ok()) st = pg_.EnsureReplicationUser("replicator", secrets.replication_password);
+  if (st.ok()) st = pg_->EnsureReplicationUser("replicator", secrets.replication_password);
   if (!st.ok()) {
-    if (pg_.IsRunning()) (void)pg_.Stop(pg::StopMode::kFast);
+    if (pg_->IsRunning()) (void)pg_->Stop(pg::StopMode::kFast);
     undo_etcd();
     return fail(st.error());
   }
@@ -192,15 +192,15 @@ Status Agent::Initialize() {
       }
     }
   }
-  auto cd = pg_.ReadControlData();
+  auto cd = pg_->ReadControlData();
   json init{{"system_identifier", cd.ok() ? std::to_string(cd->system_identifier) : ""},
             {"created_by", cfg_.node_name},
-            {"created_at", SystemClock::Get().WallNow()}};
+            {"created_at", clock_.WallNow()}};
   auto txn = store->Txn({dcs::Compare::CreateRevisionIs(keys_.initialize(), 0)},
                         {dcs::Op::Put(keys_.initialize(), init.dump()),
                          dcs::Op::Put(keys_.node(cfg_.node_name), EncodeNodeInfo(self))});
   if (!txn.ok() || !txn->succeeded) {
-    (void)pg_.Stop(pg::StopMode::kFast);
+    (void)pg_->Stop(pg::StopMode::kFast);
     undo_etcd();
     return fail(txn.ok() ? Fail(ErrorCode::kConflict, "another node initialized the cluster first")
                          : txn.error());
@@ -217,6 +217,7 @@ Status Agent::Initialize() {
   StartLoop();
   SetProgress("waiting for this node to take the leader key");
   bool leading = WaitFor(
+      clock_,
       [&] {
         auto v = store->Get(keys_.leader());
         return v.ok() && v->has_value() && (*v)->value == cfg_.node_name;
@@ -246,16 +247,16 @@ Status Agent::StartJoin(const std::string& address) {
   }
   auto url = AgentUrl(address, cfg_.url_scheme());
   if (!url) return fail(url.error());
-  if (pg_.InspectDataDir() == pg::DataDirState::kNotPostgres) {
+  if (pg_->InspectDataDir() == pg::DataDirState::kNotPostgres) {
     return fail(ForeignDataDir());
   }
-  if (pg_.InspectDataDir() == pg::DataDirState::kValid &&
+  if (pg_->InspectDataDir() == pg::DataDirState::kValid &&
       PathExists(cfg_.pg_data_dir + ".pre-join")) {
     return fail(Fail(ErrorCode::kFailedPrecondition,
                      cfg_.pg_data_dir + ".pre-join already exists; move it away so the local "
                                         "database can be kept there; nothing was changed"));
   }
-  auto probe = HttpCall("GET", *url + "/v1/status", "", 5000);
+  auto probe = Http("GET", *url + "/v1/status", "", 5000);
   if (!probe) {
     return fail(
         Fail(probe.error().code(),
@@ -305,7 +306,7 @@ void Agent::JoinWorker(std::string url, std::string command) {
 
 Status Agent::DoJoin(const std::string& url) {
   SetProgress("asking " + url + " to add this node");
-  auto resp = HttpCall("POST", url + "/v1/internal/join", EncodeNodeInfo(SelfInfo()), 120'000);
+  auto resp = Http("POST", url + "/v1/internal/join", EncodeNodeInfo(SelfInfo()), 120'000);
   if (!resp) return resp.error();
   JoinGrant grant;
   try {
@@ -335,7 +336,7 @@ Status Agent::DoJoin(const std::string& url) {
   // (it would cost the cluster its quorum) and can simply be retried.
   TLOG(Warn, "agent") << "join failed; undoing the registration and the etcd member";
   StopLoop();
-  if (pg_.IsRunning()) (void)pg_.Stop(pg::StopMode::kFast);
+  if (pg_->IsRunning()) (void)pg_->Stop(pg::StopMode::kFast);
   if (auto store = Store()) {
     (void)store->Delete(keys_.node(cfg_.node_name));
     if (grant.etcd_member_id != 0) {
@@ -375,6 +376,7 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
     SetProgress("waiting for the local etcd member to catch up");
     Status promoted = Error(ErrorCode::kTimeout, "not tried");
     WaitFor(
+        clock_,
         [&] {
           promoted = Store()->MemberPromote(grant.etcd_member_id);
           return promoted.ok();
@@ -398,8 +400,8 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
   const std::string leader = view->leader->holder;
 
   // Keep the node's own database aside, unused, until it leaves the cluster.
-  if (pg_.InspectDataDir() == pg::DataDirState::kValid) {
-    if (pg_.IsRunning()) TANDEM_TRY(pg_.Stop(pg::StopMode::kFast));
+  if (pg_->InspectDataDir() == pg::DataDirState::kValid) {
+    if (pg_->IsRunning()) TANDEM_TRY(pg_->Stop(pg::StopMode::kFast));
     const std::string aside = cfg_.pg_data_dir + ".pre-join";
     if (PathExists(aside)) {
       return Fail(ErrorCode::kFailedPrecondition,
@@ -419,7 +421,7 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
   SetProgress("copying the database from " + leader + " (pg_basebackup)");
   Status copied = Error(ErrorCode::kTimeout, "not tried");
   for (int attempt = 1; attempt <= 5 && !stopping_; ++attempt) {
-    copied = pg_.BaseBackup(*src, [this](const std::string& line) {
+    copied = pg_->BaseBackup(*src, [this](const std::string& line) {
       TLOG(Info, "pg") << line;
       SetProgress(line);
     });
@@ -427,7 +429,7 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
     TLOG(Warn, "agent") << "pg_basebackup attempt " << attempt
                         << " failed: " << copied.error().message();
     (void)RemoveAll(cfg_.pg_data_dir);
-    std::this_thread::sleep_for(std::chrono::seconds(2));
+    clock_.SleepFor(2'000);
   }
   if (!copied.ok()) return copied.error().Wrap("copying the database");
   hba_signature_.clear();  // pg_basebackup copied the source's pg_hba.conf
@@ -443,6 +445,7 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
   StartLoop();
   SetProgress("waiting for the replica to stream from " + leader);
   bool streaming = WaitFor(
+      clock_,
       [&] {
         std::lock_guard<std::mutex> lock(mu_);
         return last_local_.running && last_local_.in_recovery && !last_local_.following.empty();
@@ -511,6 +514,7 @@ Result<JoinGrant> Agent::GrantJoin(const NodeInfo& joiner) {
     // ("unhealthy cluster") until every member has been seen active: retry.
     Result<dcs::Member> added = Error(ErrorCode::kUnavailable, "not tried");
     WaitFor(
+        clock_,
         [&] {
           added = store->MemberAdd({joiner.etcd_peer_url}, true);
           return added.ok() || added.error().code() != ErrorCode::kUnavailable;
@@ -585,7 +589,7 @@ Status Agent::Remove(const std::string& node, bool force) {
   }
   // Removing this node.
   StopLoop();
-  if (pg_.IsRunning()) (void)pg_.Stop(pg::StopMode::kFast);
+  if (pg_->IsRunning()) (void)pg_->Stop(pg::StopMode::kFast);
   if (is_leader) {
     (void)store->Txn({dcs::Compare::ModRevisionIs(keys_.leader(), view->leader->mod_revision)},
                      {dcs::Op::Delete(keys_.leader())});
@@ -614,6 +618,7 @@ Status Agent::RemoveEtcdMember(uint64_t id) {
   auto store = Store();
   Status st = Error(ErrorCode::kUnavailable, "not tried");
   WaitFor(
+      clock_,
       [&] {
         st = store->MemberRemove(id);
         return st.ok() || st.error().code() != ErrorCode::kUnavailable;
@@ -623,7 +628,7 @@ Status Agent::RemoveEtcdMember(uint64_t id) {
 }
 
 Status Agent::LeaveLocally() {
-  if (pg_.IsRunning()) (void)pg_.Stop(pg::StopMode::kFast);
+  if (pg_->IsRunning()) (void)pg_->Stop(pg::StopMode::kFast);
   etcd_.Stop();
   (void)RemoveAll(cfg_.etcd_data_dir());
   // The cluster's copy is kept aside (the other members hold the data).
@@ -656,7 +661,7 @@ Status Agent::LeaveLocally() {
   if (!restored.empty()) {
     TLOG(Info, "agent") << "restored the local database that existed before the join from "
                         << restored;
-    auto st = pg_.Start();
+    auto st = pg_->Start();
     if (!st.ok()) {
       TLOG(Warn, "agent") << "the restored local database did not start: " << st.error().message();
     }

@@ -34,7 +34,7 @@ json Agent::StatusJson() {
                          {"client_cert", tc.tls_client_cert},
                          {"ca_cert", tc.tls_ca_cert}};
   // Each certificate's state, checked as the agent's start-up checks it.
-  const auto cert_states = CertificateStates(tc, SystemClock::Get().WallNow() / 1000);
+  const auto cert_states = CertificateStates(tc, clock_.WallNow() / 1000);
   out["tls"] = nullptr;
   if (cfg_.tls_enabled()) {
     json states = json::object();
@@ -234,7 +234,7 @@ json Agent::StatusJson() {
   } else {
     out["sync"] = nullptr;
   }
-  if (auto intent = ToCoreIntent(v.intent, SystemClock::Get().WallNow())) {
+  if (auto intent = ToCoreIntent(v.intent, clock_.WallNow())) {
     out["intent"] = {
         {"kind", intent->kind == core::Intent::Kind::kSwitchover ? "switchover" : "failover"},
         {"from", intent->from},

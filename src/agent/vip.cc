@@ -15,7 +15,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
 #include "base/log.h"
@@ -210,7 +209,7 @@ Status AnnounceVip(const VipConfig& vip) {
 
 // ------------------------------------------------------------- FloatingIp
 
-FloatingIp::FloatingIp(VipConfig vip) : vip_(std::move(vip)) {}
+FloatingIp::FloatingIp(VipConfig vip, const Clock& clock) : vip_(std::move(vip)), clock_(clock) {}
 
 FloatingIp::~FloatingIp() {
   {
@@ -244,7 +243,7 @@ Status FloatingIp::Acquire(const std::function<bool()>& allowed) {
   if (added || !held_) {
     TLOG(Info, "vip") << (added ? "added" : "holding") << " the floating IP " << vip_.cidr()
                       << " on " << vip_.interface << "; announcing it (gratuitous ARP)";
-    const MonoMs now = SystemClock::Get().Now();
+    const MonoMs now = clock_.Now();
     announce_at_ = {now + 2'000, now + 1'000, now + 500, now};
     if (!announcer_.joinable()) announcer_ = std::thread([this] { AnnouncerMain(); });
     cv_.notify_all();
@@ -285,9 +284,11 @@ void FloatingIp::AnnouncerMain() {
       cv_.wait(lock);
       continue;
     }
-    const MonoMs left = announce_at_.back() - SystemClock::Get().Now();
-    if (left > 0) {
-      cv_.wait_for(lock, std::chrono::milliseconds(left));
+    const MonoMs at = announce_at_.back();
+    if (clock_.Now() < at) {
+      // Ends at `at`, or earlier when the list or stop_ changed (notified).
+      const auto pending = announce_at_;
+      clock_.WaitUntil(lock, cv_, at, [&] { return stop_ || announce_at_ != pending; });
       continue;
     }
     announce_at_.pop_back();

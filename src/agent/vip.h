@@ -37,7 +37,8 @@ Status AnnounceVip(const VipConfig& vip);
 // the fence thread releases it.
 class FloatingIp {
  public:
-  explicit FloatingIp(VipConfig vip);
+  // `clock` times the announcements; it must outlive this object.
+  FloatingIp(VipConfig vip, const Clock& clock);
   ~FloatingIp();  // stops the announcer; leaves the address as it is
   FloatingIp(const FloatingIp&) = delete;
   FloatingIp& operator=(const FloatingIp&) = delete;
@@ -64,6 +65,7 @@ class FloatingIp {
   void SetError(const std::string& e);  // under mu_
 
   const VipConfig vip_;
+  const Clock& clock_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool held_ = false;

@@ -46,7 +46,8 @@ int RunAgent(const std::string& config_path) {
   signal(SIGPIPE, SIG_IGN);
 
   // Forked before any thread exists: it fences PostgreSQL if this process dies.
-  auto guard = agent::FenceGuard::Start(cfg->pg_data_dir, cfg->vip);
+  const Clock& clock = SystemClock::Get();
+  auto guard = agent::FenceGuard::Start(clock, cfg->pg_data_dir, cfg->vip);
   if (!guard) {
     TLOG(Error, "agent") << "cannot start the fence guard: " << guard.error().message();
     return 1;
@@ -73,7 +74,9 @@ int RunAgent(const std::string& config_path) {
   // The private copies: made by agent.Start() before any connection, and
   // replaced on a certificate rotation, which new connections then use.
   agent::SetHttpClientTls(agent::AgentClientTls(*cfg));
-  agent::Agent agent(*cfg);
+  agent::AgentDeps deps;
+  deps.clock = &clock;
+  agent::Agent agent(*cfg, std::move(deps));
   agent.SetFenceGuard(std::move(*guard));
   if (client_proxy) {
     agent.SetRouteSink([p = client_proxy.get()](const core::Route& r) { p->SetRoute(r); });

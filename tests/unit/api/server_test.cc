@@ -26,7 +26,9 @@ class ApiServerTest : public ::testing::Test {
                                       "\napi:\n  port: " + std::to_string(port_) + "\n",
                                   "t.yaml");
     ASSERT_TRUE(cfg.ok()) << cfg.error().message();
-    agent_ = std::make_unique<agent::Agent>(*cfg);
+    agent::AgentDeps deps;
+    deps.clock = &clock_;
+    agent_ = std::make_unique<agent::Agent>(*cfg, std::move(deps));
     server_ = std::make_unique<ApiServer>(*agent_);
     ASSERT_TRUE(server_->Start("127.0.0.1", port_).ok());
   }
@@ -45,6 +47,7 @@ class ApiServerTest : public ::testing::Test {
 
   std::string dir_;
   int port_ = 0;
+  ManualClock clock_;
   std::unique_ptr<agent::Agent> agent_;
   std::unique_ptr<ApiServer> server_;
 };

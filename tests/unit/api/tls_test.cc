@@ -77,7 +77,11 @@ class ApiTlsTest : public ::testing::Test {
     // The API serves the agent's private copies (Agent::Start makes them).
     auto copied = agent::InstallTlsCopies(cfg_, "");
     ASSERT_TRUE(copied.ok()) << copied.error().message();
-    agent_ = std::make_unique<agent::Agent>(cfg_);
+    // The agent judges certificates at (about) the time they were issued.
+    clock_.SetWall(static_cast<WallMs>(::time(nullptr)) * 1000);
+    agent::AgentDeps deps;
+    deps.clock = &clock_;
+    agent_ = std::make_unique<agent::Agent>(cfg_, std::move(deps));
     server_ = std::make_unique<ApiServer>(*agent_);
     auto st = server_->Start("127.0.0.1", port_, ApiTlsFor(cfg_), cfg_.api_health_port);
     ASSERT_TRUE(st.ok()) << st.error().message();
@@ -99,6 +103,7 @@ class ApiTlsTest : public ::testing::Test {
   std::string dir_;
   int port_ = 0;
   agent::Config cfg_;
+  ManualClock clock_;
   std::unique_ptr<agent::Agent> agent_;
   std::unique_ptr<ApiServer> server_;
 };
