@@ -70,8 +70,7 @@ TEST(AgentFencing, TheWatchdogFencesALoopStuckInPostgresWhenTheDeadlinePasses) {
   ASSERT_TRUE(h.Step(600));
   // The loop hangs in a query (a stuck backend) and stays there.
   h.pg(0).Block("Query");
-  ASSERT_TRUE(h.AdvanceUntil([&] { return h.pg(0).BlockedCallers() == 1; }, 1'000))
-      << h.Describe();
+  ASSERT_TRUE(h.AdvanceUntil([&] { return h.pg(0).BlockedCallers() == 1; }, 1'000)) << h.Describe();
   const size_t calls_before = h.pg(0).CallCount();
   h.Partition(0, true, 250);
   const MonoMs last = LastRenewal(h, 0);
@@ -88,8 +87,8 @@ TEST(AgentFencing, TheWatchdogFencesALoopStuckInPostgresWhenTheDeadlinePasses) {
   // Released, the loop carries on without restarting a primary it may not run.
   h.Partition(0, false);
   h.pg(0).Unblock("Query");
-  ASSERT_TRUE(h.AdvanceUntil([&] { return h.pg(1).state() == FakePostgres::State::kPrimary; },
-                             5'000))
+  ASSERT_TRUE(
+      h.AdvanceUntil([&] { return h.pg(1).state() == FakePostgres::State::kPrimary; }, 5'000))
       << h.Describe();
   ASSERT_TRUE(h.Step(500));
   EXPECT_NE(h.pg(0).state(), FakePostgres::State::kPrimary);
@@ -98,9 +97,11 @@ TEST(AgentFencing, TheWatchdogFencesALoopStuckInPostgresWhenTheDeadlinePasses) {
 // Calls that act on PostgreSQL or act as its primary (what must not come
 // before the demotion of a primary that lost its lease).
 bool Acts(const FakePostgres::Call& c) {
-  static const std::set<std::string> kActs = {
-      "Stop",     "Start",     "Promote",   "Reload",    "WriteConfig", "EnsureReplicationUser",
-      "SyncSlots", "BaseBackup", "Rewind", "WriteStandbyConfigWithoutSource"};
+  static const std::set<std::string> kActs = {"Stop",        "Start",
+                                              "Promote",     "Reload",
+                                              "WriteConfig", "EnsureReplicationUser",
+                                              "SyncSlots",   "BaseBackup",
+                                              "Rewind",      "WriteStandbyConfigWithoutSource"};
   return kActs.count(c.method) != 0 || (c.method == "Sql" && c.detail == "CHECKPOINT");
 }
 
@@ -145,8 +146,8 @@ TEST(AgentFencing, APausedPrimaryThatWakesLateDemotesBeforeActingAsPrimary) {
       },
       5'000))
       << h.Describe();
-  const int rewind = h.pg(0).IndexOf("Rewind(" + std::to_string(h.node(1).cfg.pg_port) + ")",
-                                     calls_before);
+  const int rewind =
+      h.pg(0).IndexOf("Rewind(" + std::to_string(h.node(1).cfg.pg_port) + ")", calls_before);
   const int start = h.pg(0).IndexOf("Start", calls_before);
   ASSERT_GE(rewind, 0) << h.Describe();
   EXPECT_LT(rewind, start);

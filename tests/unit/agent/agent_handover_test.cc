@@ -28,8 +28,7 @@ TEST(AgentSwitchover, TheOldPrimaryStopsCleanlyAndHandsOverBeforeTheTargetPromot
   const MonoMs asked_at = h.clock().Now();
   ASSERT_TRUE(h.AdvanceUntil(
       [&] {
-        return h.LeaderHolder() == "n2" && h.pg(1).state() == State::kPrimary &&
-               StandbyOf(h, 0, 1);
+        return h.LeaderHolder() == "n2" && h.pg(1).state() == State::kPrimary && StandbyOf(h, 0, 1);
       },
       3'000))
       << h.Describe();

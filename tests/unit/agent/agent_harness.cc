@@ -184,10 +184,16 @@ bool AgentHarness::StartCluster(MonoMs max_ms) {
     (void)pg(i).Start(0);
     pg(i).ClearCalls();
   }
+  // n1 first (as after `initialize`): with no leader key every standby
+  // would compete for it.
   for (int i = 0; i < size(); ++i) {
     auto st = StartAgent(i);
     if (!st.ok()) {
       ADD_FAILURE() << node(i).name << ": Start: " << st.error().message();
+      return false;
+    }
+    if (i == 0 && !AdvanceUntil([&] { return LeaderHolder() == node(0).name; }, max_ms)) {
+      ADD_FAILURE() << "n1 did not take the leader key\n" << Describe();
       return false;
     }
   }

@@ -82,7 +82,8 @@ class AgentHarness {
   agent::Agent& agent(int i) { return *nodes_.at(i)->agent; }
 
   // Starts n1's PostgreSQL as a running primary and the others' as running
-  // standbys of it, then every agent; returns once n1 holds the leader key and
+  // standbys of it, then the agents (n1 first, until it holds the leader key);
+  // returns once n1 holds the key and
   // every standby streams from it (false after max_ms of clock time).
   bool StartCluster(MonoMs max_ms = 5'000);
   // Starts agent i's threads (Agent::Start).

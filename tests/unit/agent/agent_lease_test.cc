@@ -52,8 +52,10 @@ TEST_P(AgentLeaseCadence, EveryMemberRenewsItsLeaseOncePerLoopInterval) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AgentDefaults, AgentLeaseCadence, ::testing::Values(Timing{2'000, 250, 500}));
-INSTANTIATE_TEST_SUITE_P(AgentSlower, AgentLeaseCadence, ::testing::Values(Timing{4'000, 400, 900}));
+INSTANTIATE_TEST_SUITE_P(AgentDefaults, AgentLeaseCadence,
+                         ::testing::Values(Timing{2'000, 250, 500}));
+INSTANTIATE_TEST_SUITE_P(AgentSlower, AgentLeaseCadence,
+                         ::testing::Values(Timing{4'000, 400, 900}));
 
 // The lease thread is not the loop: a cycle stuck in PostgreSQL (a long
 // checkpoint, a hung query) delays no renewal, so the primary keeps its
@@ -62,8 +64,7 @@ TEST(AgentLease, RenewalsKeepTheirCadenceWhileTheLoopIsStuck) {
   AgentHarness h;
   ASSERT_TRUE(h.StartCluster()) << h.Describe();
   h.pg(0).Block("Query");
-  ASSERT_TRUE(h.AdvanceUntil([&] { return h.pg(0).BlockedCallers() == 1; }, 1'000))
-      << h.Describe();
+  ASSERT_TRUE(h.AdvanceUntil([&] { return h.pg(0).BlockedCallers() == 1; }, 1'000)) << h.Describe();
   const MonoMs stuck = h.clock().Now();
   ASSERT_TRUE(h.Step(3'000));  // longer than the TTL
   EXPECT_EQ(h.pg(0).BlockedCallers(), 1) << "the loop stayed stuck";

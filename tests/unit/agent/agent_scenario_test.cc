@@ -79,8 +79,9 @@ std::string Observed(AgentHarness& h, const std::vector<std::string>& w) {
     for (int k = 0; k < h.size(); ++k) {
       if (up && up->port == h.node(k).cfg.pg_port) of = h.node(k).name;
     }
-    return w[0] + (h.pg(i).state() == FakePostgres::State::kStandby ? " follows " + of
-                                                                   : std::string(" is not a standby"));
+    return w[0] + (h.pg(i).state() == FakePostgres::State::kStandby
+                       ? " follows " + of
+                       : std::string(" is not a standby"));
   }
   return w[0] + " " + StateName(h.pg(i).state());
 }
@@ -96,7 +97,7 @@ void Check(AgentHarness& h, const std::string& expect) {
 }
 
 // Runs the beats from `zero` (clock time); the first beat may be at 0.
-void Run(AgentHarness& h, MonoMs zero, const std::vector<Beat>& beats) {
+void RunBeats(AgentHarness& h, MonoMs zero, const std::vector<Beat>& beats) {
   for (const Beat& b : beats) {
     SCOPED_TRACE("at +" + std::to_string(b.at) + " ms: " + b.event + " | " + b.expect);
     ASSERT_GE(zero + b.at, h.clock().Now()) << "beats out of order";
@@ -127,46 +128,46 @@ TEST(AgentScenario, APartitionedPrimaryFencesAtItsDeadlineAndTheReplicaTakesOver
   AgentHarness h;
   ASSERT_TRUE(h.StartCluster()) << h.Describe();
   const MonoMs zero = RightAfterARenewal(h, 0);
-  Run(h, zero,
-      {
-          {0, "partition n1", "n1 primary; leader n1; route@n1 n1; route@n2 n1"},
-          // deadline = last renewal + ttl - margin = +1500
-          {1495, "", "n1 primary; n2 standby; leader n1; route@n1 n1"},
-          {1500 + 20, "", "n1 stopped; route@n1 none; leader n1; n2 standby"},
-          // the lease expires in the store at +2000 (ttl after the renewal)
-          {1995, "", "leader n1; n2 standby"},
-          {2000 + 10, "", "leader n2; n2 primary; route@n2 n2"},
-          {2500, "heal n1", "n1 stopped; n2 primary"},
-          // the old primary is rewound onto n2's timeline and follows it
-          {3500, "", "n1 follows n2; leader n2; route@n1 n2; route@n2 n2"},
-      });
+  RunBeats(h, zero,
+           {
+               {0, "partition n1", "n1 primary; leader n1; route@n1 n1; route@n2 n1"},
+               // deadline = last renewal + ttl - margin = +1500
+               {1495, "", "n1 primary; n2 standby; leader n1; route@n1 n1"},
+               {1500 + 20, "", "n1 stopped; route@n1 none; leader n1; n2 standby"},
+               // the lease expires in the store at +2000 (ttl after the renewal)
+               {1995, "", "leader n1; n2 standby"},
+               {2000 + 10, "", "leader n2; n2 primary; route@n2 n2"},
+               {2500, "heal n1", "n1 stopped; n2 primary"},
+               // the old primary is rewound onto n2's timeline and follows it
+               {3500, "", "n1 follows n2; leader n2; route@n1 n2; route@n2 n2"},
+           });
 }
 
 TEST(AgentScenario, APostgresCrashOnThePrimaryIsRestartedAndTheKeyStays) {
   AgentHarness h;
   ASSERT_TRUE(h.StartCluster()) << h.Describe();
   const MonoMs zero = RightAfterARenewal(h, 0);
-  Run(h, zero,
-      {
-          {0, "crash n1", "n1 stopped; leader n1"},
-          {250 + 10, "", "n1 primary; leader n1; n2 follows n1"},
-          {2500, "", "n1 primary; leader n1; n2 follows n1; route@n2 n1"},
-      });
+  RunBeats(h, zero,
+           {
+               {0, "crash n1", "n1 stopped; leader n1"},
+               {250 + 10, "", "n1 primary; leader n1; n2 follows n1"},
+               {2500, "", "n1 primary; leader n1; n2 follows n1; route@n2 n1"},
+           });
 }
 
 TEST(AgentScenario, AFrozenPrimaryNodeIsReplacedAndRejoinsAsAStandby) {
   AgentHarness h;
   ASSERT_TRUE(h.StartCluster()) << h.Describe();
   const MonoMs zero = RightAfterARenewal(h, 0);
-  Run(h, zero,
-      {
-          {0, "pause n1", "leader n1"},
-          {1995, "", "leader n1; n2 standby"},
-          {2000 + 10, "", "leader n2; n2 primary"},
-          {3000, "resume n1", ""},
-          {3000 + 5, "", "n1 stopped; leader n2"},
-          {4500, "", "n1 follows n2; route@n1 n2"},
-      });
+  RunBeats(h, zero,
+           {
+               {0, "pause n1", "leader n1"},
+               {1995, "", "leader n1; n2 standby"},
+               {2000 + 10, "", "leader n2; n2 primary"},
+               {3000, "resume n1", ""},
+               {3000 + 5, "", "n1 stopped; leader n2"},
+               {4500, "", "n1 follows n2; route@n1 n2"},
+           });
 }
 
 }  // namespace
