@@ -167,7 +167,24 @@ Status AgentHarness::StartAgent(int i) {
 
 void AgentHarness::ShutdownAgent(int i) {
   Node& n = node(i);
-  if (n.started.exchange(false)) n.agent->Shutdown();
+  if (!n.started.exchange(false)) return;
+  // Shutdown joins threads that may be waiting on the clock (the watch's
+  // store wait ends at its timeout): it runs beside the test thread, which
+  // keeps settling and moving time until it returns.
+  std::atomic<bool> done{false};
+  ++helper_threads_;
+  std::thread t([&] {
+    n.agent->Shutdown();
+    done = true;
+  });
+  const MonoMs until = clock_.Now() + 10'000;
+  while (!done && clock_.Now() < until) {
+    if (!Settle()) break;
+    if (!done) clock_.Advance(10);
+  }
+  t.join();
+  --helper_threads_;
+  EXPECT_TRUE(done.load()) << n.name << ": Shutdown did not return within 10 s of clock";
 }
 
 bool AgentHarness::StartCluster(MonoMs max_ms) {
@@ -224,7 +241,7 @@ int AgentHarness::ThreadCount() const {
 int AgentHarness::BlockedThreads() const {
   int n = 0;
   for (const auto& x : nodes_) n += x->pg->BlockedCallers() + x->store->BlockedCallers();
-  return n;
+  return n + helper_threads_.load();
 }
 
 bool AgentHarness::Settle() {

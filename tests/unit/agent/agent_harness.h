@@ -88,6 +88,8 @@ class AgentHarness {
   bool StartCluster(MonoMs max_ms = 5'000);
   // Starts agent i's threads (Agent::Start).
   Status StartAgent(int i);
+  // Agent::Shutdown, with the clock moving (10 ms steps, settled) until it
+  // returns: it joins threads that wait on the clock.
   void ShutdownAgent(int i);
 
   // Waits (real time, bounded) until every agent thread is parked on the
@@ -146,6 +148,9 @@ class AgentHarness {
   std::shared_ptr<NodeStore::Bus> bus_;
   std::vector<std::unique_ptr<Node>> nodes_;
   int baseline_threads_ = 0;
+  // Harness threads blocked in an agent call (ShutdownAgent's): not parked
+  // on the clock, counted as blocked.
+  std::atomic<int> helper_threads_{0};
   std::string root_;  // the temp dir holding every node's state_dir
 };
 

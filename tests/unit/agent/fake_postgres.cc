@@ -10,6 +10,9 @@ const char* ModeName(pg::StopMode m) {
   return m == pg::StopMode::kImmediate ? "immediate" : "fast";
 }
 
+// The size of a shutdown checkpoint record (what a clean stop adds to the WAL).
+constexpr uint64_t kCheckpointRecordBytes = 0x78;
+
 Error NotRunning() {
   return Error(ErrorCode::kUnavailable, "fake PostgreSQL is not running");
 }
@@ -326,16 +329,50 @@ Status FakePostgres::Start(int64_t) {
 
 Status FakePostgres::Stop(pg::StopMode mode, int64_t) {
   TANDEM_TRY(Enter("Stop", ModeName(mode)));
-  std::lock_guard<std::mutex> g(mu_);
-  if (state_ == State::kStopped) return Ok();
-  if (mode == pg::StopMode::kFast) {
-    // The shutdown checkpoint: the standbys get everything up to it.
-    checkpoint_lsn_ = lsn_;
-    cluster_state_ = state_ == State::kPrimary ? "shut down" : "shut down in recovery";
+  Upstream after;
+  bool sent_checkpoint = false;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (state_ == State::kStopped) return Ok();
+    if (mode == pg::StopMode::kFast) {
+      // The shutdown checkpoint: a record of its own; the walsenders send
+      // everything up to its end before they exit.
+      checkpoint_lsn_ = lsn_;
+      if (state_ == State::kPrimary) {
+        lsn_ += kCheckpointRecordBytes;
+        sent_checkpoint = true;
+      }
+      cluster_state_ = state_ == State::kPrimary ? "shut down" : "shut down in recovery";
+    }
+    state_ = State::kStopped;
+    streaming_ = false;
+    after = Upstream{true, timeline_, lsn_, history_};
   }
-  state_ = State::kStopped;
-  streaming_ = false;
+  if (sent_checkpoint) {
+    Cluster cluster;
+    int port = 0;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      cluster = cluster_;
+      port = settings_.port;
+    }
+    if (cluster) {
+      for (FakePostgres* p : cluster()) {
+        if (p != this) p->Receive(port, after);
+      }
+    }
+  }
   return Ok();
+}
+
+void FakePostgres::Receive(int from_port, const Upstream& up) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (state_ != State::kStandby || !stream_allowed_ || !upstream_ || upstream_->port != from_port ||
+      !Compatible(timeline_, lsn_, up)) {
+    return;
+  }
+  timeline_ = up.timeline;
+  lsn_ = std::max(lsn_, up.lsn);
 }
 
 Status FakePostgres::Promote(int64_t) {

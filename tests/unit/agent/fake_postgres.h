@@ -141,6 +141,9 @@ class FakePostgres final : public pg::Controller {
   bool StreamsFrom(const pg::Settings& up_settings, const Upstream& up, pg::ReplicaStat* row) const;
   // Whether a standby at (timeline, lsn) can stream from `up`.
   static bool Compatible(uint32_t timeline, uint64_t lsn, const Upstream& up);
+  // A standby streaming from the server on from_port gets its WAL up to `up`
+  // (a primary's last records as it shuts down cleanly).
+  void Receive(int from_port, const Upstream& up);
   // Standby: catches up with the upstream when streaming. Requires mu_.
   void FollowLocked(const std::optional<Upstream>& up) const;
 
