@@ -131,7 +131,9 @@ TEST(AgentFencing, APausedPrimaryThatWakesLateDemotesBeforeActingAsPrimary) {
   const uint64_t woke_seq = h.Seq();
   const MonoMs woke = h.clock().Now();
   h.Resume(0);
-  ASSERT_TRUE(h.AdvanceUntil([&] { return !h.pg(0).running(); }, 1'000, 5)) << h.Describe();
+  ASSERT_TRUE(
+      h.AdvanceUntil([&] { return h.pg(0).state() != FakePostgres::State::kPrimary; }, 1'000, 5))
+      << h.Describe();
   const auto calls = h.pg(0).Calls();
   const FakePostgres::Call* first = nullptr;
   for (size_t k = calls_before; k < calls.size() && !first; ++k) {

@@ -198,7 +198,10 @@ bool AgentHarness::StartCluster(MonoMs max_ms) {
       src.slot_name = pg::SlotNameFor(node(i).name);
       (void)pg(i).WriteConfig(src);
     }
-    (void)pg(i).Start(0);
+    // n1's server is left stopped: started running with no leader key, its
+    // first cycle would race its lease thread's first grant (see
+    // AgentStart.DISABLED_... in agent_start_test.cc).
+    if (i > 0) (void)pg(i).Start(0);
     pg(i).ClearCalls();
   }
   // n1 first (as after `initialize`): with no leader key every standby
@@ -216,7 +219,9 @@ bool AgentHarness::StartCluster(MonoMs max_ms) {
   }
   return AdvanceUntil(
       [&] {
-        if (LeaderHolder() != node(0).name) return false;
+        if (LeaderHolder() != node(0).name || pg(0).state() != FakePostgres::State::kPrimary) {
+          return false;
+        }
         for (int i = 1; i < size(); ++i) {
           auto kv = Key("members/" + node(i).name);
           if (!kv) return false;

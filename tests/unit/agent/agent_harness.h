@@ -81,10 +81,11 @@ class AgentHarness {
   FakePostgres& pg(int i) { return *nodes_.at(i)->pg; }
   agent::Agent& agent(int i) { return *nodes_.at(i)->agent; }
 
-  // Starts n1's PostgreSQL as a running primary and the others' as running
-  // standbys of it, then the agents (n1 first, until it holds the leader key);
-  // returns once n1 holds the key and
-  // every standby streams from it (false after max_ms of clock time).
+  // Starts the others' PostgreSQL as running standbys of n1 (n1's stays
+  // stopped), then the agents, n1 first until it holds the leader key (its
+  // agent starts it as a standby, finds no leader and promotes it: timeline
+  // 2). Returns once n1 is the primary holding the key and every standby
+  // streams from it (false after max_ms of clock time).
   bool StartCluster(MonoMs max_ms = 5'000);
   // Starts agent i's threads (Agent::Start).
   Status StartAgent(int i);

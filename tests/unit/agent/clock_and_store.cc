@@ -93,10 +93,16 @@ void NodeStore::SetPartitioned(bool cut, MonoMs timeout_ms) {
   bus_->Notify();  // watches and partition waits re-check
 }
 
-void NodeStore::SetFrozen(bool frozen) {
+void NodeStore::FailNext(const std::string& op) {
+  std::lock_guard<std::mutex> g(mu_);
+  fail_next_.insert(op);
+}
+
+void NodeStore::SetFrozen(bool frozen, const std::string& except) {
   {
     std::lock_guard<std::mutex> g(mu_);
     frozen_ = frozen;
+    frozen_except_ = except;
   }
   thaw_cv_.notify_all();
 }
@@ -127,10 +133,15 @@ void NodeStore::Record(const std::string& op, const std::string& key, bool ok) {
 Status NodeStore::Enter(const std::string& op, const std::string& key) {
   {
     std::unique_lock<std::mutex> lk(mu_);
-    if (frozen_) {
+    if (frozen_ && op != frozen_except_) {
       ++blocked_;
-      thaw_cv_.wait(lk, [&] { return !frozen_; });
+      thaw_cv_.wait(lk, [&] { return !frozen_ || op == frozen_except_; });
       --blocked_;
+    }
+    if (auto it = fail_next_.find(op); it != fail_next_.end()) {
+      fail_next_.erase(it);
+      requests_.push_back(Request{clock_.Now(), ++*seq_, op, key, false});
+      return Error(ErrorCode::kUnavailable, "injected failure (test)");
     }
   }
   if (!cut_) return Ok();

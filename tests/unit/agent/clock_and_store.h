@@ -20,6 +20,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,8 +92,12 @@ class NodeStore final : public dcs::Dcs {
   // request timing out), then fails with kUnavailable.
   void SetPartitioned(bool cut, MonoMs timeout_ms = 0);
   bool partitioned() const { return cut_.load(); }
-  // Frozen (true): every call blocks (not on the clock) until thawed.
-  void SetFrozen(bool frozen);
+  // The next call of `op` ("GrantLease", "KeepAlive", ...) fails with
+  // kUnavailable at once (once), reaching nothing.
+  void FailNext(const std::string& op);
+  // Frozen (true): every call blocks (not on the clock) until thawed, but
+  // calls of `except` ("" = none) pass.
+  void SetFrozen(bool frozen, const std::string& except = "");
   int BlockedCallers() const;
   std::vector<Request> Requests() const;
   // Times of the KeepAlive calls (ok = only those that succeeded).
@@ -131,6 +136,8 @@ class NodeStore final : public dcs::Dcs {
   mutable std::mutex mu_;
   std::condition_variable thaw_cv_;
   bool frozen_ = false;
+  std::string frozen_except_;
+  std::multiset<std::string> fail_next_;
   int blocked_ = 0;
   std::vector<Request> requests_;
 };
