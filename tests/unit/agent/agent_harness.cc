@@ -175,6 +175,7 @@ void AgentHarness::ShutdownAgent(int i) {
   ++helper_threads_;
   std::thread t([&] {
     n.agent->Shutdown();
+    --helper_threads_;  // before it ends: Settle then waits for it to be gone
     done = true;
   });
   const MonoMs until = clock_.Now() + 10'000;
@@ -183,7 +184,6 @@ void AgentHarness::ShutdownAgent(int i) {
     if (!done) clock_.Advance(10);
   }
   t.join();
-  --helper_threads_;
   EXPECT_TRUE(done.load()) << n.name << ": Shutdown did not return within 10 s of clock";
 }
 

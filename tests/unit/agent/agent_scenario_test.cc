@@ -6,6 +6,7 @@
 // Events:   partition N | heal N | crash N (its PostgreSQL) | pause N | resume N
 // Checks (";"-separated):
 //   N primary|standby|stopped     N's PostgreSQL
+//   N demoted                     N's PostgreSQL is not a primary (stopped or standby)
 //   N follows M                   N is a standby configured to stream from M
 //   leader N|none                 the leader key in the store
 //   route@N M|none                the write target of N's last route, if valid now
@@ -82,6 +83,9 @@ std::string Observed(AgentHarness& h, const std::vector<std::string>& w) {
     return w[0] + (h.pg(i).state() == FakePostgres::State::kStandby
                        ? " follows " + of
                        : std::string(" is not a standby"));
+  }
+  if (w.size() == 2 && w[1] == "demoted") {
+    return w[0] + (h.pg(i).state() != FakePostgres::State::kPrimary ? " demoted" : " primary");
   }
   return w[0] + " " + StateName(h.pg(i).state());
 }
@@ -165,7 +169,8 @@ TEST(AgentScenario, AFrozenPrimaryNodeIsReplacedAndRejoinsAsAStandby) {
                {1995, "", "leader n1; n2 standby"},
                {2000 + 10, "", "leader n2; n2 primary"},
                {3000, "resume n1", ""},
-               {3000 + 5, "", "n1 stopped; leader n2"},
+               // demoted at once (stopped, or already rewound and restarted)
+               {3000 + 5, "", "n1 demoted; leader n2"},
                {4500, "", "n1 follows n2; route@n1 n2"},
            });
 }
