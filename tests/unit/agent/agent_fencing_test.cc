@@ -145,9 +145,9 @@ TEST(AgentFencing, APausedPrimaryThatWakesLateDemotesBeforeActingAsPrimary) {
     after += " " + calls[k].ToString() + "@" + std::to_string(calls[k].at);
   }
   // The first act is a stop: immediate when the watchdog gets there first;
-  // fast when the loop does, as Decide then asks for a rewind, whose first
-  // step (Agent::ExecuteOne, kRewind) is Stop(fast) - not the immediate stop
-  // kDemote uses once the deadline has passed.
+  // fast when the loop's demotion does, as kDemote judges "no time left" by
+  // lease_deadline_, which by then may belong to the new lease the lease
+  // thread just took (reported in /work/notes/agenttest-blockers.md).
   EXPECT_EQ(first->method, "Stop") << "the first act after waking:" << after;
   EXPECT_EQ(first->at, woke) << "demoted at once";
   // Nothing written as the leader after waking, no route to itself.
