@@ -116,16 +116,53 @@ class Agent {
 
  private:
   Status StartMember();
-  // HA loop
+  // HA loop (ha_loop.cc)
   void LoopMain();
   void RunCycle();
   void StartLoop();
   void StopLoop();
+  // After a cycle: leave when this node's registration is gone (kLeft), or
+  // wait a loop interval when an operator command holds op_mu_ (kRetry).
+  enum class AfterCycle { kWait, kRetry, kLeft };
+  AfterCycle LeaveIfRemoved();
+  core::Observation MakeObservation(const ClusterView& v, bool store_ok,
+                                    const core::LocalPostgres& local);
+  // Decide; before a promotion with no leader, asks the members for their
+  // positions and decides again.
+  core::Decision DecideCycle(core::Observation* obs, const ClusterView& v);
+  // Logs an action failure once, then every 30 s with its count.
+  void LogActionFailure(const std::string& msg);
+  // Arms/disarms the fencing watchdog after the actions (view: null when
+  // the store could not be read).
+  void ArmWatchdog(const core::Decision& d, bool acted_ok, const core::LocalPostgres& local,
+                   const ClusterView* view);
   Status RenewLease();
   core::LocalPostgres ObserveLocal(const ClusterView& view);
+  // Executor (executor.cc): one handler per action type, sharing a context
+  // built once per cycle.
+  struct ActionContext;
+  ActionContext MakeActionContext(const core::Observation& obs, const ClusterView& view);
   Status Execute(const core::Decision& d, const core::Observation& obs, const ClusterView& view);
-  Status ExecuteOne(const core::Action& a, const core::Observation& obs, const ClusterView& view);
+  Status ExecuteOne(const core::Action& a, const ActionContext& ctx);
+  Status ActAcquireLeader(const ActionContext& ctx);
+  Status ActTakeOverLeader(const ActionContext& ctx);
+  Status ActReleaseLeader(const ActionContext& ctx);
+  Status ActPromote(const ActionContext& ctx);
+  Status ActDemote();
+  Status ActStartPrimary(const ActionContext& ctx);
+  Status ActFollow(const ActionContext& ctx, const std::string& target);
+  Status ActRewind(const ActionContext& ctx, const std::string& target);
+  Status ActReclone(const ActionContext& ctx, const std::string& target);
+  // Housekeeping (housekeeping.cc)
   void Housekeeping(const ClusterView& view, const core::LocalPostgres& local);
+  // Rewinds a replica that cannot stream from a leader on a newer timeline.
+  void CheckStalledReplica(const ClusterView& view, const core::LocalPostgres& local);
+  // The leader's upkeep: replication user, slots, sync, etcd leadership.
+  void LeaderUpkeep(const ClusterView& view, const core::LocalPostgres& local);
+  // Restarts a dead embedded etcd member (back-off) (etcd_upkeep.cc).
+  void KeepEtcdMember();
+  // The peers PeerCertMain checks, from the view (tls_rotation.cc).
+  void UpdatePeerTargets(const ClusterView& view);
   void PublishMember(const core::LocalPostgres& local);
   // Computes the route from this cycle's observation and decision and hands
   // it to the sink.
@@ -156,16 +193,20 @@ class Agent {
   Result<dcs::Revision> WriteSyncRecord(const ClusterView& view, const core::SyncRecord& rec,
                                         bool need_leader);
 
+  // The status document's "vip" (null when off); adds its warning (status.cc).
+  nlohmann::json VipStatus(const core::Route& route, nlohmann::json& warnings);
   // helpers
   std::shared_ptr<dcs::Dcs> Store();
   Status ConnectStore(const std::vector<std::string>& endpoints);
   Result<ClusterView> ReadView();
   Result<pg::Source> SourceFor(const ClusterView& view, const std::string& member, bool superuser);
   Status WriteHbaFor(const ClusterView& view);
+  // Writes pg_hba.conf (and reloads) unless `signature` is what was written.
+  Status WriteHba(const std::vector<pg::HbaPeer>& peers, const std::string& signature);
   // The tls files changed since the private copies were made: checked, copied
   // and PostgreSQL reloaded; a bad change is warned about (once) and ignored.
   void RefreshTlsCopies();
-  Status StartReplicaOf(const ClusterView& view, const std::string& member);
+  Status StartReplicaOf(const ActionContext& ctx, const std::string& member);
   void SetLastCommand(const std::string& command, const std::string& result,
                       const std::string& error);
   void SetProgress(const std::string& line);
@@ -181,6 +222,13 @@ class Agent {
   void JoinWorker(std::string address, std::string command);
   Status DoJoin(const std::string& address);
   Status JoinWithGrant(const JoinGrant& grant);
+  // Initialize's steps (operations.cc): the embedded etcd member started
+  // (*started once it was), the store empty, PostgreSQL made the primary
+  // with new secrets, the cluster and this node registered.
+  Status InitStartEtcd(bool* started);
+  Status InitCheckStore(const std::shared_ptr<dcs::Dcs>& store);
+  Status InitPostgres(pg::DataDirState dd);
+  Status InitRegister(const std::shared_ptr<dcs::Dcs>& store, const Result<pg::ControlData>& cd);
   Status LeaveLocally();
   // MemberRemove, retried while etcd calls the cluster unhealthy.
   Status RemoveEtcdMember(uint64_t id);

@@ -12,6 +12,204 @@
 namespace tandem::agent {
 using nlohmann::json;
 
+namespace {
+
+// What every member's entry is judged against.
+struct MemberStatusInput {
+  const Config& cfg;
+  const ClusterView& v;
+  const std::string& leader;
+  uint64_t leader_lsn = 0;
+  uint32_t leader_tl = 0;
+  const std::vector<CertificateState>& cert_states;
+  const std::map<std::string, PeerCertificate>& peer_certs;
+};
+
+// One entry of "members"; adds its warnings and, for a live replica, its name.
+json MemberStatus(const MemberStatusInput& in, const std::string& name, const NodeInfo& n,
+                  json& warnings, std::vector<std::string>& live_replicas) {
+  json m;
+  m["name"] = name;
+  m["host"] = n.host;
+  m["port"] = n.pg_port;
+  m["api_url"] = n.api_url;
+  m["proxy_read_write_port"] = n.proxy_rw_port;
+  m["proxy_read_only_port"] = n.proxy_ro_port;
+  m["me"] = name == in.cfg.node_name;
+  auto ms = in.v.members.find(name);
+  const bool connected = ms != in.v.members.end();
+  m["connected"] = connected;
+  std::string role = "unknown";
+  bool in_sync = false;
+  uint64_t lag = 0;
+  uint32_t tl = 0;
+  if (connected) {
+    const auto& s = ms->second;
+    tl = s.timeline;
+    if (name == in.leader && s.role == core::Role::kPrimary) {
+      role = "primary";
+      in_sync = true;
+    } else if (s.role == core::Role::kReplica) {
+      role = "replica";
+      live_replicas.push_back(name);
+      lag = in.leader_lsn > s.lsn ? in.leader_lsn - s.lsn : 0;
+      in_sync = s.streaming && s.following == in.leader && s.timeline == in.leader_tl &&
+                lag <= in.cfg.ha.max_lag_bytes;
+    } else if (s.role == core::Role::kPrimary) {
+      role = "primary";  // a primary without the key: shown, and warned about below
+      warnings.push_back(name + " runs as a primary without holding the in.leader key");
+    } else if (s.role == core::Role::kStopped) {
+      role = "unknown";
+    }
+  }
+  m["role"] = role;
+  // Its certificate state: this node's as checked now; a peer's as it
+  // published it, unless this node's own check of the server certificate
+  // the peer presents (as enforce judges it) found a problem.
+  if (name == in.cfg.node_name && in.cfg.tls_enabled()) {
+    m["certificate"] = NodeCertificateSummary(in.cert_states);
+  } else if (connected && !ms->second.certificate.empty()) {
+    m["certificate"] = ms->second.certificate;
+  } else {
+    m["certificate"] = connected ? "no TLS" : "Unknown";
+  }
+  // What the member says of its own files, whatever this node's check says
+  // (`cluster tls-mode` reads this, so a failure here is not counted twice).
+  m["certificate_reported"] = m["certificate"];
+  if (auto pc = in.peer_certs.find(name); pc != in.peer_certs.end()) {
+    const auto& c = pc->second;
+    m["certificate_checked_here"] = {{"text", c.summary.text},
+                                     {"reached", c.reached},
+                                     {"serial", c.serial},
+                                     {"detail", c.detail}};
+    if (c.reached && c.summary.state == pki::CertState::kInvalid) {
+      m["certificate"] = c.summary.text;
+      warnings.push_back("peer " + name + ": " + c.detail);
+    }
+  }
+  m["in_sync"] = in_sync;
+  m["sync_standby"] = in.v.sync && in.v.sync->quorum > 0 && name != in.leader &&
+                      std::find(in.v.sync->members.begin(), in.v.sync->members.end(), name) !=
+                          in.v.sync->members.end();
+  m["lag_bytes"] = lag;
+  m["timeline"] = tl;
+  return m;
+}
+
+// "tls": this node's certificates as checked now (null without TLS).
+json TlsStatus(const Config& cfg, const std::vector<CertificateState>& cert_states,
+               const std::string& restart_required) {
+  if (!cfg.tls_enabled()) return nullptr;
+  json states = json::object();
+  for (const auto& c : cert_states) {
+    states[c.name] = {{"path", c.path},
+                      {"state", c.summary.state == pki::CertState::kValid      ? "valid"
+                                : c.summary.state == pki::CertState::kExpiring ? "expiring"
+                                                                               : "invalid"},
+                      {"text", c.summary.text},
+                      {"days_left", c.days_left},
+                      {"not_after", c.not_after ? json(pki::FormatUtc(c.not_after)) : json()}};
+  }
+  return {{"mode", TlsModeName(cfg.tls_mode)},
+          {"verify_hostname", cfg.tls_verify_hostname},
+          {"certificate", NodeCertificateSummary(cert_states)},
+          {"certificates", states},
+          {"restart_required", restart_required}};
+}
+
+// "proxy": where this node's proxy sends connections now (null when off).
+json ProxyStatus(const Config& cfg, const core::Route& route) {
+  if (!cfg.proxy_enabled()) return nullptr;
+  json ro = json::array();
+  for (const auto& t : route.read_only) ro.push_back(t.member);
+  return {{"listen", cfg.proxy_listen_address()},
+          {"read_write_port", cfg.proxy_rw_port},
+          {"read_only_port", cfg.proxy_ro_port},
+          {"read_write_target", route.read_write ? json(route.read_write->member) : json(nullptr)},
+          {"read_only_targets", ro},
+          {"reason", route.reason}};
+}
+
+// "paused", "sync", "intent", "history" and the cluster-wide warnings.
+void AddClusterStatus(const ClusterView& v, const std::string& leader, const std::string& reason,
+                      int voting, const std::vector<std::string>& live_replicas, WallMs now,
+                      json& out, json& warnings) {
+  out["paused"] = v.paused;
+  if (v.paused) {
+    warnings.push_back(
+        "the cluster is paused (maintenance mode): no automatic failover or restart; run "
+        "`tandem cluster resume` when done");
+  }
+  if (v.sync) {
+    out["sync"] = {{"mode", core::SyncModeName(v.sync->mode)},
+                   {"recorded_by", v.sync->leader},
+                   {"standbys", v.sync->members},
+                   {"quorum", v.sync->quorum},
+                   {"description", core::DescribeSync(v.sync->members, v.sync->quorum)},
+                   {"failover_ready", core::SyncSurvivesWriterLoss(*v.sync, live_replicas)}};
+  } else {
+    out["sync"] = nullptr;
+  }
+  if (auto intent = ToCoreIntent(v.intent, now)) {
+    out["intent"] = {
+        {"kind", intent->kind == core::Intent::Kind::kSwitchover ? "switchover" : "failover"},
+        {"from", intent->from},
+        {"to", intent->to},
+        {"due", intent->due}};
+  } else {
+    out["intent"] = nullptr;
+  }
+  if (leader.empty() && reason.find("no automatic failover") != std::string::npos) {
+    warnings.push_back("ALARM: " + reason);
+  }
+  if (leader.empty()) {
+    warnings.push_back(
+        "there is no primary: no member holds the leader key (a failover may be "
+        "in progress; if this lasts, check that the replicas are running and "
+        "streaming)");
+  }
+  if (voting > 0 && voting % 2 == 0) {
+    warnings.push_back(
+        std::to_string(voting) + " voting members: an even count tolerates no more failures than " +
+        std::to_string(voting - 1) + " (a majority of " + std::to_string(voting / 2 + 1) +
+        " is needed); add or remove a node to make the count odd");
+  }
+  if (voting > 0 && voting < 3) {
+    warnings.push_back(
+        "fewer than 3 voting members: losing one node stops automatic failover; "
+        "3 or 5 are recommended");
+  }
+  out["history"] = json::array();
+  for (const auto& h : v.history) {
+    out["history"].push_back(
+        {{"at_ms", h.at_ms}, {"leader", h.leader}, {"timeline", h.timeline}, {"reason", h.reason}});
+  }
+}
+
+}  // namespace
+
+json Agent::VipStatus(const core::Route& route, json& warnings) {
+  // The floating IP: whether it is on this node's interface now, and which
+  // node should hold it as far as this node can tell (the write route's target).
+  if (!vip_) return nullptr;
+  auto here = HasVip(cfg_.vip);
+  std::string vip_reason;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    vip_reason = vip_reason_;
+  }
+  std::string error = vip_->error();
+  if (!here.ok() && error.empty()) error = here.error().message();
+  const json j = {{"address", cfg_.vip.cidr()},
+                  {"interface", cfg_.vip.interface},
+                  {"here", here.ok() && *here},
+                  {"holder", route.read_write ? json(route.read_write->member) : json(nullptr)},
+                  {"reason", vip_reason},
+                  {"error", error}};
+  if (!error.empty()) warnings.push_back("floating IP: " + error);
+  return j;
+}
+
 json Agent::StatusJson() {
   json out;
   out["cluster"] = cfg_.cluster;
@@ -35,24 +233,7 @@ json Agent::StatusJson() {
                          {"ca_cert", tc.tls_ca_cert}};
   // Each certificate's state, checked as the agent's start-up checks it.
   const auto cert_states = CertificateStates(tc, clock_.WallNow() / 1000);
-  out["tls"] = nullptr;
-  if (cfg_.tls_enabled()) {
-    json states = json::object();
-    for (const auto& c : cert_states) {
-      states[c.name] = {{"path", c.path},
-                        {"state", c.summary.state == pki::CertState::kValid      ? "valid"
-                                  : c.summary.state == pki::CertState::kExpiring ? "expiring"
-                                                                                 : "invalid"},
-                        {"text", c.summary.text},
-                        {"days_left", c.days_left},
-                        {"not_after", c.not_after ? json(pki::FormatUtc(c.not_after)) : json()}};
-    }
-    out["tls"] = {{"mode", TlsModeName(cfg_.tls_mode)},
-                  {"verify_hostname", cfg_.tls_verify_hostname},
-                  {"certificate", NodeCertificateSummary(cert_states)},
-                  {"certificates", states},
-                  {"restart_required", restart_required}};
-  }
+  out["tls"] = TlsStatus(cfg_, cert_states, restart_required);
   LocalState st;
   core::LocalPostgres local;
   std::string reason;
@@ -68,41 +249,8 @@ json Agent::StatusJson() {
     route = last_route_;
   }
   json warnings = json::array();
-  // The client endpoint: where this node's proxy sends connections now.
-  if (cfg_.proxy_enabled()) {
-    json ro = json::array();
-    for (const auto& t : route.read_only) ro.push_back(t.member);
-    out["proxy"] = {
-        {"listen", cfg_.proxy_listen_address()},
-        {"read_write_port", cfg_.proxy_rw_port},
-        {"read_only_port", cfg_.proxy_ro_port},
-        {"read_write_target", route.read_write ? json(route.read_write->member) : json(nullptr)},
-        {"read_only_targets", ro},
-        {"reason", route.reason}};
-  } else {
-    out["proxy"] = nullptr;
-  }
-  // The floating IP: whether it is on this node's interface now, and which
-  // node should hold it as far as this node can tell (the write route's target).
-  if (vip_) {
-    auto here = HasVip(cfg_.vip);
-    std::string vip_reason;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      vip_reason = vip_reason_;
-    }
-    std::string error = vip_->error();
-    if (!here.ok() && error.empty()) error = here.error().message();
-    out["vip"] = {{"address", cfg_.vip.cidr()},
-                  {"interface", cfg_.vip.interface},
-                  {"here", here.ok() && *here},
-                  {"holder", route.read_write ? json(route.read_write->member) : json(nullptr)},
-                  {"reason", vip_reason},
-                  {"error", error}};
-    if (!error.empty()) warnings.push_back("floating IP: " + error);
-  } else {
-    out["vip"] = nullptr;
-  }
+  out["proxy"] = ProxyStatus(cfg_, route);
+  out["vip"] = VipStatus(route, warnings);
   out["member"] = st.member;
   out["last_command"] = {{"command", st.last_command.command},
                          {"result", st.last_command.result},
@@ -149,125 +297,12 @@ json Agent::StatusJson() {
   }
   int voting = 0;
   std::vector<std::string> live_replicas;
+  const MemberStatusInput in{cfg_, v, leader, leader_lsn, leader_tl, cert_states, peer_certs};
   for (const auto& [name, n] : v.nodes) {
-    json m;
-    m["name"] = name;
-    m["host"] = n.host;
-    m["port"] = n.pg_port;
-    m["api_url"] = n.api_url;
-    m["proxy_read_write_port"] = n.proxy_rw_port;
-    m["proxy_read_only_port"] = n.proxy_ro_port;
-    m["me"] = name == cfg_.node_name;
     if (n.etcd_member_id != 0 || !cfg_.embedded_etcd()) ++voting;
-    auto ms = v.members.find(name);
-    const bool connected = ms != v.members.end();
-    m["connected"] = connected;
-    std::string role = "unknown";
-    bool in_sync = false;
-    uint64_t lag = 0;
-    uint32_t tl = 0;
-    if (connected) {
-      const auto& s = ms->second;
-      tl = s.timeline;
-      if (name == leader && s.role == core::Role::kPrimary) {
-        role = "primary";
-        in_sync = true;
-      } else if (s.role == core::Role::kReplica) {
-        role = "replica";
-        live_replicas.push_back(name);
-        lag = leader_lsn > s.lsn ? leader_lsn - s.lsn : 0;
-        in_sync = s.streaming && s.following == leader && s.timeline == leader_tl &&
-                  lag <= cfg_.ha.max_lag_bytes;
-      } else if (s.role == core::Role::kPrimary) {
-        role = "primary";  // a primary without the key: shown, and warned about below
-        warnings.push_back(name + " runs as a primary without holding the leader key");
-      } else if (s.role == core::Role::kStopped) {
-        role = "unknown";
-      }
-    }
-    m["role"] = role;
-    // Its certificate state: this node's as checked now; a peer's as it
-    // published it, unless this node's own check of the server certificate
-    // the peer presents (as enforce judges it) found a problem.
-    if (name == cfg_.node_name && cfg_.tls_enabled()) {
-      m["certificate"] = NodeCertificateSummary(cert_states);
-    } else if (connected && !ms->second.certificate.empty()) {
-      m["certificate"] = ms->second.certificate;
-    } else {
-      m["certificate"] = connected ? "no TLS" : "Unknown";
-    }
-    // What the member says of its own files, whatever this node's check says
-    // (`cluster tls-mode` reads this, so a failure here is not counted twice).
-    m["certificate_reported"] = m["certificate"];
-    if (auto pc = peer_certs.find(name); pc != peer_certs.end()) {
-      const auto& c = pc->second;
-      m["certificate_checked_here"] = {{"text", c.summary.text},
-                                       {"reached", c.reached},
-                                       {"serial", c.serial},
-                                       {"detail", c.detail}};
-      if (c.reached && c.summary.state == pki::CertState::kInvalid) {
-        m["certificate"] = c.summary.text;
-        warnings.push_back("peer " + name + ": " + c.detail);
-      }
-    }
-    m["in_sync"] = in_sync;
-    m["sync_standby"] =
-        v.sync && v.sync->quorum > 0 && name != leader &&
-        std::find(v.sync->members.begin(), v.sync->members.end(), name) != v.sync->members.end();
-    m["lag_bytes"] = lag;
-    m["timeline"] = tl;
-    out["members"].push_back(m);
+    out["members"].push_back(MemberStatus(in, name, n, warnings, live_replicas));
   }
-  out["paused"] = v.paused;
-  if (v.paused) {
-    warnings.push_back(
-        "the cluster is paused (maintenance mode): no automatic failover or restart; run "
-        "`tandem cluster resume` when done");
-  }
-  if (v.sync) {
-    out["sync"] = {{"mode", core::SyncModeName(v.sync->mode)},
-                   {"recorded_by", v.sync->leader},
-                   {"standbys", v.sync->members},
-                   {"quorum", v.sync->quorum},
-                   {"description", core::DescribeSync(v.sync->members, v.sync->quorum)},
-                   {"failover_ready", core::SyncSurvivesWriterLoss(*v.sync, live_replicas)}};
-  } else {
-    out["sync"] = nullptr;
-  }
-  if (auto intent = ToCoreIntent(v.intent, clock_.WallNow())) {
-    out["intent"] = {
-        {"kind", intent->kind == core::Intent::Kind::kSwitchover ? "switchover" : "failover"},
-        {"from", intent->from},
-        {"to", intent->to},
-        {"due", intent->due}};
-  } else {
-    out["intent"] = nullptr;
-  }
-  if (leader.empty() && reason.find("no automatic failover") != std::string::npos) {
-    warnings.push_back("ALARM: " + reason);
-  }
-  if (leader.empty()) {
-    warnings.push_back(
-        "there is no primary: no member holds the leader key (a failover may be "
-        "in progress; if this lasts, check that the replicas are running and "
-        "streaming)");
-  }
-  if (voting > 0 && voting % 2 == 0) {
-    warnings.push_back(
-        std::to_string(voting) + " voting members: an even count tolerates no more failures than " +
-        std::to_string(voting - 1) + " (a majority of " + std::to_string(voting / 2 + 1) +
-        " is needed); add or remove a node to make the count odd");
-  }
-  if (voting > 0 && voting < 3) {
-    warnings.push_back(
-        "fewer than 3 voting members: losing one node stops automatic failover; "
-        "3 or 5 are recommended");
-  }
-  out["history"] = json::array();
-  for (const auto& h : v.history) {
-    out["history"].push_back(
-        {{"at_ms", h.at_ms}, {"leader", h.leader}, {"timeline", h.timeline}, {"reason", h.reason}});
-  }
+  AddClusterStatus(v, leader, reason, voting, live_replicas, clock_.WallNow(), out, warnings);
   out["status"] =
       st.error ? "Error" : (leader.empty() ? "No primary" : (v.paused ? "Paused" : "Enabled"));
   out["warnings"] = warnings;

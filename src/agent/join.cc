@@ -1,0 +1,360 @@
+// Joining a cluster: `tandem cluster join` on the new node (StartJoin, then
+// the join worker: DoJoin, JoinWithGrant) and the member's side of it
+// (GrantJoin, asked over the API).
+//
+// Threads: StartJoin and GrantJoin on an API worker (under op_mu_); the join
+// itself on op_thread_ (holding op_mu_). Touches: etcd_, the store, pg_
+// (base backup, before the loop runs), mu_ (state_), secrets_.
+#include <arpa/inet.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agent/agent.h"
+#include "agent/agent_internal.h"
+#include "agent/http_client.h"
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/strings.h"
+
+namespace tandem::agent {
+using namespace internal;
+using nlohmann::json;
+
+namespace {
+
+// "10.0.0.1:8008" / "http://10.0.0.1:8008" / "10.0.0.1" -> "http://10.0.0.1:8008"
+// scheme: "https://" when this node has TLS (a cluster is all TLS or none),
+// unless the address names one.
+Result<std::string> AgentUrl(const std::string& address, std::string scheme) {
+  std::string a = Trim(address);
+  if (a.empty()) return Fail(ErrorCode::kInvalidArgument, "no address given");
+  for (const char* s : {"http://", "https://"}) {
+    if (StartsWith(a, s)) {
+      scheme = s;
+      a = a.substr(scheme.size());
+    }
+  }
+  while (!a.empty() && a.back() == '/') a.pop_back();
+  if (a.find('/') != std::string::npos || a.find(' ') != std::string::npos) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "'" + address + "' is not an agent address (expected HOST:PORT of its API)");
+  }
+  if (a.find(':') == std::string::npos) a += ":8008";
+  return scheme + a;
+}
+
+}  // namespace
+
+Status Agent::StartJoin(const std::string& address) {
+  std::unique_lock<std::mutex> op(op_mu_, std::try_to_lock);
+  const std::string command = "tandem cluster join " + address;
+  if (!op.owns_lock()) return Busy();
+  auto fail = [&](Error e) -> Status { return CommandFailed(command, std::move(e)); };
+  if (state_.member) {
+    return fail(Fail(
+        ErrorCode::kFailedPrecondition,
+        "this node is already a member of cluster '" + state_.cluster + "'; nothing was changed"));
+  }
+  auto url = AgentUrl(address, cfg_.url_scheme());
+  if (!url) return fail(url.error());
+  if (pg_->InspectDataDir() == pg::DataDirState::kNotPostgres) {
+    return fail(ForeignDataDir());
+  }
+  if (pg_->InspectDataDir() == pg::DataDirState::kValid &&
+      PathExists(cfg_.pg_data_dir + ".pre-join")) {
+    return fail(Fail(ErrorCode::kFailedPrecondition,
+                     cfg_.pg_data_dir + ".pre-join already exists; move it away so the local "
+                                        "database can be kept there; nothing was changed"));
+  }
+  auto probe = Http("GET", *url + "/v1/status", "", 5000);
+  if (!probe) {
+    return fail(
+        Fail(probe.error().code(),
+             "cannot reach a Tandem agent at " + *url + ": " + probe.error().message() +
+                 "; check the address (HOST:API-PORT of a member) and that its agent runs"));
+  }
+  if (probe->status != 200) {
+    return fail(
+        Fail(ErrorCode::kUnavailable,
+             *url + " answered HTTP " + std::to_string(probe->status) + "; is it a Tandem agent?"));
+  }
+  try {
+    auto j = json::parse(probe->body);
+    if (!j.value("member", false)) {
+      return fail(
+          Fail(ErrorCode::kFailedPrecondition, "the agent at " + *url +
+                                                   " is not a cluster member; initialize it first "
+                                                   "or join another member"));
+    }
+    if (!j.contains("primary") || j["primary"].is_null()) {
+      return fail(Fail(ErrorCode::kFailedPrecondition,
+                       "the cluster has no primary right now, so there is nothing to copy; "
+                       "join again when `tandem cluster status` on a member shows one"));
+    }
+  } catch (...) {
+    return fail(Fail(ErrorCode::kUnavailable, *url + " did not answer like a Tandem agent"));
+  }
+  SetLastCommand(command, "Running", "");
+  if (op_thread_.joinable()) op_thread_.join();
+  op_thread_ = std::thread([this, u = *url, command] { JoinWorker(u, command); });
+  return Ok();
+}
+
+void Agent::JoinWorker(std::string url, std::string command) {
+  std::lock_guard<std::mutex> op(op_mu_);
+  if (state_.member) {  // another command got in between StartJoin and us
+    SetLastCommand(command, "Failed", "this node became a member meanwhile; nothing was changed");
+    return;
+  }
+  auto st = DoJoin(url);
+  if (st.ok()) {
+    SetLastCommand(command, "Success", "");
+  } else {
+    SetLastCommand(command, "Failed", st.error().message());
+  }
+}
+
+Status Agent::DoJoin(const std::string& url) {
+  SetProgress("asking " + url + " to add this node");
+  auto resp = Http("POST", url + "/v1/internal/join", EncodeNodeInfo(SelfInfo()), 120'000);
+  if (!resp) return resp.error();
+  JoinGrant grant;
+  try {
+    auto j = json::parse(resp->body);
+    if (resp->status != 200) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "the member refused: " + j.value("error", resp->body));
+    }
+    grant.cluster = j.at("cluster").get<std::string>();
+    grant.initial_cluster = j.value("initial_cluster", "");
+    grant.etcd_endpoints = j.value("etcd_endpoints", std::vector<std::string>{});
+    grant.etcd_member_id = std::stoull(j.value("etcd_member_id", "0"));
+    grant.secrets.superuser_password = j.at("superuser_password").get<std::string>();
+    grant.secrets.replication_password = j.at("replication_password").get<std::string>();
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kInternal,
+                std::string("unexpected answer from the member: ") + e.what());
+  }
+  auto st =
+      grant.cluster == cfg_.cluster
+          ? JoinWithGrant(grant)
+          : Status(Fail(ErrorCode::kInvalidArgument,
+                        "the member belongs to cluster '" + grant.cluster + "' but " + cfg_.path +
+                            " says '" + cfg_.cluster + "'; fix `cluster:` in the config"));
+  if (st.ok()) return st;
+  // Undo what the grant did, so a failed join leaves no etcd voter behind
+  // (it would cost the cluster its quorum) and can simply be retried.
+  TLOG(Warn, "agent") << "join failed; undoing the registration and the etcd member";
+  StopLoop();
+  if (pg_->IsRunning()) (void)pg_->Stop(pg::StopMode::kFast);
+  if (auto store = Store()) {
+    (void)store->Delete(keys_.node(cfg_.node_name));
+    if (grant.etcd_member_id != 0) {
+      std::vector<std::string> others = grant.etcd_endpoints;
+      if (!others.empty()) (void)ConnectStore(others);
+      (void)RemoveEtcdMember(grant.etcd_member_id);
+    }
+  }
+  etcd_.Stop();
+  (void)RemoveAll(cfg_.etcd_data_dir());
+  (void)RemoveAll(cfg_.secrets_path());
+  secrets_.reset();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!state_.kept_aside_dir.empty() && PathExists(state_.kept_aside_dir)) {
+    (void)RemoveAll(cfg_.pg_data_dir);
+    if (RenamePath(state_.kept_aside_dir, cfg_.pg_data_dir).ok()) state_.kept_aside_dir.clear();
+  }
+  state_.member = false;
+  store_.reset();
+  (void)SaveState();
+  return st;
+}
+
+Status Agent::JoinWithGrant(const JoinGrant& grant) {
+  TANDEM_TRY(SaveSecrets(cfg_.secrets_path(), grant.secrets));
+  secrets_ = grant.secrets;
+
+  if (cfg_.embedded_etcd()) {
+    SetProgress("starting the local etcd member (learner)");
+    etcd_.Stop();
+    TANDEM_TRY(RemoveAll(cfg_.etcd_data_dir()));
+    TANDEM_TRY(etcd_.Start(grant.initial_cluster, false));
+    TANDEM_TRY(etcd_.WaitReachable(60'000));
+    std::vector<std::string> eps = grant.etcd_endpoints;
+    eps.push_back(cfg_.etcd_client_url());
+    TANDEM_TRY(ConnectStore(eps));
+    SetProgress("waiting for the local etcd member to catch up");
+    Status promoted = Error(ErrorCode::kTimeout, "not tried");
+    WaitFor(
+        clock_,
+        [&] {
+          promoted = Store()->MemberPromote(grant.etcd_member_id);
+          return promoted.ok();
+        },
+        60'000, stopping_);
+    if (!promoted.ok()) return promoted.error().Wrap("promoting the etcd learner");
+    eps.pop_back();
+    eps.insert(eps.begin(), cfg_.etcd_client_url());
+    TANDEM_TRY(ConnectStore(eps));
+  } else {
+    TANDEM_TRY(ConnectStore(cfg_.dcs_endpoints));
+  }
+
+  auto view = ReadView();
+  if (!view) return view.error();
+  if (!view->leader) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the cluster has no primary right now; join again when `tandem cluster status` "
+                "shows one");
+  }
+  const std::string leader = view->leader->holder;
+
+  // Keep the node's own database aside, unused, until it leaves the cluster.
+  if (pg_->InspectDataDir() == pg::DataDirState::kValid) {
+    if (pg_->IsRunning()) TANDEM_TRY(pg_->Stop(pg::StopMode::kFast));
+    const std::string aside = cfg_.pg_data_dir + ".pre-join";
+    if (PathExists(aside)) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  aside + " already exists; move it away so the local database can be kept there");
+    }
+    TANDEM_TRY(RenamePath(cfg_.pg_data_dir, aside));
+    std::lock_guard<std::mutex> lock(mu_);
+    state_.kept_aside_dir = aside;
+    (void)SaveState();
+    TLOG(Info, "agent") << "kept the local database aside in " << aside;
+  } else if (PathExists(cfg_.pg_data_dir)) {
+    TANDEM_TRY(RemoveAll(cfg_.pg_data_dir));  // empty
+  }
+
+  auto src = SourceFor(*view, leader, false);
+  if (!src) return src.error();
+  SetProgress("copying the database from " + leader + " (pg_basebackup)");
+  Status copied = Error(ErrorCode::kTimeout, "not tried");
+  for (int attempt = 1; attempt <= 5 && !stopping_; ++attempt) {
+    copied = pg_->BaseBackup(*src, [this](const std::string& line) {
+      TLOG(Info, "pg") << line;
+      SetProgress(line);
+    });
+    if (copied.ok()) break;
+    TLOG(Warn, "agent") << "pg_basebackup attempt " << attempt
+                        << " failed: " << copied.error().message();
+    (void)RemoveAll(cfg_.pg_data_dir);
+    clock_.SleepFor(2'000);
+  }
+  if (!copied.ok()) return copied.error().Wrap("copying the database");
+  hba_signature_.clear();  // pg_basebackup copied the source's pg_hba.conf
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_.member = true;
+    state_.cluster = cfg_.cluster;
+    state_.was_primary = false;
+    state_.needs_rewind = false;
+    state_.needs_reclone = false;
+    (void)SaveState();
+  }
+  StartLoop();
+  SetProgress("waiting for the replica to stream from " + leader);
+  bool streaming = WaitFor(
+      clock_,
+      [&] {
+        std::lock_guard<std::mutex> lock(mu_);
+        return last_local_.running && last_local_.in_recovery && !last_local_.following.empty();
+      },
+      120'000, stopping_);
+  if (!streaming) {
+    return Fail(ErrorCode::kTimeout, "the replica did not start streaming within 120 s; see " +
+                                         cfg_.log_dir() + "/postgresql.log");
+  }
+  return Ok();
+}
+
+Result<JoinGrant> Agent::GrantJoin(const NodeInfo& joiner) {
+  std::lock_guard<std::mutex> op(op_mu_);
+  if (!state_.member || !secrets_) {
+    return Fail(ErrorCode::kFailedPrecondition, "this node is not a cluster member");
+  }
+  if (!IsValidName(joiner.name)) {
+    return Fail(ErrorCode::kInvalidArgument, "invalid node name '" + joiner.name + "'");
+  }
+  {
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, joiner.host.c_str(), buf) != 1 &&
+        inet_pton(AF_INET6, joiner.host.c_str(), buf) != 1) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "the joining node's address '" + joiner.host + "' is not an IP address");
+    }
+  }
+  auto view = ReadView();
+  if (!view) return view.error().Wrap("reading the cluster");
+  if (view->nodes.count(joiner.name) != 0) {
+    return Fail(ErrorCode::kConflict, "a node named '" + joiner.name +
+                                          "' is already a member; remove it first or give the "
+                                          "new node another node.name");
+  }
+  auto store = Store();
+  JoinGrant g;
+  g.cluster = cfg_.cluster;
+  g.secrets = *secrets_;
+  NodeInfo reg = joiner;
+  if (cfg_.embedded_etcd()) {
+    if (joiner.etcd_peer_url.empty()) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "the joining node runs no etcd member but this "
+                  "cluster uses embedded etcd");
+    }
+    auto members = store->MemberList();
+    if (!members) return members.error().Wrap("listing etcd members");
+    for (const auto& m : *members) {
+      for (const auto& u : m.peer_urls) {
+        if (u != joiner.etcd_peer_url) continue;
+        bool registered = false;
+        for (const auto& [name, n] : view->nodes)
+          registered = registered || n.etcd_member_id == m.id;
+        if (registered) {
+          return Fail(ErrorCode::kConflict, "etcd peer address " + u +
+                                                " belongs to a registered member; give the new "
+                                                "node its own address or dcs.etcd_peer_port");
+        }
+        // A leftover of an earlier join that did not finish: remove it.
+        TLOG(Warn, "agent") << "removing stale etcd member " << m.id << " at " << u;
+        TANDEM_TRY(RemoveEtcdMember(m.id));
+      }
+    }
+    // etcd refuses membership changes for a few seconds after the previous one
+    // ("unhealthy cluster") until every member has been seen active: retry.
+    Result<dcs::Member> added = Error(ErrorCode::kUnavailable, "not tried");
+    WaitFor(
+        clock_,
+        [&] {
+          added = store->MemberAdd({joiner.etcd_peer_url}, true);
+          return added.ok() || added.error().code() != ErrorCode::kUnavailable;
+        },
+        60'000, stopping_);
+    if (!added) return added.error().Wrap("adding the etcd learner");
+    g.etcd_member_id = added->id;
+    reg.etcd_member_id = added->id;
+    members = store->MemberList();
+    if (!members) return members.error();
+    std::vector<std::string> parts;
+    for (const auto& m : *members) {
+      std::string name = m.id == added->id ? joiner.name : m.name;
+      if (name.empty() || m.peer_urls.empty()) continue;
+      parts.push_back(name + "=" + m.peer_urls[0]);
+      if (m.id != added->id && !m.client_urls.empty()) g.etcd_endpoints.push_back(m.client_urls[0]);
+    }
+    g.initial_cluster = Join(parts, ",");
+  }
+  auto put = store->Txn({dcs::Compare::CreateRevisionIs(keys_.node(joiner.name), 0)},
+                        {dcs::Op::Put(keys_.node(joiner.name), EncodeNodeInfo(reg))});
+  if (!put.ok() || !put->succeeded) {
+    if (g.etcd_member_id != 0) (void)store->MemberRemove(g.etcd_member_id);
+    return put.ok() ? Fail(ErrorCode::kConflict, "node '" + joiner.name + "' registered meanwhile")
+                    : put.error();
+  }
+  TLOG(Info, "agent") << "granted join to " << joiner.name << " at " << joiner.host;
+  return g;
+}
+
+}  // namespace tandem::agent

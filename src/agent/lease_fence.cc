@@ -1,0 +1,114 @@
+// The session lease and the fencing watchdog (safety rules 1 and 2).
+//
+// LeaseMain (lease_thread_, started with the HA loop) renews the lease every
+// loop interval, independently of the loop, and extends an armed watchdog and
+// a route to this node after each renewal. FenceMain (fence_thread_, from
+// Start to Shutdown) stops PostgreSQL immediately when fence_deadline_ passes,
+// tells the fence guard process the deadline, drops the floating IP outside a
+// live lease and wakes the loop when a primary's postmaster dies.
+// Touches: lease_/lease_deadline_/fence_deadline_/pg_pid_to_watch_ (atomics),
+// mu_ (state_ when fencing), route_mu_ (ExtendSelfRoute), the store, pg_->Stop.
+#include <algorithm>
+
+#include "agent/agent.h"
+#include "agent/agent_internal.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/process.h"
+
+namespace tandem::agent {
+using namespace internal;
+
+void Agent::LeaseMain() {
+  // Renew every loop interval: ttl - margin >= 2 x loop (CheckTiming), so a
+  // renewal can fail once and still the next one lands before the deadline.
+  while (loop_running_ && !stopping_) {
+    const MonoMs start = clock_.Now();
+    const bool had = lease_.load() != 0;
+    auto st = RenewLease();
+    if (!st.ok()) TLOG(Debug, "ha") << "lease renewal: " << st.error().message();
+    // A lease lost or granted changes what the loop decides: run it now.
+    if (had != (lease_.load() != 0)) WakeLoop();
+    // Until the next renewal is due; StopLoop ends the wait early.
+    const MonoMs due = start + cfg_.ha.loop_interval_ms;
+    while (loop_running_ && !stopping_ && clock_.Now() < due) lease_wake_.WaitUntil(due);
+  }
+}
+
+Status Agent::RenewLease() {
+  auto store = Store();
+  if (!store) return Error(ErrorCode::kFailedPrecondition, "no store");
+  const MonoMs sent = clock_.Now();
+  if (lease_ != 0) {
+    auto r = store->KeepAlive(lease_);
+    if (r.ok()) {
+      const int64_t ttl_ms = std::min<int64_t>(cfg_.ha.ttl_ms, *r * 1000);
+      const MonoMs deadline = sent + ttl_ms - cfg_.ha.safety_margin_ms;
+      lease_deadline_ = deadline;
+      // Extend an armed watchdog; never re-arm one the loop disarmed.
+      MonoMs armed = fence_deadline_.load();
+      while (armed > kFenceNow && armed < deadline &&
+             !fence_deadline_.compare_exchange_weak(armed, deadline)) {
+      }
+      ExtendSelfRoute(deadline);
+      return Ok();
+    }
+    if (r.error().code() != ErrorCode::kNotFound) return r.error();
+    // Decide this cycle with no lease (a primary is fenced first); a new lease
+    // is granted at the start of the next cycle.
+    TLOG(Warn, "ha") << "our lease expired in the store; taking a new one";
+    lease_ = 0;
+    lease_deadline_ = kFenceNow;
+    // A primary is fenced now: any deadline in the past makes the watchdog act.
+    if (fence_deadline_.load() != 0) fence_deadline_ = kFenceNow;
+    return Ok();
+  }
+  const MonoMs grant_sent = clock_.Now();
+  auto g = store->GrantLease((cfg_.ha.ttl_ms + 999) / 1000);
+  if (!g) return g.error();
+  const int64_t ttl_ms = std::min<int64_t>(cfg_.ha.ttl_ms, g->ttl_seconds * 1000);
+  lease_deadline_ = grant_sent + ttl_ms - cfg_.ha.safety_margin_ms;
+  lease_ = g->id;
+  return Ok();
+}
+
+void Agent::FenceMain() {
+  while (!stopping_) {
+    const MonoMs deadline = fence_deadline_.load();
+    guard_.Update(deadline);
+    if (deadline != 0 && clock_.Now() >= deadline) {
+      fence_deadline_ = 0;
+      TLOG(Error, "ha") << "lease deadline passed while primary and the HA loop did not demote "
+                           "in time: stopping PostgreSQL immediately (fencing)";
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        state_.needs_rewind = true;
+        (void)SaveState();
+      }
+      auto st = pg_->Stop(pg::StopMode::kImmediate);
+      if (!st.ok()) TLOG(Error, "ha") << "fencing stop failed: " << st.error().message();
+      // After PostgreSQL, never before: removing the address may wait for
+      // the loop's netlink call, and nothing may delay the fence.
+      if (vip_) (void)vip_->Release("fencing", /*force=*/true);
+    }
+    // The floating IP never outlives the lease, whatever the loop is doing.
+    if (vip_ && vip_->held() && !VipAllowed()) {
+      (void)vip_->Release("the lease deadline passed (fencing)");
+    }
+    // A primary's postmaster died: the loop restarts it (or hands over) now,
+    // not at its next tick.
+    if (const int pid = pg_pid_to_watch_.load(); pid != 0 && !IsAlive(pid)) {
+      pg_pid_to_watch_ = 0;
+      TLOG(Warn, "ha") << "PostgreSQL (pid " << pid << ") died";
+      WakeLoop();
+    }
+    fence_wake_.WaitFor(20);
+  }
+}
+
+void Agent::StopFence() {
+  fence_wake_.Notify();
+  if (fence_thread_.joinable()) fence_thread_.join();
+}
+
+}  // namespace tandem::agent
