@@ -69,13 +69,6 @@ int StepClock::IdleWaiters() const {
   return idle;
 }
 
-MonoMs StepClock::NextDeadline() const {
-  std::lock_guard<std::mutex> g(waiters_mu_);
-  MonoMs next = kNone;
-  for (const Waiter& w : waiters_) next = std::min(next, w.deadline);
-  return next;
-}
-
 // ---------------------------------------------------------------- NodeStore
 
 void NodeStore::Bus::Notify() {

@@ -47,9 +47,6 @@ class StepClock final : public Clock {
   // Waiters whose deadline is ahead and whose predicate is false (checked
   // under their mutex when it is free; a busy mutex counts as not idle).
   int IdleWaiters() const;
-  // The earliest deadline of a waiter (kNone when nobody waits).
-  static constexpr MonoMs kNone = INT64_MAX;
-  MonoMs NextDeadline() const;
 
  private:
   struct Waiter {
