@@ -151,5 +151,32 @@ TEST(AgentFailover, APrimaryThatWillNotRestartReleasesTheKeyAfterMaxStartFailure
   EXPECT_GT(h.pg(1).SeqOf("Promote"), acquire->seq);
 }
 
+// Among the replicas, the most advanced one takes over (rule 3's ranking;
+// asynchronous here): a lagging replica waits and then follows the winner.
+TEST(AgentFailover, TheMostAdvancedReplicaTakesOverAndTheOtherFollowsIt) {
+  HarnessOptions o;
+  o.nodes = 3;
+  AgentHarness h(o);
+  ASSERT_TRUE(h.StartCluster()) << h.Describe();
+  // n3 stops receiving; the primary writes on; n2 gets it all.
+  h.pg(2).SetStreamAllowed(false);
+  ASSERT_TRUE(h.Step(300));
+  h.pg(0).AdvanceLsn(4'096);
+  ASSERT_TRUE(h.AdvanceUntil([&] { return h.pg(1).lsn() == h.pg(0).lsn(); }, 1'000));
+  ASSERT_TRUE(h.Step(300));  // both publish their positions
+  ASSERT_LT(h.pg(2).lsn(), h.pg(1).lsn());
+  h.Pause(0);  // the primary's node dies
+  ASSERT_TRUE(h.AdvanceUntil([&] { return h.pg(1).state() == State::kPrimary; }, 4'000))
+      << h.Describe();
+  ASSERT_TRUE(h.Step(500));
+  EXPECT_EQ(h.LeaderHolder(), "n2");
+  EXPECT_EQ(h.pg(2).IndexOf("Promote"), -1) << "the lagging replica never promoted";
+  EXPECT_NE(h.pg(2).state(), State::kPrimary);
+  h.pg(2).SetStreamAllowed(true);
+  ASSERT_TRUE(
+      h.AdvanceUntil([&] { return StandbyOf(h, 2, 1) && h.pg(2).lsn() == h.pg(1).lsn(); }, 3'000))
+      << h.Describe();
+}
+
 }  // namespace
 }  // namespace tandem::agenttest
