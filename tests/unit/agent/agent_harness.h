@@ -7,9 +7,13 @@
 // has its own FakePostgres (fake_postgres.h) and its own NodeStore, a view of
 // the shared store that can be partitioned from it or frozen. The test moves
 // time with Step / AdvanceUntil; before every step the harness waits until
-// every agent thread is parked on the clock with nothing to do (Settle), so a
-// run is the same whatever the machine's speed. A real-time limit (a few
-// seconds) turns a thread that never parks into a test failure, not a hang.
+// every agent thread is parked on the clock with nothing to do (Settle), so
+// what has happened by each clock instant does not depend on the machine's
+// speed. (Threads that act at the same instant may still interleave either
+// way - the watchdog and the loop both stopping a server, say: tests assert
+// what must hold in every order.) A real-time limit (a few seconds) turns a
+// thread that never parks into a test failure, not a hang. One harness at a
+// time per process (the thread count is the process's).
 //
 // Settling: StepClock (clock_and_store.h) calls a waiter idle only when its
 // deadline is ahead and its predicate false; Settle compares that count with
