@@ -2,7 +2,6 @@
 #include <signal.h>
 
 #include <cstdio>
-#include <ctime>
 #include <memory>
 
 #include "agent/agent.h"
@@ -22,9 +21,10 @@ int RunAgent(const std::string& config_path) {
     std::fprintf(stderr, "ERROR : %s\n", cfg.error().message().c_str());
     return 2;
   }
+  const Clock& clock = SystemClock::Get();
   // Bad certificates refuse the start before anything runs (no fence guard,
   // proxy, etcd or PostgreSQL is touched).
-  if (auto st = agent::ValidateTlsFiles(*cfg, std::time(nullptr)); !st.ok()) {
+  if (auto st = agent::ValidateTlsFiles(*cfg, clock.WallSeconds()); !st.ok()) {
     std::fprintf(stderr, "ERROR : %s; nothing was started: start the agent again once fixed\n",
                  st.error().message().c_str());
     return 2;
@@ -46,7 +46,6 @@ int RunAgent(const std::string& config_path) {
   signal(SIGPIPE, SIG_IGN);
 
   // Forked before any thread exists: it fences PostgreSQL if this process dies.
-  const Clock& clock = SystemClock::Get();
   auto guard = agent::FenceGuard::Start(clock, cfg->pg_data_dir, cfg->vip);
   if (!guard) {
     TLOG(Error, "agent") << "cannot start the fence guard: " << guard.error().message();
