@@ -222,6 +222,12 @@ class Agent {
   void JoinWorker(std::string address, std::string command);
   Status DoJoin(const std::string& address);
   Status JoinWithGrant(const JoinGrant& grant);
+  // The joining node's etcd member started as a learner and promoted (join.cc).
+  Status JoinEtcd(const JoinGrant& grant);
+  // GrantJoin's etcd part: the learner added (a stale one at the same peer
+  // address removed first), its id and the --initial-cluster in *g and *reg.
+  Status AddEtcdLearner(const NodeInfo& joiner, const ClusterView& view,
+                        const std::shared_ptr<dcs::Dcs>& store, JoinGrant* g, NodeInfo* reg);
   // Initialize's steps (operations.cc): the embedded etcd member started
   // (*started once it was), the store empty, PostgreSQL made the primary
   // with new secrets, the cluster and this node registered.

@@ -177,27 +177,7 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
   secrets_ = grant.secrets;
 
   if (cfg_.embedded_etcd()) {
-    SetProgress("starting the local etcd member (learner)");
-    etcd_.Stop();
-    TANDEM_TRY(RemoveAll(cfg_.etcd_data_dir()));
-    TANDEM_TRY(etcd_.Start(grant.initial_cluster, false));
-    TANDEM_TRY(etcd_.WaitReachable(60'000));
-    std::vector<std::string> eps = grant.etcd_endpoints;
-    eps.push_back(cfg_.etcd_client_url());
-    TANDEM_TRY(ConnectStore(eps));
-    SetProgress("waiting for the local etcd member to catch up");
-    Status promoted = Error(ErrorCode::kTimeout, "not tried");
-    WaitFor(
-        clock_,
-        [&] {
-          promoted = Store()->MemberPromote(grant.etcd_member_id);
-          return promoted.ok();
-        },
-        60'000, stopping_);
-    if (!promoted.ok()) return promoted.error().Wrap("promoting the etcd learner");
-    eps.pop_back();
-    eps.insert(eps.begin(), cfg_.etcd_client_url());
-    TANDEM_TRY(ConnectStore(eps));
+    TANDEM_TRY(JoinEtcd(grant));
   } else {
     TANDEM_TRY(ConnectStore(cfg_.dcs_endpoints));
   }
@@ -298,54 +278,7 @@ Result<JoinGrant> Agent::GrantJoin(const NodeInfo& joiner) {
   g.cluster = cfg_.cluster;
   g.secrets = *secrets_;
   NodeInfo reg = joiner;
-  if (cfg_.embedded_etcd()) {
-    if (joiner.etcd_peer_url.empty()) {
-      return Fail(ErrorCode::kInvalidArgument,
-                  "the joining node runs no etcd member but this "
-                  "cluster uses embedded etcd");
-    }
-    auto members = store->MemberList();
-    if (!members) return members.error().Wrap("listing etcd members");
-    for (const auto& m : *members) {
-      for (const auto& u : m.peer_urls) {
-        if (u != joiner.etcd_peer_url) continue;
-        bool registered = false;
-        for (const auto& [name, n] : view->nodes)
-          registered = registered || n.etcd_member_id == m.id;
-        if (registered) {
-          return Fail(ErrorCode::kConflict, "etcd peer address " + u +
-                                                " belongs to a registered member; give the new "
-                                                "node its own address or dcs.etcd_peer_port");
-        }
-        // A leftover of an earlier join that did not finish: remove it.
-        TLOG(Warn, "agent") << "removing stale etcd member " << m.id << " at " << u;
-        TANDEM_TRY(RemoveEtcdMember(m.id));
-      }
-    }
-    // etcd refuses membership changes for a few seconds after the previous one
-    // ("unhealthy cluster") until every member has been seen active: retry.
-    Result<dcs::Member> added = Error(ErrorCode::kUnavailable, "not tried");
-    WaitFor(
-        clock_,
-        [&] {
-          added = store->MemberAdd({joiner.etcd_peer_url}, true);
-          return added.ok() || added.error().code() != ErrorCode::kUnavailable;
-        },
-        60'000, stopping_);
-    if (!added) return added.error().Wrap("adding the etcd learner");
-    g.etcd_member_id = added->id;
-    reg.etcd_member_id = added->id;
-    members = store->MemberList();
-    if (!members) return members.error();
-    std::vector<std::string> parts;
-    for (const auto& m : *members) {
-      std::string name = m.id == added->id ? joiner.name : m.name;
-      if (name.empty() || m.peer_urls.empty()) continue;
-      parts.push_back(name + "=" + m.peer_urls[0]);
-      if (m.id != added->id && !m.client_urls.empty()) g.etcd_endpoints.push_back(m.client_urls[0]);
-    }
-    g.initial_cluster = Join(parts, ",");
-  }
+  if (cfg_.embedded_etcd()) TANDEM_TRY(AddEtcdLearner(joiner, *view, store, &g, &reg));
   auto put = store->Txn({dcs::Compare::CreateRevisionIs(keys_.node(joiner.name), 0)},
                         {dcs::Op::Put(keys_.node(joiner.name), EncodeNodeInfo(reg))});
   if (!put.ok() || !put->succeeded) {
@@ -355,6 +288,81 @@ Result<JoinGrant> Agent::GrantJoin(const NodeInfo& joiner) {
   }
   TLOG(Info, "agent") << "granted join to " << joiner.name << " at " << joiner.host;
   return g;
+}
+
+Status Agent::JoinEtcd(const JoinGrant& grant) {
+  SetProgress("starting the local etcd member (learner)");
+  etcd_.Stop();
+  TANDEM_TRY(RemoveAll(cfg_.etcd_data_dir()));
+  TANDEM_TRY(etcd_.Start(grant.initial_cluster, false));
+  TANDEM_TRY(etcd_.WaitReachable(60'000));
+  std::vector<std::string> eps = grant.etcd_endpoints;
+  eps.push_back(cfg_.etcd_client_url());
+  TANDEM_TRY(ConnectStore(eps));
+  SetProgress("waiting for the local etcd member to catch up");
+  Status promoted = Error(ErrorCode::kTimeout, "not tried");
+  WaitFor(
+      clock_,
+      [&] {
+        promoted = Store()->MemberPromote(grant.etcd_member_id);
+        return promoted.ok();
+      },
+      60'000, stopping_);
+  if (!promoted.ok()) return promoted.error().Wrap("promoting the etcd learner");
+  eps.pop_back();
+  eps.insert(eps.begin(), cfg_.etcd_client_url());
+  TANDEM_TRY(ConnectStore(eps));
+  return Ok();
+}
+
+Status Agent::AddEtcdLearner(const NodeInfo& joiner, const ClusterView& view,
+                             const std::shared_ptr<dcs::Dcs>& store, JoinGrant* g, NodeInfo* reg) {
+  if (joiner.etcd_peer_url.empty()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "the joining node runs no etcd member but this "
+                "cluster uses embedded etcd");
+  }
+  auto members = store->MemberList();
+  if (!members) return members.error().Wrap("listing etcd members");
+  for (const auto& m : *members) {
+    for (const auto& u : m.peer_urls) {
+      if (u != joiner.etcd_peer_url) continue;
+      bool registered = false;
+      for (const auto& [name, n] : view.nodes) registered = registered || n.etcd_member_id == m.id;
+      if (registered) {
+        return Fail(ErrorCode::kConflict, "etcd peer address " + u +
+                                              " belongs to a registered member; give the new "
+                                              "node its own address or dcs.etcd_peer_port");
+      }
+      // A leftover of an earlier join that did not finish: remove it.
+      TLOG(Warn, "agent") << "removing stale etcd member " << m.id << " at " << u;
+      TANDEM_TRY(RemoveEtcdMember(m.id));
+    }
+  }
+  // etcd refuses membership changes for a few seconds after the previous one
+  // ("unhealthy cluster") until every member has been seen active: retry.
+  Result<dcs::Member> added = Error(ErrorCode::kUnavailable, "not tried");
+  WaitFor(
+      clock_,
+      [&] {
+        added = store->MemberAdd({joiner.etcd_peer_url}, true);
+        return added.ok() || added.error().code() != ErrorCode::kUnavailable;
+      },
+      60'000, stopping_);
+  if (!added) return added.error().Wrap("adding the etcd learner");
+  g->etcd_member_id = added->id;
+  reg->etcd_member_id = added->id;
+  members = store->MemberList();
+  if (!members) return members.error();
+  std::vector<std::string> parts;
+  for (const auto& m : *members) {
+    std::string name = m.id == added->id ? joiner.name : m.name;
+    if (name.empty() || m.peer_urls.empty()) continue;
+    parts.push_back(name + "=" + m.peer_urls[0]);
+    if (m.id != added->id && !m.client_urls.empty()) g->etcd_endpoints.push_back(m.client_urls[0]);
+  }
+  g->initial_cluster = Join(parts, ",");
+  return Ok();
 }
 
 }  // namespace tandem::agent
