@@ -362,9 +362,9 @@ class Agent {
   std::condition_variable watch_cv_;
   Event lease_wake_{clock_};
   // Set by the lease thread after each renewal attempt: the loop's first
-  // cycle waits for the first one, so it never decides "no lease" about a
-  // lease that simply has not been asked for yet (a running primary would be
-  // demoted for nothing).
+  // cycle waits (bounded by ttl - margin) until a lease is held, so it never
+  // decides "no lease" about one not granted yet (a running primary would be
+  // demoted for nothing). StopLoop notifies it too.
   Event lease_attempted_{clock_};
   Event watch_retry_{clock_};  // the watch thread's pause after an error
   std::atomic<int> pg_pid_to_watch_{0};

@@ -39,6 +39,7 @@ void Agent::StopLoop() {
   loop_running_ = false;
   WakeLoop();
   lease_wake_.Notify();
+  lease_attempted_.Notify();
   { std::lock_guard<std::mutex> lock(watch_mu_); }
   watch_cv_.notify_all();
   watch_retry_.Notify();
@@ -82,9 +83,14 @@ void Agent::LoopMain() {
   TLOG(Info, "ha") << "HA loop started (ttl=" << cfg_.ha.ttl_ms
                    << "ms loop=" << cfg_.ha.loop_interval_ms
                    << "ms margin=" << cfg_.ha.safety_margin_ms << "ms)";
-  // The first lease renewal (a grant) is under way: decide once it answered,
-  // or after one interval if the store is slow (the cycle then sees no lease).
-  (void)lease_attempted_.WaitUntil(clock_.Now() + cfg_.ha.loop_interval_ms);
+  // The first lease grant is under way: decide once a lease is held, or once
+  // a lease could no longer be valid anyway (ttl - margin; the store is down
+  // or refuses). A first cycle without a lease would demote a running primary
+  // for nothing (core: "no leader key and no valid lease while primary").
+  const MonoMs lease_wait_until = clock_.Now() + cfg_.ha.ttl_ms - cfg_.ha.safety_margin_ms;
+  while (lease_.load() == 0 && loop_running_ && !stopping_ && clock_.Now() < lease_wait_until) {
+    (void)lease_attempted_.WaitUntil(lease_wait_until);
+  }
   MonoMs due = 0;  // when the previous pass meant to run this one
   while (loop_running_ && !stopping_) {
     const MonoMs start = clock_.Now();

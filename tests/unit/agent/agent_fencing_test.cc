@@ -144,11 +144,10 @@ TEST(AgentFencing, APausedPrimaryThatWakesLateDemotesBeforeActingAsPrimary) {
   for (size_t k = calls_before; k < calls.size(); ++k) {
     after += " " + calls[k].ToString() + "@" + std::to_string(calls[k].at);
   }
-  // The first act is a stop: immediate when the watchdog gets there first;
-  // fast when the loop's demotion does, as kDemote judges "no time left" by
-  // lease_deadline_, which by then may belong to the new lease the lease
-  // thread just took (reported in /work/notes/agenttest-blockers.md).
-  EXPECT_EQ(first->method, "Stop") << "the first act after waking:" << after;
+  // The first act is an immediate stop, whether the watchdog or the loop's
+  // demotion gets there first: the node no longer holds the leader key, so
+  // no open session may commit anything more (ActDemote).
+  EXPECT_EQ(first->ToString(), "Stop(immediate)") << "the first act after waking:" << after;
   EXPECT_EQ(first->at, woke) << "demoted at once";
   // Nothing written as the leader after waking, no route to itself.
   for (const auto& r : h.node(0).store->Requests()) {

@@ -198,9 +198,8 @@ bool AgentHarness::StartCluster(MonoMs max_ms) {
       src.slot_name = pg::SlotNameFor(node(i).name);
       (void)pg(i).WriteConfig(src);
     }
-    // n1's server is left stopped: started running with no leader key, its
-    // first cycle would race its lease thread's first grant (see
-    // AgentStart.DISABLED_... in agent_start_test.cc).
+    // n1's server is left stopped: its agent starts it as the primary (as
+    // after `initialize`); agent_start_test.cc covers starting on a running one.
     if (i > 0) (void)pg(i).Start(0);
     pg(i).ClearCalls();
   }

@@ -10,15 +10,13 @@
 namespace tandem::agenttest {
 namespace {
 
-// Disabled: fails today. Agent::StartLoop starts the lease thread and the
-// loop together; when the loop's first cycle sees no lease yet (here: the
-// first grant fails once, as a slow or refused first request would), Decide
-// says "no leader key and no valid lease while primary: demoting", the
-// primary is stopped, restarted as a standby and promoted again: a new
-// timeline and a write outage for nothing. Reported in
-// /work/notes/agenttest-blockers.md. (AgentHarness::StartCluster avoids the
-// race by leaving n1's server stopped.)
-TEST(AgentStart, DISABLED_ARunningPrimaryIsKeptWhenTheFirstLeaseGrantIsLate) {
+// The first grant fails once (a slow or refused first request): the loop's
+// first cycle waits for the lease thread's first attempt, and the next
+// attempt's lease arrives before the primary could be judged lease-less.
+// (Before that wait, Decide said "no leader key and no valid lease while
+// primary: demoting": a stop, a restart as standby and a promotion, a new
+// timeline and a write outage for nothing.)
+TEST(AgentStart, ARunningPrimaryIsKeptWhenTheFirstLeaseGrantIsLate) {
   AgentHarness h;
   ASSERT_TRUE(h.pg(0).Start(0).ok());
   h.pg(0).ClearCalls();
