@@ -48,7 +48,7 @@ bool ManualClock::WaitUntil(std::unique_lock<std::mutex>& lk, std::condition_var
   lk.unlock();
   {
     std::lock_guard<std::mutex> g(waiters_mu_);
-    me = waiters_.insert(waiters_.end(), Waiter{lk.mutex(), &cv});
+    me = waiters_.insert(waiters_.end(), Waiter{lk.mutex(), &cv, deadline, &done});
   }
   lk.lock();
   bool result = false;
@@ -89,6 +89,21 @@ void ManualClock::SetWall(WallMs wall) {
 int ManualClock::Waiters() const {
   std::lock_guard<std::mutex> g(waiters_mu_);
   return static_cast<int>(waiters_.size());
+}
+
+int ManualClock::IdleWaiters() const {
+  std::lock_guard<std::mutex> g(waiters_mu_);
+  const MonoMs now = Now();
+  int idle = 0;
+  for (const Waiter& w : waiters_) {
+    if (w.deadline <= now) continue;
+    // try_lock: the waiter's mutex may be held by a thread about to register
+    // (it takes waiters_mu_ after releasing it): never wait for it here.
+    std::unique_lock<std::mutex> wl(*w.mu, std::try_to_lock);
+    if (!wl.owns_lock()) continue;
+    if (!(*w.done)()) ++idle;
+  }
+  return idle;
 }
 
 void Event::Notify() {

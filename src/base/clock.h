@@ -72,14 +72,21 @@ class ManualClock final : public Clock {
   void Advance(MonoMs ms);
   // Sets the wall clock (the monotonic one does not move): a wall-clock jump.
   void SetWall(WallMs wall);
-  // How many threads are blocked in SleepFor/WaitUntil right now (a test
-  // waits for its threads to park before it advances).
+  // How many threads are blocked in SleepFor/WaitUntil right now. A thread
+  // Advance() just woke still counts until it runs.
   int Waiters() const;
+  // Waiters that are parked for good until the clock moves: their deadline is
+  // ahead and their predicate is false (checked under their mutex when it is
+  // free; a busy mutex counts as not idle). A test advances the clock once
+  // every thread it drives is idle, so "all parked" is told from "about to act".
+  int IdleWaiters() const;
 
  private:
   struct Waiter {
     std::mutex* mu;
     std::condition_variable* cv;
+    MonoMs deadline;
+    const std::function<bool()>* done;
   };
   std::atomic<MonoMs> now_;
   std::atomic<int64_t> wall_offset_;

@@ -1,73 +1,9 @@
-// StepClock and NodeStore (see clock_and_store.h).
+// NodeStore (see clock_and_store.h).
 #include "unit/agent/clock_and_store.h"
 
 #include <algorithm>
 
 namespace tandem::agenttest {
-
-// ---------------------------------------------------------------- StepClock
-
-void StepClock::SleepFor(MonoMs ms) const {
-  std::unique_lock<std::mutex> lk(sleep_mu_);
-  WaitUntil(lk, sleep_cv_, Now() + ms, [] { return false; });
-}
-
-bool StepClock::WaitUntil(std::unique_lock<std::mutex>& lk, std::condition_variable& cv,
-                          MonoMs deadline, const std::function<bool()>& done) const {
-  // Lock order as ManualClock: waiters_mu_ before a waiter's mutex.
-  std::list<Waiter>::iterator me;
-  lk.unlock();
-  {
-    std::lock_guard<std::mutex> g(waiters_mu_);
-    me = waiters_.insert(waiters_.end(), Waiter{lk.mutex(), &cv, deadline, &done});
-  }
-  lk.lock();
-  bool result = false;
-  for (;;) {
-    if (done()) {
-      result = true;
-      break;
-    }
-    if (Now() >= deadline) break;
-    cv.wait(lk);
-  }
-  lk.unlock();
-  {
-    std::lock_guard<std::mutex> g(waiters_mu_);
-    waiters_.erase(me);
-  }
-  lk.lock();
-  return result;
-}
-
-void StepClock::Advance(MonoMs ms) {
-  now_ += ms;
-  std::lock_guard<std::mutex> g(waiters_mu_);
-  for (const Waiter& w : waiters_) {
-    std::lock_guard<std::mutex> wl(*w.mu);
-    w.cv->notify_all();
-  }
-}
-
-int StepClock::Waiters() const {
-  std::lock_guard<std::mutex> g(waiters_mu_);
-  return static_cast<int>(waiters_.size());
-}
-
-int StepClock::IdleWaiters() const {
-  std::lock_guard<std::mutex> g(waiters_mu_);
-  const MonoMs now = Now();
-  int idle = 0;
-  for (const Waiter& w : waiters_) {
-    if (w.deadline <= now) continue;
-    // try_lock: the waiter's mutex may be held by a thread that is about to
-    // register (it takes waiters_mu_ after releasing it) - never wait here.
-    std::unique_lock<std::mutex> wl(*w.mu, std::try_to_lock);
-    if (!wl.owns_lock()) continue;
-    if (!(*w.done)()) ++idle;
-  }
-  return idle;
-}
 
 // ---------------------------------------------------------------- NodeStore
 

@@ -1,9 +1,7 @@
 // The harness's clock and store connection (see agent_harness.h).
 //
-// StepClock: a Clock the test advances by hand that also tells a parked
-// thread from a runnable one (IdleWaiters). ManualClock's Waiters() counts a
-// thread Advance() just woke as waiting until it runs, so "everybody is
-// parked" cannot be told from "somebody is about to act".
+// StepClock: ManualClock (src/base/clock.h); IdleWaiters() tells a parked
+// thread from one Advance() just woke.
 //
 // NodeStore: one node's connection to the shared MemoryDcs, which a test can
 // partition or freeze, and which records what the node asked (with a global
@@ -29,39 +27,9 @@
 
 namespace tandem::agenttest {
 
-// A Clock for tests that can tell parked threads from runnable ones.
-class StepClock final : public Clock {
- public:
-  explicit StepClock(MonoMs start = 1'000'000, WallMs wall_start = 1'700'000'000'000)
-      : now_(start), wall_offset_(wall_start - start) {}
-  MonoMs Now() const override { return now_.load(); }
-  WallMs WallNow() const override { return now_.load() + wall_offset_.load(); }
-  void SleepFor(MonoMs ms) const override;
-  bool WaitUntil(std::unique_lock<std::mutex>& lk, std::condition_variable& cv, MonoMs deadline,
-                 const std::function<bool()>& done) const override;
-
-  // Moves time forward by ms and wakes every waiter.
-  void Advance(MonoMs ms);
-  void SetWall(WallMs wall) { wall_offset_ = wall - now_.load(); }
-  int Waiters() const;
-  // Waiters whose deadline is ahead and whose predicate is false (checked
-  // under their mutex when it is free; a busy mutex counts as not idle).
-  int IdleWaiters() const;
-
- private:
-  struct Waiter {
-    std::mutex* mu;
-    std::condition_variable* cv;
-    MonoMs deadline;
-    const std::function<bool()>* done;
-  };
-  std::atomic<MonoMs> now_;
-  std::atomic<int64_t> wall_offset_;
-  mutable std::mutex waiters_mu_;
-  mutable std::list<Waiter> waiters_;
-  mutable std::mutex sleep_mu_;
-  mutable std::condition_variable sleep_cv_;
-};
+// The harness's clock: base's ManualClock, whose IdleWaiters() tells parked
+// threads from runnable ones.
+using StepClock = ManualClock;
 
 // One node's connection to the shared store: partition it, freeze it, and
 // read what it asked. WaitForChange waits on the clock (MemoryDcs's own waits
