@@ -287,6 +287,7 @@ class Agent {
   std::string published_member_;
   dcs::LeaseId published_lease_ = 0;
   std::string tls_stat_signature_;
+  MonoMs tls_checked_at_ = 0;  // when RefreshTlsCopies last looked (at most 1/s)
   std::optional<ClusterView> last_view_;
   core::LocalPostgres last_local_;
   bool store_ok_ = false;

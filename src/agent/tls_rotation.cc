@@ -98,9 +98,13 @@ void Agent::ReadTlsSection() {
 
 void Agent::RefreshTlsCopies() {
   if (!cfg_.tls_enabled()) return;
+  // Once a second, not every cycle: a rotation takes effect within a second
+  // (eleven stat calls each time; the files are read only when one changed).
+  const MonoMs now = clock_.Now();
+  if (tls_checked_at_ != 0 && now - tls_checked_at_ < 1'000) return;
+  tls_checked_at_ = now;
   ReadTlsSection();
   const Config tc = TlsConfig();
-  const MonoMs now = clock_.Now();
   // The contents are compared only when a file's stat changed since they
   // were last found equal (no five reads of each pair every cycle).
   const std::string sig = TlsStatSignature(tc);
