@@ -171,7 +171,9 @@ class Agent {
   void KeepEtcdMember();
   // The peers PeerCertMain checks, from the view (tls_rotation.cc).
   void UpdatePeerTargets(const ClusterView& view);
-  void PublishMember(const core::LocalPostgres& local);
+  // Writes this member's state when it differs from `stored` (what the view
+  // read this cycle holds for it; nullptr = absent) or the lease changed.
+  void PublishMember(const core::LocalPostgres& local, const core::MemberState* stored);
   // Computes the route from this cycle's observation and decision and hands
   // it to the sink.
   void PublishRoute(const core::Observation& obs, const core::Decision& d, const ClusterView& view);
@@ -287,6 +289,13 @@ class Agent {
   // thread only), recomputed once a minute and when the files change.
   std::string cert_summary_;
   MonoMs cert_summary_at_ = 0;
+  // Loop thread: the member state last written and the lease it was written
+  // on (PublishMember writes only changes), and the stat signature of the TLS
+  // files when their copies were last found current (RefreshTlsCopies).
+  std::string published_member_;
+  dcs::LeaseId published_lease_ = 0;
+  std::string tls_stat_signature_;
+  MonoMs tls_checked_at_ = 0;  // when RefreshTlsCopies last looked (at most 1/s)
   std::optional<ClusterView> last_view_;
   core::LocalPostgres last_local_;
   bool store_ok_ = false;
@@ -338,10 +347,15 @@ class Agent {
   // primary, fence_deadline_ is its lease deadline; past it, PostgreSQL is
   // stopped immediately whatever the loop is doing. 0 = not a primary.
   void FenceMain();
+  // When FenceMain must look again at the latest (the fence deadline, the
+  // lease deadline while the floating IP is held, a watched postmaster).
+  MonoMs NextFenceCheck() const;
   void StopFence();  // wakes FenceMain (stopping_ set) and joins it
   std::atomic<MonoMs> fence_deadline_{0};
-  Event fence_wake_{clock_};  // ends FenceMain's 20 ms wait early (Shutdown)
-  FenceGuard guard_;          // told fence_deadline_ by the watchdog thread
+  // Ends FenceMain's wait: notified by Shutdown and after every store to
+  // fence_deadline_ (a deadline brought closer must be seen at once).
+  Event fence_wake_{clock_};
+  FenceGuard guard_;  // told fence_deadline_ by the watchdog thread
   // fence_deadline_ also bounds /primary: a node past it is not a healthy primary.
   std::thread fence_thread_;
 

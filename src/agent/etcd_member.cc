@@ -3,6 +3,7 @@
 #include "agent/etcd_member.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +29,14 @@ int64_t EtcdHeartbeatMs(int64_t ttl_ms) {
 }
 
 namespace {
+// "pid|inode:size:mtime" of the pid file, "" when it cannot be stat'ed.
+std::string PidFileSignature(pid_t pid, const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(pid) + "|" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) +
+         ":" + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
 std::string ServiceUser(const Config& cfg) {
   return ::geteuid() == 0 ? cfg.run_as_user : "";
 }
@@ -226,8 +235,16 @@ void EtcdMember::KeepPidFile() {
   std::lock_guard<std::mutex> lock(mu_);
   if (pid_ <= 0 || !IsAlive(pid_)) return;
   const std::string want = std::to_string(pid_);
+  // Read again only when stat says the file changed since it was last found
+  // right (no open every cycle).
+  const std::string sig = PidFileSignature(pid_, pid_file());
+  if (!sig.empty() && sig == pid_file_signature_) return;
   auto text = ReadFile(pid_file());
-  if (text.ok() && Trim(*text) == want) return;
+  if (text.ok() && Trim(*text) == want) {
+    pid_file_signature_ = sig;
+    return;
+  }
+  pid_file_signature_.clear();
   auto st = WriteFileAtomic(pid_file(), want + "\n");
   if (!st.ok()) {
     if (!pid_file_failed_) {

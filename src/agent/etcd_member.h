@@ -83,6 +83,9 @@ class EtcdMember {
   mutable std::mutex mu_;
   pid_t pid_ = 0;
   bool pid_file_failed_ = false;  // warned once until a write succeeds
+  // The pid file's stat (inode, size, mtime) when it last named pid_ ("" =
+  // read it again).
+  std::string pid_file_signature_;
   std::string initial_cluster_;
 };
 

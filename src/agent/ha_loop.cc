@@ -153,6 +153,7 @@ Agent::AfterCycle Agent::LeaveIfRemoved() {
       return AfterCycle::kRetry;
     }
     fence_deadline_ = 0;
+    fence_wake_.Notify();
     loop_running_ = false;
     auto s = LeaveLocally();
     if (!s.ok()) TLOG(Error, "ha") << "leaving the cluster: " << s.error().message();
@@ -236,11 +237,30 @@ core::MemberState Agent::SelfState(const core::LocalPostgres& local) const {
   return m;
 }
 
-void Agent::PublishMember(const core::LocalPostgres& local) {
+void Agent::PublishMember(const core::LocalPostgres& local, const core::MemberState* stored) {
   auto store = Store();
-  if (!store || lease_ == 0) return;
-  auto r = store->Put(keys_.member(cfg_.node_name), EncodeMemberState(SelfState(local)), lease_);
-  if (!r.ok()) TLOG(Debug, "ha") << "publishing member state: " << r.error().message();
+  const dcs::LeaseId lease = lease_.load();
+  if (!store || lease == 0) return;
+  // Only a change is written: the key lives on the lease (liveness needs no
+  // rewrite) and no reader judges a member by how recently it was written
+  // (the state has no timestamp; the mod_revision of members/ is not read;
+  // a promotion asks the members for their positions directly). Each write
+  // costs every etcd member a raft round and an fsync. Written again when the
+  // store does not show what we wrote (deleted, lost, a failed write) or the
+  // lease is new.
+  const std::string text = EncodeMemberState(SelfState(local));
+  if (lease == published_lease_ && text == published_member_ && stored &&
+      EncodeMemberState(*stored) == text) {
+    return;
+  }
+  auto r = store->Put(keys_.member(cfg_.node_name), text, lease);
+  if (!r.ok()) {
+    TLOG(Debug, "ha") << "publishing member state: " << r.error().message();
+    published_member_.clear();
+    return;
+  }
+  published_member_ = text;
+  published_lease_ = lease;
 }
 
 void Agent::RunCycle() {
@@ -249,6 +269,9 @@ void Agent::RunCycle() {
   auto view = ReadView();
   ClusterView v = view.ok() ? *view : ClusterView{};
   core::LocalPostgres local = ObserveLocal(v);
+  // What the store holds for us, before our current state replaces it.
+  std::optional<core::MemberState> stored;
+  if (auto it = v.members.find(cfg_.node_name); it != v.members.end()) stored = it->second;
   // Our own state as of now, not as last read; published after acting (a
   // store write here would delay a failover decision).
   if (view.ok()) v.members[cfg_.node_name] = SelfState(local);
@@ -275,9 +298,13 @@ void Agent::RunCycle() {
   } else if (!d.actions.empty()) {
     repeated_error_.clear();
   }
-  if (view.ok()) PublishMember(local);
+  if (view.ok()) PublishMember(local, stored ? &*stored : nullptr);
   ArmWatchdog(d, st.ok(), local, view.ok() ? &v : nullptr);
+  const bool vip_held = vip_ && vip_->held();
   AcquireVipIfNeeded(obs, d);
+  // The watchdog drops a held floating IP at the lease deadline: wake it to
+  // wait for that deadline.
+  if (vip_ && vip_->held() != vip_held) fence_wake_.Notify();
   // Only after actions that worked: a failing one must not spin the loop.
   acted_ = !d.actions.empty() && st.ok();
   if (view.ok()) Housekeeping(v, local, core::GivesUpPrimary(d));
@@ -349,6 +376,8 @@ void Agent::ArmWatchdog(const core::Decision& d, bool acted_ok, const core::Loca
       pg_->IsRunning() && ((acted_ok && promoted) || (local.running && !local.in_recovery));
   // Read the lease once: the lease thread may change it meanwhile.
   const MonoMs lease_deadline = lease_.load() != 0 ? lease_deadline_.load() : kFenceNow;
+  const MonoMs armed_before = fence_deadline_.load();
+  const int pid_before = pg_pid_to_watch_.load();
   if (!writable) {
     fence_deadline_ = 0;
     pg_pid_to_watch_ = 0;
@@ -361,6 +390,10 @@ void Agent::ArmWatchdog(const core::Decision& d, bool acted_ok, const core::Loca
   } else if (fence_deadline_.load() == 0) {
     // Writable, store unreadable: fence at our deadline.
     fence_deadline_ = std::max<MonoMs>(lease_deadline, kFenceNow);
+  }
+  // The watchdog sleeps until the deadline it last read: tell it of a change.
+  if (fence_deadline_.load() != armed_before || pg_pid_to_watch_.load() != pid_before) {
+    fence_wake_.Notify();
   }
 }
 

@@ -77,6 +77,7 @@ Status Agent::StepDown(const core::Observation& obs, const ClusterView& view,
   }
   TANDEM_TRY(pg_->Stop(pg::StopMode::kFast));
   fence_deadline_ = 0;
+  fence_wake_.Notify();
   auto cd = pg_->ReadControlData();
   if (!cd || cd->cluster_state != "shut down") {
     // Not a clean stop: keep needs_rewind; the lease and the normal rules take over.

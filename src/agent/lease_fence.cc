@@ -5,7 +5,9 @@
 // a route to this node after each renewal. FenceMain (fence_thread_, from
 // Start to Shutdown) stops PostgreSQL immediately when fence_deadline_ passes,
 // tells the fence guard process the deadline, drops the floating IP outside a
-// live lease and wakes the loop when a primary's postmaster dies.
+// live lease and wakes the loop when a primary's postmaster dies. It sleeps
+// until the next of those can be due (NextFenceCheck); every change of
+// fence_deadline_ wakes it (fence_wake_).
 // Touches: lease_/lease_deadline_/fence_deadline_/pg_pid_to_watch_ (atomics),
 // mu_ (state_ when fencing), route_mu_ (ExtendSelfRoute), the store, pg_->Stop.
 #include <algorithm>
@@ -51,6 +53,8 @@ Status Agent::RenewLease() {
       while (armed > kFenceNow && armed < deadline &&
              !fence_deadline_.compare_exchange_weak(armed, deadline)) {
       }
+      // The watchdog tells the fence guard the later deadline (and waits for it).
+      if (armed > kFenceNow) fence_wake_.Notify();
       ExtendSelfRoute(deadline);
       return Ok();
     }
@@ -62,6 +66,7 @@ Status Agent::RenewLease() {
     lease_deadline_ = kFenceNow;
     // A primary is fenced now: any deadline in the past makes the watchdog act.
     if (fence_deadline_.load() != 0) fence_deadline_ = kFenceNow;
+    fence_wake_.Notify();  // the fence (and the floating IP's check) act now
     return Ok();
   }
   const MonoMs grant_sent = clock_.Now();
@@ -103,8 +108,26 @@ void Agent::FenceMain() {
       TLOG(Warn, "ha") << "PostgreSQL (pid " << pid << ") died";
       WakeLoop();
     }
-    fence_wake_.WaitFor(20);
+    fence_wake_.WaitUntil(NextFenceCheck());
   }
+}
+
+MonoMs Agent::NextFenceCheck() const {
+  // Event-driven: every store to fence_deadline_ that can bring it closer (or
+  // arm, disarm or extend it) notifies fence_wake_, and the flag is kept until
+  // this thread waits, so the wait ends at the deadline read here or earlier
+  // (safety rule 2): a deadline already passed ends it at once, and is then
+  // cleared (fired). The floating IP is dropped at the lease deadline; a
+  // watched postmaster is looked at (waitid, no file opened) every 100 ms; at
+  // most 1 s passes anyway.
+  const MonoMs now = clock_.Now();
+  MonoMs until = now + 1'000;
+  if (const MonoMs d = fence_deadline_.load(); d != 0) until = std::min(until, d);
+  // Past the lease deadline with the IP still held (a release that failed):
+  // try again in 20 ms, no sooner (no spin).
+  if (vip_ && vip_->held()) until = std::min(until, std::max(lease_deadline_.load(), now + 20));
+  if (pg_pid_to_watch_.load() != 0) until = std::min<MonoMs>(until, now + 100);
+  return until;
 }
 
 void Agent::StopFence() {

@@ -25,6 +25,28 @@ using namespace internal;
 namespace {
 // Logs "what: message" unless message is the one last logged through *last
 // (a problem that persists is logged once, not every cycle).
+// What stat says of the TLS sources and their copies (device, inode, size,
+// mtime, ctime each; "-" for a file that cannot be stat'ed): while it stays
+// the same, contents found equal stay equal, with no file opened.
+std::string TlsStatSignature(const Config& tc) {
+  const TlsCopyPaths c = TlsCopies(tc);
+  std::string sig;
+  for (const std::string* p : {&tc.tls_server_key, &tc.tls_server_cert, &tc.tls_client_key,
+                               &tc.tls_client_cert, &tc.tls_ca_cert, &c.server_key, &c.server_cert,
+                               &c.client_key, &c.client_cert, &c.ca_cert}) {
+    struct stat st {};
+    if (::stat(p->c_str(), &st) != 0) {
+      sig += "-;";
+      continue;
+    }
+    sig += std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+           std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+           std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_ctim.tv_sec) + "." +
+           std::to_string(st.st_ctim.tv_nsec) + ";";
+  }
+  return sig;
+}
+
 void WarnOnChange(std::string* last, const std::string& what, const std::string& message) {
   if (message == *last) return;
   *last = message;
@@ -76,10 +98,18 @@ void Agent::ReadTlsSection() {
 
 void Agent::RefreshTlsCopies() {
   if (!cfg_.tls_enabled()) return;
+  // Once a second, not every cycle: a rotation takes effect within a second
+  // (eleven stat calls each time; the files are read only when one changed).
+  const MonoMs now = clock_.Now();
+  if (tls_checked_at_ != 0 && now - tls_checked_at_ < 1'000) return;
+  tls_checked_at_ = now;
   ReadTlsSection();
   const Config tc = TlsConfig();
-  const MonoMs now = clock_.Now();
-  const bool current = TlsCopiesCurrent(tc);
+  // The contents are compared only when a file's stat changed since they
+  // were last found equal (no five reads of each pair every cycle).
+  const std::string sig = TlsStatSignature(tc);
+  const bool current = sig == tls_stat_signature_ || TlsCopiesCurrent(tc);
+  tls_stat_signature_ = current ? sig : "";
   if (!current || cert_summary_at_ == 0 || now - cert_summary_at_ >= 60'000) {
     cert_summary_at_ = now;
     cert_summary_ = NodeCertificateSummary(CertificateStates(tc, clock_.WallNow() / 1000));

@@ -109,7 +109,12 @@ void AddHealthEndpoints(httplib::Server& s, agent::Agent& agent) {
   }
 }
 
-void Limit(httplib::Server& s) {
+// Worker threads per server (cpp-httplib's default is max(8, cores - 1), all
+// idle nearly always): a few operator commands, peer agents asking for
+// positions or certificates, health checks. A request beyond them waits in
+// the queue, it is not refused.
+void Limit(httplib::Server& s, size_t workers) {
+  s.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   s.set_payload_max_length(1 << 20);
   s.set_read_timeout(10, 0);
   s.set_write_timeout(10, 0);
@@ -286,7 +291,7 @@ Status ApiServer::Start(const std::string& host, int port, const ApiTls& tls, in
     server_ = std::make_unique<httplib::Server>();
   }
   auto& s = *server_;
-  Limit(s);
+  Limit(s, 4);
 
   s.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, agent_.StatusJson());
@@ -410,7 +415,7 @@ Status ApiServer::Start(const std::string& host, int port, const ApiTls& tls, in
                                     : "");
   if (health_port > 0) {
     health_server_ = std::make_unique<httplib::Server>();
-    Limit(*health_server_);
+    Limit(*health_server_, 2);
     AddHealthEndpoints(*health_server_, agent_);
     if (!health_server_->bind_to_port(host.c_str(), health_port)) {
       return Error(ErrorCode::kUnavailable,
