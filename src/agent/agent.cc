@@ -81,10 +81,10 @@ Agent::~Agent() {
   StopPeerCerts();
 }
 
-Result<HttpResponse> Agent::Http(const std::string& method, const std::string& url,
-                                 const std::string& body, int64_t timeout_ms) {
+Result<net::HttpResponse> Agent::Http(const std::string& method, const std::string& url,
+                                      const std::string& body, int64_t timeout_ms) {
   if (http_) return http_(method, url, body, timeout_ms);
-  return HttpCall(method, url, body, timeout_ms);
+  return net::HttpCall(method, url, body, timeout_ms);
 }
 
 Config Agent::TlsConfig() const {

@@ -24,13 +24,13 @@
 #include "agent/etcd_member.h"
 #include "agent/fence_guard.h"
 #include "agent/local_state.h"
-#include "agent/peer_certs.h"
 #include "agent/vip.h"
 #include "base/clock.h"
 #include "base/result.h"
 #include "core/route.h"
 #include "core/types.h"
 #include "dcs/dcs.h"
+#include "net/peer_certs.h"
 #include "pg/controller.h"
 
 namespace tandem::core {
@@ -265,10 +265,10 @@ class Agent {
   std::unique_ptr<pg::Controller> pg_;
   EtcdMember etcd_;
   AgentDeps::ConnectStore connect_store_;  // null: EtcdDcs
-  AgentDeps::Http http_;                   // null: HttpCall
+  AgentDeps::Http http_;                   // null: net::HttpCall
   // An HTTP call to another agent (through deps.http when set).
-  Result<HttpResponse> Http(const std::string& method, const std::string& url,
-                            const std::string& body, int64_t timeout_ms);
+  Result<net::HttpResponse> Http(const std::string& method, const std::string& url,
+                                 const std::string& body, int64_t timeout_ms);
 
   std::mutex op_mu_;  // one operator command at a time
   std::mutex mu_;     // guards everything below
@@ -404,10 +404,10 @@ class Agent {
   void PeerCertMain();
   void WakePeerCerts();
   void StopPeerCerts();
-  std::vector<NodeInfo> peer_targets_;                 // under tls_mu_, from the loop
-  std::map<std::string, PeerCertificate> peer_certs_;  // under tls_mu_, by node name
-  std::condition_variable peer_cv_;                    // with tls_mu_
-  bool peer_wake_ = false;                             // under tls_mu_
+  std::vector<NodeInfo> peer_targets_;                      // under tls_mu_, from the loop
+  std::map<std::string, net::PeerCertificate> peer_certs_;  // under tls_mu_, by node name
+  std::condition_variable peer_cv_;                         // with tls_mu_
+  bool peer_wake_ = false;                                  // under tls_mu_
   std::thread peer_cert_thread_;
 
   std::atomic<bool> loop_running_{false};

@@ -36,10 +36,11 @@
 #include <string>
 #include <vector>
 
-#include "agent/http_client.h"
+#include "agent/tls_files.h"
 #include "base/clock.h"
 #include "base/result.h"
 #include "dcs/dcs.h"
+#include "net/http_client.h"
 #include "pg/controller.h"
 
 namespace tandem::agent {
@@ -55,9 +56,10 @@ struct AgentDeps {
       std::function<Result<std::shared_ptr<dcs::Dcs>>(const std::vector<std::string>&)>;
   ConnectStore connect_store;
   // The agent's HTTP calls to other agents (join, positions before a
-  // promotion); null: HttpCall (http_client.h).
-  using Http = std::function<Result<HttpResponse>(const std::string& method, const std::string& url,
-                                                  const std::string& body, int64_t timeout_ms)>;
+  // promotion); null: net::HttpCall (net/http_client.h).
+  using Http =
+      std::function<Result<net::HttpResponse>(const std::string& method, const std::string& url,
+                                              const std::string& body, int64_t timeout_ms)>;
   Http http;
 };
 

@@ -9,13 +9,13 @@
 
 #include <algorithm>
 
-#include "agent/http_client.h"
 #include "agent/tls_files.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/process.h"
 #include "base/strings.h"
+#include "net/http_client.h"
 
 namespace tandem::agent {
 
@@ -303,7 +303,7 @@ Status EtcdMember::WaitReachable(int64_t timeout_ms) const {
       return Error(ErrorCode::kUnavailable,
                    "etcd exited during start-up; see " + cfg_.log_dir() + "/etcd.log");
     }
-    auto r = HttpCall("GET", cfg_.etcd_client_url() + "/version", "", 1000);
+    auto r = net::HttpCall("GET", cfg_.etcd_client_url() + "/version", "", 1000);
     if (r && r->status == 200) return Ok();
     if (!r) last = r.error().message();
     clock_.SleepFor(100);

@@ -11,11 +11,12 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.h"
-#include "agent/http_client.h"
+#include "agent/tls_files.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "core/sync.h"
+#include "net/http_client.h"
 
 namespace tandem::agent {
 namespace {

@@ -12,11 +12,12 @@
 
 #include "agent/agent.h"
 #include "agent/agent_internal.h"
-#include "agent/http_client.h"
+#include "agent/tls_files.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "net/http_client.h"
 
 namespace tandem::agent {
 using namespace internal;

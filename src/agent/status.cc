@@ -22,7 +22,7 @@ struct MemberStatusInput {
   uint64_t leader_lsn = 0;
   uint32_t leader_tl = 0;
   const std::vector<CertificateState>& cert_states;
-  const std::map<std::string, PeerCertificate>& peer_certs;
+  const std::map<std::string, net::PeerCertificate>& peer_certs;
 };
 
 // One entry of "members"; adds its warnings and, for a live replica, its name.
@@ -220,7 +220,7 @@ json Agent::StatusJson() {
   // The files the config names now (a rotation may have changed them).
   const Config tc = TlsConfig();
   std::string restart_required;
-  std::map<std::string, PeerCertificate> peer_certs;
+  std::map<std::string, net::PeerCertificate> peer_certs;
   {
     std::lock_guard<std::mutex> lock(tls_mu_);
     restart_required = restart_required_;

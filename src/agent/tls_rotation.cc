@@ -208,16 +208,16 @@ void Agent::PeerCertMain() {
       tc = tls_cfg_;
     }
     const auto copies = TlsCopies(tc);
-    std::map<std::string, PeerCertificate> seen;
+    std::map<std::string, net::PeerCertificate> seen;
     for (const auto& n : targets) {
-      const auto [host, port] = HostPortOfUrl(n.api_url);
+      const auto [host, port] = net::HostPortOfUrl(n.api_url);
       if (port <= 0) continue;
       // Judged as enforce would, whatever this node's mode: that is what
       // switching to enforce would meet.
-      seen[n.name] = CheckPeerCertificate(n.name + "'s API certificate",
-                                          host.empty() ? n.host : host, port, TlsService::kHttps,
-                                          copies.ca_cert, copies.client_cert, copies.client_key,
-                                          tc.tls_verify_hostname, clock_.WallNow() / 1000, 2000);
+      seen[n.name] = net::CheckPeerCertificate(
+          n.name + "'s API certificate", host.empty() ? n.host : host, port,
+          net::TlsService::kHttps, copies.ca_cert, copies.client_cert, copies.client_key,
+          tc.tls_verify_hostname, clock_.WallNow() / 1000, 2000);
       if (stopping_) return;
     }
     std::lock_guard<std::mutex> lock(tls_mu_);

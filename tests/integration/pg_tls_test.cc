@@ -15,11 +15,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/peer_certs.h"
 #include "base/file.h"
 #include "base/process.h"
 #include "base/strings.h"
 #include "integration/harness/harness.h"
+#include "net/peer_certs.h"
 #include "pki/inspect.h"
 
 namespace tandem::testing {
@@ -226,8 +226,8 @@ TEST_F(PgTlsTest, StatusShowsEveryNodesCertificate) {
 }
 
 // The serial of the certificate a server presents now ("" when none).
-std::string ServedSerial(int port, agent::TlsService service) {
-  auto pem = agent::FetchServerCertificate("127.0.0.1", port, service, "", "", 3000);
+std::string ServedSerial(int port, net::TlsService service) {
+  auto pem = net::FetchServerCertificate("127.0.0.1", port, service, "", "", 3000);
   if (!pem) return "";
   auto in = pki::InspectPem("served", *pem, {});
   return in.cert ? in.cert->serial : "";
@@ -341,7 +341,7 @@ TEST_F(PgTlsTest, CertificatesRotateNodeByNodeWithoutARestart) {
     const std::string node = "node" + std::to_string(i);
     const std::string out = d + "/" + node;
     const int p = PgPort(i);
-    const std::string old_serial = ServedSerial(p + 1, agent::TlsService::kHttps);
+    const std::string old_serial = ServedSerial(p + 1, net::TlsService::kHttps);
     ASSERT_FALSE(old_serial.empty());
     const std::string new_serial = FileSerial(out + "/server.crt");
     ASSERT_NE(new_serial, old_serial);
@@ -352,7 +352,7 @@ TEST_F(PgTlsTest, CertificatesRotateNodeByNodeWithoutARestart) {
                    out + "/client.key", out + "/client.crt", out + "/ca.crt"});
     EXPECT_NE(bad.exit_code, 0) << bad.output;
     EXPECT_TRUE(Has(bad.output, "does not match the certificate")) << bad.output;
-    EXPECT_EQ(ServedSerial(p + 1, agent::TlsService::kHttps), old_serial);
+    EXPECT_EQ(ServedSerial(p + 1, net::TlsService::kHttps), old_serial);
     if (i == 1) {
       // An operator's edit of the config's paths.
       std::string yaml = *ReadFile(Config(1));
@@ -367,9 +367,9 @@ TEST_F(PgTlsTest, CertificatesRotateNodeByNodeWithoutARestart) {
     std::string api, pg, etcd;
     bool rotated = WaitUntil(
         [&] {
-          api = ServedSerial(p + 1, agent::TlsService::kHttps);
-          pg = ServedSerial(p, agent::TlsService::kPostgres);
-          etcd = ServedSerial(p + 4, agent::TlsService::kHttps);
+          api = ServedSerial(p + 1, net::TlsService::kHttps);
+          pg = ServedSerial(p, net::TlsService::kPostgres);
+          etcd = ServedSerial(p + 4, net::TlsService::kHttps);
           return api == new_serial && pg == new_serial && etcd == new_serial;
         },
         60'000);

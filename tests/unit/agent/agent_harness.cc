@@ -145,15 +145,15 @@ void AgentHarness::SeedStore() {
   }
 }
 
-Result<agent::HttpResponse> AgentHarness::Http(const std::string& method, const std::string& url) {
+Result<net::HttpResponse> AgentHarness::Http(const std::string& method, const std::string& url) {
   for (auto& n : nodes_) {
     const std::string base = n->cfg.api_url() + "/";
     if (url.rfind(base, 0) != 0) continue;
     if (!n->started || n->store->BlockedCallers() > 0 || n->pg->BlockedCallers() > 0) break;
     if (method == "GET" && url == base + "v1/position") {
-      return agent::HttpResponse{200, n->agent->PositionJson().dump()};
+      return net::HttpResponse{200, n->agent->PositionJson().dump()};
     }
-    return agent::HttpResponse{404, "{}"};
+    return net::HttpResponse{404, "{}"};
   }
   return Error(ErrorCode::kUnavailable, "connection refused (test): " + url);
 }

@@ -142,7 +142,7 @@ class AgentHarness {
   void SeedStore();
   int ThreadCount() const;
   int BlockedThreads() const;
-  Result<agent::HttpResponse> Http(const std::string& method, const std::string& url);
+  Result<net::HttpResponse> Http(const std::string& method, const std::string& url);
 
   HarnessOptions opts_;
   std::string cluster_ = "t";
