@@ -147,6 +147,21 @@ Decision OtherIsLeader(const Observation& obs) {
   if (leader.empty()) {
     return Make("the leader key names no member; waiting for it to be replaced or to expire");
   }
+  if (pg.needs_reclone || pg.needs_rewind) {
+    // The key is taken before the promotion: until the leader reports itself a
+    // running primary, its server may still be a standby on the old timeline,
+    // and pg_rewind against it finds "no rewind required" for WAL that will
+    // diverge (this node could then never stream from it). Wait for it.
+    const MemberState* lm = nullptr;
+    for (const MemberState& m : obs.members) {
+      if (m.name == leader) lm = &m;
+    }
+    if (lm == nullptr || lm->role != Role::kPrimary) {
+      return Make(leader + " holds the leader key but does not report a running primary yet: "
+                           "waiting for its promotion before " +
+                  (pg.needs_reclone ? "re-cloning" : "rewinding") + " onto it");
+    }
+  }
   if (pg.needs_reclone) {
     return Make(
         {{ActionType::kReclone, leader}},

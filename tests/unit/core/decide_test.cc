@@ -243,6 +243,27 @@ TEST(Decide, Rule4_DivergedReplicaRewindsBeforeFollowing) {
   EXPECT_EQ(Decide(obs, kCfg).actions, Acts({{kRewind, "n2"}}));
 }
 
+// The leader takes the key before it promotes: a rewind (or re-clone) onto a
+// leader still in recovery finds "no rewind required" for WAL that will
+// diverge, and the node could never stream from it. Seen in cluster_test.
+TEST(Decide, Rule4_RewindWaitsUntilTheLeaderReportsARunningPrimary) {
+  Observation obs = FollowerOfN2();
+  obs.pg.running = false;
+  obs.pg.needs_rewind = true;
+  obs.members.back().role = Role::kReplica;  // n2 holds the key, not promoted yet
+  Decision d = Decide(obs, kCfg);
+  EXPECT_TRUE(d.actions.empty());
+  EXPECT_HAS(d.reason, "waiting for its promotion before rewinding");
+  obs.pg.needs_reclone = true;
+  EXPECT_TRUE(Decide(obs, kCfg).actions.empty());
+  obs.members.pop_back();  // n2's state not published at all
+  EXPECT_TRUE(Decide(obs, kCfg).actions.empty());
+  obs.members.push_back(Member("n2", Role::kPrimary, 3, 0x3000100));
+  EXPECT_EQ(Decide(obs, kCfg).actions, Acts({{kReclone, "n2"}}));
+  obs.pg.needs_reclone = false;
+  EXPECT_EQ(Decide(obs, kCfg).actions, Acts({{kRewind, "n2"}}));
+}
+
 TEST(Decide, FollowerStartsStoppedPostgresAsReplicaOfTheLeader) {
   Observation obs = FollowerOfN2();
   obs.pg.running = false;
