@@ -29,7 +29,7 @@ void Agent::StartLoop() {
   for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_}) {
     if (t->joinable()) t->join();
   }
-  (void)lease_attempted_.WaitUntil(clock_.Now());  // clears a flag left by an earlier loop
+  lease_attempted_.Reset();  // a flag left by an earlier loop must not end the first wait
   lease_thread_ = std::thread([this] { LeaseMain(); });
   watch_thread_ = std::thread([this] { WatchMain(keys_.leader()); });
   loop_thread_ = std::thread([this] { LoopMain(); });

@@ -114,6 +114,11 @@ void Event::Notify() {
   cv_.notify_all();
 }
 
+void Event::Reset() {
+  std::lock_guard<std::mutex> g(mu_);
+  set_ = false;
+}
+
 bool Event::WaitUntil(MonoMs deadline) {
   std::unique_lock<std::mutex> lk(mu_);
   bool notified = clock_.WaitUntil(lk, cv_, deadline, [this] { return set_; });

@@ -104,6 +104,8 @@ class Event {
   explicit Event(const Clock& clock) : clock_(clock) {}
   // Sets the flag and wakes a waiter.
   void Notify();
+  // Clears the flag: a Notify before this call no longer ends a wait.
+  void Reset();
   // Waits until notified or Now() >= deadline. Returns true (and clears the
   // flag) when notified.
   bool WaitUntil(MonoMs deadline);

@@ -100,7 +100,9 @@ TEST(AgentFencing, TheWatchdogFencesALoopStuckInPostgresWhenTheDeadlinePasses) {
       5'000))
       << h.Describe();
   for (const auto& c : h.pg(0).Calls()) {
-    if (c.seq > stop->seq) EXPECT_NE(c.ToString(), "Promote");
+    if (c.seq > stop->seq) {
+      EXPECT_NE(c.ToString(), "Promote");
+    }
   }
   EXPECT_EQ(h.LeaderHolder(), "n2");
 }
@@ -155,7 +157,9 @@ TEST(AgentFencing, APausedPrimaryThatWakesLateDemotesBeforeActingAsPrimary) {
     ADD_FAILURE() << "a transaction after waking: " << r.key;
   }
   for (const auto& e : h.Routes(0)) {
-    if (e.at >= woke && e.route.read_write) EXPECT_NE(e.route.read_write->member, "n1");
+    if (e.at >= woke && e.route.read_write) {
+      EXPECT_NE(e.route.read_write->member, "n1");
+    }
   }
   // Rule 4: it comes back only as a standby of the new primary, after a rewind.
   ASSERT_TRUE(h.AdvanceUntil(

@@ -74,7 +74,9 @@ TEST(AgentSwitchover, TheOldPrimaryStopsCleanlyAndHandsOverBeforeTheTargetPromot
   // the target promoted within one loop interval of clock time.
   const auto calls = h.pg(1).Calls();
   for (const auto& c : calls) {
-    if (c.seq == promote) EXPECT_LE(c.at - asked_at, 250) << "promoted at " << c.at;
+    if (c.seq == promote) {
+      EXPECT_LE(c.at - asked_at, 250) << "promoted at " << c.at;
+    }
   }
 }
 

@@ -3,13 +3,13 @@
 // another CA's), and the optional health port answers plain HTTP.
 #include <gtest/gtest.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "agent/tls_files.h"
 #include "api/server.h"
+#include "base/clock.h"
 #include "base/file.h"
 #include "net/http_client.h"
 #include "net/peer_certs.h"
@@ -59,7 +59,7 @@ class ApiTlsTest : public ::testing::Test {
     // judged at it, so a second passing in between cannot change a verdict
     // (a 30-day certificate judged a second later is "Expiring in 29 days").
     // It is the real time because the TLS handshakes check validity too.
-    now_ = static_cast<int64_t>(::time(nullptr));
+    now_ = SystemClock::Get().WallSeconds();
     const auto v = pki::ValidFor(now_, 30);
     for (const char* ca : {"ca", "other"}) {
       ASSERT_TRUE(pki::InitCa(dir_ + "/" + ca, std::string("CA ") + ca, v).ok());
@@ -82,8 +82,9 @@ class ApiTlsTest : public ::testing::Test {
     // The API serves the agent's private copies (Agent::Start makes them).
     auto copied = agent::InstallTlsCopies(cfg_, "");
     ASSERT_TRUE(copied.ok()) << copied.error().message();
-    // The agent judges certificates at (about) the time they were issued.
-    clock_.SetWall(static_cast<WallMs>(::time(nullptr)) * 1000);
+    // The agent judges certificates at the very instant they were issued
+    // (a second read of the real clock could fall in the next second).
+    clock_.SetWall(now_ * 1000);
     agent::AgentDeps deps;
     deps.clock = &clock_;
     agent_ = std::make_unique<agent::Agent>(cfg_, std::move(deps));
