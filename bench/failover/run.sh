@@ -15,37 +15,10 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 cd "$ROOT"
 
-if [ "$(id -u)" != 0 ]; then
-  echo "run.sh: run as root (PostgreSQL, etcd and Patroni run as the postgres user)" >&2
-  exit 1
-fi
-
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 PACKAGES=(patroni python3-psycopg2 etcd-server etcd-client postgresql-15)
-./scripts/install-packages.sh "${PACKAGES[@]}"
-# Debian's patroni package enables a systemd unit; nothing here uses it.
-
-if [ ! -x build/tandem ]; then
-  ./scripts/setup.sh
-  ./scripts/build.sh
-fi
-
+bench_prepare "${PACKAGES[@]}"
 ARGS=("$@")
-CMD="bench/failover/run.sh${ARGS[*]:+ ${ARGS[*]}}"
-BENCH_PID=""
-cleanup() {
-  # bench.py stops what it started on SIGTERM; wait for it to finish doing so.
-  if [ -n "$BENCH_PID" ] && kill -0 "$BENCH_PID" 2>/dev/null; then
-    kill -TERM "$BENCH_PID" 2>/dev/null || true
-    wait "$BENCH_PID" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-PY=/usr/bin/python3   # Debian's, with python3-psycopg2 (not a pyenv/venv python)
-"$PY" "$HERE/reaper.py" "$PY" "$HERE/bench.py" --command "$CMD" "${ARGS[@]}" &
-BENCH_PID=$!
-rc=0
-wait "$BENCH_PID" || rc=$?
-BENCH_PID=""
-exit "$rc"
+BENCH_CMD="bench/failover/run.sh${ARGS[*]:+ ${ARGS[*]}}"
+bench_run_python "$HERE/bench.py" "${ARGS[@]}"

@@ -16,37 +16,11 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 cd "$ROOT"
 
-if [ "$(id -u)" != 0 ]; then
-  echo "run.sh: run as root (PostgreSQL, etcd and Patroni run as the postgres user)" >&2
-  exit 1
-fi
-
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 PACKAGES=(patroni python3-psycopg2 etcd-server etcd-client postgresql-15)
 for a in "$@"; do [ "$a" = --strace ] && PACKAGES+=(strace); done
-./scripts/install-packages.sh "${PACKAGES[@]}"
-
-if [ ! -x build/tandem ]; then
-  ./scripts/setup.sh
-  ./scripts/build.sh
-fi
-
+bench_prepare "${PACKAGES[@]}"
 ARGS=("$@")
-CMD="bench/idle/run.sh${ARGS[*]:+ ${ARGS[*]}}"
-BENCH_PID=""
-cleanup() {
-  # idle.py stops what it started (by pid) on SIGTERM; wait for it to finish doing so.
-  if [ -n "$BENCH_PID" ] && kill -0 "$BENCH_PID" 2>/dev/null; then
-    kill -TERM "$BENCH_PID" 2>/dev/null || true
-    wait "$BENCH_PID" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-PY=/usr/bin/python3   # Debian's, with python3-psycopg2 (not a pyenv/venv python)
-"$PY" "$ROOT/bench/failover/reaper.py" "$PY" "$HERE/idle.py" --command "$CMD" "${ARGS[@]}" &
-BENCH_PID=$!
-rc=0
-wait "$BENCH_PID" || rc=$?
-BENCH_PID=""
-exit "$rc"
+BENCH_CMD="bench/idle/run.sh${ARGS[*]:+ ${ARGS[*]}}"
+bench_run_python "$HERE/idle.py" "${ARGS[@]}"
