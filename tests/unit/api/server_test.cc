@@ -10,6 +10,7 @@
 
 #include "base/file.h"
 #include "net/http_client.h"
+#include "support/ports.h"
 
 namespace tandem::api {
 namespace {
@@ -21,7 +22,8 @@ class ApiServerTest : public ::testing::Test {
     char tmpl[] = "/tmp/tandem-api-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    port_ = 18900 + static_cast<int>(getpid() % 90);
+    port_ = test_ports::FreeLoopbackPort();
+    ASSERT_GT(port_, 0);
     auto cfg = agent::ParseConfig("node:\n  name: n1\n  address: 127.0.0.1\n  state_dir: " + dir_ +
                                       "\napi:\n  port: " + std::to_string(port_) + "\n",
                                   "t.yaml");

@@ -15,6 +15,7 @@
 #include "net/peer_certs.h"
 #include "pki/ca.h"
 #include "pki/inspect.h"
+#include "support/ports.h"
 
 namespace tandem::api {
 namespace {
@@ -54,7 +55,10 @@ class ApiTlsTest : public ::testing::Test {
     char tmpl[] = "/tmp/tandem-apitls-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    port_ = 19000 + static_cast<int>(getpid() % 90) * 2;
+    port_ = test_ports::FreeLoopbackPort();
+    health_port_ = test_ports::FreeLoopbackPort();
+    ASSERT_GT(port_, 0);
+    ASSERT_GT(health_port_, 0);
     // One "now" for the whole test: the certificates are issued from it and
     // judged at it, so a second passing in between cannot change a verdict
     // (a 30-day certificate judged a second later is "Expiring in 29 days").
@@ -73,7 +77,7 @@ class ApiTlsTest : public ::testing::Test {
     auto cfg = agent::ParseConfig(
         "node:\n  name: n1\n  address: 127.0.0.1\n  state_dir: " + dir_ +
             "\napi:\n  port: " + std::to_string(port_) +
-            "\n  health_port: " + std::to_string(port_ + 1) + "\ntls:\n  server_key: " + n +
+            "\n  health_port: " + std::to_string(health_port_) + "\ntls:\n  server_key: " + n +
             "/server.key\n  server_cert: " + n + "/server.crt\n  client_key: " + n +
             "/client.key\n  client_cert: " + n + "/client.crt\n  ca_cert: " + n + "/ca.crt\n",
         "t.yaml");
@@ -108,6 +112,7 @@ class ApiTlsTest : public ::testing::Test {
 
   std::string dir_;
   int port_ = 0;
+  int health_port_ = 0;
   int64_t now_ = 0;  // Unix seconds, fixed in SetUp
   agent::Config cfg_;
   ManualClock clock_;
@@ -181,14 +186,15 @@ TEST_F(ApiTlsTest, TheClientChecksTheHostName) {
 TEST_F(ApiTlsTest, PlainHttpToTheApiPortFailsAndTheHealthPortIsPlain) {
   auto r = Call({}, "GET", "http://127.0.0.1:" + std::to_string(port_) + "/health");
   EXPECT_TRUE(!r.ok() || r->status != 200);
-  r = Call({}, "GET", "http://127.0.0.1:" + std::to_string(port_ + 1) + "/liveness");
+  r = Call({}, "GET", "http://127.0.0.1:" + std::to_string(health_port_) + "/liveness");
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->status, 200);
   // Only health endpoints there.
-  r = Call({}, "GET", "http://127.0.0.1:" + std::to_string(port_ + 1) + "/v1/status");
+  r = Call({}, "GET", "http://127.0.0.1:" + std::to_string(health_port_) + "/v1/status");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 404);
-  r = Call({}, "POST", "http://127.0.0.1:" + std::to_string(port_ + 1) + "/v1/cluster/pause", "{}");
+  r = Call({}, "POST", "http://127.0.0.1:" + std::to_string(health_port_) + "/v1/cluster/pause",
+           "{}");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 404);
 }
@@ -275,8 +281,9 @@ TEST_F(ApiTlsTest, APeersCertificateIsJudgedAsEnforceWould) {
   auto foreign =
       net::JudgePeerCertificate("n2", *pem, dir_ + "/other/ca.crt", "127.0.0.1", true, now_);
   EXPECT_EQ(foreign.summary.text, "Invalid (signed by another CA)");
-  // Nothing listening.
-  auto down = net::CheckPeerCertificate("n3", "127.0.0.1", port_ + 2, net::TlsService::kHttps,
+  // Nothing listening (a port held bound, so no parallel test can take it).
+  test_ports::RefusingPort closed;
+  auto down = net::CheckPeerCertificate("n3", "127.0.0.1", closed.port(), net::TlsService::kHttps,
                                         copies.ca_cert, "", "", true, now_, 1000);
   EXPECT_FALSE(down.reached);
   EXPECT_EQ(down.summary.text, "Unknown (cannot connect)");

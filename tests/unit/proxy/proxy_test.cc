@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "support/ports.h"
 
 namespace tandem::proxy {
 namespace {
@@ -50,13 +51,7 @@ int PortOf(int fd) {
   return ntohs(a.sin_port);
 }
 
-// A port nothing listens on right now (the kernel's pick, released).
-int FreePort() {
-  const int fd = ListenOn(0);
-  const int port = PortOf(fd);
-  ::close(fd);
-  return port;
-}
+using test_ports::FreeLoopbackPort;
 
 // Greets every connection with "<name>\n", then echoes what it receives.
 class Backend {
@@ -185,8 +180,8 @@ class ProxyTest : public ::testing::Test {
  protected:
   void Start(Options o = {}) {
     o.listen_address = "127.0.0.1";
-    o.read_write_port = rw_port_ = FreePort();
-    o.read_only_port = ro_port_ = FreePort();
+    o.read_write_port = rw_port_ = FreeLoopbackPort();
+    o.read_only_port = ro_port_ = FreeLoopbackPort();
     proxy_ = std::make_unique<Proxy>(o, clock_);
     auto st = proxy_->Start();
     ASSERT_TRUE(st.ok()) << st.error().message();
@@ -386,7 +381,7 @@ TEST_F(ProxyTest, SeveralEventLoopsShareTheLimitAndAllApplyARouteChange) {
 
 TEST_F(ProxyTest, UnreachableBackendClosesTheClient) {
   Start();
-  proxy_->SetRoute(RouteTo(core::RouteTarget{"gone", {"127.0.0.1", FreePort()}}, {}));
+  proxy_->SetRoute(RouteTo(core::RouteTarget{"gone", {"127.0.0.1", FreeLoopbackPort()}}, {}));
   const int fd = Open(rw_port_);
   EXPECT_TRUE(ClosedWithin(fd, 5'000));
   EXPECT_TRUE(WaitFor([&] { return proxy_->GetStats().refused >= 1; }));
