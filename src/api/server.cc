@@ -9,104 +9,42 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/tls_files.h"
+#include "api/routes.h"
 #include "base/log.h"
 #include "base/strings.h"
 
 namespace tandem::api {
 using nlohmann::json;
 
-int HttpStatusFor(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kInvalidArgument:
-      return 400;
-    case ErrorCode::kNotFound:
-      return 404;
-    case ErrorCode::kConflict:
-    case ErrorCode::kFailedPrecondition:
-      return 409;
-    case ErrorCode::kUnavailable:
-      return 503;
-    case ErrorCode::kTimeout:
-      return 504;
-    default:
-      return 500;
-  }
-}
-
 namespace {
 
-void SendJson(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(2) + "\n", "application/json");
-}
-
-void SendStatus(httplib::Response& res, const Status& st) {
-  if (st.ok()) {
-    SendJson(res, 200, {{"result", "ok"}});
+// Answers a request from the routes table through httplib (which parses
+// and sends): 404 / 405 with Allow as JSON when no route matches.
+void Serve(const Routes& routes, const httplib::Request& req, httplib::Response& res,
+           const ClientCertificate& cert) {
+  HttpRequest r;
+  r.method = req.method;
+  r.path = req.path;
+  for (const auto& [k, v] : req.params) r.query[k] = v;
+  for (const auto& [k, v] : req.headers) r.headers[ToLower(k)] = v;
+  r.body = req.body;
+  r.remote_addr = req.remote_addr;
+  r.client_cert = cert;
+  auto m = routes.Find(r.method, r.path);
+  HttpAnswer a;
+  if (m.handler != nullptr) {
+    a = (*m.handler)(r);
+  } else if (m.path_known) {
+    a = JsonError(405, r.method + " is not allowed on " + r.path, "use one of: " + m.allow,
+                  "method not allowed");
+    a.headers.emplace_back("Allow", m.allow);
   } else {
-    SendJson(res, HttpStatusFor(st.error().code()),
-             {{"error", st.error().message()}, {"code", ErrorCodeName(st.error().code())}});
+    a = JsonError(404, "no such endpoint: " + r.path,
+                  "see the REST API section of the README for the endpoints", "not found");
   }
-}
-
-// Parses a JSON object body; empty body = {}.
-bool ParseBody(const httplib::Request& req, httplib::Response& res, json* out) {
-  if (req.body.empty()) {
-    *out = json::object();
-    return true;
-  }
-  try {
-    *out = json::parse(req.body);
-    if (!out->is_object()) throw std::runtime_error("not a JSON object");
-    return true;
-  } catch (const std::exception& e) {
-    SendJson(res, 400,
-             {{"error", std::string("the request body is not a JSON object: ") + e.what()},
-              {"code", "invalid argument"}});
-    return false;
-  }
-}
-
-// Patroni-compatible health checks: 200 when true, 503 otherwise; GET,
-// HEAD and OPTIONS (HAProxy's `option httpchk OPTIONS /primary`).
-void AddHealthEndpoints(httplib::Server& s, agent::Agent& agent) {
-  auto health = [&agent](const std::string& path, const httplib::Request& req) -> bool {
-    auto h = agent.GetHealth();
-    if (path == "/health" || path == "/readiness") return h.running;
-    if (path == "/liveness") return true;
-    if (path == "/" || path == "/primary" || path == "/read-write" || path == "/leader" ||
-        path == "/master") {
-      return h.primary;
-    }
-    bool ok = false;
-    if (path == "/replica") {
-      ok = h.replica;
-    } else if (path == "/read-only") {
-      ok = h.replica || h.primary;
-    } else if (path == "/sync" || path == "/synchronous") {
-      ok = h.replica && h.sync_standby;
-    } else if (path == "/async" || path == "/asynchronous") {
-      ok = h.replica && !h.sync_standby;
-    }
-    if (ok && req.has_param("lag")) {
-      // Bytes or PostgreSQL units ("16MB"), as Patroni takes them; junk is false.
-      auto max = ParseBytes(req.get_param_value("lag"));
-      ok = max.has_value() && h.lag_bytes <= *max;
-    }
-    return ok;
-  };
-  for (const char* path :
-       {"/", "/health", "/liveness", "/readiness", "/primary", "/read-write", "/leader", "/master",
-        "/replica", "/read-only", "/sync", "/synchronous", "/async", "/asynchronous"}) {
-    std::string p = path;
-    auto handler = [health, p](const httplib::Request& req, httplib::Response& res) {
-      bool ok = health(p, req);
-      res.status = ok ? 200 : 503;
-      if (req.method != "HEAD") res.set_content(ok ? "ok\n" : "no\n", "text/plain");
-    };
-    s.Get(path, handler);
-    s.Options(path, handler);
-  }
+  res.status = a.status;
+  for (const auto& [k, v] : a.headers) res.set_header(k, v);
+  if (req.method != "HEAD") res.set_content(a.body, a.content_type);
 }
 
 // Worker threads per server (cpp-httplib's default is max(8, cores - 1), all
@@ -133,6 +71,21 @@ ClientCertificate ClientCertificateOf(const httplib::Request& req) {
   c.verified = v == X509_V_OK;
   if (!c.verified) c.problem = X509_verify_cert_error_string(v);
   return c;
+}
+
+// Every request goes to the routes table (httplib reads the body first and
+// answers 413 itself for one over the payload limit).
+void RouteEverything(httplib::Server& s, const Routes* routes) {
+  auto handler = [routes](const httplib::Request& req, httplib::Response& res) {
+    Serve(*routes, req, res, ClientCertificateOf(req));
+  };
+  const char* all = R"(/.*)";
+  s.Get(all, handler);
+  s.Post(all, handler);
+  s.Put(all, handler);
+  s.Patch(all, handler);
+  s.Delete(all, handler);
+  s.Options(all, handler);
 }
 
 // Loads the server pair and the CA into ctx; *error names what failed.
@@ -278,130 +231,29 @@ Status ApiServer::Start(const std::string& host, int port, const ApiTls& tls, in
                        (error.empty() ? std::string("TLS set-up failed") : error));
     }
     server_ = std::move(ssl);
-    server_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-      auto refusal = CheckClientCertificate(req.method, req.path, ClientCertificateOf(req));
-      if (!refusal) return httplib::Server::HandlerResponse::Unhandled;
-      TLOG(Warn, "api") << "refused " << req.method << " " << req.path << " from "
-                        << req.remote_addr << ": HTTP " << refusal->http_status;
-      SendJson(res, refusal->http_status,
-               {{"error", refusal->error}, {"code", "client certificate required"}});
-      return httplib::Server::HandlerResponse::Handled;
-    });
   } else {
     server_ = std::make_unique<httplib::Server>();
   }
   auto& s = *server_;
   Limit(s, 4);
-
-  s.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) {
-    SendJson(res, 200, agent_.StatusJson());
-  });
-  s.Post("/v1/cluster/initialize", [this](const httplib::Request&, httplib::Response& res) {
-    SendStatus(res, agent_.Initialize());
-  });
-  s.Post("/v1/cluster/join", [this](const httplib::Request& req, httplib::Response& res) {
-    json body;
-    if (!ParseBody(req, res, &body)) return;
-    if (!body.contains("address") || !body["address"].is_string()) {
-      SendJson(res, 400, {{"error", "\"address\" (HOST:PORT of a member's API) is required"}});
-      return;
-    }
-    SendStatus(res, agent_.StartJoin(body["address"].get<std::string>()));
-  });
-  s.Post("/v1/cluster/remove", [this](const httplib::Request& req, httplib::Response& res) {
-    json body;
-    if (!ParseBody(req, res, &body)) return;
-    std::string node =
-        body.contains("node") && body["node"].is_string() ? body["node"].get<std::string>() : "";
-    bool force = body.contains("force") && body["force"].is_boolean() && body["force"].get<bool>();
-    SendStatus(res, agent_.Remove(node, force));
-  });
-  s.Post("/v1/cluster/clear-error", [this](const httplib::Request&, httplib::Response& res) {
-    SendStatus(res, agent_.ClearError());
-  });
-  // Operator control. Each answers {"result": "ok", "message": ...} or an error.
-  auto send_message = [](httplib::Response& res, const Result<std::string>& r) {
-    if (r) {
-      SendJson(res, 200, {{"result", "ok"}, {"message", *r}});
-    } else {
-      SendStatus(res, r.error());
-    }
-  };
-  auto string_field = [](const json& body, const char* key, std::string* out) {
-    if (!body.contains(key)) return true;
-    if (!body[key].is_string()) return false;
-    *out = body[key].get<std::string>();
-    return true;
-  };
-  s.Post("/v1/cluster/switchover",
-         [this, send_message, string_field](const httplib::Request& req, httplib::Response& res) {
-           json body;
-           if (!ParseBody(req, res, &body)) return;
-           std::string to;
-           if (!string_field(body, "to", &to) ||
-               (body.contains("at_ms") && !body["at_ms"].is_number_integer())) {
-             SendJson(res, 400, {{"error", "\"to\" must be a node name and \"at_ms\" an integer"}});
-             return;
-           }
-           send_message(res, agent_.RequestSwitchover(to, body.value("at_ms", int64_t{0})));
-         });
-  s.Post("/v1/cluster/failover",
-         [this, send_message, string_field](const httplib::Request& req, httplib::Response& res) {
-           json body;
-           if (!ParseBody(req, res, &body)) return;
-           std::string to;
-           if (!string_field(body, "to", &to) || to.empty() ||
-               (body.contains("accept_data_loss") && !body["accept_data_loss"].is_boolean())) {
-             SendJson(res, 400,
-                      {{"error",
-                        "\"to\" (a node name) is required; \"accept_data_loss\" "
-                        "must be true or false"}});
-             return;
-           }
-           send_message(res, agent_.RequestFailover(to, body.value("accept_data_loss", false)));
-         });
-  s.Post("/v1/cluster/pause",
-         [this, send_message](const httplib::Request&, httplib::Response& res) {
-           send_message(res, agent_.SetPaused(true));
-         });
-  s.Post("/v1/cluster/resume",
-         [this, send_message](const httplib::Request&, httplib::Response& res) {
-           send_message(res, agent_.SetPaused(false));
-         });
-  s.Get("/v1/cluster/history", [this](const httplib::Request&, httplib::Response& res) {
-    auto h = agent_.HistoryJson();
-    if (h) {
-      SendJson(res, 200, *h);
-    } else {
-      SendStatus(res, h.error());
-    }
-  });
-  s.Get("/v1/position", [this](const httplib::Request&, httplib::Response& res) {
-    SendJson(res, 200, agent_.PositionJson());
-  });
-  s.Post("/v1/internal/join", [this](const httplib::Request& req, httplib::Response& res) {
-    auto info = agent::DecodeNodeInfo(req.body);
-    if (!info) {
-      SendJson(res, 400, {{"error", info.error().message()}});
-      return;
-    }
-    auto grant = agent_.GrantJoin(*info);
-    if (!grant) {
-      SendJson(res, HttpStatusFor(grant.error().code()), {{"error", grant.error().message()}});
-      return;
-    }
-    // Secrets travel only in this answer (HTTPS with a client certificate when tls is set;
-    // plain HTTP without).
-    SendJson(res, 200,
-             {{"cluster", grant->cluster},
-              {"initial_cluster", grant->initial_cluster},
-              {"etcd_endpoints", grant->etcd_endpoints},
-              {"etcd_member_id", std::to_string(grant->etcd_member_id)},
-              {"superuser_password", grant->secrets.superuser_password},
-              {"replication_password", grant->secrets.replication_password}});
-  });
-
-  AddHealthEndpoints(s, agent_);
+  api_routes_ = std::make_unique<Routes>();
+  AddApiRoutes(*api_routes_, agent_);
+  AddHealthRoutes(*api_routes_, agent_);
+  if (tls.enabled) {
+    // Refused before the body is read: a write without a good certificate.
+    s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+      auto refusal = CheckClientCertificate(req.method, req.path, ClientCertificateOf(req));
+      if (!refusal) return httplib::Server::HandlerResponse::Unhandled;
+      TLOG(Warn, "api") << "refused " << req.method << " " << req.path << " from "
+                        << req.remote_addr << ": HTTP " << refusal->http_status;
+      res.status = refusal->http_status;
+      res.set_content(
+          json({{"error", refusal->error}, {"code", "client certificate required"}}).dump(2) + "\n",
+          "application/json");
+      return httplib::Server::HandlerResponse::Handled;
+    });
+  }
+  RouteEverything(s, api_routes_.get());
 
   if (!s.bind_to_port(host.c_str(), port)) {
     return Error(ErrorCode::kUnavailable,
@@ -416,7 +268,9 @@ Status ApiServer::Start(const std::string& host, int port, const ApiTls& tls, in
   if (health_port > 0) {
     health_server_ = std::make_unique<httplib::Server>();
     Limit(*health_server_, 2);
-    AddHealthEndpoints(*health_server_, agent_);
+    health_routes_ = std::make_unique<Routes>();
+    AddHealthRoutes(*health_routes_, agent_);
+    RouteEverything(*health_server_, health_routes_.get());
     if (!health_server_->bind_to_port(host.c_str(), health_port)) {
       return Error(ErrorCode::kUnavailable,
                    "cannot listen on " + host + ":" + std::to_string(health_port) +

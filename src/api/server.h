@@ -1,6 +1,8 @@
-// The agent's REST API: operator commands, status, and health endpoints
-// compatible with Patroni's (200 when true, 503 otherwise), so HAProxy and
-// existing load-balancer checks work unchanged.
+// The agent's REST API server: the listeners, TLS, and the client
+// certificate rule; the routes and their handlers are routes.cc's. Operator
+// commands, status, and health endpoints compatible with Patroni's (200 when
+// true, 503 otherwise), so HAProxy and existing load-balancer checks work
+// unchanged.
 //
 //   GET  /v1/status                  the status document (JSON)
 //   POST /v1/cluster/initialize
@@ -26,6 +28,7 @@
 
 #include "agent/agent.h"
 #include "agent/config.h"
+#include "api/http_types.h"
 #include "base/result.h"
 
 namespace httplib {
@@ -43,13 +46,6 @@ struct ApiTls {
 // private copies in <state_dir>/tls (made by Agent::Start).
 ApiTls ApiTlsFor(const agent::Config& cfg);
 
-// What the server saw of a request's client certificate.
-struct ClientCertificate {
-  bool presented = false;
-  bool verified = false;  // chains to the cluster CA and is within its validity
-  std::string subject;    // "CN=postgres"
-  std::string problem;    // OpenSSL's reason when not verified
-};
 struct Refusal {
   int http_status = 0;  // 401 (no certificate) or 403 (not one the CA signed)
   std::string error;    // names what is missing and how to fix it
@@ -78,14 +74,13 @@ class ApiServer {
 
  private:
   agent::Agent& agent_;
+  std::unique_ptr<Routes> api_routes_;     // routes.h: the API's, health ones included
+  std::unique_ptr<Routes> health_routes_;  // the health port's
   std::unique_ptr<httplib::Server> server_;
   std::unique_ptr<httplib::Server> health_server_;
   std::unique_ptr<TlsContexts> tls_;
   std::thread thread_;
   std::thread health_thread_;
 };
-
-// HTTP status for an error code (400, 404, 409, 503, 504, 500).
-int HttpStatusFor(ErrorCode code);
 
 }  // namespace tandem::api

@@ -12,6 +12,8 @@ namespace tandem {
 std::vector<std::string> Split(std::string_view s, char sep);
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 std::string Trim(std::string_view s);
+// ASCII lower case (HTTP header names, enum words).
+std::string ToLower(std::string_view s);
 bool StartsWith(std::string_view s, std::string_view prefix);
 bool EndsWith(std::string_view s, std::string_view suffix);
 // Parses a whole decimal integer; nullopt on junk, empty or overflow.

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/routes.h"
 #include "base/file.h"
 #include "net/http_client.h"
 #include "support/ports.h"
@@ -52,6 +53,20 @@ class ApiServerTest : public ::testing::Test {
   std::unique_ptr<agent::Agent> agent_;
   std::unique_ptr<ApiServer> server_;
 };
+
+TEST_F(ApiServerTest, UnknownPathsAndMethodsAnswerJsonWithAFix) {
+  auto r = Call("GET", "/v1/no-such-thing");
+  ASSERT_EQ(r.status, 404);
+  auto j = json::parse(r.body);
+  EXPECT_NE(j.value("error", "").find("/v1/no-such-thing"), std::string::npos) << r.body;
+  EXPECT_FALSE(j.value("fix", "").empty()) << r.body;
+  r = Call("GET", "/v1/cluster/remove");
+  ASSERT_EQ(r.status, 405);
+  j = json::parse(r.body);
+  EXPECT_NE(j.value("fix", "").find("POST"), std::string::npos) << r.body;
+  r = Call("DELETE", "/v1/status");
+  EXPECT_EQ(r.status, 405);
+}
 
 TEST_F(ApiServerTest, StatusOfANonMemberIsDisabled) {
   auto r = Call("GET", "/v1/status");
