@@ -1,7 +1,12 @@
-// The API's handlers: each reads its request, calls the agent and answers
-// JSON. Registered into a Routes table by AddApiRoutes / AddHealthRoutes.
+// The API's handlers: each checks its request against the route's schema
+// (ApiRequestSchemas, request_schema.h), calls the agent and answers JSON.
+// Registered into a Routes table by AddApiRoutes / AddHealthRoutes. Runs on
+// the transport's worker threads; touches nothing but the agent's public
+// methods.
 #include "api/routes.h"
 
+#include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "base/strings.h"
@@ -36,10 +41,31 @@ HttpAnswer Json(int status, const json& body) {
   return a;
 }
 
+// A fix for an agent's refusal, by its code (the message names the problem
+// and, usually, what to do; the fix says where to look next).
+std::string FixFor(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument:
+      return "correct the request as the error says; nothing was changed";
+    case ErrorCode::kNotFound:
+      return "check the name against `tandem cluster status`";
+    case ErrorCode::kConflict:
+    case ErrorCode::kFailedPrecondition:
+      return "see `tandem cluster status`: the error says what must change first";
+    case ErrorCode::kUnavailable:
+      return "check that the store and the other agents are reachable (`tandem cluster "
+             "status`), then try again";
+    case ErrorCode::kTimeout:
+      return "see `tandem cluster status` for what was done, then try again";
+    default:
+      return "see the agent's log (journalctl or the sandbox's agent.log)";
+  }
+}
+
 HttpAnswer FromStatus(const Status& st) {
   if (st.ok()) return Json(200, {{"result", "ok"}});
-  return Json(HttpStatusFor(st.error().code()),
-              {{"error", st.error().message()}, {"code", ErrorCodeName(st.error().code())}});
+  const ErrorCode code = st.error().code();
+  return JsonError(HttpStatusFor(code), st.error().message(), FixFor(code), ErrorCodeName(code));
 }
 
 HttpAnswer FromMessage(const Result<std::string>& r) {
@@ -47,100 +73,87 @@ HttpAnswer FromMessage(const Result<std::string>& r) {
   return FromStatus(r.error());
 }
 
-// Parses a JSON object body; empty body = {}. On failure *bad is the answer.
-bool ParseBody(const HttpRequest& req, json* out, HttpAnswer* bad) {
-  if (req.body.empty()) {
-    *out = json::object();
-    return true;
+// The schema of one route (ApiRequestSchemas); a broken table is our bug.
+const RequestSchema& SchemaOf(const std::string& method, const std::string& path) {
+  for (const auto& s : ApiRequestSchemas()) {
+    if (s.method == method && s.path == path) return s;
   }
-  *out = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (out->is_discarded() || !out->is_object()) {
-    *bad = Json(400,
-                {{"error", "the request body is not a JSON object"}, {"code", "invalid argument"}});
-    return false;
-  }
-  return true;
+  CheckFailed(__FILE__, __LINE__, "SchemaOf", "no request schema for " + method + " " + path);
 }
 
-bool StringField(const json& body, const char* key, std::string* out) {
-  if (!body.contains(key)) return true;
-  if (!body[key].is_string()) return false;
-  *out = body[key].get<std::string>();
-  return true;
+// A handler that runs only on a request its schema accepts (body parsed).
+using CheckedHandler = std::function<HttpAnswer(const HttpRequest&, const json&)>;
+void AddChecked(Routes& r, const std::string& method, const std::string& path,
+                CheckedHandler handler) {
+  const RequestSchema& schema = SchemaOf(method, path);
+  r.Add(method, path, [&schema, handler = std::move(handler)](const HttpRequest& req) {
+    json body;
+    if (auto bad = CheckRequest(schema, req, &body)) return *bad;
+    return handler(req, body);
+  });
 }
 
 void AddClusterCommands(Routes& r, agent::Agent& agent) {
-  r.Add("POST", "/v1/cluster/initialize",
-        [&agent](const HttpRequest&) { return FromStatus(agent.Initialize()); });
-  r.Add("POST", "/v1/cluster/join", [&agent](const HttpRequest& req) {
-    json body;
-    HttpAnswer bad;
-    if (!ParseBody(req, &body, &bad)) return bad;
-    if (!body.contains("address") || !body["address"].is_string()) {
-      return Json(400, {{"error", "\"address\" (HOST:PORT of a member's API) is required"}});
-    }
+  AddChecked(r, "POST", "/v1/cluster/initialize",
+             [&agent](const HttpRequest&, const json&) { return FromStatus(agent.Initialize()); });
+  AddChecked(r, "POST", "/v1/cluster/join", [&agent](const HttpRequest&, const json& body) {
     return FromStatus(agent.StartJoin(body["address"].get<std::string>()));
   });
-  r.Add("POST", "/v1/cluster/remove", [&agent](const HttpRequest& req) {
-    json body;
-    HttpAnswer bad;
-    if (!ParseBody(req, &body, &bad)) return bad;
-    std::string node =
-        body.contains("node") && body["node"].is_string() ? body["node"].get<std::string>() : "";
-    bool force = body.contains("force") && body["force"].is_boolean() && body["force"].get<bool>();
-    return FromStatus(agent.Remove(node, force));
+  // The target is always named (the CLI names this node when the operator
+  // names none): a body that lost its "node" must never mean "me".
+  AddChecked(r, "POST", "/v1/cluster/remove", [&agent](const HttpRequest&, const json& body) {
+    return FromStatus(agent.Remove(body["node"].get<std::string>(), body.value("force", false)));
   });
-  r.Add("POST", "/v1/cluster/clear-error",
-        [&agent](const HttpRequest&) { return FromStatus(agent.ClearError()); });
+  // A node clears only its own error state: a request naming another node
+  // reached the wrong API, and clearing this one's would hide its error.
+  AddChecked(r, "POST", "/v1/cluster/clear-error", [&agent](const HttpRequest&, const json& body) {
+    const std::string node = body["node"].get<std::string>();
+    const std::string& self = agent.config().node_name;
+    if (node != self) {
+      return JsonError(409,
+                       "clear-error names node '" + node + "' but this is the API of node '" +
+                           self + "'; a node clears only its own error state; nothing was changed",
+                       "send it to " + node + "'s own API: on " + node +
+                           ", run `tandem cluster clear-error` (its config: -c)",
+                       ErrorCodeName(ErrorCode::kFailedPrecondition));
+    }
+    return FromStatus(agent.ClearError());
+  });
 }
 
 void AddOperatorControl(Routes& r, agent::Agent& agent) {
-  r.Add("POST", "/v1/cluster/switchover", [&agent](const HttpRequest& req) {
-    json body;
-    HttpAnswer bad;
-    if (!ParseBody(req, &body, &bad)) return bad;
-    std::string to;
-    if (!StringField(body, "to", &to) ||
-        (body.contains("at_ms") && !body["at_ms"].is_number_integer())) {
-      return Json(400, {{"error", "\"to\" must be a node name and \"at_ms\" an integer"}});
-    }
-    return FromMessage(agent.RequestSwitchover(to, body.value("at_ms", int64_t{0})));
+  AddChecked(r, "POST", "/v1/cluster/switchover", [&agent](const HttpRequest&, const json& body) {
+    return FromMessage(
+        agent.RequestSwitchover(body.value("to", std::string()), body.value("at_ms", int64_t{0})));
   });
-  r.Add("POST", "/v1/cluster/failover", [&agent](const HttpRequest& req) {
-    json body;
-    HttpAnswer bad;
-    if (!ParseBody(req, &body, &bad)) return bad;
-    std::string to;
-    if (!StringField(body, "to", &to) || to.empty() ||
-        (body.contains("accept_data_loss") && !body["accept_data_loss"].is_boolean())) {
-      return Json(400, {{"error",
-                         "\"to\" (a node name) is required; \"accept_data_loss\" "
-                         "must be true or false"}});
-    }
-    return FromMessage(agent.RequestFailover(to, body.value("accept_data_loss", false)));
+  AddChecked(r, "POST", "/v1/cluster/failover", [&agent](const HttpRequest&, const json& body) {
+    return FromMessage(agent.RequestFailover(body["to"].get<std::string>(),
+                                             body.value("accept_data_loss", false)));
   });
-  r.Add("POST", "/v1/cluster/pause",
-        [&agent](const HttpRequest&) { return FromMessage(agent.SetPaused(true)); });
-  r.Add("POST", "/v1/cluster/resume",
-        [&agent](const HttpRequest&) { return FromMessage(agent.SetPaused(false)); });
+  AddChecked(r, "POST", "/v1/cluster/pause", [&agent](const HttpRequest&, const json&) {
+    return FromMessage(agent.SetPaused(true));
+  });
+  AddChecked(r, "POST", "/v1/cluster/resume", [&agent](const HttpRequest&, const json&) {
+    return FromMessage(agent.SetPaused(false));
+  });
 }
 
 void AddReadsAndJoinGrant(Routes& r, agent::Agent& agent) {
-  r.Add("GET", "/v1/status",
-        [&agent](const HttpRequest&) { return Json(200, agent.StatusJson()); });
-  r.Add("GET", "/v1/cluster/history", [&agent](const HttpRequest&) {
+  AddChecked(r, "GET", "/v1/status",
+             [&agent](const HttpRequest&, const json&) { return Json(200, agent.StatusJson()); });
+  AddChecked(r, "GET", "/v1/cluster/history", [&agent](const HttpRequest&, const json&) {
     auto h = agent.HistoryJson();
     return h ? Json(200, *h) : FromStatus(h.error());
   });
-  r.Add("GET", "/v1/position",
-        [&agent](const HttpRequest&) { return Json(200, agent.PositionJson()); });
-  r.Add("POST", "/v1/internal/join", [&agent](const HttpRequest& req) {
+  AddChecked(r, "GET", "/v1/position",
+             [&agent](const HttpRequest&, const json&) { return Json(200, agent.PositionJson()); });
+  // The schema refuses what DecodeNodeInfo (lenient: it also reads
+  // registrations other versions wrote to the store) would let through.
+  AddChecked(r, "POST", "/v1/internal/join", [&agent](const HttpRequest& req, const json&) {
     auto info = agent::DecodeNodeInfo(req.body);
-    if (!info) return Json(400, {{"error", info.error().message()}});
+    if (!info) return FromStatus(info.error());
     auto grant = agent.GrantJoin(*info);
-    if (!grant) {
-      return Json(HttpStatusFor(grant.error().code()), {{"error", grant.error().message()}});
-    }
+    if (!grant) return FromStatus(grant.error());
     // Secrets travel only in this answer (HTTPS with a client certificate
     // when tls is set; plain HTTP without).
     return Json(200, {{"cluster", grant->cluster},
@@ -180,6 +193,69 @@ bool Healthy(agent::Agent& agent, const std::string& path, const HttpRequest& re
 
 }  // namespace
 
+// Every API route's request: the target of a destructive command is always
+// named ("node", "to"); no route has a field the handler does not read.
+const std::vector<RequestSchema>& ApiRequestSchemas() {
+  using T = JsonType;
+  using C = StringCheck;
+  static const std::vector<RequestSchema> schemas = {
+      {"POST", "/v1/cluster/initialize", {}, {}, ""},
+      {"POST",
+       "/v1/cluster/join",
+       {{"address", T::kString, true, C::kAgentAddress, 0, 0, "HOST:PORT of any member's API"}},
+       {},
+       R"({"address": "10.0.0.1:8008"})"},
+      {"POST",
+       "/v1/cluster/remove",
+       {{"node", T::kString, true, C::kNodeName, 0, 0,
+         "the node to remove; name this node to remove it"},
+        {"force", T::kBoolean, false, C::kAny, 0, 0, "allow removing the primary"}},
+       {},
+       R"({"node": "node3", "force": false})"},
+      {"POST",
+       "/v1/cluster/clear-error",
+       {{"node", T::kString, true, C::kNodeName, 0, 0,
+         "the receiving node's own name: a node clears only its own error"}},
+       {},
+       R"({"node": "node1"})"},
+      {"POST",
+       "/v1/cluster/switchover",
+       {{"to", T::kString, false, C::kNodeNameOrNone, 0, 0,
+         "the replica to promote (absent or \"\": the most advanced one)"},
+        {"at_ms", T::kInteger, false, C::kAny, 0, std::numeric_limits<int64_t>::max(),
+         "when, in milliseconds since 1970 UTC (default: now)"}},
+       {},
+       R"({"to": "node2", "at_ms": 1795000000000})"},
+      {"POST",
+       "/v1/cluster/failover",
+       {{"to", T::kString, true, C::kNodeName, 0, 0, "the replica to promote"},
+        {"accept_data_loss", T::kBoolean, false, C::kAny, 0, 0,
+         "promote it even if it may miss acknowledged writes"}},
+       {},
+       R"({"to": "node2", "accept_data_loss": false})"},
+      {"POST", "/v1/cluster/pause", {}, {}, ""},
+      {"POST", "/v1/cluster/resume", {}, {}, ""},
+      {"GET", "/v1/status", {}, {}, ""},
+      {"GET", "/v1/cluster/history", {}, {}, ""},
+      {"GET", "/v1/position", {}, {}, ""},
+      // agent::EncodeNodeInfo's document (join.cc sends it).
+      {"POST",
+       "/v1/internal/join",
+       {{"name", T::kString, true, C::kNodeName, 0, 0, "the joining node"},
+        {"host", T::kString, true, C::kNonEmpty, 0, 0, "the address it clusters on"},
+        {"pg_port", T::kInteger, true, C::kAny, 0, 65535, "its PostgreSQL port"},
+        {"api_url", T::kString, false, C::kUrl, 0, 0, ""},
+        {"etcd_peer_url", T::kString, false, C::kUrl, 0, 0, ""},
+        {"etcd_client_url", T::kString, false, C::kUrl, 0, 0, ""},
+        {"etcd_member_id", T::kString, false, C::kDigits, 0, 0, ""},
+        {"proxy_read_write_port", T::kInteger, false, C::kAny, 0, 65535, ""},
+        {"proxy_read_only_port", T::kInteger, false, C::kAny, 0, 65535, ""}},
+       {},
+       R"({"name": "node4", "host": "10.0.0.4", "pg_port": 5432})"},
+  };
+  return schemas;
+}
+
 void AddApiRoutes(Routes& routes, agent::Agent& agent) {
   AddClusterCommands(routes, agent);
   AddOperatorControl(routes, agent);
@@ -191,7 +267,10 @@ void AddHealthRoutes(Routes& routes, agent::Agent& agent) {
        {"/", "/health", "/liveness", "/readiness", "/primary", "/read-write", "/leader", "/master",
         "/replica", "/read-only", "/sync", "/synchronous", "/async", "/asynchronous"}) {
     std::string p = path;
-    Handler handler = [&agent, p](const HttpRequest& req) {
+    // Only "lag": a condition a check asks for and we ignored would pass it.
+    auto schema = std::make_shared<RequestSchema>(RequestSchema{"GET", p, {}, {"lag"}, ""});
+    Handler handler = [&agent, p, schema](const HttpRequest& req) {
+      if (auto bad = CheckQuery(*schema, req)) return *bad;
       HttpAnswer a;
       a.status = Healthy(agent, p, req) ? 200 : 503;
       a.content_type = "text/plain";

@@ -263,19 +263,22 @@ int ClusterStatus(const std::string& path, bool as_json) {
 int ClusterRemove(const std::string& path, const std::string& node, bool force) {
   auto cfg = Load(path);
   if (!cfg) return 1;
-  if (!CallAgent(*cfg, "POST", "/v1/cluster/remove", json{{"node", node}, {"force", force}},
+  // The wire always names the target: no NODE means this node, said so.
+  const std::string target = node.empty() ? cfg->node_name : node;
+  if (!CallAgent(*cfg, "POST", "/v1/cluster/remove", json{{"node", target}, {"force", force}},
                  180'000)) {
     return 1;
   }
-  std::printf("Removed %s from the cluster.\n",
-              node.empty() ? cfg->node_name.c_str() : node.c_str());
+  std::printf("Removed %s from the cluster.\n", target.c_str());
   return 0;
 }
 
 int ClusterClearError(const std::string& path) {
   auto cfg = Load(path);
   if (!cfg) return 1;
-  if (!CallAgent(*cfg, "POST", "/v1/cluster/clear-error", json(), 10'000)) return 1;
+  if (!CallAgent(*cfg, "POST", "/v1/cluster/clear-error", json{{"node", cfg->node_name}}, 10'000)) {
+    return 1;
+  }
   std::printf("Error state cleared.\n");
   return 0;
 }

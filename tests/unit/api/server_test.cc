@@ -100,7 +100,7 @@ TEST_F(ApiServerTest, HugeBodyIsRefused) {
 }
 
 TEST_F(ApiServerTest, RemoveOnANonMemberIsRefused) {
-  auto r = Call("POST", "/v1/cluster/remove", "{}");
+  auto r = Call("POST", "/v1/cluster/remove", R"({"node": "n1"})");
   EXPECT_EQ(r.status, 409);
   EXPECT_NE(r.body.find("not a cluster member"), std::string::npos) << r.body;
 }
