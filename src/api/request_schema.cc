@@ -170,7 +170,9 @@ std::string Nearest(const std::vector<std::string>& accepted, const std::string&
   const std::string g = ToLower(got);
   for (const auto& a : accepted) {
     size_t d = EditDistance(a, got);
-    if (d >= best_d && g.size() >= 2 && (g.find(a) != std::string::npos || a.find(g) == 0)) d = 2;
+    // "at" for "at_ms", "nodename" for "node": a strong hint, whatever the distance.
+    if (g.size() >= 2 && (g.find(a) != std::string::npos || a.find(g) == 0))
+      d = std::min<size_t>(d, 1);
     if (d < best_d) {
       best_d = d;
       best = a;
