@@ -7,10 +7,11 @@
 //   GET  /v1/status                  the status document (JSON)
 //   POST /v1/cluster/initialize
 //   POST /v1/cluster/join            {"address": "HOST:PORT"}
-//   POST /v1/cluster/remove          {"node": "NAME" (optional), "force": false}
-//   POST /v1/cluster/clear-error
+//   POST /v1/cluster/remove          {"node": "NAME" (required), "force": false}
+//   POST /v1/cluster/clear-error     {"node": "NAME" (required: this node's name)}
 //   POST /v1/internal/join           another node asks to join (NodeInfo JSON)
 //   GET  /health /liveness /readiness /primary / /read-write /leader /replica /read-only
+// (every body and query checked by its route's schema: routes.h, ApiRequestSchemas)
 //
 // With TLS (ApiTls::enabled) the API is HTTPS with the node's server pair. A
 // client certificate is asked for but not required by the handshake: reads
