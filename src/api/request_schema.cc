@@ -277,8 +277,17 @@ bool PassesCheck(StringCheck check, const std::string& v) {
     case StringCheck::kUrl: {
       if (v.empty()) return true;
       bool had = false;
-      std::string rest = StripScheme(v, &had);
-      return had && HostPort(rest, /*port_required=*/true);
+      const std::string rest = StripScheme(v, &had);
+      // The port after the last ':' (Config::api_url writes an IPv6
+      // node.address unbracketed).
+      const auto colon = rest.rfind(':');
+      if (!had || colon == std::string::npos || colon == 0) return false;
+      const std::string host = rest.substr(0, colon);
+      return ParsePort(rest.substr(colon + 1), false) &&
+             std::all_of(host.begin(), host.end(), [](char c) {
+               return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ||
+                      c == '_' || c == ':' || c == '[' || c == ']';
+             });
     }
     case StringCheck::kDigits:
       if (v.empty() || v.size() > 20) return false;

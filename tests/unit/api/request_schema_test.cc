@@ -160,7 +160,9 @@ TEST(RequestSchema, StringChecks) {
       {StringCheck::kAgentAddress, "10.0.0.1:x", false},
       {StringCheck::kUrl, "", true},
       {StringCheck::kUrl, "https://10.0.0.1:2380", true},
+      {StringCheck::kUrl, "http://fd00::1:2380", true},  // Config::api_url of an IPv6 node
       {StringCheck::kUrl, "10.0.0.1:2380", false},
+      {StringCheck::kUrl, "http://a b:1", false},
       {StringCheck::kUrl, "http://10.0.0.1", false},
       {StringCheck::kDigits, "0", true},
       {StringCheck::kDigits, "18446744073709551615", true},
