@@ -314,40 +314,54 @@ std::optional<HttpAnswer> CheckQuery(const RequestSchema& s, const HttpRequest& 
   return std::nullopt;
 }
 
+namespace {
+
+// Parses a non-empty body into *out: a JSON object, no field twice, not
+// nested deeper than any body of ours could be.
+std::optional<HttpAnswer> ParseObject(const RequestSchema& s, const std::string& text, json* out) {
+  if (TooDeep(text)) {
+    return Refuse("the body of " + Route(s) + " is not a JSON object of plain fields " +
+                      "(it nests more than " + std::to_string(kMaxDepth) + " levels deep)",
+                  Accepted(s));
+  }
+  std::set<std::string> seen;
+  std::string duplicate;
+  auto on_event = [&](int depth, json::parse_event_t event, json& value) {
+    if (event == json::parse_event_t::key && depth == 1 && duplicate.empty() &&
+        !seen.insert(value.get<std::string>()).second) {
+      duplicate = value.get<std::string>();
+    }
+    return true;
+  };
+  try {
+    *out = json::parse(text, on_event);
+  } catch (const json::parse_error& e) {
+    return Refuse("the body of " + Route(s) + " is not a JSON object (it is not valid JSON: " +
+                      "syntax error at byte " + std::to_string(e.byte) + ")",
+                  Accepted(s));
+  } catch (const json::exception& e) {
+    return Refuse("the body of " + Route(s) + " is not a JSON object (" + e.what() + ")",
+                  Accepted(s));
+  }
+  if (!out->is_object()) {
+    return Refuse(
+        "the body of " + Route(s) + " is not a JSON object (got " + DescribeJsonValue(*out) + ")",
+        Accepted(s));
+  }
+  if (!duplicate.empty()) {
+    return Refuse(
+        "the field " + Quote(duplicate) + " appears more than once in the body of " + Route(s),
+        "send each field once; " + Accepted(s));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<HttpAnswer> CheckBody(const RequestSchema& s, const std::string& text, json* body) {
   json parsed = json::object();
   if (!text.empty()) {
-    if (TooDeep(text)) {
-      return Refuse("the body of " + Route(s) + " is not a JSON object of plain fields " +
-                        "(it nests more than " + std::to_string(kMaxDepth) + " levels deep)",
-                    Accepted(s));
-    }
-    std::set<std::string> seen;
-    std::string duplicate;
-    auto on_event = [&](int depth, json::parse_event_t event, json& value) {
-      if (event == json::parse_event_t::key && depth == 1 && duplicate.empty() &&
-          !seen.insert(value.get<std::string>()).second) {
-        duplicate = value.get<std::string>();
-      }
-      return true;
-    };
-    try {
-      parsed = json::parse(text, on_event);
-    } catch (const json::parse_error& e) {
-      return Refuse("the body of " + Route(s) + " is not a JSON object (it is not valid JSON: " +
-                        "syntax error at byte " + std::to_string(e.byte) + ")",
-                    Accepted(s));
-    }
-    if (!parsed.is_object()) {
-      return Refuse("the body of " + Route(s) + " is not a JSON object (got " +
-                        DescribeJsonValue(parsed) + ")",
-                    Accepted(s));
-    }
-    if (!duplicate.empty()) {
-      return Refuse(
-          "the field " + Quote(duplicate) + " appears more than once in the body of " + Route(s),
-          "send each field once; " + Accepted(s));
-    }
+    if (auto bad = ParseObject(s, text, &parsed)) return bad;
   }
   std::vector<std::string> names;
   for (const auto& f : s.fields) names.push_back(f.name);
