@@ -275,6 +275,7 @@ std::vector<Row> Rows() {
       {kState, "state file of the wrong shape", kFails, "state.json", ""},
       {kState, "missing state file beside secrets.json", kFails, "state.json", lock},
       // ---- last: would harm a cluster on a branch without their fix
+      {kApi, R"(POST /v1/cluster/switchover {"at_ms": 4102444800000})", k4xx, "at_ms", ops},
       {kCli, "-c {c} cluster switchover --at 2099-01-01T00:00:00Z", kFails, "--at", ops},
       {kState, "a second agent for node2", kFails, "lock", lock},
   };
