@@ -97,17 +97,17 @@ void AddClusterCommands(Routes& r, agent::Agent& agent) {
   AddChecked(r, "POST", "/v1/cluster/initialize",
              [&agent](const HttpRequest&, const json&) { return FromStatus(agent.Initialize()); });
   AddChecked(r, "POST", "/v1/cluster/join", [&agent](const HttpRequest&, const json& body) {
-    return FromStatus(agent.StartJoin(body["address"].get<std::string>()));
+    return FromStatus(agent.StartJoin(body.at("address").get<std::string>()));
   });
   // The target is always named (the CLI names this node when the operator
   // names none): a body that lost its "node" must never mean "me".
   AddChecked(r, "POST", "/v1/cluster/remove", [&agent](const HttpRequest&, const json& body) {
-    return FromStatus(agent.Remove(body["node"].get<std::string>(), body.value("force", false)));
+    return FromStatus(agent.Remove(body.at("node").get<std::string>(), body.value("force", false)));
   });
   // A node clears only its own error state: a request naming another node
   // reached the wrong API, and clearing this one's would hide its error.
   AddChecked(r, "POST", "/v1/cluster/clear-error", [&agent](const HttpRequest&, const json& body) {
-    const std::string node = body["node"].get<std::string>();
+    const std::string node = body.at("node").get<std::string>();
     const std::string& self = agent.config().node_name;
     if (node != self) {
       return JsonError(409,
@@ -127,7 +127,7 @@ void AddOperatorControl(Routes& r, agent::Agent& agent) {
         agent.RequestSwitchover(body.value("to", std::string()), body.value("at_ms", int64_t{0})));
   });
   AddChecked(r, "POST", "/v1/cluster/failover", [&agent](const HttpRequest&, const json& body) {
-    return FromMessage(agent.RequestFailover(body["to"].get<std::string>(),
+    return FromMessage(agent.RequestFailover(body.at("to").get<std::string>(),
                                              body.value("accept_data_loss", false)));
   });
   AddChecked(r, "POST", "/v1/cluster/pause", [&agent](const HttpRequest&, const json&) {
