@@ -125,7 +125,16 @@ std::string HttpServer::Serialize(const HttpAnswer& a, bool head_only) {
 
 HttpAnswer HttpServer::Answer(const Routes& routes, const HttpRequest& req) {
   auto m = routes.Find(req.method, req.path);
-  if (m.handler != nullptr) return (*m.handler)(req);
+  if (m.handler != nullptr) {
+    // A handler's library may throw (a JSON value of the wrong type): the
+    // client gets a 500 that says so and the server stays up.
+    try {
+      return (*m.handler)(req);
+    } catch (const std::exception& e) {
+      return JsonError(500, std::string("internal error: ") + e.what(),
+                       "report this as a bug, with the request that caused it", "internal error");
+    }
+  }
   if (m.path_known) {
     HttpAnswer a = JsonError(405, req.method + " is not allowed on " + req.path,
                              "use one of: " + m.allow, "method not allowed");
