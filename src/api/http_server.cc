@@ -4,13 +4,9 @@
 // post the serialized answer back through the completion queue + eventfd.
 #include "api/http_server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -27,6 +23,7 @@
 #include <vector>
 
 #include "api/http_parse.h"
+#include "api/http_wire.h"
 #include "api/http_workers.h"
 #include "base/log.h"
 
@@ -37,113 +34,12 @@ constexpr MonoMs kNever = std::numeric_limits<MonoMs>::max();
 constexpr MonoMs kRefusalLogEveryMs = 10'000;
 constexpr MonoMs kAcceptPauseMs = 100;  // after EMFILE: the listener stays readable
 constexpr int kAcceptsPerPass = 64;
-
-const char* Reason(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 411:
-      return "Length Required";
-    case 413:
-      return "Payload Too Large";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Status";
-  }
-}
-
-ClientCertificate ClientCertificateOf(SSL* ssl) {
-  ClientCertificate c;
-  X509* x = SSL_get0_peer_certificate(ssl);
-  if (x == nullptr) return c;
-  c.presented = true;
-  char buf[256];
-  if (X509_NAME_oneline(X509_get_subject_name(x), buf, sizeof buf) != nullptr) c.subject = buf;
-  if (!c.subject.empty() && c.subject.front() == '/') c.subject.erase(0, 1);
-  const long v = SSL_get_verify_result(ssl);
-  c.verified = v == X509_V_OK;
-  if (!c.verified) c.problem = X509_verify_cert_error_string(v);
-  return c;
-}
-
-std::string AddressText(const sockaddr_storage& a) {
-  char buf[INET6_ADDRSTRLEN] = "";
-  if (a.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(a).sin_addr, buf, sizeof buf);
-  } else if (a.ss_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(a).sin6_addr, buf, sizeof buf);
-  }
-  return buf;
-}
-
-// One non-blocking send, best effort (a refusal or a timeout's answer).
-void SendOnce(int fd, const std::string& bytes) {
-  (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-}
+// Bodies being read or waiting for a handler, all connections together: 512
+// connections with 1 MiB each would be half a GiB; past this budget a new
+// request with a body is a 503 (the clients' bodies are small JSON).
+constexpr size_t kBodyBudget = 16 << 20;
 
 }  // namespace
-
-std::string HttpServer::Serialize(const HttpAnswer& a, bool head_only) {
-  std::string out = "HTTP/1.1 " + std::to_string(a.status) + " " + Reason(a.status) + "\r\n";
-  out += "Content-Type: " + a.content_type + "\r\n";
-  out += "Content-Length: " + std::to_string(a.body.size()) + "\r\n";
-  out += "Connection: close\r\n";
-  for (const auto& [k, v] : a.headers) out += k + ": " + v + "\r\n";
-  out += "\r\n";
-  if (!head_only) out += a.body;
-  return out;
-}
-
-HttpAnswer HttpServer::Answer(const Routes& routes, const HttpRequest& req) {
-  auto m = routes.Find(req.method, req.path);
-  if (m.handler != nullptr) {
-    // A handler's library may throw (a JSON value of the wrong type): the
-    // client gets a 500 that says so and the server stays up.
-    try {
-      return (*m.handler)(req);
-    } catch (const std::exception& e) {
-      return JsonError(500, std::string("internal error: ") + e.what(),
-                       "report this as a bug, with the request that caused it", "internal error");
-    }
-  }
-  if (m.path_known) {
-    HttpAnswer a = JsonError(405, req.method + " is not allowed on " + req.path,
-                             "use one of: " + m.allow, "method not allowed");
-    a.headers.emplace_back("Allow", m.allow);
-    return a;
-  }
-  return JsonError(404, "no such endpoint: " + req.path,
-                   "see the REST API section of the README for the endpoints", "not found");
-}
 
 class HttpServer::Loop {
  public:
@@ -170,6 +66,7 @@ class HttpServer::Loop {
     HeadParse head;
     std::string out;
     size_t out_pos = 0;
+    size_t reserved = 0;  // of the body budget
   };
   struct Done {
     uint64_t id;
@@ -189,10 +86,8 @@ class HttpServer::Loop {
   void Expire(Conn& c);
   void Close(Conn& c);
   void TakeAnswers(MonoMs now);
-  // -1 would block (c.events set), 0 end of stream, -2 failed, else bytes.
-  long ReadSome(Conn& c, char* buf, size_t len);
-  long WriteSome(Conn& c);
-  short SslWants(Conn& c, int ret);
+  long ReadSome(Conn& c, char* buf, size_t len);  // IoRead on c
+  long WriteSome(Conn& c);                        // IoWrite of c.out's rest
 
   const Clock& clock_;
   const HttpServerOptions o_;
@@ -210,6 +105,7 @@ class HttpServer::Loop {
   MonoMs accept_paused_until_ = 0;
   MonoMs last_refusal_log_ = std::numeric_limits<MonoMs>::min() / 2;
   int refusals_unlogged_ = 0;
+  size_t body_bytes_ = 0;  // reserved by connections, <= kBodyBudget
 
   // Shared with the workers and Stop().
   std::mutex mu_;
@@ -218,49 +114,10 @@ class HttpServer::Loop {
 };
 
 Status HttpServer::Loop::Listen(const std::string& host, int port) {
-  const std::string where = host + ":" + std::to_string(port);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints,
-                  &res) != 0) {
-    return Error(ErrorCode::kInvalidArgument, "cannot listen on " + where +
-                                                  ": not an address of this host; change " +
-                                                  o_.config_key + " in the config");
-  }
-  int err = 0;
-  for (addrinfo* ai = res; ai != nullptr && listen_fd_ < 0; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      err = errno;
-      continue;
-    }
-    // SO_REUSEADDR only (a restart binds past TIME_WAIT); never SO_REUSEPORT,
-    // which would let a second agent share the port and take half the calls.
-    const int one = 1;
-    (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, SOMAXCONN) != 0) {
-      err = errno;
-      ::close(fd);
-      continue;
-    }
-    listen_fd_ = fd;
-  }
-  freeaddrinfo(res);
-  if (listen_fd_ < 0) {
-    const std::string why =
-        err == EADDRINUSE ? "in use by another process?" : std::string(strerror(err));
-    return Error(ErrorCode::kUnavailable, "cannot listen on " + where + " (" + why + "); change " +
-                                              o_.config_key + " in the config");
-  }
-  sockaddr_storage a{};
-  socklen_t len = sizeof a;
-  if (::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port_ = ntohs(a.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(a).sin6_port
-                                          : reinterpret_cast<sockaddr_in&>(a).sin_port);
-  }
+  auto fd = ListenSocket(host, port, o_.config_key);
+  if (!fd.ok()) return fd.error();
+  listen_fd_ = *fd;
+  port_ = BoundPort(listen_fd_);
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) return Error(ErrorCode::kInternal, "cannot create an eventfd for the API");
   return Ok();
@@ -436,7 +293,7 @@ void HttpServer::Loop::Handle(Conn& c, short revents, MonoMs now) {
     ERR_clear_error();
     const int r = SSL_accept(c.ssl);
     if (r != 1) {
-      c.events = SslWants(c, r);
+      c.events = SslWants(c.ssl, r);
       if (c.events == 0) Close(c);  // not TLS, or a failed handshake
       return;
     }
@@ -505,6 +362,16 @@ void HttpServer::Loop::OnBytes(Conn& c, MonoMs now) {
         return;
       }
     }
+    if (body_bytes_ + c.head.body_length > kBodyBudget) {
+      Reply(c,
+            Serialize(JsonError(503, "the API is busy: too many request bodies are being read",
+                                "try again in a moment", "busy"),
+                      c.head.request.method == "HEAD"),
+            now);
+      return;
+    }
+    c.reserved = c.head.body_length;
+    body_bytes_ += c.reserved;
     c.phase = Phase::kBody;
     c.deadline = now + kBodyDeadlineMs;
     if (c.head.expect_continue && c.head.body_length > 0 && c.in.size() == c.head.head_bytes) {
@@ -650,57 +517,18 @@ void HttpServer::Loop::Close(Conn& c) {
   c.ssl = nullptr;
   ::close(c.fd);
   c.fd = -1;
+  body_bytes_ -= c.reserved;
+  c.reserved = 0;
   auto it = per_address_.find(c.addr);
   if (it != per_address_.end() && --it->second <= 0) per_address_.erase(it);
 }
 
-short HttpServer::Loop::SslWants(Conn& c, int ret) {
-  switch (SSL_get_error(c.ssl, ret)) {
-    case SSL_ERROR_WANT_READ:
-      return POLLIN;
-    case SSL_ERROR_WANT_WRITE:
-      return POLLOUT;
-    default:
-      ERR_clear_error();
-      return 0;
-  }
-}
-
 long HttpServer::Loop::ReadSome(Conn& c, char* buf, size_t len) {
-  if (c.ssl == nullptr) {
-    const long n = ::recv(c.fd, buf, len, 0);
-    if (n >= 0) return n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      c.events = POLLIN;
-      return -1;
-    }
-    return -2;
-  }
-  ERR_clear_error();
-  const int n = SSL_read(c.ssl, buf, static_cast<int>(len));
-  if (n > 0) return n;
-  if (SSL_get_error(c.ssl, n) == SSL_ERROR_ZERO_RETURN) return 0;
-  c.events = SslWants(c, n);
-  return c.events == 0 ? -2 : -1;
+  return IoRead(c.fd, c.ssl, buf, len, &c.events);
 }
 
 long HttpServer::Loop::WriteSome(Conn& c) {
-  const char* p = c.out.data() + c.out_pos;
-  const size_t len = c.out.size() - c.out_pos;
-  if (c.ssl == nullptr) {
-    const long n = ::send(c.fd, p, len, MSG_NOSIGNAL);
-    if (n >= 0) return n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      c.events = POLLOUT;
-      return -1;
-    }
-    return -2;
-  }
-  ERR_clear_error();
-  const int n = SSL_write(c.ssl, p, static_cast<int>(len));
-  if (n > 0) return n;
-  c.events = SslWants(c, n);
-  return c.events == 0 ? -2 : -1;
+  return IoWrite(c.fd, c.ssl, c.out.data() + c.out_pos, c.out.size() - c.out_pos, &c.events);
 }
 
 HttpServer::HttpServer(const Clock& clock, HttpServerOptions options)

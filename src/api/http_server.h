@@ -13,7 +13,8 @@
 //              kHeadDeadlineMs of the accept, handshake included; else closed
 //              (408 JSON first on plain HTTP)
 //   check      before_body (the client certificate rule) may answer instead
-//   body       Content-Length bytes within kBodyDeadlineMs of the head
+//   body       Content-Length bytes within kBodyDeadlineMs of the head (all
+//              connections' bodies together within a 16 MiB budget, else 503)
 //   handle     inline_routes on the event thread (they must never block), the
 //              rest on the workers; a full queue is a 503 JSON
 //   answer     written within kWriteDeadlineMs, always "Connection: close",
