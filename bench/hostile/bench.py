@@ -8,8 +8,11 @@ each config in --configs:
   tandem          build/tandem (this tree: the event-driven server, src/api/http_server.cc)
   tandem-httplib  the same agent at commit 68c92dc (cpp-httplib 0.11 servers), built from
                   `git archive 68c92dc` into /tmp/tandem-bench-hostile-68c92dc if missing
+  patroni         Patroni 3.0.2's REST API (Python's threading HTTP server) on the primary of
+                  a 3-node Patroni cluster set up exactly as bench/failover does
+                  (bench/failover/bench.py's PatroniCluster, ttl 5 / loop_wait 1 / retry 2)
 
-it starts a one-node sandbox (`tandem sandbox up --nodes 1`: TLS on, so the API is HTTPS
+for a Tandem config it starts a one-node sandbox (`tandem sandbox up --nodes 1`: TLS on, so the API is HTTPS
 and the health port plain HTTP; PostgreSQL and etcd running, so /health is 200), runs
 hostile.py against it (checks of GET /health on the health port and on the API port, 500
 each, quiet then hostile), and stops the sandbox (`sandbox down --purge`). Writes
@@ -17,6 +20,7 @@ results.json and summary.md under bench/hostile/results/<UTC time>/ (or --out).
 """
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import shutil
@@ -56,6 +60,52 @@ def old_binary():
     return binary
 
 
+def failover_bench():
+    """bench/failover/bench.py as a module (its PatroniCluster and helpers)."""
+    spec = importlib.util.spec_from_file_location(
+        "failover_bench", os.path.join(ROOT, "bench", "failover", "bench.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def measure(label, checks, hostile, ca, base, args):
+    out_json = os.path.join(base, label + ".json")
+    cmd = [sys.executable, os.path.join(HERE, "hostile.py"), "--label", label]
+    for c in checks:
+        cmd += ["--check", c]
+    for h in hostile:
+        cmd += ["--hostile", h]
+    if ca:
+        cmd += ["--ca", ca]
+    cmd += ["--idle", str(args.idle), "--slow", str(args.slow), "--checks", str(args.checks),
+            "--out", out_json]
+    log("measuring %s: %s" % (label, " ".join(cmd[1:])))
+    rc, out = run(cmd, 3600)
+    print(out, flush=True)
+    if rc != 0:
+        raise RuntimeError("%s: hostile.py failed (rc %d)" % (label, rc))
+    with open(out_json) as f:
+        return json.load(f)
+
+
+def patroni_config(base, base_port, args):
+    fb = failover_bench()
+    logs = os.path.join(base, "logs")
+    os.makedirs(logs, exist_ok=True)
+    c = fb.PatroniCluster(base, logs, "patroni", "Patroni ttl5/lw1/rt2", base_port, 5, 1, 2)
+    try:
+        c.setup()
+        ok, detail = fb.wait_until(c.healthy, fb.HEALTHY_TIMEOUT_S, "patroni healthy")
+        if not ok:
+            raise RuntimeError("patroni: not healthy: %s" % detail)
+        rest = c.rest_port(c.primary())
+        return measure("patroni", ["http://127.0.0.1:%d/health" % rest],
+                       ["127.0.0.1:%d" % rest], None, base, args)
+    finally:
+        c.teardown()
+
+
 def one_config(label, binary, base, base_port, args):
     d = os.path.join(base, label)
     rc, out = run([binary, "sandbox", "up", "--nodes", "1", "--dir", d, "--base-port",
@@ -65,20 +115,9 @@ def one_config(label, binary, base, base_port, args):
             raise RuntimeError("%s: sandbox up failed (rc %d): %s" % (label, rc, out[-2000:]))
         api, health = base_port + 11, base_port + 16
         ca = os.path.join(d, "node1", "certs", "ca.crt")
-        out_json = os.path.join(base, label + ".json")
-        cmd = [sys.executable, os.path.join(HERE, "hostile.py"), "--label", label,
-               "--check", "http://127.0.0.1:%d/health" % health,
-               "--check", "https://127.0.0.1:%d/health" % api, "--ca", ca,
-               "--hostile", "127.0.0.1:%d" % health, "--hostile", "127.0.0.1:%d,tls" % api,
-               "--idle", str(args.idle), "--slow", str(args.slow), "--checks", str(args.checks),
-               "--out", out_json]
-        log("measuring %s: %s" % (label, " ".join(cmd[1:])))
-        rc, out = run(cmd, 3600)
-        print(out, flush=True)
-        if rc != 0:
-            raise RuntimeError("%s: hostile.py failed (rc %d)" % (label, rc))
-        with open(out_json) as f:
-            return json.load(f)
+        return measure(label, ["http://127.0.0.1:%d/health" % health,
+                               "https://127.0.0.1:%d/health" % api],
+                       ["127.0.0.1:%d" % health, "127.0.0.1:%d,tls" % api], ca, base, args)
     finally:
         for name in ("agent.log",):
             src = os.path.join(d, "node1", name)
@@ -106,15 +145,18 @@ def summarize(results, meta):
         return "-" if x is None else "%.1f" % x
     for label, r in results.items():
         for url, phases in r["urls"].items():
-            port = "health port (http)" if url.startswith("http:") else "API port (https)"
+            port = ("REST API (http)" if label == "patroni" else
+                    "health port (http)" if url.startswith("http:") else "API port (https)")
             for ph, m in phases.items():
                 lines.append("| %s | %s | %s | %d | %d | %s | %s | %s | %s |" % (
                     label, port, ph, m["checks"], m["failed"], f(m["p50_ms"]), f(m["p90_ms"]),
                     f(m["p99_ms"]), f(m["max_ms"])))
         lines.append("")
     for label, r in results.items():
-        lines.append("- %s: hostile connections the server closed: %d, open on average %.0f" % (
-            label, r.get("hostile_closed_by_server", 0), r.get("hostile_open_mean", 0)))
+        lines.append("- %s: hostile connections open when the checks began: %d, on average "
+                     "during them: %.0f; closed by the server: %d; failed connects: %d" % (
+                         label, r.get("hostile_open_at_start", 0), r.get("hostile_open_mean", 0),
+                         r.get("hostile_closed_by_server", 0), r.get("hostile_failed_connects", 0)))
     if "tandem" in results:
         for url, phases in results["tandem"]["urls"].items():
             p99 = phases.get("hostile", {}).get("p99_ms")
@@ -129,12 +171,18 @@ def summarize(results, meta):
             if new["p99_ms"] and old["p99_ms"]:
                 lines.append("- %s, hostile p99: httplib / event loop = %.0fx" % (
                     url.split(":")[0], old["p99_ms"] / new["p99_ms"]))
+    if "tandem" in results and "patroni" in results:
+        new = list(results["tandem"]["urls"].values())[0]["hostile"]
+        pat = list(results["patroni"]["urls"].values())[0]["hostile"]
+        if new["p99_ms"] and pat["p99_ms"]:
+            lines.append("- health port (http) vs Patroni's REST API, hostile p99: Patroni / "
+                         "Tandem = %.1fx" % (pat["p99_ms"] / new["p99_ms"]))
     return "\n".join(lines) + "\n"
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--configs", default="tandem,tandem-httplib")
+    ap.add_argument("--configs", default="tandem,tandem-httplib,patroni")
     ap.add_argument("--checks", type=int, default=500)
     ap.add_argument("--idle", type=int, default=100)
     ap.add_argument("--slow", type=int, default=100)
@@ -154,8 +202,12 @@ def main():
             "idle": args.idle, "slow": args.slow}
     results = {}
     for i, label in enumerate(args.configs.split(",")):
+        port = args.base_port + 100 * i
+        if label == "patroni":
+            results[label] = patroni_config(base, port, args)
+            continue
         binary = os.path.join(ROOT, "build", "tandem") if label == "tandem" else old_binary()
-        results[label] = one_config(label, binary, base, args.base_port + 100 * i, args)
+        results[label] = one_config(label, binary, base, port, args)
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=2)
     summary = summarize(results, meta)

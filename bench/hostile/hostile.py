@@ -106,73 +106,96 @@ class Hostile:
         self.stop = threading.Event()
         self.closed_by_server = 0
         self.failed_connects = 0
-        self.open_samples = []
+        self.open_samples = []   # connected hostile connections, each tick while measuring
+        self.socks = {}
+        self.measuring = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def _slot_source(self, t, i):
         return "127.0.%d.%d" % (1 + t, 1 + i // 10)
 
     def _open(self, slot):
+        """A non-blocking connect for slot (its state says when it completes)."""
         t, i, kind = slot
         host, port, tls = self.targets[t]
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
         try:
             s.bind((self._slot_source(t, i), 0))
-            s.settimeout(2.0)
-            s.connect((host, port))
-            s.setblocking(False)
+            s.connect_ex((host, port))
         except OSError:
             s.close()
             self.failed_connects += 1
             return None
         preface = (self.hello if tls else b"GET /health HTTP/1.1\r\nHost: x\r\n") + b"X-Slow: "
-        st = {"slot": slot, "sent": 0, "preface": preface}
-        self.sel.register(s, selectors.EVENT_READ, st)
+        st = {"slot": slot, "sent": 0, "preface": preface, "connected": False}
+        self.sel.register(s, selectors.EVENT_WRITE, st)
         return s
+
+    def open_now(self):
+        return sum(1 for s in self.socks.values()
+                   if s is not None and self.sel.get_key(s).data["connected"])
+
+    def _event(self, key, mask):
+        s, st = key.fileobj, key.data
+        if not st["connected"]:
+            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err == 0:
+                st["connected"] = True
+                self.sel.modify(s, selectors.EVENT_READ, st)
+                return
+            data = b""
+        else:
+            try:
+                data = s.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+        if not data:  # the server closed it (or refused it): open another at once
+            slot = st["slot"]
+            self.sel.unregister(s)
+            s.close()
+            if st["connected"]:
+                self.closed_by_server += 1
+            else:
+                self.failed_connects += 1
+            self.socks[slot] = self._open(slot)
 
     def run(self):
         slots = []
         for t in range(len(self.targets)):
             slots += [(t, i, "idle") for i in range(self.idle)]
             slots += [(t, self.idle + i, "slow") for i in range(self.slow)]
-        socks = {}
+        self.socks = {}
         for slot in slots:
-            socks[slot] = self._open(slot)
+            self.socks[slot] = self._open(slot)
         next_tick = time.monotonic()
         while not self.stop.is_set():
             timeout = max(0.0, next_tick - time.monotonic())
-            for key, _ in self.sel.select(timeout):
-                try:
-                    data = key.fileobj.recv(65536)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    data = b""
-                if not data:  # the server closed it: open another at once
-                    slot = key.data["slot"]
-                    self.sel.unregister(key.fileobj)
-                    key.fileobj.close()
-                    self.closed_by_server += 1
-                    socks[slot] = self._open(slot)
+            for key, mask in self.sel.select(timeout):
+                self._event(key, mask)
             now = time.monotonic()
-            if now >= next_tick:
-                next_tick = now + TICK_S
-                for slot, s in list(socks.items()):
-                    if s is None:
-                        socks[slot] = self._open(slot)
-                        continue
-                    if slot[2] != "slow":
-                        continue
-                    st = self.sel.get_key(s).data
-                    p = st["preface"]
-                    b = p[st["sent"]:st["sent"] + 1] if st["sent"] < len(p) else b"a"
-                    try:
-                        s.send(b)
-                        st["sent"] += 1
-                    except OSError:
-                        pass
-                self.open_samples.append(sum(1 for s in socks.values() if s is not None))
-        for s in socks.values():
+            if now < next_tick:
+                continue
+            next_tick = now + TICK_S
+            for slot, s in list(self.socks.items()):
+                if s is None:
+                    self.socks[slot] = self._open(slot)
+                    continue
+                st = self.sel.get_key(s).data
+                if slot[2] != "slow" or not st["connected"]:
+                    continue
+                p = st["preface"]
+                b = p[st["sent"]:st["sent"] + 1] if st["sent"] < len(p) else b"a"
+                try:
+                    s.send(b)
+                    st["sent"] += 1
+                except OSError:
+                    pass
+            if self.measuring.is_set():
+                self.open_samples.append(self.open_now())
+        for s in self.socks.values():
             if s is not None:
                 s.close()
 
@@ -229,7 +252,12 @@ def main():
     if targets:
         h = Hostile(targets, a.idle, a.slow, targets[0][0])
         h.thread.start()
-        time.sleep(2.0)  # let every hostile connection open
+        want = len(targets) * (a.idle + a.slow)
+        t_end = time.monotonic() + 20.0  # let every hostile connection open
+        while time.monotonic() < t_end and h.open_now() < want:
+            time.sleep(0.2)
+        res["hostile_open_at_start"] = h.open_now()
+        h.measuring.set()
         for url in a.check:
             res["urls"][url]["hostile"] = measure(url, a.checks, ctx, a.check_timeout,
                                                   a.phase_limit)
@@ -248,10 +276,11 @@ def main():
                 url, ph, r["checks"], r["failed"], fmt(r["p50_ms"]), fmt(r["p90_ms"]),
                 fmt(r["p99_ms"]), fmt(r["max_ms"])))
     if targets:
-        print("hostile connections closed by the server: %d; open on average: %.0f of %d; "
-              "failed connects: %d" % (res["hostile_closed_by_server"], res["hostile_open_mean"],
-                                        len(targets) * (a.idle + a.slow),
-                                        res["hostile_failed_connects"]))
+        print("hostile connections: %d of %d open when the checks began, %.0f on average "
+              "during them; closed by the server: %d; failed connects: %d" % (
+                  res["hostile_open_at_start"], len(targets) * (a.idle + a.slow),
+                  res["hostile_open_mean"], res["hostile_closed_by_server"],
+                  res["hostile_failed_connects"]))
     if a.out:
         with open(a.out, "w") as f:
             json.dump(res, f, indent=2)
