@@ -1,6 +1,5 @@
 #include "api/server.h"
 
-#include <httplib.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -17,76 +16,6 @@ namespace tandem::api {
 using nlohmann::json;
 
 namespace {
-
-// Answers a request from the routes table through httplib (which parses
-// and sends): 404 / 405 with Allow as JSON when no route matches.
-void Serve(const Routes& routes, const httplib::Request& req, httplib::Response& res,
-           const ClientCertificate& cert) {
-  HttpRequest r;
-  r.method = req.method;
-  r.path = req.path;
-  for (const auto& [k, v] : req.params) r.query[k] = v;
-  for (const auto& [k, v] : req.headers) r.headers[ToLower(k)] = v;
-  r.body = req.body;
-  r.remote_addr = req.remote_addr;
-  r.client_cert = cert;
-  auto m = routes.Find(r.method, r.path);
-  HttpAnswer a;
-  if (m.handler != nullptr) {
-    a = (*m.handler)(r);
-  } else if (m.path_known) {
-    a = JsonError(405, r.method + " is not allowed on " + r.path, "use one of: " + m.allow,
-                  "method not allowed");
-    a.headers.emplace_back("Allow", m.allow);
-  } else {
-    a = JsonError(404, "no such endpoint: " + r.path,
-                  "see the REST API section of the README for the endpoints", "not found");
-  }
-  res.status = a.status;
-  for (const auto& [k, v] : a.headers) res.set_header(k, v);
-  if (req.method != "HEAD") res.set_content(a.body, a.content_type);
-}
-
-// Worker threads per server (cpp-httplib's default is max(8, cores - 1), all
-// idle nearly always): a few operator commands, peer agents asking for
-// positions or certificates, health checks. A request beyond them waits in
-// the queue, it is not refused.
-void Limit(httplib::Server& s, size_t workers) {
-  s.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
-  s.set_payload_max_length(1 << 20);
-  s.set_read_timeout(10, 0);
-  s.set_write_timeout(10, 0);
-}
-
-ClientCertificate ClientCertificateOf(const httplib::Request& req) {
-  ClientCertificate c;
-  if (req.ssl == nullptr) return c;
-  X509* x = SSL_get0_peer_certificate(req.ssl);
-  if (x == nullptr) return c;
-  c.presented = true;
-  char buf[256];
-  if (X509_NAME_oneline(X509_get_subject_name(x), buf, sizeof buf) != nullptr) c.subject = buf;
-  if (!c.subject.empty() && c.subject.front() == '/') c.subject.erase(0, 1);
-  const long v = SSL_get_verify_result(req.ssl);
-  c.verified = v == X509_V_OK;
-  if (!c.verified) c.problem = X509_verify_cert_error_string(v);
-  return c;
-}
-
-// Every request goes to the routes table (httplib reads the body first and
-// answers 413 itself for one over the payload limit).
-void RouteEverything(httplib::Server& s, const Routes* routes) {
-  auto handler = [routes](const httplib::Request& req, httplib::Response& res) {
-    Serve(*routes, req, res, ClientCertificateOf(req));
-  };
-  const char* all = R"(/.*)";
-  s.Get(all, handler);
-  s.Post(all, handler);
-  s.Put(all, handler);
-  s.Patch(all, handler);
-  s.Delete(all, handler);
-  s.Options(all, handler);
-}
 
 // Loads the server pair and the CA into ctx; *error names what failed.
 bool SetUpServerTls(SSL_CTX& ctx, const ApiTls& tls, std::string* error) {
@@ -123,11 +52,10 @@ bool SetUpServerTls(SSL_CTX& ctx, const ApiTls& tls, std::string* error) {
 
 }  // namespace
 
-// The context whose pair and CA new handshakes use. httplib creates every
-// connection's SSL from its own context; the ClientHello callback (OpenSSL
-// calls it for every ClientHello, with or without SNI) moves the connection
-// to the current one, which ReloadTls replaces. SSL_set_SSL_CTX takes a
-// reference, so replacing it never frees a context a handshake uses.
+// The context whose pair and CA new handshakes use: every accepted
+// connection gets SSL_new(current) under the mutex, and ReloadTls replaces
+// current. An SSL holds a reference on its context, so replacing it never
+// frees one a connection still uses.
 struct ApiServer::TlsContexts {
   std::mutex mu;
   SSL_CTX* current = nullptr;
@@ -137,13 +65,9 @@ struct ApiServer::TlsContexts {
     SSL_CTX_free(current);
     current = next;
   }
-  static int OnClientHello(SSL* ssl, int*, void* arg) {
-    auto* self = static_cast<TlsContexts*>(arg);
-    std::lock_guard<std::mutex> lock(self->mu);
-    if (self->current != nullptr && SSL_get_SSL_CTX(ssl) != self->current) {
-      SSL_set_SSL_CTX(ssl, self->current);
-    }
-    return SSL_TLSEXT_ERR_OK;
+  SSL* NewSsl() {
+    std::lock_guard<std::mutex> lock(mu);
+    return current == nullptr ? nullptr : SSL_new(current);
   }
 };
 
@@ -199,7 +123,8 @@ std::optional<Refusal> CheckClientCertificate(const std::string& method, const s
   return std::nullopt;
 }
 
-ApiServer::ApiServer(agent::Agent& agent) : agent_(agent), tls_(std::make_unique<TlsContexts>()) {}
+ApiServer::ApiServer(agent::Agent& agent, const Clock& clock)
+    : agent_(agent), clock_(clock), tls_(std::make_unique<TlsContexts>()) {}
 
 Status ApiServer::ReloadTls(const ApiTls& tls) {
   if (!tls.enabled) return Ok();
@@ -217,76 +142,67 @@ ApiServer::~ApiServer() {
 }
 
 Status ApiServer::Start(const std::string& host, int port, const ApiTls& tls, int health_port) {
-  if (tls.enabled) {
-    std::string error;
-    auto ssl = std::make_unique<httplib::SSLServer>([&](SSL_CTX& ctx) {
-      if (!SetUpServerTls(ctx, tls, &error)) return false;
-      SSL_CTX_set_tlsext_servername_callback(&ctx, &TlsContexts::OnClientHello);
-      SSL_CTX_set_tlsext_servername_arg(&ctx, tls_.get());
-      return true;
-    });
-    if (!ssl->is_valid()) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "cannot serve the API over HTTPS: " +
-                       (error.empty() ? std::string("TLS set-up failed") : error));
-    }
-    server_ = std::move(ssl);
-  } else {
-    server_ = std::make_unique<httplib::Server>();
-  }
-  auto& s = *server_;
-  Limit(s, 4);
   api_routes_ = std::make_unique<Routes>();
   AddApiRoutes(*api_routes_, agent_);
   AddHealthRoutes(*api_routes_, agent_);
+  health_routes_ = std::make_unique<Routes>();
+  AddHealthRoutes(*health_routes_, agent_);
+
+  HttpServerOptions o;
+  o.name = "api";
+  o.config_key = "api.port";
+  o.inline_routes = health_routes_.get();  // never queued behind a busy worker
+  o.routes = api_routes_.get();
   if (tls.enabled) {
+    std::string error;
+    SSL_CTX* ctx = NewServerContext(tls, &error);
+    if (ctx == nullptr) {
+      return Error(ErrorCode::kInvalidArgument, "cannot serve the API over HTTPS: " + error);
+    }
+    tls_->Replace(ctx);
+    o.new_ssl = [t = tls_.get()] { return t->NewSsl(); };
     // Refused before the body is read: a write without a good certificate.
-    s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-      auto refusal = CheckClientCertificate(req.method, req.path, ClientCertificateOf(req));
-      if (!refusal) return httplib::Server::HandlerResponse::Unhandled;
+    o.before_body = [](const HttpRequest& req) -> std::optional<HttpAnswer> {
+      auto refusal = CheckClientCertificate(req.method, req.path, req.client_cert);
+      if (!refusal) return std::nullopt;
       TLOG(Warn, "api") << "refused " << req.method << " " << req.path << " from "
                         << req.remote_addr << ": HTTP " << refusal->http_status;
-      res.status = refusal->http_status;
-      res.set_content(
-          json({{"error", refusal->error}, {"code", "client certificate required"}}).dump(2) + "\n",
-          "application/json");
-      return httplib::Server::HandlerResponse::Handled;
-    });
+      HttpAnswer a;
+      a.status = refusal->http_status;
+      a.body = json({{"error", refusal->error},
+                     {"fix",
+                      "call it with a client certificate of the cluster CA: the node's "
+                      "tls.client_cert and tls.client_key (the tandem CLI does)"},
+                     {"code", "client certificate required"}})
+                   .dump(2) +
+               "\n";
+      return a;
+    };
   }
-  RouteEverything(s, api_routes_.get());
-
-  if (!s.bind_to_port(host.c_str(), port)) {
-    return Error(ErrorCode::kUnavailable,
-                 "cannot listen on " + host + ":" + std::to_string(port) +
-                     " (in use by another process?); change api.port in the config");
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  server_ = std::make_unique<HttpServer>(clock_, std::move(o));
+  if (auto st = server_->Listen(host, port); !st.ok()) return st;
+  server_->Start();
   TLOG(Info, "api") << "REST API on " << (tls.enabled ? "https" : "http") << "://" << host << ":"
                     << port
                     << (tls.enabled ? " (changes need a client certificate of the cluster CA)"
                                     : "");
   if (health_port > 0) {
-    health_server_ = std::make_unique<httplib::Server>();
-    Limit(*health_server_, 2);
-    health_routes_ = std::make_unique<Routes>();
-    AddHealthRoutes(*health_routes_, agent_);
-    RouteEverything(*health_server_, health_routes_.get());
-    if (!health_server_->bind_to_port(host.c_str(), health_port)) {
-      return Error(ErrorCode::kUnavailable,
-                   "cannot listen on " + host + ":" + std::to_string(health_port) +
-                       " (in use by another process?); change api.health_port in the config");
-    }
-    health_thread_ = std::thread([this] { health_server_->listen_after_bind(); });
+    HttpServerOptions h;
+    h.name = "health";
+    h.config_key = "api.health_port";
+    h.inline_routes = health_routes_.get();
+    h.workers = 0;
+    health_server_ = std::make_unique<HttpServer>(clock_, std::move(h));
+    if (auto st = health_server_->Listen(host, health_port); !st.ok()) return st;
+    health_server_->Start();
     TLOG(Info, "api") << "health endpoints on http://" << host << ":" << health_port;
   }
   return Ok();
 }
 
 void ApiServer::Stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
-  if (health_server_) health_server_->stop();
-  if (health_thread_.joinable()) health_thread_.join();
+  if (server_) server_->Stop();
+  if (health_server_) health_server_->Stop();
 }
 
 }  // namespace tandem::api

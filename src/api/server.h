@@ -20,21 +20,25 @@
 // with one the CA did not sign), with a JSON error that says so. An optional
 // second listener (health_port) serves only the health endpoints over plain
 // HTTP, for load balancers.
+//
+// Transport (http_server.h): each listener is an event loop with its own
+// thread, deadlines (head within 1 s of the accept, TLS handshake included)
+// and connection caps (per client address and in total). The API's handlers
+// run on 4 workers with a bounded queue; the health endpoints run on the
+// event threads (they never block), so a busy or flooded API never delays a
+// load balancer's check on either port.
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "agent/agent.h"
 #include "agent/config.h"
+#include "api/http_server.h"
 #include "api/http_types.h"
+#include "base/clock.h"
 #include "base/result.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace tandem::api {
 
@@ -59,7 +63,8 @@ std::optional<Refusal> CheckClientCertificate(const std::string& method, const s
 
 class ApiServer {
  public:
-  explicit ApiServer(agent::Agent& agent);
+  // `clock`: the agent's (every deadline of the listeners comes from it).
+  ApiServer(agent::Agent& agent, const Clock& clock);
   ~ApiServer();
   // Binds and serves in background threads: the API on host:port (HTTPS when
   // tls.enabled) and, when health_port > 0, the plain-HTTP health endpoints
@@ -75,13 +80,12 @@ class ApiServer {
 
  private:
   agent::Agent& agent_;
+  const Clock& clock_;
   std::unique_ptr<Routes> api_routes_;     // routes.h: the API's, health ones included
   std::unique_ptr<Routes> health_routes_;  // the health port's
-  std::unique_ptr<httplib::Server> server_;
-  std::unique_ptr<httplib::Server> health_server_;
   std::unique_ptr<TlsContexts> tls_;
-  std::thread thread_;
-  std::thread health_thread_;
+  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<HttpServer> health_server_;
 };
 
 }  // namespace tandem::api

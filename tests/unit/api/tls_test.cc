@@ -1,8 +1,12 @@
 // With TLS the API is HTTPS: reads need no client certificate, anything that
 // changes something needs one signed by the cluster CA (401 without, 403 with
 // another CA's), and the optional health port answers plain HTTP.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -92,7 +96,7 @@ class ApiTlsTest : public ::testing::Test {
     agent::AgentDeps deps;
     deps.clock = &clock_;
     agent_ = std::make_unique<agent::Agent>(cfg_, std::move(deps));
-    server_ = std::make_unique<ApiServer>(*agent_);
+    server_ = std::make_unique<ApiServer>(*agent_, clock_);
     auto st = server_->Start("127.0.0.1", port_, ApiTlsFor(cfg_), cfg_.api_health_port);
     ASSERT_TRUE(st.ok()) << st.error().message();
   }
@@ -197,6 +201,28 @@ TEST_F(ApiTlsTest, PlainHttpToTheApiPortFailsAndTheHealthPortIsPlain) {
            "{}");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 404);
+}
+
+// A connection that never starts its TLS handshake holds nothing: it is
+// closed once the head deadline (handshake included) passes on the clock.
+TEST_F(ApiTlsTest, AHandshakeThatNeverStartsIsClosedOnceTheHeadDeadlinePasses) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port_));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  dcs::TlsClientOptions anon;
+  anon.ca_file = cfg_.tls_ca_cert;
+  auto r = Call(anon, "GET", Api() + "/liveness");  // accepted after `fd`: fd is in
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  pollfd p{fd, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0) << "closed before its deadline";
+  clock_.Advance(kHeadDeadlineMs);
+  ASSERT_EQ(::poll(&p, 1, 10'000), 1) << "still open after the deadline";
+  char byte;
+  EXPECT_LE(::recv(fd, &byte, 1, 0), 0) << "closed without an answer";
+  ::close(fd);
 }
 
 }  // namespace
