@@ -42,6 +42,7 @@ pg::Settings MakeSettings(const Config& cfg) {
   pg::Settings s;
   s.listen_address = cfg.node_address;
   s.port = cfg.pg_port;
+  s.max_connections = cfg.pg_max_connections;
   s.extra = cfg.pg_parameters;
   s.replication_user = kReplicationUser;
   if (cfg.tls_enabled()) {
