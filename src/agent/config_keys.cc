@@ -39,7 +39,8 @@ Key String(std::string path, std::string def, Field<std::string> field,
   k.read = [path, field, check](const YAML::Node& v, Config& c, const std::string& file) -> Status {
     if (!v.IsScalar()) return Bad(file, "'" + path + "' must be a string");
     std::string s = v.as<std::string>();
-    if (s.size() > 4096) return Bad(file, "'" + path + "' is too long");
+    if (s.size() > 4096)
+      return Bad(file, "'" + path + "' is too long (a string of at most 4096 characters)");
     if (check) {
       if (std::string problem = check(s); !problem.empty()) return Bad(file, problem);
     }
