@@ -1,0 +1,46 @@
+// A node whose PostgreSQL cannot start says so in status: postgres_error
+// holds the cause and a warning raises it, until PostgreSQL runs again.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "unit/agent/agent_harness.h"
+
+namespace tandem::agenttest {
+namespace {
+
+std::string WarningsOf(const nlohmann::json& s) {
+  std::string all;
+  for (const auto& w : s.value("warnings", nlohmann::json::array())) {
+    all += w.get<std::string>() + "\n";
+  }
+  return all;
+}
+
+TEST(AgentPostgresError, AStartFailureIsInStatusUntilPostgresRuns) {
+  AgentHarness h;
+  ASSERT_TRUE(h.StartCluster()) << h.Describe();
+  EXPECT_EQ(h.agent(1).StatusJson().value("postgres_error", "?"), "");
+
+  h.pg(1).SetStartFails(true);
+  h.pg(1).Crash();
+  ASSERT_TRUE(h.AdvanceUntil(
+      [&] { return !h.agent(1).StatusJson().value("postgres_error", "").empty(); }, 5'000))
+      << h.Describe();
+  const auto failing = h.agent(1).StatusJson();
+  EXPECT_NE(failing.value("postgres_error", "").find("fake PostgreSQL failed to start"),
+            std::string::npos)
+      << failing.dump();
+  EXPECT_NE(WarningsOf(failing).find("ALARM: PostgreSQL cannot start on this node: fake"),
+            std::string::npos)
+      << failing.dump();
+
+  h.pg(1).SetStartFails(false);
+  ASSERT_TRUE(h.AdvanceUntil(
+      [&] { return h.agent(1).StatusJson().value("postgres_error", "?").empty(); }, 10'000))
+      << h.Describe();
+  EXPECT_EQ(WarningsOf(h.agent(1).StatusJson()).find("cannot start"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tandem::agenttest
