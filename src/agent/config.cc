@@ -35,7 +35,8 @@ Status CheckDuplicateKeys(const YAML::Node& node, const std::string& where,
       std::string key = kv.first.as<std::string>();
       std::string full = where.empty() ? key : where + "." + key;
       if (!seen.insert(key).second) {
-        return Bad(path, "key '" + full + "' appears twice; keep one of them");
+        return Bad(path, "line " + std::to_string(kv.first.Mark().line + 1) + ": key '" + full +
+                             "' appears twice; keep one of them");
       }
       TANDEM_TRY(CheckDuplicateKeys(kv.second, full, path));
     }
@@ -181,15 +182,16 @@ Status CheckKnownKeys(const YAML::Node& root, const std::string& path) {
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     if (known[""].count(key) == 0) {
-      return Bad(path, "unknown key '" + key + "' (known keys here: " + List(known[""]) + ")");
+      return Bad(path, "line " + std::to_string(kv.first.Mark().line + 1) + ": unknown key '" +
+                           key + "' (known keys here: " + List(known[""]) + ")");
     }
     if (known.count(key) == 0) continue;  // a top-level scalar (cluster)
     if (!kv.second.IsMap()) return Bad(path, "'" + key + "' must be a mapping");
     for (const auto& entry : kv.second) {
       const std::string name = entry.first.as<std::string>();
       if (known[key].count(name) == 0) {
-        return Bad(path, "unknown key '" + key + "." + name +
-                             "' (known keys here: " + List(known[key]) + ")");
+        return Bad(path, "line " + std::to_string(entry.first.Mark().line + 1) + ": unknown key '" +
+                             key + "." + name + "' (known keys here: " + List(known[key]) + ")");
       }
     }
   }
