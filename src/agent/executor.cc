@@ -4,7 +4,7 @@
 //
 // Thread: the HA loop only. Touches: pg_ (the only place that changes
 // PostgreSQL's role while the node is a member), the store (leader key
-// transactions), mu_ (state_), and the loop-only fields configured_upstream_,
+// transactions), mu_ (state_, postgres_error_), and the loop-only fields configured_upstream_,
 // start_failures_, hba_signature_.
 #include <map>
 #include <set>

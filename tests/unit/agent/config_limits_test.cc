@@ -99,6 +99,16 @@ TEST(ConfigYamlLimits, SyntaxErrorsNameTheLine) {
   EXPECT_NE(e.find("line"), std::string::npos) << e;
 }
 
+// Just under the size cap, the widest document a config can hold (40000
+// parameters) is still read in one linear pass (this test's run time shows it).
+TEST(ConfigYamlLimits, TheWidestDocumentUnderTheCapLoads) {
+  std::string y = std::string(kMinimal) + "postgresql:\n  parameters:\n";
+  for (int i = 0; y.size() < (1u << 20) - 64; ++i) y += "    my.p" + std::to_string(i) + ": 1\n";
+  auto c = ParseConfig(y, "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_GT(c->pg_parameters.size(), 40000u);
+}
+
 TEST(ConfigYamlLimits, AnOrdinaryConfigPasses) {
   EXPECT_TRUE(CheckYamlLimits(kMinimal, "t.yaml").ok());
   EXPECT_TRUE(ParseConfig(kMinimal, "t.yaml").ok());
