@@ -42,6 +42,7 @@ pg::Settings MakeSettings(const Config& cfg) {
   pg::Settings s;
   s.listen_address = cfg.node_address;
   s.port = cfg.pg_port;
+  s.max_connections = cfg.pg_max_connections;
   s.extra = cfg.pg_parameters;
   s.replication_user = kReplicationUser;
   if (cfg.tls_enabled()) {
@@ -207,6 +208,31 @@ Status Agent::Start() {
   return st;
 }
 
+// What a node's state directory says about how it ran before, against what
+// the config and the state file say now: warned in the log and in status.
+void Agent::CheckStartLeftovers(bool member) {
+  std::vector<std::string> found;
+  if (std::string w = MissingStateWarning(
+          cfg_.state_path(),
+          {cfg_.secrets_path(), cfg_.etcd_data_dir(), cfg_.pg_data_dir + "/PG_VERSION"},
+          cfg_.node_name);
+      !w.empty()) {
+    found.push_back(w);
+  }
+  const std::string tls_dir = cfg_.state_dir + "/tls";
+  if (member && !cfg_.tls_enabled() && PathExists(tls_dir)) {
+    found.push_back("this node ran with TLS before (certificate copies in " + tls_dir + ") but " +
+                    cfg_.path +
+                    " has no tls section: without it the node cannot reach a TLS cluster's "
+                    "etcd and PostgreSQL. Put the tls section back (all five files; `tandem pki "
+                    "issue " +
+                    cfg_.node_name + "` makes a node's set) and restart the agent");
+  }
+  for (const auto& w : found) TLOG(Warn, "agent") << w;
+  std::lock_guard<std::mutex> lock(mu_);
+  start_warnings_ = std::move(found);
+}
+
 Status Agent::StartMember() {
   TANDEM_TRY(MakeDirs(cfg_.state_dir, 0755));
   if (cfg_.tls_enabled()) {
@@ -223,6 +249,7 @@ Status Agent::StartMember() {
   TANDEM_TRY(Chown(cfg_.socket_dir(), ServiceUser(cfg_)));
   auto st = LoadLocalState(cfg_.state_path());
   if (!st) return st.error();
+  CheckStartLeftovers(st->member);
   {
     std::lock_guard<std::mutex> lock(mu_);
     state_ = *st;

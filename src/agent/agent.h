@@ -154,6 +154,8 @@ class Agent {
   // commit one more transaction).
   Status ActDemote(const ActionContext& ctx);
   Status ActStartPrimary(const ActionContext& ctx);
+  Status NoteStart(Status st);            // postgres_error_ from a configure/start outcome
+  void CheckStartLeftovers(bool member);  // start_warnings_ (agent.cc)
   Status ActFollow(const ActionContext& ctx, const std::string& target);
   Status ActRewind(const ActionContext& ctx, const std::string& target);
   Status ActReclone(const ActionContext& ctx, const std::string& target);
@@ -283,6 +285,12 @@ class Agent {
   std::atomic<dcs::LeaseId> lease_{0};
   std::atomic<MonoMs> lease_deadline_{0};
   int start_failures_ = 0;
+  // Why PostgreSQL could not be configured or started (the error, with the
+  // first lines of its log); "" once it runs. Shown in status (postgres_error).
+  std::string postgres_error_;
+  // What the start found wrong but could run with (a missing state file, a
+  // missing tls section): logged once, shown in status warnings.
+  std::vector<std::string> start_warnings_;
   std::string last_reason_;
   std::string tls_refresh_warned_;  // the last refused TLS change (warned once)
   // This node's certificate state as published in its member state (loop

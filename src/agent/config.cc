@@ -12,9 +12,13 @@
 #include <set>
 
 #include "agent/config_keys.h"
+#include "agent/config_parameters.h"
+#include "agent/yaml_limits.h"
 #include "base/file.h"
+#include "base/log.h"
 #include "base/strings.h"
 #include "core/decide.h"
+#include "pg/types.h"
 
 namespace tandem::agent {
 namespace {
@@ -31,7 +35,8 @@ Status CheckDuplicateKeys(const YAML::Node& node, const std::string& where,
       std::string key = kv.first.as<std::string>();
       std::string full = where.empty() ? key : where + "." + key;
       if (!seen.insert(key).second) {
-        return Bad(path, "key '" + full + "' appears twice; keep one of them");
+        return Bad(path, "line " + std::to_string(kv.first.Mark().line + 1) + ": key '" + full +
+                             "' appears twice; keep one of them");
       }
       TANDEM_TRY(CheckDuplicateKeys(kv.second, full, path));
     }
@@ -177,15 +182,16 @@ Status CheckKnownKeys(const YAML::Node& root, const std::string& path) {
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     if (known[""].count(key) == 0) {
-      return Bad(path, "unknown key '" + key + "' (known keys here: " + List(known[""]) + ")");
+      return Bad(path, "line " + std::to_string(kv.first.Mark().line + 1) + ": unknown key '" +
+                           key + "' (known keys here: " + List(known[""]) + ")");
     }
     if (known.count(key) == 0) continue;  // a top-level scalar (cluster)
     if (!kv.second.IsMap()) return Bad(path, "'" + key + "' must be a mapping");
     for (const auto& entry : kv.second) {
       const std::string name = entry.first.as<std::string>();
       if (known[key].count(name) == 0) {
-        return Bad(path, "unknown key '" + key + "." + name +
-                             "' (known keys here: " + List(known[key]) + ")");
+        return Bad(path, "line " + std::to_string(entry.first.Mark().line + 1) + ": unknown key '" +
+                             key + "." + name + "' (known keys here: " + List(known[key]) + ")");
       }
     }
   }
@@ -284,15 +290,9 @@ Status CheckPorts(const Config& c, const std::string& path) {
 
 // What spans several keys, after the table's own checks.
 Status CheckTogether(Config& c, bool has_vip, const std::set<std::string>& present,
-                     const std::string& path) {
+                     const pg::ParameterCatalog* catalog, const std::string& path) {
   TANDEM_TRY(CheckNode(c, path));
-  for (const char* owned : {"synchronous_standby_names", "synchronous_commit"}) {
-    if (c.pg_parameters.count(owned) && c.ha.sync_mode != core::SyncMode::kOff) {
-      return Bad(path, std::string("'postgresql.parameters.") + owned +
-                           "' is managed by Tandem while postgresql.sync_mode is not off; "
-                           "remove it (set postgresql.sync_mode and sync_count instead)");
-    }
-  }
+  TANDEM_TRY(config_internal::CheckPgParameters(c, catalog, path));
   c.pg_data_dir = c.pg_data_dir.empty() ? c.state_dir + "/pgdata" : AbsolutePath(c.pg_data_dir);
   if (std::string timing = core::CheckTiming(c.ha); !timing.empty()) return Bad(path, timing);
   if (present.count("proxy.read_only_max_lag_bytes") == 0) {
@@ -322,17 +322,18 @@ std::string ConfigValueText(const Config& cfg, const std::string& path) {
   return "";
 }
 
-Result<Config> ParseConfig(const std::string& text, const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return Bad(path, std::string("not valid YAML: ") + e.what());
-  }
+Result<Config> ParseConfig(const std::string& text, const std::string& path,
+                           const pg::ParameterCatalog* catalog) {
+  auto loaded = LoadYamlWithLimits(text, path);
+  if (!loaded) return loaded.error();
+  const YAML::Node root = *loaded;
   if (!root || root.IsNull()) {
     return Bad(path, "the file is empty; at least node.name and node.state_dir are needed");
   }
-  if (!root.IsMap()) return Bad(path, "the top level must be a mapping of sections");
+  if (!root.IsMap()) {
+    return Bad(path, "line " + std::to_string(root.Mark().line + 1) +
+                         ": the top level must be a mapping of sections (node:, api:, ...)");
+  }
   try {
     TANDEM_TRY(CheckDuplicateKeys(root, "", path));
     TANDEM_TRY(CheckKnownKeys(root, path));
@@ -340,21 +341,64 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     c.path = path;
     std::set<std::string> present;
     TANDEM_TRY(ReadKeys(root, c, path, &present));
-    TANDEM_TRY(CheckTogether(c, static_cast<bool>(root["vip"]), present, path));
+    TANDEM_TRY(CheckTogether(c, static_cast<bool>(root["vip"]), present, catalog, path));
     return c;
   } catch (const YAML::Exception& e) {
     return Bad(path, std::string("wrong type of value: ") + e.what());
   }
 }
 
-Result<Config> LoadConfig(const std::string& path) {
-  auto text = ReadFile(path);
+namespace {
+
+// The catalog of the node's PostgreSQL binary, or nullptr (with one warning
+// when postgresql.parameters is not empty) when it cannot be had.
+std::shared_ptr<const pg::ParameterCatalog> CatalogFor(const Config& c, bool may_run) {
+  std::string bin_dir = c.pg_bin_dir;
+  if (bin_dir.empty()) {
+    if (!may_run) return nullptr;
+    auto found = pg::FindBinDir();
+    if (!found) {
+      if (!c.pg_parameters.empty()) {
+        TLOG(Warn, "config") << c.path
+                             << ": postgresql.parameters not checked against PostgreSQL's "
+                                "catalog (no PostgreSQL found: "
+                             << found.error().message()
+                             << "); set postgresql.bin_dir. PostgreSQL checks them when it starts";
+      }
+      return nullptr;
+    }
+    bin_dir = *found;
+  }
+  auto catalog = pg::ReadParameterCatalog(bin_dir, may_run);
+  if (!catalog) {
+    if (may_run && !c.pg_parameters.empty()) {
+      TLOG(Warn, "config") << c.path
+                           << ": postgresql.parameters not checked against PostgreSQL's catalog ("
+                           << catalog.error().message() << "); PostgreSQL checks them when it "
+                           << "starts";
+    }
+    return nullptr;
+  }
+  return *catalog;
+}
+
+}  // namespace
+
+Result<Config> LoadConfig(const std::string& path, bool may_run_postgres) {
+  auto text = ReadYamlFile(path);
+  if (!text && text.error().code() == ErrorCode::kInvalidArgument) return text.error();
   if (!text) {
     return Error(ErrorCode::kInvalidArgument, "cannot read the config file " + path + " (" +
                                                   text.error().message() +
                                                   "); pass the node's file with -c FILE");
   }
-  return ParseConfig(*text, AbsolutePath(path));
+  const std::string abs = AbsolutePath(path);
+  auto cfg = ParseConfig(*text, abs);
+  if (!cfg || cfg->pg_parameters.empty()) return cfg;
+  auto catalog = CatalogFor(*cfg, may_run_postgres);
+  if (!catalog) return cfg;
+  TANDEM_TRY(config_internal::CheckPgParameters(*cfg, catalog.get(), abs));
+  return cfg;
 }
 
 }  // namespace tandem::agent

@@ -13,6 +13,7 @@
 
 #include "base/result.h"
 #include "core/types.h"
+#include "pg/parameter_catalog.h"
 
 namespace tandem::agent {
 
@@ -50,6 +51,9 @@ struct Config {
 
   // postgresql
   int pg_port = 5432;
+  // The same on every node: a standby's PostgreSQL does not start with a
+  // lower max_connections than its primary's.
+  int pg_max_connections = 100;
   std::string pg_data_dir;  // default <state_dir>/pgdata
   std::string pg_bin_dir;   // default: pg_config --bindir
   std::map<std::string, std::string> pg_parameters;
@@ -119,10 +123,19 @@ std::vector<ConfigKeyInfo> ConfigKeys();
 std::string ConfigValueText(const Config& cfg, const std::string& path);
 
 // Reads, parses and validates a config file. The address of the node is
-// resolved from node.interface when node.address is not set.
-Result<Config> LoadConfig(const std::string& path);
+// resolved from node.interface when node.address is not set. The YAML is
+// parsed with limits (agent/yaml_limits.h: size, depth, no aliases).
+// postgresql.parameters: the parameters Tandem manages are always refused;
+// names and values are checked against `<bin_dir>/postgres --describe-config`
+// (read once per binary per process). When that cannot be run, that check is
+// skipped with one warning in the log. `may_run_postgres` false (the HA loop):
+// only a catalog already read is used, nothing is run.
+Result<Config> LoadConfig(const std::string& path, bool may_run_postgres = true);
 // Parses YAML text (for tests); `path` is only used in messages.
-Result<Config> ParseConfig(const std::string& yaml_text, const std::string& path);
+// `catalog`: the parameter catalog to check postgresql.parameters against
+// (nullptr: names and values unchecked; managed parameters still refused).
+Result<Config> ParseConfig(const std::string& yaml_text, const std::string& path,
+                           const pg::ParameterCatalog* catalog = nullptr);
 // The IPv4 address of a network interface.
 Result<std::string> InterfaceAddress(const std::string& interface);
 

@@ -3,6 +3,8 @@
 // wrong and what to write instead.
 #include "agent/config_keys.h"
 
+#include <cctype>
+
 #include "base/strings.h"
 #include "core/types.h"
 
@@ -37,7 +39,8 @@ Key String(std::string path, std::string def, Field<std::string> field,
   k.read = [path, field, check](const YAML::Node& v, Config& c, const std::string& file) -> Status {
     if (!v.IsScalar()) return Bad(file, "'" + path + "' must be a string");
     std::string s = v.as<std::string>();
-    if (s.size() > 4096) return Bad(file, "'" + path + "' is too long");
+    if (s.size() > 4096)
+      return Bad(file, "'" + path + "' is too long (a string of at most 4096 characters)");
     if (check) {
       if (std::string problem = check(s); !problem.empty()) return Bad(file, problem);
     }
@@ -123,27 +126,122 @@ std::string NameProblem(const std::string& key, const std::string& v) {
   return "'" + key + "' must be 1-63 characters of a-z, 0-9, '-', '_' or '.' (got '" + v + "')";
 }
 
+// A host name as RFC 1123 spells one: labels of letters, digits and '-'.
+bool IsHostName(const std::string& v) {
+  if (v.empty() || v.size() > 253) return false;
+  for (const auto& label : Split(v, '.')) {
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return false;
+    }
+    for (char ch : label) {
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') return false;
+    }
+  }
+  return true;
+}
+
+std::string HostProblem(const std::string& key, const std::string& v) {
+  if (IsIpAddress(v) || IsHostName(v)) return "";
+  return "'" + key + "' must be an IP address or a host name, such as 127.0.0.1 or 0.0.0.0 (got '" +
+         v + "')";
+}
+
+std::string IpProblem(const std::string& key, const std::string& v) {
+  if (v.empty() || IsIpAddress(v)) return "";
+  return "'" + key + "' must be an IP address such as 10.0.0.1 (got '" + v + "')";
+}
+
+// A file or directory path: one line, no NUL; `absolute` when it must start with /.
+std::function<std::string(const std::string&)> PathCheck(std::string key, bool absolute) {
+  return [key, absolute](const std::string& v) -> std::string {
+    if (v.find_first_of(std::string("\n\r\0", 3)) != std::string::npos) {
+      return "'" + key + "' must be a path on one line";
+    }
+    if (absolute && !v.empty() && v.front() != '/') {
+      return "'" + key + "' must be an absolute path, starting with / (got '" + v + "')";
+    }
+    return "";
+  };
+}
+
+std::string UserProblem(const std::string& v) {
+  bool ok = !v.empty() && v.size() <= 32 &&
+            (std::islower(static_cast<unsigned char>(v[0])) || v[0] == '_');
+  for (char ch : v) {
+    ok = ok && (std::islower(static_cast<unsigned char>(ch)) ||
+                std::isdigit(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-');
+  }
+  if (ok) return "";
+  return "'node.run_as_user' must be a user name (a-z, 0-9, '_', '-', starting with a letter or "
+         "'_', at most 32; for example postgres) (got '" +
+         v + "')";
+}
+
+std::string InterfaceProblem(const std::string& key, const std::string& v) {
+  bool ok = v.size() < 16 && v != "." && v != "..";  // IF_NAMESIZE - 1
+  for (char ch : v) ok = ok && std::isgraph(static_cast<unsigned char>(ch)) && ch != '/';
+  if (ok) return "";
+  return "'" + key + "' must be a network interface name such as eth0 (see `ip link`) (got '" + v +
+         "')";
+}
+
+// http(s)://host:port, the host an IP address or a name, the port 1-65535.
+std::string EndpointProblem(const std::string& url) {
+  const std::string problem = "'dcs.endpoints' entry '" + url +
+                              "' must be a URL such as http://10.0.0.1:2379 (http:// or "
+                              "https://, a host, a port from 1 to 65535, nothing after)";
+  std::string rest;
+  if (StartsWith(url, "http://")) {
+    rest = url.substr(7);
+  } else if (StartsWith(url, "https://")) {
+    rest = url.substr(8);
+  } else {
+    return problem;
+  }
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  const auto colon = rest.rfind(':');
+  if (colon == std::string::npos) return problem;
+  std::string host = rest.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  auto port = ParseInt(rest.substr(colon + 1));
+  if (!port || *port < 1 || *port > 65535 || !(IsIpAddress(host) || IsHostName(host))) {
+    return problem;
+  }
+  return "";
+}
+
 // The cluster name and the node section.
 void ClusterAndNodeKeys(std::vector<Key>& keys) {
   keys.push_back(String(
       "cluster", "tandem", [](Config& c) -> std::string& { return c.cluster; },
       [](const std::string& v) { return NameProblem("cluster", v); }));
   // node
-  keys.push_back(String("node.name", "", [](Config& c) -> std::string& { return c.node_name; }));
-  keys.push_back(
-      String("node.address", "", [](Config& c) -> std::string& { return c.node_address; }));
-  keys.push_back(
-      String("node.interface", "", [](Config& c) -> std::string& { return c.node_interface; }));
-  keys.push_back(
-      String("node.state_dir", "", [](Config& c) -> std::string& { return c.state_dir; }));
-  keys.push_back(String("node.run_as_user", "postgres",
-                        [](Config& c) -> std::string& { return c.run_as_user; }));
+  keys.push_back(String(
+      "node.name", "", [](Config& c) -> std::string& { return c.node_name; },
+      [](const std::string& v) {
+        return v.empty() ? std::string() : NameProblem("node.name", v);
+      }));
+  keys.push_back(String(
+      "node.address", "", [](Config& c) -> std::string& { return c.node_address; },
+      [](const std::string& v) { return IpProblem("node.address", v); }));
+  keys.push_back(String(
+      "node.interface", "", [](Config& c) -> std::string& { return c.node_interface; },
+      [](const std::string& v) { return InterfaceProblem("node.interface", v); }));
+  keys.push_back(String(
+      "node.state_dir", "", [](Config& c) -> std::string& { return c.state_dir; },
+      PathCheck("node.state_dir", false)));
+  keys.push_back(String(
+      "node.run_as_user", "postgres", [](Config& c) -> std::string& { return c.run_as_user; },
+      UserProblem));
 }
 
 // Api.
 void ApiKeys(std::vector<Key>& keys) {
-  keys.push_back(
-      String("api.listen", "127.0.0.1", [](Config& c) -> std::string& { return c.api_listen; }));
+  keys.push_back(String(
+      "api.listen", "127.0.0.1", [](Config& c) -> std::string& { return c.api_listen; },
+      [](const std::string& v) { return HostProblem("api.listen", v); }));
   keys.push_back(Port("api.port", "8008", [](Config& c) -> int& { return c.api_port; }));
   keys.push_back(Port(
       "api.health_port", "0", [](Config& c) -> int& { return c.api_health_port; }, true));
@@ -152,16 +250,38 @@ void ApiKeys(std::vector<Key>& keys) {
 // Postgresql.
 void PostgresqlKeys(std::vector<Key>& keys) {
   keys.push_back(Port("postgresql.port", "5432", [](Config& c) -> int& { return c.pg_port; }));
-  keys.push_back(String("postgresql.data_dir", "<state_dir>/pgdata",
-                        [](Config& c) -> std::string& { return c.pg_data_dir; }));
-  keys.push_back(
-      String("postgresql.bin_dir", "\"\"", [](Config& c) -> std::string& { return c.pg_bin_dir; }));
+  keys.push_back(String(
+      "postgresql.data_dir", "<state_dir>/pgdata",
+      [](Config& c) -> std::string& { return c.pg_data_dir; },
+      PathCheck("postgresql.data_dir", false)));
+  keys.push_back(String(
+      "postgresql.bin_dir", "\"\"", [](Config& c) -> std::string& { return c.pg_bin_dir; },
+      PathCheck("postgresql.bin_dir", true)));
+  keys.push_back(Integer<int>(
+      "postgresql.max_connections", "100", [](Config& c) -> int& { return c.pg_max_connections; },
+      1, 262143,
+      "'postgresql.max_connections' must be an integer from 1 to 262143; use the same value on "
+      "every node (a standby's PostgreSQL does not start with less than its primary's)"));
   {
     Key k{"postgresql.parameters", "mapping", "{}", nullptr, nullptr};
     k.read = [](const YAML::Node& v, Config& c, const std::string& file) -> Status {
-      if (!v.IsMap()) return Bad(file, "'postgresql.parameters' must be a mapping");
-      for (const auto& kv : v)
-        c.pg_parameters[kv.first.as<std::string>()] = kv.second.as<std::string>();
+      if (!v.IsMap()) {
+        return Bad(file,
+                   "'postgresql.parameters' must be a mapping of name: value, such as "
+                   "{shared_buffers: 1GB}");
+      }
+      for (const auto& kv : v) {
+        if (!kv.first.IsScalar()) {
+          return Bad(file, "'postgresql.parameters' has a key that is not a name (line " +
+                               std::to_string(kv.first.Mark().line + 1) + ")");
+        }
+        const std::string name = kv.first.as<std::string>();
+        if (!kv.second.IsScalar()) {
+          return Bad(file, "'postgresql.parameters." + name +
+                               "' must be a single value (a number, word or quoted string)");
+        }
+        c.pg_parameters[name] = kv.second.as<std::string>();
+      }
       return Ok();
     };
     k.show = [](const Config& c) { return c.pg_parameters.empty() ? std::string("{}") : "..."; };
@@ -199,11 +319,11 @@ void DcsKeys(std::vector<Key>& keys) {
         return Bad(file, "'dcs.endpoints' must be a list of URLs like http://10.0.0.1:2379");
       }
       for (const auto& e : v) {
-        std::string url = e.as<std::string>();
-        if (!StartsWith(url, "http://") && !StartsWith(url, "https://")) {
-          return Bad(file,
-                     "'dcs.endpoints' entry '" + url + "' must start with http:// or https://");
+        if (!e.IsScalar()) {
+          return Bad(file, "'dcs.endpoints' must be a list of URLs like http://10.0.0.1:2379");
         }
+        std::string url = e.as<std::string>();
+        if (std::string problem = EndpointProblem(url); !problem.empty()) return Bad(file, problem);
         c.dcs_endpoints.push_back(url);
       }
       return Ok();
@@ -219,8 +339,12 @@ void DcsKeys(std::vector<Key>& keys) {
       Port("dcs.etcd_client_port", "2379", [](Config& c) -> int& { return c.etcd_client_port; }));
   keys.push_back(
       Port("dcs.etcd_peer_port", "2380", [](Config& c) -> int& { return c.etcd_peer_port; }));
-  keys.push_back(
-      String("dcs.etcd_bin", "etcd", [](Config& c) -> std::string& { return c.etcd_bin; }));
+  keys.push_back(String(
+      "dcs.etcd_bin", "etcd", [](Config& c) -> std::string& { return c.etcd_bin; },
+      [](const std::string& v) -> std::string {
+        if (v.empty()) return "'dcs.etcd_bin' must name the etcd program (default etcd)";
+        return PathCheck("dcs.etcd_bin", false)(v);
+      }));
   keys.push_back(Duration("dcs.ttl", "2s", [](Config& c) -> int64_t& { return c.ha.ttl_ms; }));
   keys.push_back(Duration("dcs.loop_interval", "250ms",
                           [](Config& c) -> int64_t& { return c.ha.loop_interval_ms; }));
@@ -281,19 +405,25 @@ void ProxyKeys(std::vector<Key>& keys) {
 void VipTlsLogKeys(std::vector<Key>& keys) {
   keys.push_back(
       String("vip.address", "", [](Config& c) -> std::string& { return c.vip.address; }));
-  keys.push_back(
-      String("vip.interface", "", [](Config& c) -> std::string& { return c.vip.interface; }));
+  keys.push_back(String(
+      "vip.interface", "", [](Config& c) -> std::string& { return c.vip.interface; },
+      [](const std::string& v) { return InterfaceProblem("vip.interface", v); }));
   // tls
-  keys.push_back(
-      String("tls.server_key", "\"\"", [](Config& c) -> std::string& { return c.tls_server_key; }));
-  keys.push_back(String("tls.server_cert", "\"\"",
-                        [](Config& c) -> std::string& { return c.tls_server_cert; }));
-  keys.push_back(
-      String("tls.client_key", "\"\"", [](Config& c) -> std::string& { return c.tls_client_key; }));
-  keys.push_back(String("tls.client_cert", "\"\"",
-                        [](Config& c) -> std::string& { return c.tls_client_cert; }));
-  keys.push_back(
-      String("tls.ca_cert", "\"\"", [](Config& c) -> std::string& { return c.tls_ca_cert; }));
+  keys.push_back(String(
+      "tls.server_key", "\"\"", [](Config& c) -> std::string& { return c.tls_server_key; },
+      PathCheck("tls.server_key", false)));
+  keys.push_back(String(
+      "tls.server_cert", "\"\"", [](Config& c) -> std::string& { return c.tls_server_cert; },
+      PathCheck("tls.server_cert", false)));
+  keys.push_back(String(
+      "tls.client_key", "\"\"", [](Config& c) -> std::string& { return c.tls_client_key; },
+      PathCheck("tls.client_key", false)));
+  keys.push_back(String(
+      "tls.client_cert", "\"\"", [](Config& c) -> std::string& { return c.tls_client_cert; },
+      PathCheck("tls.client_cert", false)));
+  keys.push_back(String(
+      "tls.ca_cert", "\"\"", [](Config& c) -> std::string& { return c.tls_ca_cert; },
+      PathCheck("tls.ca_cert", false)));
   {
     Key k{"tls.mode", "enforce | permissive", "enforce", nullptr, nullptr};
     k.read = [](const YAML::Node& v, Config& c, const std::string& file) -> Status {

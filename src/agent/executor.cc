@@ -4,7 +4,7 @@
 //
 // Thread: the HA loop only. Touches: pg_ (the only place that changes
 // PostgreSQL's role while the node is a member), the store (leader key
-// transactions), mu_ (state_), and the loop-only fields configured_upstream_,
+// transactions), mu_ (state_, postgres_error_), and the loop-only fields configured_upstream_,
 // start_failures_, hba_signature_.
 #include <map>
 #include <set>
@@ -208,31 +208,43 @@ Status Agent::ActDemote(const ActionContext& ctx) {
   return st;
 }
 
+// Records the outcome of configuring and starting PostgreSQL for status
+// (postgres_error): the error when it failed, "" when it runs.
+Status Agent::NoteStart(Status st) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (st.ok()) {
+    postgres_error_.clear();
+  } else {
+    postgres_error_ = st.error().message().substr(0, 2000);
+  }
+  return st;
+}
+
 Status Agent::ActStartPrimary(const ActionContext& ctx) {
-  if (pg_->IsRunning()) return Ok();
-  TANDEM_TRY(pg_->WriteConfig(std::nullopt));
+  if (pg_->IsRunning()) return NoteStart(Ok());
+  TANDEM_TRY(NoteStart(pg_->WriteConfig(std::nullopt)));
   configured_upstream_.clear();
   TANDEM_TRY(WriteHba(ctx.hba_peers, ctx.hba_signature));
   auto st = pg_->Start();
   start_failures_ = st.ok() ? 0 : start_failures_ + 1;
-  return st;
+  return NoteStart(std::move(st));
 }
 
 Status Agent::StartReplicaOf(const ActionContext& ctx, const std::string& member) {
-  if (pg_->IsRunning()) return Ok();
+  if (pg_->IsRunning()) return NoteStart(Ok());
   if (member.empty()) {
     // Start as a standby with no source, so we can read our own position.
-    TANDEM_TRY(pg_->WriteStandbyConfigWithoutSource());
+    TANDEM_TRY(NoteStart(pg_->WriteStandbyConfigWithoutSource()));
   } else {
     auto src = ctx.Source(member, false);
     if (!src) return src.error();
-    TANDEM_TRY(pg_->WriteConfig(*src));
+    TANDEM_TRY(NoteStart(pg_->WriteConfig(*src)));
   }
   configured_upstream_ = member;
   TANDEM_TRY(WriteHba(ctx.hba_peers, ctx.hba_signature));
   auto st = pg_->Start();
   start_failures_ = st.ok() ? 0 : start_failures_ + 1;
-  return st;
+  return NoteStart(std::move(st));
 }
 
 Status Agent::ActFollow(const ActionContext& ctx, const std::string& target) {

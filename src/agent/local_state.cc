@@ -1,6 +1,7 @@
 #include "agent/local_state.h"
 
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "base/file.h"
 
@@ -13,8 +14,16 @@ Result<LocalState> LoadLocalState(const std::string& path) {
     if (text.error().code() == ErrorCode::kNotFound) return LocalState{};
     return text.error();
   }
+  if (text->find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Error(ErrorCode::kInvalidArgument,
+                 path +
+                     " is empty (half-written?); restore it from a backup, or move it aside "
+                     "and, if this node was a member, remove it from the cluster and join it "
+                     "again");
+  }
   try {
     auto j = json::parse(*text);
+    if (!j.is_object()) throw std::runtime_error("not a JSON object");
     LocalState s;
     s.member = j.value("member", false);
     s.cluster = j.value("cluster", "");
@@ -36,6 +45,21 @@ Result<LocalState> LoadLocalState(const std::string& path) {
                  path + " is corrupt (" + e.what() +
                      "); move it aside and re-join the node, or restore it from a backup");
   }
+}
+
+std::string MissingStateWarning(const std::string& path, const std::vector<std::string>& leftovers,
+                                const std::string& node_name) {
+  if (PathExists(path)) return "";
+  std::string found;
+  for (const auto& p : leftovers) {
+    if (PathExists(p)) found += (found.empty() ? "" : ", ") + p;
+  }
+  if (found.empty()) return "";
+  return path + " is missing, but " + found +
+         " exist(s): this node was a cluster member and now waits as a new node. Restore " + path +
+         " from a backup and restart the agent, or remove the node from the cluster "
+         "(`tandem cluster remove " +
+         node_name + "` on another node) and join it again (`tandem cluster join`)";
 }
 
 Status SaveLocalState(const std::string& path, const LocalState& s) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 
@@ -37,7 +38,15 @@ struct Secrets {
   std::string replication_password;
 };
 
-Result<LocalState> LoadLocalState(const std::string& path);  // missing file -> default state
+// A missing file is the default state (a node that never joined); an empty,
+// half-written or corrupt one is kInvalidArgument naming the file and the fix.
+Result<LocalState> LoadLocalState(const std::string& path);
+// When the state file at `path` is missing but some of `leftovers` (what a
+// member leaves in its state directory: the data directory, etcd's data,
+// secrets.json) exist: the warning naming the cause and the fix (the node
+// now waits as a new one). "" otherwise.
+std::string MissingStateWarning(const std::string& path, const std::vector<std::string>& leftovers,
+                                const std::string& node_name);
 Status SaveLocalState(const std::string& path, const LocalState& s);
 Result<Secrets> LoadSecrets(const std::string& path);
 Status SaveSecrets(const std::string& path, const Secrets& s);  // 0600

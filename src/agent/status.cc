@@ -236,19 +236,23 @@ json Agent::StatusJson() {
   out["tls"] = TlsStatus(cfg_, cert_states, restart_required);
   LocalState st;
   core::LocalPostgres local;
-  std::string reason;
+  std::string reason, postgres_error;
+  std::vector<std::string> start_warnings;
   core::Route route;
   {
     std::lock_guard<std::mutex> lock(mu_);
     st = state_;
     local = last_local_;
     reason = last_reason_;
+    postgres_error = postgres_error_;
+    start_warnings = start_warnings_;
   }
   {
     std::lock_guard<std::mutex> lock(route_mu_);
     route = last_route_;
   }
   json warnings = json::array();
+  for (const auto& w : start_warnings) warnings.push_back(w);
   out["proxy"] = ProxyStatus(cfg_, route);
   out["vip"] = VipStatus(route, warnings);
   out["member"] = st.member;
@@ -265,6 +269,12 @@ json Agent::StatusJson() {
   out["members"] = json::array();
   for (const auto& alarm : CertificateAlarms(cert_states)) warnings.push_back(alarm);
   if (!restart_required.empty()) warnings.push_back("ALARM: restart required: " + restart_required);
+  // Why this node's PostgreSQL could not be configured or started ("" when
+  // it runs or was not tried).
+  out["postgres_error"] = postgres_error;
+  if (!postgres_error.empty()) {
+    warnings.push_back("ALARM: PostgreSQL cannot start on this node: " + postgres_error);
+  }
 
   if (!st.member) {
     out["status"] = st.error ? "Error" : "Disabled";

@@ -60,7 +60,7 @@ void Agent::ReadTlsSection() {
   const int64_t mtime = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
   if (mtime == config_mtime_ns_) return;
   config_mtime_ns_ = mtime;
-  auto now = LoadConfig(cfg_.path);
+  auto now = LoadConfig(cfg_.path, /*may_run_postgres=*/false);
   if (!now) {
     WarnOnChange(&config_warned_,
                  "the config file changed but does not load; the agent keeps what it read before",
