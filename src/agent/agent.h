@@ -24,6 +24,7 @@
 #include "agent/etcd_member.h"
 #include "agent/fence_guard.h"
 #include "agent/local_state.h"
+#include "agent/node_lock.h"
 #include "agent/vip.h"
 #include "base/clock.h"
 #include "base/result.h"
@@ -56,10 +57,19 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  // Loads the local state; when this node is a member, resumes etcd and the loop.
+  // Takes the node's lock (node_lock.h: one agent per state directory)
+  // before anything is written, unless AdoptNodeLock gave it one; loads the
+  // local state; when this node is a member, resumes etcd and the loop.
+  // Another agent holding the state directory: kFailedPrecondition naming
+  // its pid, and nothing was touched.
   Status Start();
+  // The lock `tandem agent` took itself before starting anything else (the
+  // proxy's listeners); Start then keeps it instead of taking its own.
+  void AdoptNodeLock(NodeLock lock) { node_lock_ = std::move(lock); }
   // Graceful stop: ends the loop; stops PostgreSQL (releasing the leader key
-  // first when held) and the etcd member.
+  // first when held) and the etcd member; then releases the node's lock. An
+  // agent that never took the lock (another agent holds the state
+  // directory) touches neither PostgreSQL nor etcd.
   void Shutdown();
 
   const Config& config() const { return cfg_; }
@@ -116,6 +126,8 @@ class Agent {
 
  private:
   Status StartMember();
+  // Shutdown's part for a member (under op_mu_): PostgreSQL, the key, etcd.
+  void ShutdownMember();
   // HA loop (ha_loop.cc)
   void LoopMain();
   void RunCycle();
@@ -260,6 +272,8 @@ class Agent {
   void RecordHistory(const std::string& reason, uint32_t timeline);
 
   Config cfg_;
+  // Declared early: released after every thread below has been joined.
+  NodeLock node_lock_;
   const Clock& clock_;  // every time read and wait of the agent
   Keys keys_;
   std::unique_ptr<pg::Controller> pg_;

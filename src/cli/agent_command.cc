@@ -60,6 +60,15 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
     TLOG(Error, "agent") << "cannot start the fence guard: " << guard.error().message();
     return 1;
   }
+  // One agent per node, checked before any listener opens (a second agent
+  // must not take half of the proxy's or the API's connections). After the
+  // guard's fork: the guard must not hold the lock (a restarted agent may
+  // start while the old guard still waits for its deadline).
+  auto node_lock = agent::NodeLock::Acquire(cfg->state_dir);
+  if (!node_lock) {
+    std::fprintf(stderr, "ERROR : %s\n", node_lock.error().message().c_str());
+    return 2;
+  }
   // The client endpoint, when a proxy port is configured. Declared before the
   // agent so it outlives the agent's loop, which hands it a route every cycle;
   // until the first route it refuses every connection (fail closed).
@@ -86,6 +95,7 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
   deps.clock = &clock;
   agent::Agent agent(*cfg, std::move(deps));
   agent.SetFenceGuard(std::move(*guard));
+  agent.AdoptNodeLock(std::move(*node_lock));
   if (client_proxy) {
     agent.SetRouteSink([p = client_proxy.get()](const core::Route& r) { p->SetRoute(r); });
   }
