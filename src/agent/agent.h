@@ -235,8 +235,11 @@ class Agent {
   Status SaveState();
   NodeInfo SelfInfo() const;
   std::vector<std::string> EtcdEndpointsFor(const ClusterView& view) const;
-  // Operator command helpers: the "busy" refusal, recording a failure, and the
-  // refusal of a data directory that is not PostgreSQL's.
+  // Operator command helpers: the "busy" refusal, the outcome of an error, and
+  // the refusal of a data directory that is not PostgreSQL's. CommandFailed
+  // records "Failed" (and the node's Error status) only for a command that
+  // started (its "Running" recorded); an error before that is a refusal:
+  // logged and returned, the status and last command left as they were.
   static Error Busy();
   Error CommandFailed(const std::string& command, Error e);
   Error ForeignDataDir() const;
