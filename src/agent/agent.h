@@ -98,7 +98,14 @@ class Agent {
   Status ClearError();
   // Operator intents (see docs/design/state-machine.md, "Operator control").
   // Each validates against the current view and returns what it started.
+  // at_ms: wall ms (0 = now), within core::CheckSwitchoverTime's horizon
+  // (kInvalidArgument otherwise). While another request is recorded, a new
+  // one is refused naming it (a scheduled one: when, and how to cancel it).
   Result<std::string> RequestSwitchover(const std::string& to, int64_t at_ms);
+  // Deletes a scheduled switchover that is not due yet. kNotFound when none
+  // is recorded; kFailedPrecondition once it is due (the hand-over may have
+  // begun: it completes or expires) or when the request is a failover.
+  Result<std::string> CancelSwitchover();
   Result<std::string> RequestFailover(const std::string& to, bool accept_data_loss);
   Result<std::string> SetPaused(bool paused);
   // Every leader change recorded in the store, oldest first.

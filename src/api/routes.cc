@@ -178,11 +178,29 @@ bool Healthy(agent::Agent& agent, const std::string& path, const HttpRequest& re
   return ok;
 }
 
+// POST /v1/cluster/switchover/cancel: no body, or {} (any field is refused:
+// nothing here takes one).
+void AddSwitchoverCancel(Routes& r, agent::Agent& agent) {
+  r.Add("POST", "/v1/cluster/switchover/cancel", [&agent](const HttpRequest& req) {
+    json body;
+    HttpAnswer bad;
+    if (!ParseBody(req, &body, &bad)) return bad;
+    if (!body.empty()) {
+      return Json(400, {{"error", "unknown field \"" + body.begin().key() +
+                                      "\": /v1/cluster/switchover/cancel takes no fields"},
+                        {"fix", "send an empty body or {}"},
+                        {"code", "invalid argument"}});
+    }
+    return FromMessage(agent.CancelSwitchover());
+  });
+}
+
 }  // namespace
 
 void AddApiRoutes(Routes& routes, agent::Agent& agent) {
   AddClusterCommands(routes, agent);
   AddOperatorControl(routes, agent);
+  AddSwitchoverCancel(routes, agent);
   AddReadsAndJoinGrant(routes, agent);
 }
 

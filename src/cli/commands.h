@@ -30,6 +30,8 @@ int ClusterClearError(const std::string& config_path);
 // at: "" (now), "+DURATION" (e.g. +10m) or an ISO 8601 UTC time (2026-11-22T03:00:00Z).
 int ClusterSwitchover(const Clock& clock, const std::string& config_path, const std::string& to,
                       const std::string& at, int64_t wait_ms);
+// `cluster switchover --cancel`: deletes the scheduled switchover (not yet due).
+int ClusterSwitchoverCancel(const std::string& config_path);
 int ClusterFailover(const Clock& clock, const std::string& config_path, const std::string& to,
                     bool accept_data_loss, int64_t wait_ms);
 int ClusterPause(const std::string& config_path, bool pause);
