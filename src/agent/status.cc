@@ -1,4 +1,6 @@
 // The status document behind `tandem cluster status` and GET /v1/status.
+#include <unistd.h>
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -225,6 +227,8 @@ json Agent::StatusJson() {
   json out;
   out["cluster"] = cfg_.cluster;
   out["node"] = cfg_.node_name;
+  // Which process answers (`sandbox start` waits for its own agent's).
+  out["agent_pid"] = static_cast<int64_t>(::getpid());
   out["interface"] = cfg_.node_interface.empty()
                          ? cfg_.node_address
                          : cfg_.node_interface + " (" + cfg_.node_address + ")";

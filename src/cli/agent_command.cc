@@ -10,6 +10,7 @@
 #include "agent/tls_files.h"
 #include "api/server.h"
 #include "base/log.h"
+#include "base/notify.h"
 #include "base/process.h"
 #include "cli/commands.h"
 #include "cli/registry.h"
@@ -38,6 +39,8 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
                  st.error().message().c_str());
     return 2;
   }
+  // systemd's Type=notify socket, taken before any child can inherit it.
+  const std::string notify_socket = TakeNotifySocket();
   log::SetNode(cfg->node_name);
   log::SetLevel(cfg->log_level == "debug"   ? log::Level::kDebug
                 : cfg->log_level == "warn"  ? log::Level::kWarn
@@ -121,6 +124,11 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
   }
   TLOG(Info, "agent") << "agent for node " << cfg->node_name << " running (config " << cfg->path
                       << ")";
+  // Serving: systemd (Type=notify) counts the service as started now.
+  if (auto st = Notify(notify_socket, "READY=1\nSTATUS=serving the API on " + cfg->api_url());
+      !st.ok()) {
+    TLOG(Warn, "agent") << st.error().message();
+  }
   while (true) {
     struct timespec ts {
       1, 0
@@ -129,6 +137,7 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
     ReapChildren();
     if (sig == SIGTERM || sig == SIGINT) {
       TLOG(Info, "agent") << "signal " << sig << ": shutting down";
+      (void)Notify(notify_socket, "STOPPING=1");
       break;
     }
   }
