@@ -231,6 +231,7 @@ int ClusterInitialize(const Clock& clock, const std::string& path) {
   if (!cfg) return 1;
   std::printf("Initializing cluster '%s' with %s as its primary...\n", cfg->cluster.c_str(),
               cfg->node_name.c_str());
+  std::fflush(stdout);  // before a refusal on stderr
   if (!CallAgent(*cfg, "POST", "/v1/cluster/initialize", json(), 180'000)) return 1;
   auto st = CallAgent(*cfg, "GET", "/v1/status", json(), 10'000);
   if (st) std::printf("%s", RenderStatus(*st).c_str());
