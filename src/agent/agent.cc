@@ -183,6 +183,12 @@ void Agent::SetProgress(const std::string& line) {
 }
 
 Status Agent::Start() {
+  // First, before anything is written: one agent per node.
+  if (!node_lock_.held()) {
+    auto lock = NodeLock::Acquire(cfg_.state_dir);
+    if (!lock) return lock.error();
+    node_lock_ = std::move(*lock);
+  }
   if (vip_) {
     // No node is the primary before its loop says so: an address left behind
     // by a crash goes now (the loop adds it back within a cycle if this node
@@ -299,6 +305,14 @@ void Agent::Shutdown() {
   // The peer-certificate thread is joined by the destructor: a check of an
   // unreachable peer must not delay the hand-over below.
   std::unique_lock<std::mutex> op_lock(op_mu_);
+  // Refused at Start (another agent holds the node): its PostgreSQL and etcd
+  // are that agent's.
+  if (!node_lock_.held()) return;
+  ShutdownMember();
+  node_lock_.Release();
+}
+
+void Agent::ShutdownMember() {
   if (!state_.member) return;
   auto store = Store();
   bool held = false;

@@ -24,6 +24,7 @@
 #include "agent/etcd_member.h"
 #include "agent/fence_guard.h"
 #include "agent/local_state.h"
+#include "agent/node_lock.h"
 #include "agent/vip.h"
 #include "base/clock.h"
 #include "base/result.h"
@@ -56,10 +57,19 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  // Loads the local state; when this node is a member, resumes etcd and the loop.
+  // Takes the node's lock (node_lock.h: one agent per state directory)
+  // before anything is written, unless AdoptNodeLock gave it one; loads the
+  // local state; when this node is a member, resumes etcd and the loop.
+  // Another agent holding the state directory: kFailedPrecondition naming
+  // its pid, and nothing was touched.
   Status Start();
+  // The lock `tandem agent` took itself before starting anything else (the
+  // proxy's listeners); Start then keeps it instead of taking its own.
+  void AdoptNodeLock(NodeLock lock) { node_lock_ = std::move(lock); }
   // Graceful stop: ends the loop; stops PostgreSQL (releasing the leader key
-  // first when held) and the etcd member.
+  // first when held) and the etcd member; then releases the node's lock. An
+  // agent that never took the lock (another agent holds the state
+  // directory) touches neither PostgreSQL nor etcd.
   void Shutdown();
 
   const Config& config() const { return cfg_; }
@@ -88,7 +98,14 @@ class Agent {
   Status ClearError();
   // Operator intents (see docs/design/state-machine.md, "Operator control").
   // Each validates against the current view and returns what it started.
+  // at_ms: wall ms (0 = now), within core::CheckSwitchoverTime's horizon
+  // (kInvalidArgument otherwise). While another request is recorded, a new
+  // one is refused naming it (a scheduled one: when, and how to cancel it).
   Result<std::string> RequestSwitchover(const std::string& to, int64_t at_ms);
+  // Deletes a scheduled switchover that is not due yet. kNotFound when none
+  // is recorded; kFailedPrecondition once it is due (the hand-over may have
+  // begun: it completes or expires) or when the request is a failover.
+  Result<std::string> CancelSwitchover();
   Result<std::string> RequestFailover(const std::string& to, bool accept_data_loss);
   Result<std::string> SetPaused(bool paused);
   // Every leader change recorded in the store, oldest first.
@@ -116,6 +133,8 @@ class Agent {
 
  private:
   Status StartMember();
+  // Shutdown's part for a member (under op_mu_): PostgreSQL, the key, etcd.
+  void ShutdownMember();
   // HA loop (ha_loop.cc)
   void LoopMain();
   void RunCycle();
@@ -225,8 +244,11 @@ class Agent {
   Status SaveState();
   NodeInfo SelfInfo() const;
   std::vector<std::string> EtcdEndpointsFor(const ClusterView& view) const;
-  // Operator command helpers: the "busy" refusal, recording a failure, and the
-  // refusal of a data directory that is not PostgreSQL's.
+  // Operator command helpers: the "busy" refusal, the outcome of an error, and
+  // the refusal of a data directory that is not PostgreSQL's. CommandFailed
+  // records "Failed" (and the node's Error status) only for a command that
+  // started (its "Running" recorded); an error before that is a refusal:
+  // logged and returned, the status and last command left as they were.
   static Error Busy();
   Error CommandFailed(const std::string& command, Error e);
   Error ForeignDataDir() const;
@@ -262,6 +284,8 @@ class Agent {
   void RecordHistory(const std::string& reason, uint32_t timeline);
 
   Config cfg_;
+  // Declared early: released after every thread below has been joined.
+  NodeLock node_lock_;
   const Clock& clock_;  // every time read and wait of the agent
   Keys keys_;
   std::unique_ptr<pg::Controller> pg_;

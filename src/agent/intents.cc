@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "core/switchover_time.h"
 #include "core/sync.h"
 #include "net/http_client.h"
 
@@ -172,13 +173,37 @@ Error Refuse(const std::string& what) {
 std::string DescribeIntent(const IntentRecord& r) {
   const core::Intent& i = r.intent;
   std::string s = i.kind == core::Intent::Kind::kSwitchover ? "a switchover" : "a failover";
-  if (!i.to.empty()) s += " to " + i.to;
+  if (!i.from.empty()) s += " from " + i.from;
+  s += " to " + (i.to.empty() ? std::string("the best replica") : i.to);
   return s;
+}
+
+bool Scheduled(const IntentRecord& r, int64_t now) {
+  return r.intent.kind == core::Intent::Kind::kSwitchover && r.intent.final_lsn == 0 &&
+         now < r.at_ms;
+}
+
+// The refusal of a new request while `r` (live at `now`) is recorded: what it
+// is, when it runs or ends, and what to do.
+Error BlockedBy(const IntentRecord& r, int64_t now) {
+  if (Scheduled(r, now)) {
+    return Refuse(DescribeIntent(r) + " is scheduled for " + core::FormatUtc(r.at_ms) +
+                  (r.requested_on.empty() ? "" : " (requested on " + r.requested_on + ")") +
+                  "; nothing was changed: cancel it first with `tandem cluster switchover "
+                  "--cancel` (see `tandem cluster status`)");
+  }
+  const int64_t left_s = std::max<int64_t>(1, (r.expires_ms - now + 999) / 1000);
+  return Refuse(DescribeIntent(r) + " is already under way; nothing was changed: wait for it to " +
+                "finish (or to expire within " + std::to_string(left_s) +
+                " s; `tandem cluster status` shows it)");
 }
 
 }  // namespace
 
 Result<std::string> Agent::RequestSwitchover(const std::string& to, int64_t at_ms) {
+  // The time first (the API may be called without the CLI's check): one
+  // horizon for every form, core/switchover_time.h.
+  if (auto st = core::CheckSwitchoverTime(at_ms, clock_.WallNow()); !st.ok()) return st.error();
   // A replica that is reconnecting (the primary just restarted, or the
   // replica did) streams again within a second or two: wait for it that long
   // rather than refuse an operator who asked a moment too early.
@@ -196,10 +221,7 @@ Result<std::string> Agent::RequestSwitchover(const std::string& to, int64_t at_m
           "NODE` to promote a replica");
     }
     const std::string from = view->leader->holder;
-    if (view->intent && now < view->intent->expires_ms) {
-      return Refuse(DescribeIntent(*view->intent) +
-                    " is already under way; wait for it to finish (or to expire within 30s)");
-    }
+    if (view->intent && now < view->intent->expires_ms) return BlockedBy(*view->intent, now);
     std::string not_streaming;  // why no replica qualifies yet ("" = one does)
     if (!to.empty()) {
       if (view->nodes.count(to) == 0) {
@@ -239,7 +261,6 @@ Result<std::string> Agent::RequestSwitchover(const std::string& to, int64_t at_m
 
 Result<std::string> Agent::RecordSwitchover(const ClusterView& view, const std::string& from,
                                             const std::string& to, int64_t at_ms, int64_t now) {
-  if (at_ms != 0 && at_ms < now - 1000) return Refuse("--at is in the past");
   IntentRecord rec;
   rec.intent.kind = core::Intent::Kind::kSwitchover;
   rec.intent.from = from;
@@ -263,7 +284,40 @@ Result<std::string> Agent::RecordSwitchover(const ClusterView& view, const std::
   // loop, and the extra cycles delayed the hand-over's take-over.
   if (view.leader->holder == cfg_.node_name) WakeLoop();
   return "switchover from " + from + " to " + (to.empty() ? "the best replica" : to) +
-         (at_ms > now ? " scheduled" : " requested");
+         (at_ms > now ? " scheduled for " + core::FormatUtc(at_ms) +
+                            " (cancel it with `tandem cluster switchover --cancel`)"
+                      : " requested");
+}
+
+Result<std::string> Agent::CancelSwitchover() {
+  auto view = ReadView();
+  if (!view) return view.error().Wrap("reading the cluster state");
+  const int64_t now = clock_.WallNow();
+  if (!view->intent || now >= view->intent->expires_ms) {
+    return Error(ErrorCode::kNotFound, "no switchover is scheduled; nothing was changed");
+  }
+  const IntentRecord& rec = *view->intent;
+  if (!Scheduled(rec, now)) {
+    // Once due the primary may be stopping for it: the hand-over completes
+    // or the request expires, never half of it.
+    const int64_t left_s = std::max<int64_t>(1, (rec.expires_ms - now + 999) / 1000);
+    return Refuse(DescribeIntent(rec) +
+                  " is under way and can no longer be cancelled; nothing was changed: it "
+                  "completes or expires within " +
+                  std::to_string(left_s) + " s");
+  }
+  auto store = Store();
+  auto r = store->Txn({dcs::Compare::ModRevisionIs(keys_.intent(), rec.mod_revision)},
+                      {dcs::Op::Delete(keys_.intent())});
+  if (!r) return r.error().Wrap("cancelling the switchover");
+  if (!r->succeeded) {
+    return Refuse(
+        "the request changed meanwhile (it may have started); nothing was changed: "
+        "see `tandem cluster status`");
+  }
+  TLOG(Info, "agent") << DescribeIntent(rec) << " scheduled for " << core::FormatUtc(rec.at_ms)
+                      << " cancelled";
+  return DescribeIntent(rec) + " scheduled for " + core::FormatUtc(rec.at_ms) + " was cancelled";
 }
 
 Result<std::string> Agent::RequestFailover(const std::string& to, bool accept_data_loss) {
@@ -285,10 +339,7 @@ Result<std::string> Agent::RequestFailover(const std::string& to, bool accept_da
     // With a live primary, a failover is a switchover (clean, nothing lost).
     return RequestSwitchover(to, 0);
   }
-  if (view->intent && now < view->intent->expires_ms) {
-    return Refuse(DescribeIntent(*view->intent) +
-                  " is already under way; wait for it to finish (or to expire within 30s)");
-  }
+  if (view->intent && now < view->intent->expires_ms) return BlockedBy(*view->intent, now);
   auto m = view->members.find(to);
   if (m == view->members.end() || m->second.role != core::Role::kReplica) {
     return Refuse(to + " is not a running replica; start its agent (and PostgreSQL) first");

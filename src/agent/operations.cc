@@ -23,6 +23,18 @@ Error Agent::Busy() {
 }
 
 Error Agent::CommandFailed(const std::string& command, Error e) {
+  // Only a command that started (recorded "Running": it may have changed
+  // something) fails; before that it was refused and nothing changed, so the
+  // node's status and last command stay as they were.
+  bool started = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    started = state_.last_command.command == command && state_.last_command.result == "Running";
+  }
+  if (!started) {
+    TLOG(Warn, "agent") << "command '" << command << "' refused: " << e.message();
+    return e;
+  }
   SetLastCommand(command, "Failed", e.message());
   return e;
 }

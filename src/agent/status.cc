@@ -1,4 +1,6 @@
 // The status document behind `tandem cluster status` and GET /v1/status.
+#include <unistd.h>
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -7,6 +9,7 @@
 #include "base/clock.h"
 #include "base/strings.h"
 #include "core/candidates.h"
+#include "core/switchover_time.h"
 #include "core/sync.h"
 
 namespace tandem::agent {
@@ -151,11 +154,21 @@ void AddClusterStatus(const ClusterView& v, const std::string& leader, const std
     out["sync"] = nullptr;
   }
   if (auto intent = ToCoreIntent(v.intent, now)) {
+    // "scheduled": a switchover whose time has not come (cancellable);
+    // "at" is its time in UTC (null for "now").
+    const IntentRecord& rec = *v.intent;
+    const bool scheduled =
+        intent->kind == core::Intent::Kind::kSwitchover && !intent->due && intent->final_lsn == 0;
     out["intent"] = {
         {"kind", intent->kind == core::Intent::Kind::kSwitchover ? "switchover" : "failover"},
         {"from", intent->from},
         {"to", intent->to},
-        {"due", intent->due}};
+        {"due", intent->due},
+        {"scheduled", scheduled},
+        {"at_ms", rec.at_ms},
+        {"at", rec.at_ms != 0 ? json(core::FormatUtc(rec.at_ms)) : json(nullptr)},
+        {"expires_ms", rec.expires_ms},
+        {"requested_on", rec.requested_on}};
   } else {
     out["intent"] = nullptr;
   }
@@ -214,6 +227,8 @@ json Agent::StatusJson() {
   json out;
   out["cluster"] = cfg_.cluster;
   out["node"] = cfg_.node_name;
+  // Which process answers (`sandbox start` waits for its own agent's).
+  out["agent_pid"] = static_cast<int64_t>(::getpid());
   out["interface"] = cfg_.node_interface.empty()
                          ? cfg_.node_address
                          : cfg_.node_interface + " (" + cfg_.node_address + ")";

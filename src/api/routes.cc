@@ -191,6 +191,14 @@ bool Healthy(agent::Agent& agent, const std::string& path, const HttpRequest& re
   return ok;
 }
 
+// POST /v1/cluster/switchover/cancel: no body, or {} (any field is refused:
+// nothing here takes one).
+void AddSwitchoverCancel(Routes& r, agent::Agent& agent) {
+  AddChecked(r, "POST", "/v1/cluster/switchover/cancel", [&agent](const HttpRequest&, const json&) {
+    return FromMessage(agent.CancelSwitchover());
+  });
+}
+
 }  // namespace
 
 // Every API route's request: the target of a destructive command is always
@@ -233,6 +241,7 @@ const std::vector<RequestSchema>& ApiRequestSchemas() {
          "promote it even if it may miss acknowledged writes"}},
        {},
        R"({"to": "node2", "accept_data_loss": false})"},
+      {"POST", "/v1/cluster/switchover/cancel", {}, {}, ""},
       {"POST", "/v1/cluster/pause", {}, {}, ""},
       {"POST", "/v1/cluster/resume", {}, {}, ""},
       {"GET", "/v1/status", {}, {}, ""},
@@ -259,6 +268,7 @@ const std::vector<RequestSchema>& ApiRequestSchemas() {
 void AddApiRoutes(Routes& routes, agent::Agent& agent) {
   AddClusterCommands(routes, agent);
   AddOperatorControl(routes, agent);
+  AddSwitchoverCancel(routes, agent);
   AddReadsAndJoinGrant(routes, agent);
 }
 

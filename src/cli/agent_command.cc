@@ -10,6 +10,7 @@
 #include "agent/tls_files.h"
 #include "api/server.h"
 #include "base/log.h"
+#include "base/notify.h"
 #include "base/process.h"
 #include "cli/commands.h"
 #include "cli/registry.h"
@@ -38,6 +39,8 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
                  st.error().message().c_str());
     return 2;
   }
+  // systemd's Type=notify socket, taken before any child can inherit it.
+  const std::string notify_socket = TakeNotifySocket();
   log::SetNode(cfg->node_name);
   log::SetLevel(cfg->log_level == "debug"   ? log::Level::kDebug
                 : cfg->log_level == "warn"  ? log::Level::kWarn
@@ -59,6 +62,15 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
   if (!guard) {
     TLOG(Error, "agent") << "cannot start the fence guard: " << guard.error().message();
     return 1;
+  }
+  // One agent per node, checked before any listener opens (a second agent
+  // must not take half of the proxy's or the API's connections). After the
+  // guard's fork: the guard must not hold the lock (a restarted agent may
+  // start while the old guard still waits for its deadline).
+  auto node_lock = agent::NodeLock::Acquire(cfg->state_dir);
+  if (!node_lock) {
+    std::fprintf(stderr, "ERROR : %s\n", node_lock.error().message().c_str());
+    return 2;
   }
   // The client endpoint, when a proxy port is configured. Declared before the
   // agent so it outlives the agent's loop, which hands it a route every cycle;
@@ -86,6 +98,7 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
   deps.clock = &clock;
   agent::Agent agent(*cfg, std::move(deps));
   agent.SetFenceGuard(std::move(*guard));
+  agent.AdoptNodeLock(std::move(*node_lock));
   if (client_proxy) {
     agent.SetRouteSink([p = client_proxy.get()](const core::Route& r) { p->SetRoute(r); });
   }
@@ -111,6 +124,11 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
   }
   TLOG(Info, "agent") << "agent for node " << cfg->node_name << " running (config " << cfg->path
                       << ")";
+  // Serving: systemd (Type=notify) counts the service as started now.
+  if (auto st = Notify(notify_socket, "READY=1\nSTATUS=serving the API on " + cfg->api_url());
+      !st.ok()) {
+    TLOG(Warn, "agent") << st.error().message();
+  }
   while (true) {
     struct timespec ts {
       1, 0
@@ -119,6 +137,7 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
     ReapChildren();
     if (sig == SIGTERM || sig == SIGINT) {
       TLOG(Info, "agent") << "signal " << sig << ": shutting down";
+      (void)Notify(notify_socket, "STOPPING=1");
       break;
     }
   }

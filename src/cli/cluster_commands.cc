@@ -15,6 +15,7 @@
 #include "base/file.h"
 #include "base/strings.h"
 #include "cli/commands.h"
+#include "core/switchover_time.h"
 #include "net/http_client.h"
 #include "net/peer_certs.h"
 
@@ -87,6 +88,21 @@ std::optional<agent::Config> LoadWithTls(const Clock& clock, const std::string& 
   return cfg;
 }
 
+// The status's "intent" in words: a scheduled switchover with its time and
+// how to cancel it, or a request under way.
+std::string RenderIntent(const json& i) {
+  const bool switchover = i.value("kind", "") == "switchover";
+  std::string what = switchover ? "switchover" : "failover";
+  if (!i.value("from", "").empty()) what += " from " + i.value("from", "");
+  what +=
+      " to " + (i.value("to", "").empty() ? std::string("the best replica") : i.value("to", ""));
+  if (i.value("scheduled", false) && i["at"].is_string()) {
+    return what + ", scheduled for " + i["at"].get<std::string>() +
+           " (cancel: tandem cluster switchover --cancel)";
+  }
+  return what + ", under way";
+}
+
 std::string Pad(const std::string& s, size_t width) {
   return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
 }
@@ -142,6 +158,8 @@ std::string RenderStatus(const json& s) {
     }
     line("Synchronous", v);
   }
+  if (s.contains("intent") && s["intent"].is_object())
+    line("Operator request", RenderIntent(s["intent"]));
   line("Interface", s.value("interface", ""));
   if (s.contains("proxy") && s["proxy"].is_object()) {
     const auto& p = s["proxy"];
@@ -213,6 +231,7 @@ int ClusterInitialize(const Clock& clock, const std::string& path) {
   if (!cfg) return 1;
   std::printf("Initializing cluster '%s' with %s as its primary...\n", cfg->cluster.c_str(),
               cfg->node_name.c_str());
+  std::fflush(stdout);  // before a refusal on stderr
   if (!CallAgent(*cfg, "POST", "/v1/cluster/initialize", json(), 180'000)) return 1;
   auto st = CallAgent(*cfg, "GET", "/v1/status", json(), 10'000);
   if (st) std::printf("%s", RenderStatus(*st).c_str());
@@ -290,16 +309,25 @@ bool ParseAt(const std::string& at, int64_t now_ms, int64_t* out_ms, std::string
     *out_ms = 0;
     return true;
   }
+  // Both forms meet the same rule (core/switchover_time.h), which the agent
+  // checks again for a request that did not come from this CLI.
+  auto checked = [&](int64_t ms) {
+    if (auto st = core::CheckSwitchoverTime(ms, now_ms); !st.ok()) {
+      *error = "--at '" + at + "': " + st.error().message();
+      return false;
+    }
+    *out_ms = ms;
+    return true;
+  };
   if (at[0] == '+') {
     auto d = ParseDurationMs(at.substr(1));
-    if (!d || *d < 0 || *d > int64_t{366} * 24 * 3600 * 1000) {
+    if (!d || *d < 0) {
       *error = "--at '" + at +
                "': use +DURATION (e.g. +90s, +10m, +2h) or a UTC time like "
                "2026-11-22T03:00:00Z";
       return false;
     }
-    *out_ms = now_ms + *d;
-    return true;
+    return checked(now_ms + *d);
   }
   std::tm tm{};
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
@@ -316,12 +344,7 @@ bool ParseAt(const std::string& at, int64_t now_ms, int64_t* out_ms, std::string
   tm.tm_hour = h;
   tm.tm_min = mi;
   tm.tm_sec = sec;
-  *out_ms = static_cast<int64_t>(timegm(&tm)) * 1000;
-  if (*out_ms < now_ms - 1000) {
-    *error = "--at '" + at + "' is in the past";
-    return false;
-  }
-  return true;
+  return checked(static_cast<int64_t>(timegm(&tm)) * 1000);
 }
 
 namespace {
@@ -389,6 +412,15 @@ int ClusterSwitchover(const Clock& clock, const std::string& path, const std::st
                       "after 30s and the old primary keeps or regains the role)");
   }
   std::printf("Switchover complete in %.1f s.\n", static_cast<double>(took) / 1000.0);
+  return 0;
+}
+
+int ClusterSwitchoverCancel(const std::string& path) {
+  auto cfg = Load(path);
+  if (!cfg) return 1;
+  auto r = CallAgent(*cfg, "POST", "/v1/cluster/switchover/cancel", json(), 10'000);
+  if (!r) return 1;
+  std::printf("%s.\n", r->value("message", std::string("cancelled")).c_str());
   return 0;
 }
 

@@ -16,6 +16,7 @@ struct ClusterArgs {
   std::string remove_node;
   bool remove_force = false;
   std::string sw_to, sw_at;
+  bool sw_cancel = false;
   int64_t wait_s = 60;  // switchover and failover
   std::string fo_to;
   bool fo_accept = false;
@@ -59,13 +60,20 @@ void RegisterClusterCommands(CLI::App& app, Context& ctx) {
       "becomes a replica without a rewind)");
   switchover->add_option("--to", a->sw_to,
                          "the replica to promote (default: the most advanced one)");
-  switchover->add_option("--at", a->sw_at,
-                         "when: +DURATION (e.g. +10m) or a UTC time like 2026-11-22T03:00:00Z "
-                         "(default: now)");
+  auto* at = switchover->add_option(
+      "--at", a->sw_at,
+      "when: +DURATION (e.g. +10m) or a UTC time like 2026-11-22T03:00:00Z, at most 366 days "
+      "ahead (default: now)");
   switchover->add_option("--wait", a->wait_s, "seconds to wait for it to complete")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  switchover
+      ->add_flag("--cancel", a->sw_cancel,
+                 "cancel the scheduled switchover (one whose --at time has not come yet)")
+      ->excludes(at)
+      ->excludes("--to");
   ctx.Handle(switchover, [a, &ctx] {
+    if (a->sw_cancel) return ClusterSwitchoverCancel(ctx.config);
     return ClusterSwitchover(ctx.clock, ctx.config, a->sw_to, a->sw_at, a->wait_s * 1000);
   });
   auto* failover = cluster->add_subcommand(

@@ -30,6 +30,8 @@ int ClusterClearError(const std::string& config_path);
 // at: "" (now), "+DURATION" (e.g. +10m) or an ISO 8601 UTC time (2026-11-22T03:00:00Z).
 int ClusterSwitchover(const Clock& clock, const std::string& config_path, const std::string& to,
                       const std::string& at, int64_t wait_ms);
+// `cluster switchover --cancel`: deletes the scheduled switchover (not yet due).
+int ClusterSwitchoverCancel(const std::string& config_path);
 int ClusterFailover(const Clock& clock, const std::string& config_path, const std::string& to,
                     bool accept_data_loss, int64_t wait_ms);
 int ClusterPause(const std::string& config_path, bool pause);
@@ -114,6 +116,8 @@ int SandboxUp(const Clock& clock, const SandboxOptions& opts);
 int SandboxDown(const SandboxOptions& opts);
 int SandboxStatus(const SandboxOptions& opts);
 int SandboxKill(const SandboxOptions& opts, const std::string& node);
-int SandboxStart(const SandboxOptions& opts, const std::string& node);
+// Starts the node's agent and returns once it serves its API (1, with the
+// end of its log, when it exits first or does not serve within 90 s).
+int SandboxStart(const Clock& clock, const SandboxOptions& opts, const std::string& node);
 
 }  // namespace tandem::cli

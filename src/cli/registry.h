@@ -1,8 +1,9 @@
-// How `tandem`'s command line is put together. main() builds the CLI::App (its
-// description, -c and --version) and calls each command group's Register*
+// How `tandem`'s command line is put together. main() makes the CLI::App and
+// calls BuildCommandLine (-c, --version and each command group's Register*
 // function, which adds the group's subcommands and options and records, with
-// Context::Handle, the handler that runs each command; then main parses and
-// calls Context::Run. Options are stored in state each group owns (captured
+// Context::Handle, the handler that runs each command), then ParseAndRun,
+// which parses, names the wrong word of a refused command line (usage.cc)
+// and calls Context::Run. Options are stored in state each group owns (captured
 // by its handlers), so the groups share nothing but the Context.
 //
 // The order of registration is the order `tandem --help` lists the groups:
@@ -51,5 +52,21 @@ void RegisterClusterCommands(CLI::App& app, Context& ctx);
 void RegisterSandboxCommands(CLI::App& app, Context& ctx);
 // `tandem pki ...` (cli/pki_register.cc).
 void RegisterPkiCommands(CLI::App& app, Context& ctx);
+
+// The whole command line into app: the top level's -c and --version, a
+// command required, and every group (agent, cluster, sandbox, pki).
+void BuildCommandLine(CLI::App& app, Context& ctx, const std::string& version);
+// Parses argv into app and runs the command given. Help and --version print
+// and exit 0; a usage error prints "ERROR : " + UsageError(...) to stderr and
+// returns 2; otherwise the command's exit code.
+int ParseAndRun(CLI::App& app, const Context& ctx, int argc, const char* const* argv);
+// What to tell an operator whose command line (argv without argv[0]) CLI11
+// refused with cli11_message: the unknown command word ("unknown command
+// 'clustr'", a did-you-mean when one is close, and the valid commands), the
+// unknown option ("unknown option '--jsn' for 'tandem cluster status'", a
+// did-you-mean), or the command missing after a group; otherwise CLI11's
+// own message. Each ends with where --help is.
+std::string UsageError(const CLI::App& app, const std::vector<std::string>& args,
+                       const std::string& cli11_message);
 
 }  // namespace tandem::cli

@@ -169,6 +169,51 @@ std::optional<json> Status(const agent::Config& cfg, int64_t timeout_ms = 5000) 
   }
 }
 
+// The last `lines` lines of a node's agent log, indented (for a failure).
+std::string LogTail(const NodePaths& n, size_t lines = 20) {
+  auto text = ReadFile(n.dir + "/agent.log");
+  if (!text || text->empty()) return "  (" + n.dir + "/agent.log is empty)\n";
+  auto all = Split(*text, '\n');
+  if (!all.empty() && all.back().empty()) all.pop_back();
+  std::string out;
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
+    out += "  " + all[i] + "\n";
+  }
+  return out;
+}
+
+// Waits until the agent `pid` serves its API (its /v1/status answers and
+// names that pid: another agent on the same port does not count). Fails
+// with the log's tail when the agent exits first or does not serve in time.
+tandem::Status WaitServing(const Clock& clock, const NodePaths& n, const agent::Config& cfg,
+                           pid_t pid, int64_t timeout_ms) {
+  const MonoMs start = clock.Now();
+  while (true) {
+    const bool alive = IsAlive(pid);
+    if (alive) {
+      auto st = Status(cfg, 2000);
+      if (st && st->value("agent_pid", 0) == pid && IsAlive(pid)) return Ok();
+    }
+    if (!alive) {
+      return Error(ErrorCode::kUnavailable, n.name + "'s agent (pid " + std::to_string(pid) +
+                                                ") exited before serving its API at " +
+                                                cfg.api_url() + "; the end of " + n.dir +
+                                                "/agent.log:\n" + LogTail(n));
+    }
+    if (clock.Now() - start >= timeout_ms) {
+      return Error(ErrorCode::kTimeout,
+                   n.name + "'s agent (pid " + std::to_string(pid) + ") did not serve its API at " +
+                       cfg.api_url() + " within " + std::to_string(timeout_ms / 1000) +
+                       " s; the end of " + n.dir + "/agent.log:\n" + LogTail(n));
+    }
+    clock.SleepFor(200);
+  }
+}
+
+// How long an agent may take to serve after its start (etcd and PostgreSQL
+// start first when the node is a member).
+constexpr int64_t kServeTimeoutMs = 90'000;
+
 bool WaitFor(const Clock& clock, const std::function<bool()>& cond, int64_t timeout_ms) {
   const MonoMs start = clock.Now();
   while (clock.Now() - start < timeout_ms) {
@@ -212,6 +257,7 @@ int SandboxUp(const Clock& clock, const SandboxOptions& o) {
 
   std::vector<NodePaths> nodes;
   std::vector<agent::Config> cfgs;
+  std::vector<pid_t> pids;
   for (int i = 1; i <= o.nodes; ++i) {
     auto n = PathsFor(dir, i);
     if (auto s = MakeDirs(n.dir, 0755); !s.ok()) return Fail(s.error().message());
@@ -233,12 +279,11 @@ int SandboxUp(const Clock& clock, const SandboxOptions& o) {
                 cfg->api_url().c_str(), n.dir.c_str());
     nodes.push_back(n);
     cfgs.push_back(*cfg);
+    pids.push_back(*pid);
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
-    if (!WaitFor(
-            clock, [&] { return Status(cfgs[i]).has_value(); }, 30'000)) {
-      return Fail(nodes[i].name + "'s agent did not answer within 30 s; see " + nodes[i].dir +
-                  "/agent.log");
+    if (auto st = WaitServing(clock, nodes[i], cfgs[i], pids[i], kServeTimeoutMs); !st.ok()) {
+      return Fail(st.error().message());
     }
   }
   std::fflush(stdout);
@@ -406,7 +451,7 @@ int SandboxKill(const SandboxOptions& o, const std::string& node) {
   return Fail("no node named '" + node + "' in the sandbox in " + dir);
 }
 
-int SandboxStart(const SandboxOptions& o, const std::string& node) {
+int SandboxStart(const Clock& clock, const SandboxOptions& o, const std::string& node) {
   const std::string dir = AbsolutePath(o.dir);
   for (const auto& n : ExistingNodes(dir)) {
     if (n.name != node) continue;
@@ -414,9 +459,17 @@ int SandboxStart(const SandboxOptions& o, const std::string& node) {
       std::printf("%s: agent already running\n", node.c_str());
       return 0;
     }
+    auto cfg = agent::LoadConfig(n.config);
+    if (!cfg) return Fail(cfg.error().message());
     auto pid = StartAgent(n);
     if (!pid) return Fail(pid.error().message());
-    std::printf("%s: agent started (pid %d)\n", node.c_str(), *pid);
+    // Started is not serving: an agent that exits at once (another agent
+    // holds the node, a port is taken) must not be reported as started.
+    if (auto st = WaitServing(clock, n, *cfg, *pid, kServeTimeoutMs); !st.ok()) {
+      return Fail(st.error().message());
+    }
+    std::printf("%s: agent started and serving (pid %d, API %s)\n", node.c_str(), *pid,
+                cfg->api_url().c_str());
     return 0;
   }
   return Fail("no node named '" + node + "' in the sandbox in " + dir);

@@ -52,7 +52,7 @@ void RegisterSandboxCommands(CLI::App& app, Context& ctx) {
   auto* start = sandbox->add_subcommand("start", "start a node's agent again");
   add_common(start);
   start->add_option("NODE", a->node, "node name, e.g. node1")->required();
-  ctx.Handle(start, [a] { return SandboxStart(a->opts, a->node); });
+  ctx.Handle(start, [a, &ctx] { return SandboxStart(ctx.clock, a->opts, a->node); });
 }
 
 }  // namespace tandem::cli

@@ -52,3 +52,26 @@ TEST(ParseAt, ATimeInThePastIsRefusedWithAOneSecondMargin) {
 
 }  // namespace
 }  // namespace tandem::cli
+
+namespace tandem::cli {
+namespace {
+
+// Both forms have the same horizon (issue 19): a UTC time was not capped, so
+// `--at 2099-01-01T00:00:00Z` blocked every later request for decades.
+TEST(ParseAt, BothFormsHaveTheSameHorizon) {
+  int64_t at = 0;
+  std::string err;
+  ASSERT_TRUE(ParseAt("+8784h", kNowMs, &at, &err)) << err << " (366 days)";
+  ASSERT_TRUE(ParseAt("2027-11-23T02:00:00Z", kNowMs, &at, &err)) << err << " (366 days)";
+  EXPECT_FALSE(ParseAt("+8785h", kNowMs, &at, &err));
+  EXPECT_NE(err.find("at most 366 days ahead"), std::string::npos) << err;
+  err.clear();
+  EXPECT_FALSE(ParseAt("2027-11-23T02:00:01Z", kNowMs, &at, &err));
+  EXPECT_NE(err.find("at most 366 days ahead"), std::string::npos) << err;
+  err.clear();
+  EXPECT_FALSE(ParseAt("2099-01-01T00:00:00Z", kNowMs, &at, &err));
+  EXPECT_NE(err.find("--at '2099-01-01T00:00:00Z'"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace tandem::cli

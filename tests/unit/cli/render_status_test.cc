@@ -109,3 +109,28 @@ TEST(RenderStatus, RunningCommandShowsProgress) {
 
 }  // namespace
 }  // namespace tandem::cli
+
+namespace tandem::cli {
+namespace {
+
+TEST(RenderStatus, ShowsAScheduledSwitchoverAndHowToCancelIt) {
+  json s = Sample();
+  s["intent"] = {{"kind", "switchover"}, {"from", "n1"},      {"to", "n2"},
+                 {"due", false},         {"scheduled", true}, {"at", "2027-01-01T03:00:00Z"}};
+  std::string out = RenderStatus(s);
+  EXPECT_NE(out.find("Operator request      : switchover from n1 to n2, scheduled for "
+                     "2027-01-01T03:00:00Z (cancel: tandem cluster switchover --cancel)\n"),
+            std::string::npos)
+      << out;
+  s["intent"]["scheduled"] = false;
+  s["intent"]["due"] = true;
+  out = RenderStatus(s);
+  EXPECT_NE(out.find("Operator request      : switchover from n1 to n2, under way\n"),
+            std::string::npos)
+      << out;
+  s["intent"] = nullptr;
+  EXPECT_EQ(RenderStatus(s).find("Operator request"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tandem::cli
