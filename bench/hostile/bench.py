@@ -169,8 +169,10 @@ def summarize(results, meta):
                        url.split(":")[0]][0]
             new, old = phases["hostile"], results["tandem-httplib"]["urls"][old_url]["hostile"]
             if new["p99_ms"] and old["p99_ms"]:
-                lines.append("- %s, hostile p99: httplib / event loop = %.0fx" % (
-                    url.split(":")[0], old["p99_ms"] / new["p99_ms"]))
+                lines.append("- %s, hostile p99: httplib / event loop = %.0fx%s" % (
+                    url.split(":")[0], old["p99_ms"] / new["p99_ms"],
+                    " (at least: %d of httplib's %d checks got no answer within the timeout)"
+                    % (old["failed"], old["checks"]) if old["failed"] else ""))
     if "tandem" in results and "patroni" in results:
         new = list(results["tandem"]["urls"].values())[0]["hostile"]
         pat = list(results["patroni"]["urls"].values())[0]["hostile"]

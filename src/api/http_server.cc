@@ -157,6 +157,7 @@ void HttpServer::Loop::Run() {
   sigemptyset(&pipe);
   sigaddset(&pipe, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+  pthread_setname_np(pthread_self(), ("http-" + o_.name).substr(0, 15).c_str());
   std::vector<pollfd> fds;
   std::vector<uint64_t> ids;
   for (;;) {

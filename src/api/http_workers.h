@@ -6,6 +6,8 @@
 // Thread safety: TrySubmit from any thread; Start and Stop from the owner.
 #pragma once
 
+#include <pthread.h>
+
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -50,6 +52,7 @@ class WorkerPool {
 
  private:
   void Run() {
+    pthread_setname_np(pthread_self(), "api-worker");
     for (;;) {
       std::function<void()> task;
       {

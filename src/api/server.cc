@@ -1,8 +1,11 @@
+// ApiServer (server.h): the two listeners (http_server.h), the TLS context
+// new handshakes take and its reload, and the client certificate rule that
+// runs between a request's head and its body. Runs on the owner's thread;
+// the callbacks it installs run on the listeners' event threads.
 #include "api/server.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -10,7 +13,6 @@
 #include "agent/tls_files.h"
 #include "api/routes.h"
 #include "base/log.h"
-#include "base/strings.h"
 
 namespace tandem::api {
 using nlohmann::json;
