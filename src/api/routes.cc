@@ -178,20 +178,33 @@ bool Healthy(agent::Agent& agent, const std::string& path, const HttpRequest& re
   return ok;
 }
 
-// POST /v1/cluster/switchover/cancel: no body, or {} (any field is refused:
-// nothing here takes one).
+// POST /v1/cluster/switchover/cancel: no body, or {} (nothing here takes a
+// field, so any is refused). Self-contained (its own body check and
+// answers) so it does not depend on the other handlers' helpers.
 void AddSwitchoverCancel(Routes& r, agent::Agent& agent) {
   r.Add("POST", "/v1/cluster/switchover/cancel", [&agent](const HttpRequest& req) {
-    json body;
-    HttpAnswer bad;
-    if (!ParseBody(req, &body, &bad)) return bad;
-    if (!body.empty()) {
-      return Json(400, {{"error", "unknown field \"" + body.begin().key() +
-                                      "\": /v1/cluster/switchover/cancel takes no fields"},
-                        {"fix", "send an empty body or {}"},
-                        {"code", "invalid argument"}});
+    auto answer = [](int status, const json& body) {
+      HttpAnswer a;
+      a.status = status;
+      a.body = body.dump(2) + "\n";
+      return a;
+    };
+    const json body = req.body.empty() ? json::object()
+                                       : json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (!body.is_object() || !body.empty()) {
+      return answer(400, {{"error", body.is_object() ? "unknown field \"" + body.begin().key() +
+                                                           "\": this request takes no fields"
+                                                     : "the request body is not a JSON object"},
+                          {"fix", "send an empty body or {}"},
+                          {"code", "invalid argument"}});
     }
-    return FromMessage(agent.CancelSwitchover());
+    auto done = agent.CancelSwitchover();
+    if (!done) {
+      return answer(
+          HttpStatusFor(done.error().code()),
+          {{"error", done.error().message()}, {"code", ErrorCodeName(done.error().code())}});
+    }
+    return answer(200, {{"result", "ok"}, {"message", *done}});
   });
 }
 
