@@ -80,8 +80,12 @@ Status Agent::Initialize() {
       (void)RemoveAll(cfg_.etcd_data_dir());
     }
   };
-  TANDEM_TRY(ConnectStore(cfg_.embedded_etcd() ? std::vector<std::string>{cfg_.etcd_client_url()}
-                                               : cfg_.dcs_endpoints));
+  if (auto s = ConnectStore(cfg_.embedded_etcd() ? std::vector<std::string>{cfg_.etcd_client_url()}
+                                                 : cfg_.dcs_endpoints);
+      !s.ok()) {
+    undo_etcd();
+    return fail(s.error());  // started: recorded, never left "Running"
+  }
   auto store = Store();
   // 2. PostgreSQL: the local database becomes the primary, or a new one is made.
   Status st = InitCheckStore(store);

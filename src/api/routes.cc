@@ -191,8 +191,8 @@ bool Healthy(agent::Agent& agent, const std::string& path, const HttpRequest& re
   return ok;
 }
 
-// POST /v1/cluster/switchover/cancel: no body, or {} (any field is refused:
-// nothing here takes one).
+// POST /v1/cluster/switchover/cancel: no body, or {} (its schema has no
+// fields, so any is refused).
 void AddSwitchoverCancel(Routes& r, agent::Agent& agent) {
   AddChecked(r, "POST", "/v1/cluster/switchover/cancel", [&agent](const HttpRequest&, const json&) {
     return FromMessage(agent.CancelSwitchover());

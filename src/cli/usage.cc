@@ -60,12 +60,26 @@ std::vector<std::string> OptionNames(const CLI::App* app) {
   return out;
 }
 
-// The option `name` ("--json", "-c") of app or of an app above it.
-const CLI::Option* FindOption(const CLI::App* app, const std::string& name) {
+// The option `name` ("--json", "-c") of app or of an app above it (*owner:
+// the app that has it).
+const CLI::Option* FindOption(const CLI::App* app, const std::string& name,
+                              const CLI::App** owner) {
   for (const CLI::App* a = app; a != nullptr; a = a->get_parent()) {
-    if (const CLI::Option* o = a->get_option_no_throw(name)) return o;
+    if (const CLI::Option* o = a->get_option_no_throw(name)) {
+      *owner = a;
+      return o;
+    }
   }
   return nullptr;
+}
+
+// "tandem cluster" for the app `cluster` (its parents' names before it).
+std::string PathOf(const CLI::App* app) {
+  std::string path;
+  for (const CLI::App* a = app; a != nullptr; a = a->get_parent()) {
+    path = a->get_parent() == nullptr ? "tandem" + path : " " + a->get_name() + path;
+  }
+  return path;
 }
 
 std::string Join(const std::vector<std::string>& v) {
@@ -88,10 +102,19 @@ std::string UsageError(const CLI::App& app, const std::vector<std::string>& args
       const bool is_long = w.rfind("--", 0) == 0;
       const size_t eq = w.find('=');
       const std::string name = is_long ? w.substr(0, eq) : w.substr(0, 2);
-      const CLI::Option* opt = FindOption(cur, name);
+      const CLI::App* owner = nullptr;
+      const CLI::Option* opt = FindOption(cur, name, &owner);
       if (opt == nullptr) {
         return "unknown option '" + name + "' for '" + path + "'" +
                DidYouMean(name, OptionNames(cur)) + help();
+      }
+      if (owner != cur && !(opt->get_type_size() == 0 && name == "--help")) {
+        // An option of a group above (-c of `tandem`) is read only before
+        // the next command word.
+        return "option '" + name + "' belongs to '" + PathOf(owner) +
+               "': put it before the command that follows, e.g. `" + PathOf(owner) + " " + name +
+               (opt->get_type_size() > 0 ? " VALUE" : "") + path.substr(PathOf(owner).size()) +
+               " ...`" + help();
       }
       const bool value_attached = is_long ? eq != std::string::npos : w.size() > 2;
       if (opt->get_type_size() > 0 && !value_attached) ++i;  // its value

@@ -198,9 +198,10 @@ TEST_F(ClusterTest, BadInputGivesAClearErrorAndChangesNothing) {
       << init.output;
   EXPECT_EQ(*ReadFile(sdir + "/pgdata/precious.txt"), "do not touch\n");
   EXPECT_FALSE(PathExists(sdir + "/etcd/member")) << "initialize must not have started etcd";
+  // A refusal changes nothing, the node's status included (issue 19).
   auto st = RunTandem({"-c", scfg, "cluster", "status"});
-  EXPECT_NE(st.output.find("Status                : Error"), std::string::npos) << st.output;
-  EXPECT_NE(st.output.find("(Failed)"), std::string::npos) << st.output;
+  EXPECT_NE(st.output.find("Status                : Disabled"), std::string::npos) << st.output;
+  EXPECT_NE(st.output.find("Last command          : none"), std::string::npos) << st.output;
   // join refuses the foreign data directory too
   auto join = RunTandem({"-c", scfg, "cluster", "join", "127.0.0.1:" + std::to_string(ApiPort(1))});
   EXPECT_NE(join.exit_code, 0);

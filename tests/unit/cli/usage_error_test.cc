@@ -71,6 +71,14 @@ TEST(UsageError, AnUnknownOptionIsNamedWithItsCommand) {
   EXPECT_TRUE(Has(e, "unknown option '--bogus'")) << e;
 }
 
+TEST(UsageError, AGroupsOptionAfterACommandSaysWhereItGoes) {
+  const auto e = ErrorFor({"cluster", "status", "-c", "/etc/x.yaml"});
+  EXPECT_TRUE(Has(e, "option '-c' belongs to 'tandem'")) << e;
+  EXPECT_TRUE(Has(e, "`tandem -c VALUE cluster status ...`")) << e;
+  // `agent` has its own -c.
+  EXPECT_EQ(ErrorFor({"agent", "-c", "/etc/x.yaml", "--help"}).find("belongs"), std::string::npos);
+}
+
 TEST(UsageError, OtherErrorsKeepCli11sMessageWithTheHelpHint) {
   auto e = ErrorFor({"cluster", "status", "extra"});
   EXPECT_TRUE(Has(e, "extra")) << e;
