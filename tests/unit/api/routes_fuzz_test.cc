@@ -256,7 +256,12 @@ TEST_F(RoutesTest, FuzzedBodiesNeverPassTheSchemaWrongly) {
                            s.path == "/v1/cluster/clear-error";
       if (ActsWhenAccepted(s) || accepted % 8 != 0 || (records && ++recorded > 8)) continue;
       auto a = Call(s.method, s.path, body);
-      EXPECT_NE(a.status, 400) << what << ": " << a.body;
+      // The one 400 a well-formed body may still earn is the agent's own
+      // judgement of a value against the clock: a switchover time beyond the
+      // scheduling horizon (the schema cannot know "now").
+      const bool beyond_horizon = s.path == "/v1/cluster/switchover" &&
+                                  a.body.find("can be scheduled at most") != std::string::npos;
+      if (!beyond_horizon) EXPECT_NE(a.status, 400) << what << ": " << a.body;
       before = Snapshot();  // an accepted command may record itself
       continue;
     }
