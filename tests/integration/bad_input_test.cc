@@ -13,8 +13,9 @@
 // a branch without the fix (a second agent for a node, a switchover in 2099)
 // run last.
 //
-// Ports: TestBasePort(34400) = P; node i uses P+10i .. P+10i+6 (the sandbox's
-// scheme); the state-directory rows' extra agents use P+70 .. P+76.
+// Ports: TestBasePort(28400) = P; node i uses P+10i .. P+10i+6 (the sandbox's
+// scheme, below the kernel's ephemeral range 32768-60999 so no outgoing
+// connection holds one); the state-directory rows' extra agents use P+70 .. P+76.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -285,7 +286,7 @@ class BadInputTest : public SandboxSuite<BadInputTest> {
  protected:
   static void SetUpTestSuite() {
     ::signal(SIGPIPE, SIG_IGN);
-    UpSandbox("tandem-badinput", 34400);
+    UpSandbox("tandem-badinput", 28400);
   }
   static void TearDownTestSuite() {
     DownSandbox();
