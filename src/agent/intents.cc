@@ -203,7 +203,9 @@ Error BlockedBy(const IntentRecord& r, int64_t now) {
 Result<std::string> Agent::RequestSwitchover(const std::string& to, int64_t at_ms) {
   // The time first (the API may be called without the CLI's check): one
   // horizon for every form, core/switchover_time.h.
-  if (auto st = core::CheckSwitchoverTime(at_ms, clock_.WallNow()); !st.ok()) return st.error();
+  if (auto st = core::CheckSwitchoverTime(at_ms, clock_.WallNow()); !st.ok()) {
+    return st.error().Wrap("\"at_ms\" " + std::to_string(at_ms));
+  }
   // A replica that is reconnecting (the primary just restarted, or the
   // replica did) streams again within a second or two: wait for it that long
   // rather than refuse an operator who asked a moment too early.

@@ -58,7 +58,7 @@ class LimitHandler : public YAML::EventHandler {
   }
   void OnMapEnd() override { --depth_; }
   void OnAnchor(const YAML::Mark& mark, const std::string& name) override {
-    throw Stop{Line(mark) + ": YAML anchors (&" + name +
+    throw Stop{Line(mark) + ": YAML anchors (&" + name + ") and aliases (*" + name +
                ") are not accepted in a config; write the value out in full where it is used"};
   }
 
@@ -66,14 +66,15 @@ class LimitHandler : public YAML::EventHandler {
   void Anchored(const YAML::Mark& mark, YAML::anchor_t anchor) {
     if (anchor != YAML::NullAnchor) {
       throw Stop{Line(mark) +
-                 ": YAML anchors (&name) are not accepted in a config; write the value out in "
-                 "full where it is used"};
+                 ": YAML anchors (&name) and aliases (*name) are not accepted in a config; "
+                 "write the value out in full where it is used"};
     }
   }
   void Open(const YAML::Mark& mark, YAML::anchor_t anchor) {
     Anchored(mark, anchor);
     if (++depth_ > max_depth_) {
-      throw Stop{Line(mark) + ": nested deeper than " + std::to_string(max_depth_) +
+      throw Stop{Line(mark) + ": nested deeper than the depth limit of " +
+                 std::to_string(max_depth_) +
                  " levels; a config needs at most 3 (section, key, value)"};
     }
   }

@@ -185,6 +185,12 @@ HeadParse CheckBody(HeadParse p, size_t max_body) {
           "send a smaller body (API requests are small JSON documents)");
     }
     p.body_length = n;
+  } else if (p.request.method == "POST" || p.request.method == "PUT" ||
+             p.request.method == "PATCH") {
+    // A request that changes something says how long its body is, even when
+    // it is empty: a missing length is a client that did not mean this call.
+    return Fail(411, p.request.method + " without Content-Length",
+                "send Content-Length (0 for an empty body; curl -d '{}' sets it)");
   }
   if (auto e = h.find("expect"); e != h.end())
     p.expect_continue = ToLower(e->second) == "100-continue";

@@ -54,7 +54,7 @@ TEST(ConfigYamlLimits, DeepNestingIsRefusedNamingTheLine) {
   const std::string deep = std::string(kMinimal) + "api:\n  port: " + std::string(100000, '[') +
                            std::string(100000, ']') + "\n";
   const std::string e = ErrorOf(deep);
-  EXPECT_NE(e.find("line 6: nested deeper than 16 levels"), std::string::npos) << e;
+  EXPECT_NE(e.find("line 6: nested deeper than the depth limit of 16 levels"), std::string::npos) << e;
   // Within the cap the loader's own type check answers.
   EXPECT_NE(ErrorOf(std::string(kMinimal) + "api:\n  port: [[[1]]]\n").find("'api.port'"),
             std::string::npos);

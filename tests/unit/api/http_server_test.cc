@@ -181,8 +181,9 @@ TEST_F(HttpServerTest, AnswersCarryTheirLengthAndCloseTheConnection) {
   EXPECT_EQ(BodyOf(head), "") << "HEAD answers without a body";
   const std::string echo = Exchange(port_, "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
   EXPECT_EQ(BodyOf(echo), "hello") << echo;
-  const std::string empty = Exchange(port_, "POST /echo HTTP/1.1\r\n\r\n");
-  EXPECT_EQ(StatusOf(empty), 200) << "a POST without Content-Length has an empty body";
+  const std::string empty = Exchange(port_, "POST /echo HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(StatusOf(empty), 200) << empty;
+  ExpectJsonError(Exchange(port_, "POST /echo HTTP/1.1\r\n\r\n"), 411, "Content-Length");
   ExpectJsonError(Exchange(port_, "GET /nothing HTTP/1.1\r\n\r\n"), 404, "/nothing");
   const std::string wrong = Exchange(port_, "DELETE /echo HTTP/1.1\r\n\r\n");
   ExpectJsonError(wrong, 405, "DELETE");
