@@ -148,21 +148,6 @@ std::string Accepted(const RequestSchema& s) {
   return out;
 }
 
-size_t EditDistance(const std::string& a, const std::string& b) {
-  if (a.size() > 64 || b.size() > 64) return 99;
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t sub = prev[j - 1] + (std::tolower(a[i - 1]) == std::tolower(b[j - 1]) ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
 // The accepted name an unknown one most likely meant ("" = none close).
 std::string Nearest(const std::vector<std::string>& accepted, const std::string& got) {
   std::string best;

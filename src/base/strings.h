@@ -14,6 +14,9 @@ std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 std::string Trim(std::string_view s);
 // ASCII lower case (HTTP header names, enum words).
 std::string ToLower(std::string_view s);
+// Levenshtein distance between two words, ignoring ASCII case, for "did you
+// mean" hints. Words over 64 characters are never near anything (99).
+size_t EditDistance(std::string_view a, std::string_view b);
 bool StartsWith(std::string_view s, std::string_view prefix);
 bool EndsWith(std::string_view s, std::string_view suffix);
 // Parses a whole decimal integer; nullopt on junk, empty or overflow.

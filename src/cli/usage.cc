@@ -6,33 +6,18 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/strings.h"
 #include "cli/registry.h"
 
 namespace tandem::cli {
 namespace {
-
-// Levenshtein distance (the words are short).
-size_t Distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
 
 // " (did you mean 'x'?)" for the closest candidate within a typo's reach.
 std::string DidYouMean(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
   size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
   for (const auto& c : candidates) {
-    const size_t d = Distance(word, c);
+    const size_t d = EditDistance(word, c);
     if (d < best_d || (d == best_d && !best.empty() && c < best)) {
       best = c;
       best_d = d;
