@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "agent/agent.h"
@@ -316,6 +317,22 @@ Status Agent::JoinEtcd(const JoinGrant& grant) {
   return Ok();
 }
 
+namespace {
+
+// The etcd member whose peer URLs include `peer_url`, if the list says so.
+std::optional<dcs::Member> MemberAt(dcs::Dcs& store, const std::string& peer_url) {
+  auto members = store.MemberList();
+  if (!members) return std::nullopt;
+  for (const auto& m : *members) {
+    for (const auto& u : m.peer_urls) {
+      if (u == peer_url) return m;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Status Agent::AddEtcdLearner(const NodeInfo& joiner, const ClusterView& view,
                              const std::shared_ptr<dcs::Dcs>& store, JoinGrant* g, NodeInfo* reg) {
   if (joiner.etcd_peer_url.empty()) {
@@ -341,13 +358,31 @@ Status Agent::AddEtcdLearner(const NodeInfo& joiner, const ClusterView& view,
     }
   }
   // etcd refuses membership changes for a few seconds after the previous one
-  // ("unhealthy cluster") until every member has been seen active: retry.
+  // ("unhealthy cluster") until every member has been seen active, and a
+  // proposal can time out while the members settle after the last learner's
+  // promotion: retry both. A timed-out add may still be applied later; a
+  // retry is then refused ("Peer URLs already exists") and the member list
+  // holds the learner that attempt added, which is the one we wanted.
   Result<dcs::Member> added = Error(ErrorCode::kUnavailable, "not tried");
+  bool timed_out = false;
   WaitFor(
       clock_,
       [&] {
         added = store->MemberAdd({joiner.etcd_peer_url}, true);
-        return added.ok() || added.error().code() != ErrorCode::kUnavailable;
+        if (added.ok()) return true;
+        if (added.error().code() == ErrorCode::kTimeout) {
+          TLOG(Warn, "agent") << "adding the etcd learner: " << added.error().message()
+                              << "; trying again";
+          timed_out = true;
+          return false;
+        }
+        if (timed_out) {
+          if (auto m = MemberAt(*store, joiner.etcd_peer_url)) {
+            added = *m;
+            return true;
+          }
+        }
+        return added.error().code() != ErrorCode::kUnavailable;
       },
       60'000, stopping_);
   if (!added) return added.error().Wrap("adding the etcd learner");
