@@ -1,5 +1,5 @@
-// Loopback ports for tests that run side by side (ctest -j): the kernel picks
-// them, so two test processes never compute the same number the way
+// Loopback ports and connections for tests that run side by side (ctest -j):
+// the kernel picks the ports, so two test processes never compute the same number the way
 // "base + pid % N" did, and a port meant to have nothing listening is held
 // bound (not listening) so no other test can take it meanwhile.
 #pragma once
@@ -8,6 +8,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cstdint>
+#include <string>
 
 namespace tandem::test_ports {
 
@@ -59,5 +62,26 @@ class RefusingPort {
   int fd_;
   int port_;
 };
+
+// A blocking TCP connection to 127.0.0.1:port from the loopback address
+// `from` (all of 127/8 is local, so a test can be many client addresses);
+// -1 when it cannot connect.
+inline int ConnectFrom(const std::string& from, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  inet_pton(AF_INET, from.c_str(), &src.sin_addr);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(static_cast<uint16_t>(port));
+  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 }  // namespace tandem::test_ports

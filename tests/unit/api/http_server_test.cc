@@ -33,25 +33,7 @@ using nlohmann::json;
 
 constexpr int kPatienceMs = 10'000;  // real time: only a bound on what must happen
 
-// A blocking TCP connection to 127.0.0.1:port from the loopback address
-// `from` (all of 127/8 is local, so a test can be many client addresses).
-int ConnectFrom(const std::string& from, int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in src{};
-  src.sin_family = AF_INET;
-  inet_pton(AF_INET, from.c_str(), &src.sin_addr);
-  sockaddr_in dst{};
-  dst.sin_family = AF_INET;
-  dst.sin_port = htons(static_cast<uint16_t>(port));
-  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
-      ::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+using test_ports::ConnectFrom;
 
 bool SendAll(int fd, const std::string& s) {
   for (size_t off = 0; off < s.size();) {
