@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -183,8 +184,10 @@ TEST(HttpParse, AnIncompleteHeadAsksForMoreUntilItsLimit) {
 // bytes and spliced pieces. The parser must never crash and must always
 // answer with a request or a status the server sends.
 TEST(HttpParse, FuzzedRequestsYieldARequestOrAKnownStatus) {
-  const uint32_t seed = 190019;
-  std::printf("fuzz seed %u\n", seed);
+  const char* env = std::getenv("TANDEM_FUZZ_SEED");
+  const uint32_t seed =
+      env != nullptr ? static_cast<uint32_t>(std::strtoul(env, nullptr, 10)) : 190019;
+  std::printf("fuzz seed %u (TANDEM_FUZZ_SEED=%u repeats it)\n", seed, seed);
   std::mt19937 rng(seed);
   const std::vector<std::string> seeds = {
       "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:8008\r\nAccept: */*\r\n\r\n",
