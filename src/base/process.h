@@ -55,7 +55,8 @@ void BecomeSubreaper();
 // Sends sig to the process group of pid (or pid itself when it leads no group).
 void KillProcessTree(pid_t pid, int sig);
 // Waits (polling every 20 ms on `clock`, reaping) until pid is gone or
-// timeout_ms passes. True when gone.
+// timeout_ms passes. True when gone. Code in src/ passes its injected clock;
+// the default is for test harnesses that wait on real processes.
 bool WaitForExit(pid_t pid, int64_t timeout_ms, const Clock& clock = SystemClock::Get());
 // Resolves an executable name in PATH ("" when absent).
 std::string FindInPath(const std::string& name);

@@ -113,9 +113,9 @@ struct SandboxOptions {
   bool tls = true;
 };
 int SandboxUp(const Clock& clock, const SandboxOptions& opts);
-int SandboxDown(const SandboxOptions& opts);
+int SandboxDown(const Clock& clock, const SandboxOptions& opts);
 int SandboxStatus(const SandboxOptions& opts);
-int SandboxKill(const SandboxOptions& opts, const std::string& node);
+int SandboxKill(const Clock& clock, const SandboxOptions& opts, const std::string& node);
 // Starts the node's agent and returns once it serves its API (1, with the
 // end of its log, when it exits first or does not serve within 90 s).
 int SandboxStart(const Clock& clock, const SandboxOptions& opts, const std::string& node);

@@ -340,7 +340,7 @@ int SandboxUp(const Clock& clock, const SandboxOptions& o) {
   return 0;
 }
 
-int SandboxDown(const SandboxOptions& o) {
+int SandboxDown(const Clock& clock, const SandboxOptions& o) {
   const std::string dir = AbsolutePath(o.dir);
   auto nodes = ExistingNodes(dir);
   if (nodes.empty()) {
@@ -355,7 +355,7 @@ int SandboxDown(const SandboxOptions& o) {
   }
   for (const auto& n : nodes) {
     pid_t agent = AgentPid(n);
-    if (agent != 0 && !WaitForExit(agent, 60'000)) {
+    if (agent != 0 && !WaitForExit(agent, 60'000, clock)) {
       std::printf("%s: agent did not stop in 60 s; killing it\n", n.name.c_str());
       KillHard(agent);
     }
@@ -366,7 +366,7 @@ int SandboxDown(const SandboxOptions& o) {
            {LivePid(PostgresPidFile(*cfg), "postgres"), LivePid(EtcdPidFile(*cfg), "etcd")}) {
         if (p != 0) {
           KillHard(p);
-          (void)WaitForExit(p, 10'000);
+          (void)WaitForExit(p, 10'000, clock);
         }
       }
     }
@@ -429,7 +429,7 @@ int SandboxStatus(const SandboxOptions& o) {
   return 0;
 }
 
-int SandboxKill(const SandboxOptions& o, const std::string& node) {
+int SandboxKill(const Clock& clock, const SandboxOptions& o, const std::string& node) {
   const std::string dir = AbsolutePath(o.dir);
   for (const auto& n : ExistingNodes(dir)) {
     if (n.name != node) continue;
@@ -443,7 +443,7 @@ int SandboxKill(const SandboxOptions& o, const std::string& node) {
     KillHard(pg);
     KillHard(etcd);
     for (pid_t p : {agent, pg, etcd}) {
-      if (p != 0) (void)WaitForExit(p, 10'000);
+      if (p != 0) (void)WaitForExit(p, 10'000, clock);
     }
     std::printf("%s: killed (agent %d, postgres %d, etcd %d)\n", node.c_str(), agent, pg, etcd);
     return 0;

@@ -39,7 +39,7 @@ void RegisterSandboxCommands(CLI::App& app, Context& ctx) {
   auto* down = sandbox->add_subcommand("down", "stop every process of the sandbox");
   add_common(down);
   down->add_flag("--purge", sb.purge, "also delete the sandbox directory");
-  ctx.Handle(down, [a] { return SandboxDown(a->opts); });
+  ctx.Handle(down, [a, &ctx] { return SandboxDown(ctx.clock, a->opts); });
   auto* sstatus = sandbox->add_subcommand("status", "nodes, ports, configs and pids");
   add_common(sstatus);
   sstatus->add_flag("--json", sb.json, "machine-readable output");
@@ -48,7 +48,7 @@ void RegisterSandboxCommands(CLI::App& app, Context& ctx) {
       sandbox->add_subcommand("kill", "SIGKILL a node's agent, PostgreSQL and etcd (a crash)");
   add_common(kill);
   kill->add_option("NODE", a->node, "node name, e.g. node1")->required();
-  ctx.Handle(kill, [a] { return SandboxKill(a->opts, a->node); });
+  ctx.Handle(kill, [a, &ctx] { return SandboxKill(ctx.clock, a->opts, a->node); });
   auto* start = sandbox->add_subcommand("start", "start a node's agent again");
   add_common(start);
   start->add_option("NODE", a->node, "node name, e.g. node1")->required();
