@@ -73,6 +73,8 @@ class Agent {
   void Shutdown();
 
   const Config& config() const { return cfg_; }
+  // The clock the agent was built with (AgentDeps::clock).
+  const Clock& clock() const { return clock_; }
   // The process that fences PostgreSQL if this agent dies (see fence_guard.h).
   void SetFenceGuard(FenceGuard guard) { guard_ = std::move(guard); }
   // Receives the client endpoint's route (core/route.h), called from the loop

@@ -125,8 +125,8 @@ std::optional<Refusal> CheckClientCertificate(const std::string& method, const s
   return std::nullopt;
 }
 
-ApiServer::ApiServer(agent::Agent& agent, const Clock& clock)
-    : agent_(agent), clock_(clock), tls_(std::make_unique<TlsContexts>()) {}
+ApiServer::ApiServer(agent::Agent& agent)
+    : agent_(agent), clock_(agent.clock()), tls_(std::make_unique<TlsContexts>()) {}
 
 Status ApiServer::ReloadTls(const ApiTls& tls) {
   if (!tls.enabled) return Ok();

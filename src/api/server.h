@@ -63,8 +63,8 @@ std::optional<Refusal> CheckClientCertificate(const std::string& method, const s
 
 class ApiServer {
  public:
-  // `clock`: the agent's (every deadline of the listeners comes from it).
-  ApiServer(agent::Agent& agent, const Clock& clock);
+  // Every deadline of the listeners comes from the agent's clock.
+  explicit ApiServer(agent::Agent& agent);
   ~ApiServer();
   // Binds and serves in background threads: the API on host:port (HTTPS when
   // tls.enabled) and, when health_port > 0, the plain-HTTP health endpoints

@@ -102,7 +102,7 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
   if (client_proxy) {
     agent.SetRouteSink([p = client_proxy.get()](const core::Route& r) { p->SetRoute(r); });
   }
-  api::ApiServer api(agent, clock);
+  api::ApiServer api(agent);
   agent.SetTlsReloadHook([&api, &cfg] {
     if (auto st = api.ReloadTls(api::ApiTlsFor(*cfg)); !st.ok()) {
       TLOG(Warn, "api") << st.error().message();

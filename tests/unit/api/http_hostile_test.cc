@@ -38,7 +38,7 @@ class HostileApiTest : public ::testing::Test {
     agent::AgentDeps deps;
     deps.clock = &clock_;
     agent_ = std::make_unique<agent::Agent>(*cfg, std::move(deps));
-    server_ = std::make_unique<ApiServer>(*agent_, clock_);
+    server_ = std::make_unique<ApiServer>(*agent_);
     auto st = server_->Start("127.0.0.1", port_, {}, health_port_);
     ASSERT_TRUE(st.ok()) << st.error().message();
   }
@@ -103,13 +103,13 @@ TEST_F(HostileApiTest, TwoHundredIdleAndSlowConnectionsDoNotStallEitherPort) {
 }
 
 TEST_F(HostileApiTest, ASecondServerOnTheSamePortsFailsToStart) {
-  ApiServer second(*agent_, clock_);
+  ApiServer second(*agent_);
   auto st = second.Start("127.0.0.1", port_);
   ASSERT_FALSE(st.ok()) << "two agents must never share an API port (SO_REUSEPORT)";
   EXPECT_NE(st.error().message().find(std::to_string(port_)), std::string::npos)
       << st.error().message();
   EXPECT_NE(st.error().message().find("api.port"), std::string::npos) << st.error().message();
-  ApiServer third(*agent_, clock_);
+  ApiServer third(*agent_);
   const int free_port = test_ports::FreeLoopbackPort();
   st = third.Start("127.0.0.1", free_port, {}, health_port_);
   ASSERT_FALSE(st.ok());

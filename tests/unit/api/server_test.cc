@@ -32,7 +32,7 @@ class ApiServerTest : public ::testing::Test {
     agent::AgentDeps deps;
     deps.clock = &clock_;
     agent_ = std::make_unique<agent::Agent>(*cfg, std::move(deps));
-    server_ = std::make_unique<ApiServer>(*agent_, clock_);
+    server_ = std::make_unique<ApiServer>(*agent_);
     ASSERT_TRUE(server_->Start("127.0.0.1", port_).ok());
   }
   void TearDown() override {

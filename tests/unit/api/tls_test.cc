@@ -96,7 +96,7 @@ class ApiTlsTest : public ::testing::Test {
     agent::AgentDeps deps;
     deps.clock = &clock_;
     agent_ = std::make_unique<agent::Agent>(cfg_, std::move(deps));
-    server_ = std::make_unique<ApiServer>(*agent_, clock_);
+    server_ = std::make_unique<ApiServer>(*agent_);
     auto st = server_->Start("127.0.0.1", port_, ApiTlsFor(cfg_), cfg_.api_health_port);
     ASSERT_TRUE(st.ok()) << st.error().message();
   }
