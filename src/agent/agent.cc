@@ -17,6 +17,7 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "dcs/etcd_dcs.h"
 #include "pg/postgres.h"
 
@@ -131,6 +132,25 @@ Result<ClusterView> Agent::ReadView() {
   return ParseClusterView(keys_, *range);
 }
 
+Result<ClusterView> Agent::ReadLoopView() {
+  auto store = Store();
+  if (!store) return Error(ErrorCode::kFailedPrecondition, "this node is not in a cluster");
+  // Decisions on a consistent snapshot that is older than a read would be are
+  // as safe as on a slow read (docs/design/watched-view.md); the bound only
+  // limits how late a stalled watch can make the loop see a change.
+  auto range = store->ReadPrefix(keys_.prefix, std::max<int64_t>(cfg_.ha.ttl_ms / 2, 1));
+  if (!range) return range.error();
+  // At idle the snapshot is the same one cycle after cycle: parse it once.
+  // (A revision names one state of one store only.)
+  if (range->revision != 0 && range->revision == parsed_revision_ && store == parsed_store_) {
+    return parsed_view_;
+  }
+  parsed_view_ = ParseClusterView(keys_, *range);
+  parsed_revision_ = range->revision;
+  parsed_store_ = store;
+  return parsed_view_;
+}
+
 NodeInfo Agent::SelfInfo() const {
   NodeInfo n;
   n.name = cfg_.node_name;
@@ -201,8 +221,15 @@ Status Agent::Start() {
     }
     (void)vip_->Release("start-up", /*force=*/true);
   }
-  fence_thread_ = std::thread([this] { FenceMain(); });
-  if (cfg_.tls_enabled()) peer_cert_thread_ = std::thread([this] { PeerCertMain(); });
+  fence_thread_ = std::thread([this] {
+    NameThisThread("fence");
+    FenceMain();
+  });
+  if (cfg_.tls_enabled())
+    peer_cert_thread_ = std::thread([this] {
+      NameThisThread("peer-certs");
+      PeerCertMain();
+    });
   auto st = StartMember();
   if (!st.ok() && state_.member && pg_->IsRunning()) {
     // Without a working agent nothing enforces the lease: PostgreSQL must not

@@ -27,6 +27,7 @@
 #include "agent/node_lock.h"
 #include "agent/vip.h"
 #include "base/clock.h"
+#include "base/exit_notifier.h"
 #include "base/result.h"
 #include "core/route.h"
 #include "core/types.h"
@@ -231,7 +232,17 @@ class Agent {
   // helpers
   std::shared_ptr<dcs::Dcs> Store();
   Status ConnectStore(const std::vector<std::string>& endpoints);
+  // A linearizable read of the whole cluster (operator commands, status).
   Result<ClusterView> ReadView();
+  // The HA loop's view: the store's watched copy while it is known complete
+  // (Dcs::ReadPrefix, confirmed by a read at least every ttl / 2), else a read.
+  Result<ClusterView> ReadLoopView();
+  // ReadLoopView's last parse, reused while the snapshot's revision is the
+  // same (loop thread only).
+  dcs::Revision parsed_revision_ = 0;
+  std::shared_ptr<dcs::Dcs> parsed_store_;
+  ClusterView parsed_view_;
+  MonoMs etcd_pid_file_due_ = 0;  // KeepEtcdMember looks at etcd.pid once a second
   Result<pg::Source> SourceFor(const ClusterView& view, const std::string& member, bool superuser);
   Status WriteHbaFor(const ClusterView& view);
   // Writes pg_hba.conf (and reloads) unless `signature` is what was written.
@@ -416,6 +427,12 @@ class Agent {
   Event lease_attempted_{clock_};
   Event watch_retry_{clock_};  // the watch thread's pause after an error
   std::atomic<int> pg_pid_to_watch_{0};
+  // Set by the loop while the store shows this node surely not the primary:
+  // the lease thread then renews at the slower cadence (core/lease_cadence.h).
+  std::atomic<bool> renew_as_replica_{false};
+  // Wakes FenceMain the moment the watched postmaster exits (a pidfd, no
+  // polling); set with pg_pid_to_watch_ by ArmWatchdog.
+  ExitNotifier pg_exit_{[this](pid_t) { fence_wake_.Notify(); }};
   bool acted_ = false;  // the last cycle carried out actions (loop thread only)
   std::thread lease_thread_;
   std::thread watch_thread_;  // the leader key

@@ -24,8 +24,17 @@ namespace tandem::agent {
 // timeouts, randomised) and wins the vote. At the default 2s ttl that window
 // is 1.5 s, so the election timeout is 500 ms (a new leader within ~1 s); it
 // grows to etcd's default 1000 ms only from a 4s ttl.
+int64_t EtcdElectionMs(int64_t ttl_ms) {
+  return std::clamp<int64_t>(ttl_ms / 4, 500, 1000);
+}
+
+// As few heartbeats as etcd allows for that election timeout (it refuses an
+// election timeout under 5 heartbeats): heartbeats are most of an idle
+// member's cost, and how soon a dead leader is noticed depends on the
+// election timeout alone (raft waits a random 1x to 2x of it, whatever the
+// heartbeat). 100 ms at the default 2s ttl.
 int64_t EtcdHeartbeatMs(int64_t ttl_ms) {
-  return std::clamp<int64_t>(ttl_ms / 40, 50, 100);
+  return EtcdElectionMs(ttl_ms) / 5;
 }
 
 namespace {
@@ -55,9 +64,9 @@ std::vector<std::string> EtcdFlags(const Config& cfg, const std::string& initial
       std::string("--initial-cluster-state=") + (new_cluster ? "new" : "existing"),
       "--initial-cluster-token=tandem-" + cfg.cluster,
       // etcd grants no lease shorter than 1.5 election timeouts (rounded up
-      // to whole seconds): 50/500 ms allows a 1s ttl. See EtcdHeartbeatMs.
+      // to whole seconds): 100/500 ms allows a 1s ttl. See EtcdElectionMs.
       "--heartbeat-interval=" + std::to_string(EtcdHeartbeatMs(cfg.ha.ttl_ms)),
-      "--election-timeout=" + std::to_string(10 * EtcdHeartbeatMs(cfg.ha.ttl_ms)),
+      "--election-timeout=" + std::to_string(EtcdElectionMs(cfg.ha.ttl_ms)),
       // A member that was cut off or restarted asks the others first instead
       // of deposing a healthy leader with a higher term (every such election
       // stalls lease renewals, and may demote the primary).

@@ -21,8 +21,10 @@
 
 namespace tandem::agent {
 
-// The managed etcd's heartbeat interval for a lease TTL (election timeout =
-// 10 heartbeats): etcd's shortest lease is 1.5 election timeouts.
+// The managed etcd's election timeout for a lease TTL (ttl / 4, 500 ms to
+// 1 s) and its heartbeat interval (a fifth of it, the fewest etcd allows):
+// etcd's shortest lease is 1.5 election timeouts.
+int64_t EtcdElectionMs(int64_t ttl_ms);
 int64_t EtcdHeartbeatMs(int64_t ttl_ms);
 
 // The command line of the member (without the TLS flags): every flag but the

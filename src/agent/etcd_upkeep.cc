@@ -34,8 +34,10 @@ void Agent::KeepEtcdMember() {
       etcd_started_at_ = now;
       etcd_restart_not_before_ = now + etcd_restart_backoff_ms_;
     }
-  } else if (cfg_.embedded_etcd() && state_.member) {
+  } else if (cfg_.embedded_etcd() && state_.member && clock_.Now() >= etcd_pid_file_due_) {
+    // Rewritten when it went missing or wrong; a second late at most.
     etcd_.KeepPidFile();
+    etcd_pid_file_due_ = clock_.Now() + 1'000;
   }
 }
 

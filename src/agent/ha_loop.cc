@@ -18,6 +18,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/process.h"
+#include "base/thread_name.h"
 #include "core/decide.h"
 
 namespace tandem::agent {
@@ -29,10 +30,20 @@ void Agent::StartLoop() {
   for (std::thread* t : {&loop_thread_, &lease_thread_, &watch_thread_}) {
     if (t->joinable()) t->join();
   }
-  lease_attempted_.Reset();  // a flag left by an earlier loop must not end the first wait
-  lease_thread_ = std::thread([this] { LeaseMain(); });
-  watch_thread_ = std::thread([this] { WatchMain(keys_.leader()); });
-  loop_thread_ = std::thread([this] { LoopMain(); });
+  lease_attempted_.Reset();   // a flag left by an earlier loop must not end the first wait
+  renew_as_replica_ = false;  // the primary's cadence until a cycle shows otherwise
+  lease_thread_ = std::thread([this] {
+    NameThisThread("lease");
+    LeaseMain();
+  });
+  watch_thread_ = std::thread([this] {
+    NameThisThread("leader-watch");
+    WatchMain(keys_.leader());
+  });
+  loop_thread_ = std::thread([this] {
+    NameThisThread("ha-loop");
+    LoopMain();
+  });
 }
 
 void Agent::StopLoop() {
@@ -266,7 +277,7 @@ void Agent::PublishMember(const core::LocalPostgres& local, const core::MemberSt
 void Agent::RunCycle() {
   // Keep the embedded etcd member alive, whether or not the store answers.
   KeepEtcdMember();
-  auto view = ReadView();
+  auto view = ReadLoopView();
   ClusterView v = view.ok() ? *view : ClusterView{};
   core::LocalPostgres local = ObserveLocal(v);
   // What the store holds for us, before our current state replaces it.
@@ -391,6 +402,20 @@ void Agent::ArmWatchdog(const core::Decision& d, bool acted_ok, const core::Loca
     // Writable, store unreadable: fence at our deadline.
     fence_deadline_ = std::max<MonoMs>(lease_deadline, kFenceNow);
   }
+  if (pg_pid_to_watch_.load() != pid_before) pg_exit_.Watch(pg_pid_to_watch_.load());
+  // The lease is renewed at the primary's cadence unless this node is surely
+  // not the primary: the store shows someone else's key (or none), no
+  // watchdog is armed, PostgreSQL was seen read-only or stopped, and this
+  // cycle took no step towards the primary role. Moving to the fast cadence
+  // wakes the lease thread now.
+  using core::ActionType;
+  const bool towards_primary =
+      HasAction(d, ActionType::kAcquireLeader) || HasAction(d, ActionType::kTakeOverLeader) ||
+      HasAction(d, ActionType::kPromote) || HasAction(d, ActionType::kStartPrimary);
+  const bool replica_cadence = view != nullptr && fence_deadline_.load() == 0 &&
+                               !(view->leader && view->leader->holder == cfg_.node_name) &&
+                               !(local.running && !local.in_recovery) && !towards_primary;
+  if (renew_as_replica_.exchange(replica_cadence) && !replica_cadence) lease_wake_.Notify();
   // The watchdog sleeps until the deadline it last read: tell it of a change.
   if (fence_deadline_.load() != armed_before || pg_pid_to_watch_.load() != pid_before) {
     fence_wake_.Notify();

@@ -1,11 +1,13 @@
 // The session lease and the fencing watchdog (safety rules 1 and 2).
 //
 // LeaseMain (lease_thread_, started with the HA loop) renews the lease every
-// loop interval, independently of the loop, and extends an armed watchdog and
+// loop interval on the primary and every third of the demotion window
+// elsewhere (LeaseRenewalInterval), independently of the loop, and extends an armed watchdog and
 // a route to this node after each renewal. FenceMain (fence_thread_, from
 // Start to Shutdown) stops PostgreSQL immediately when fence_deadline_ passes,
 // tells the fence guard process the deadline, drops the floating IP outside a
-// live lease and wakes the loop when a primary's postmaster dies. It sleeps
+// live lease and wakes the loop when a primary's postmaster dies (pg_exit_
+// wakes it at once). It sleeps
 // until the next of those can be due (NextFenceCheck); every change of
 // fence_deadline_ wakes it (fence_wake_).
 // Touches: lease_/lease_deadline_/fence_deadline_/pg_pid_to_watch_ (atomics),
@@ -17,13 +19,12 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/process.h"
+#include "core/lease_cadence.h"
 
 namespace tandem::agent {
 using namespace internal;
 
 void Agent::LeaseMain() {
-  // Renew every loop interval: ttl - margin >= 2 x loop (CheckTiming), so a
-  // renewal can fail once and still the next one lands before the deadline.
   while (loop_running_ && !stopping_) {
     const MonoMs start = clock_.Now();
     const bool had = lease_.load() != 0;
@@ -32,9 +33,17 @@ void Agent::LeaseMain() {
     lease_attempted_.Notify();
     // A lease lost or granted changes what the loop decides: run it now.
     if (had != (lease_.load() != 0)) WakeLoop();
-    // Until the next renewal is due; StopLoop ends the wait early.
-    const MonoMs due = start + cfg_.ha.loop_interval_ms;
-    while (loop_running_ && !stopping_ && clock_.Now() < due) lease_wake_.WaitUntil(due);
+    // Until the next renewal is due. The loop sets renew_as_replica_ only for
+    // a node that is surely not the primary (ArmWatchdog) and wakes this wait
+    // when it clears it (StopLoop too), so a new primary's next renewal is at
+    // most one loop interval away.
+    const bool primary = !renew_as_replica_.load();
+    const MonoMs due =
+        start + core::LeaseRenewalInterval(cfg_.ha, primary, st.ok() && lease_.load() != 0);
+    while (loop_running_ && !stopping_ && clock_.Now() < due) {
+      lease_wake_.WaitUntil(due);
+      if (!primary && !renew_as_replica_.load()) break;  // may have become the primary
+    }
   }
 }
 
@@ -117,18 +126,20 @@ MonoMs Agent::NextFenceCheck() const {
   // arm, disarm or extend it) notifies fence_wake_, and the flag is kept until
   // this thread waits, so the wait ends at the deadline read here or earlier
   // (safety rule 2): a deadline already passed ends it at once, and is then
-  // cleared (fired). The floating IP is dropped at the lease deadline; a
-  // watched postmaster (a primary's) is looked at (waitid, no file opened)
-  // every 20 ms, as before this thread became event-driven: its death is on
-  // the postmaster-crash failover path (bench/failover); at most 1 s passes
-  // anyway.
+  // cleared (fired). The floating IP is dropped at the lease deadline. A
+  // watched postmaster's (a primary's) exit wakes this thread through
+  // pg_exit_ (a pidfd) the moment it happens: its death is on the
+  // postmaster-crash failover path (bench/failover). Without pidfds it is
+  // looked at (waitid) every 20 ms instead; at most 1 s passes anyway.
   const MonoMs now = clock_.Now();
   MonoMs until = now + 1'000;
   if (const MonoMs d = fence_deadline_.load(); d != 0) until = std::min(until, d);
   // Past the lease deadline with the IP still held (a release that failed):
   // try again in 20 ms, no sooner (no spin).
   if (vip_ && vip_->held()) until = std::min(until, std::max(lease_deadline_.load(), now + 20));
-  if (pg_pid_to_watch_.load() != 0) until = std::min<MonoMs>(until, now + 20);
+  if (pg_pid_to_watch_.load() != 0 && !ExitNotifier::Supported()) {
+    until = std::min<MonoMs>(until, now + 20);
+  }
   return until;
 }
 

@@ -165,7 +165,7 @@ struct Decision {
 struct HaConfig {
   // Tuned for a LAN; docs/design/timing.md explains each and its trade-off.
   int64_t ttl_ms = 2'000;                  // leader lease TTL (etcd leases are whole seconds)
-  int64_t loop_interval_ms = 250;          // lease renewal period, and the agent's cycle when idle
+  int64_t loop_interval_ms = 250;          // the primary's lease renewal period; the idle cycle
   int64_t safety_margin_ms = 500;          // demote this long before the lease can expire
   int max_start_failures = 2;              // local restarts of a crashed primary before releasing
   uint64_t max_lag_bytes = 16ull << 20;    // a replica further behind than this never promotes

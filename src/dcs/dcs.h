@@ -130,6 +130,24 @@ class Dcs {
   virtual Result<bool> WaitForChange(const std::string& prefix, Revision after_revision,
                                      int64_t timeout_ms) = 0;
 
+  // --- a watched copy of a prefix ---
+  // Every key under prefix as of one revision, like GetPrefix: a consistent
+  // snapshot (a prefix of the store's history), never a mix of revisions. It
+  // may be served from a copy kept current by a watch stream instead of a
+  // read: only while that copy is known complete, i.e. its stream is open and
+  // has delivered its past events, it holds every revision this client has
+  // seen in an answer (its own writes among them: read-your-writes), and a
+  // linearizable read confirmed it less than max_age_ms ago. Otherwise it
+  // reads as GetPrefix does and reseeds the copy from that read. So a result
+  // may be older than a GetPrefix at the same moment by at most the watch's
+  // delivery delay, and by max_age_ms if the stream silently stalled
+  // (docs/design/watched-view.md says why the HA loop may decide on it).
+  // The default reads every time.
+  virtual Result<RangeResult> ReadPrefix(const std::string& prefix, int64_t max_age_ms) {
+    (void)max_age_ms;
+    return GetPrefix(prefix);
+  }
+
   // --- membership (etcd cluster API); MemoryDcs returns kFailedPrecondition ---
   virtual Result<std::vector<Member>> MemberList() = 0;
   virtual Result<Member> MemberAdd(const std::vector<std::string>& peer_urls, bool as_learner) = 0;

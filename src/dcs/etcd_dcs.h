@@ -100,6 +100,11 @@ class EtcdDcs final : public Dcs {
   Result<bool> WaitForChange(const std::string& prefix, Revision after_revision,
                              int64_t timeout_ms) override;
 
+  // The copy lives in the prefix's watch stream (the one WaitForChange
+  // uses), which applies each event to it; a stream that was compacted,
+  // reopened past a gap or retired drops its copy. See Dcs::ReadPrefix.
+  Result<RangeResult> ReadPrefix(const std::string& prefix, int64_t max_age_ms) override;
+
   Result<std::vector<Member>> MemberList() override;
   Result<Member> MemberAdd(const std::vector<std::string>& peer_urls, bool as_learner) override;
   Status MemberPromote(uint64_t id) override;

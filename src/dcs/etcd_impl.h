@@ -12,7 +12,9 @@
 #endif
 #include <httplib.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -70,6 +72,14 @@ struct EtcdDcs::Impl {
     bool done = false;                  // the thread has ended
     httplib::Client* client = nullptr;  // the open stream, for stop()
     std::thread thread;
+    // A copy of the prefix (ReadPrefix), kept by this stream's events.
+    struct Copy {
+      bool kept = false;   // ReadPrefix asked for one: never retired as idle
+      bool valid = false;  // seeded by a read, and every event since applied
+      std::map<std::string, KeyValue> kvs;
+      Revision revision = 0;    // the copy is the prefix exactly as of this revision
+      MonoMs confirmed_at = 0;  // when a linearizable read last seeded or matched it
+    } copy;
   };
 
   const Clock& clock;
@@ -81,6 +91,10 @@ struct EtcdDcs::Impl {
   size_t preferred = 0;
   std::vector<std::vector<Idle>> pool;
   uint64_t generation = 0;  // ResetConnections increments it
+
+  // The newest store revision any answer to a key call has shown this client
+  // (its own writes among them): a watched copy older than this is not served.
+  std::atomic<Revision> seen_revision{0};
 
   std::mutex watch_mu;  // after mu when both are held, never the other way
   std::condition_variable watch_cv;
@@ -177,6 +191,16 @@ struct EtcdDcs::Impl {
   std::shared_ptr<Watcher> WatcherFor(const std::string& prefix, Revision from,
                                       std::vector<std::shared_ptr<Watcher>>* retired);
   Result<bool> WaitForChange(const std::string& prefix, Revision after, int64_t timeout_ms);
+  // The watched copies (etcd_watched_copy.cc). ApplyToCopy requires watch_mu.
+  void ApplyToCopy(Watcher* w, const json& response);
+  bool CopyServable(const Watcher& w, MonoMs now, int64_t max_age_ms) const;
+  static RangeResult CopyOut(const Watcher& w);
+  Result<RangeResult> ReadPrefix(const std::string& prefix, int64_t max_age_ms);
+  void NoteSeen(Revision r) {
+    Revision cur = seen_revision.load();
+    while (r > cur && !seen_revision.compare_exchange_weak(cur, r)) {
+    }
+  }
 
   // Maps a transport failure of one attempt.
   CallError TransportError(size_t ep, httplib::Error err, MonoMs started, int64_t read_ms) {
@@ -303,6 +327,7 @@ struct EtcdDcs::Impl {
       auto r = CallOne(ep, path, body, kind, &failure, read_ms);
       if (r.ok()) {
         if (ep != start) SetPreferred(ep);
+        if (StartsWith(path, "/v3/kv/")) NoteSeen(HeaderRevision(*r));
         return r;
       }
       if (failure.scope == Scope::kFinal) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "base/thread_name.h"
 #include "dcs/etcd_impl.h"
 
 namespace tandem::dcs {
@@ -54,12 +55,18 @@ bool EtcdDcs::Impl::RunWatchStream(Watcher* w, size_t ep, Revision start, Error*
       w->synced_at = NowMs() + (head >= start ? kHistorySyncMs : 0);
     } else if (const Revision c = JInt(res, "compact_revision"); c > 0) {
       w->compacted = std::max(w->compacted, c);
+      w->copy.valid = false;  // events were lost: the copy can no longer follow
       compacted = true;
     } else if (auto ev = res.find("events"); ev != res.end() && ev->is_array() && !ev->empty()) {
+      ApplyToCopy(w, res);
       for (const auto& e : *ev) {
         Revision r = 0;
         if (auto kv = e.find("kv"); kv != e.end()) r = JInt(*kv, "mod_revision");
         w->latest = std::max(w->latest, r != 0 ? r : head);
+        // A watched copy older than an event this client has seen on any
+        // stream is not served (a wake-up by one stream must not meet a
+        // copy that lags on another).
+        NoteSeen(r != 0 ? r : head);
       }
     } else if (JBool(res, "canceled")) {
       failure = CallError{
@@ -68,6 +75,7 @@ bool EtcdDcs::Impl::RunWatchStream(Watcher* w, size_t ep, Revision start, Error*
     } else if (head > 0) {
       // A progress notification: every event up to head has been delivered.
       w->progress = std::max(w->progress, head);
+      ApplyToCopy(w, res);
     }
     ++w->version;
     watch_cv.notify_all();
@@ -207,7 +215,8 @@ std::shared_ptr<EtcdDcs::Impl::Watcher> EtcdDcs::Impl::WatcherFor(
   if (watchers.size() >= kMaxWatchers) {
     auto lru = watchers.end();
     for (auto it = watchers.begin(); it != watchers.end(); ++it) {
-      if ((*it)->waiting == 0 && (lru == watchers.end() || (*it)->last_used < (*lru)->last_used))
+      if ((*it)->waiting == 0 && !(*it)->copy.kept &&
+          (lru == watchers.end() || (*it)->last_used < (*lru)->last_used))
         lru = it;
     }
     if (lru != watchers.end()) {
@@ -220,7 +229,10 @@ std::shared_ptr<EtcdDcs::Impl::Watcher> EtcdDcs::Impl::WatcherFor(
   w->from = from;
   w->last_used = NowMs();
   Watcher* raw = w.get();
-  w->thread = std::thread([this, raw] { WatchLoop(raw); });
+  w->thread = std::thread([this, raw] {
+    NameThisThread("etcd-watch");
+    WatchLoop(raw);
+  });
   watchers.push_back(w);
   return w;
 }

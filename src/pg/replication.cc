@@ -41,54 +41,60 @@ void Postgres::ForgetConnections() const {
 }
 
 namespace {
+// One round trip per HA cycle: whether the server is in recovery and, in
+// the same statement, the positions that role has (CASE evaluates only the
+// branch taken, so no primary-only function runs on a standby and back).
+// Columns: 0 in recovery; primary: 1 flush LSN, 2 current WAL file; standby:
+// 3 receive LSN, 4 replay LSN, 5 checkpoint timeline, 6 receiver status,
+// 7 received timeline, 8 sender host, 9 sender port, 10 newest history file's
+// timeline.
+constexpr const char* kStatusQuery =
+    "SELECT s.r::text, "
+    "CASE WHEN NOT s.r THEN pg_current_wal_flush_lsn()::text END, "
+    "CASE WHEN NOT s.r THEN pg_walfile_name(pg_current_wal_lsn()) END, "
+    "CASE WHEN s.r THEN pg_last_wal_receive_lsn()::text END, "
+    "CASE WHEN s.r THEN pg_last_wal_replay_lsn()::text END, "
+    "CASE WHEN s.r THEN (SELECT timeline_id FROM pg_control_checkpoint())::text END, "
+    "w.status, w.received_tli::text, w.sender_host, w.sender_port::text, "
+    // The checkpoint's timeline stays stale until the next restartpoint, and
+    // received_tli vanishes when the stream stops (the primary died): the
+    // newest timeline history file this standby fetched is the timeline it
+    // follows.
+    "CASE WHEN s.r THEN (SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) "
+    " FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{8}\\.history$')::text END "
+    "FROM (SELECT pg_is_in_recovery() AS r) AS s LEFT JOIN pg_stat_wal_receiver AS w ON true";
+
 Result<LiveStatus> QueryOn(PgConn* conn) {
-  auto rec = conn->Exec("SELECT pg_is_in_recovery()", "status query");
-  if (!rec) return rec.error();
+  auto r = conn->Exec(kStatusQuery, "status query");
+  if (!r) return r.error();
   LiveStatus ls;
-  ls.in_recovery = rec->Get(0, 0) == "t";
+  ls.in_recovery = r->Get(0, 0) == "true";
   if (!ls.in_recovery) {
-    auto r =
-        conn->Exec("SELECT pg_current_wal_flush_lsn()::text, pg_walfile_name(pg_current_wal_lsn())",
-                   "primary status query");
-    if (!r) return r.error();
-    ls.lsn = Lsn(r->Get(0, 0));
+    ls.lsn = Lsn(r->Get(0, 1));
     ls.replay_lsn = ls.lsn;
-    auto tli = TimelineFromWalFileName(r->Get(0, 1));
+    auto tli = TimelineFromWalFileName(r->Get(0, 2));
     if (!tli) {
-      return Error(ErrorCode::kInternal, "unexpected WAL file name '" + r->Get(0, 1) + "'");
+      return Error(ErrorCode::kInternal, "unexpected WAL file name '" + r->Get(0, 2) + "'");
     }
     ls.timeline = *tli;
     return ls;
   }
-  auto r = conn->Exec(
-      "SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, "
-      "(SELECT timeline_id FROM pg_control_checkpoint())::text, "
-      "w.status, w.received_tli::text, w.sender_host, w.sender_port::text, "
-      // The checkpoint's timeline stays stale until the next restartpoint, and
-      // received_tli vanishes when the stream stops (the primary died): the
-      // newest timeline history file this standby fetched is the timeline it
-      // follows.
-      "(SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir() "
-      " WHERE name ~ '^[0-9A-F]{8}\\.history$')::text "
-      "FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS w ON true",
-      "standby status query");
-  if (!r) return r.error();
-  uint64_t receive = Lsn(r->Get(0, 0));
-  ls.replay_lsn = Lsn(r->Get(0, 1));
+  uint64_t receive = Lsn(r->Get(0, 3));
+  ls.replay_lsn = Lsn(r->Get(0, 4));
   ls.lsn = std::max(receive, ls.replay_lsn);
-  auto ck_tli = ParseInt(r->Get(0, 2));
+  auto ck_tli = ParseInt(r->Get(0, 5));
   ls.timeline = ck_tli && *ck_tli > 0 ? static_cast<uint32_t>(*ck_tli) : 0;
-  ls.streaming = r->Get(0, 3) == "streaming";
+  ls.streaming = r->Get(0, 6) == "streaming";
   if (ls.streaming) {
-    auto rt = ParseInt(r->Get(0, 4));
+    auto rt = ParseInt(r->Get(0, 7));
     if (rt && *rt > 0) ls.timeline = std::max(ls.timeline, static_cast<uint32_t>(*rt));
   }
-  auto hist_tli = ParseInt(r->Get(0, 7));
+  auto hist_tli = ParseInt(r->Get(0, 10));
   if (hist_tli && *hist_tli > 0) {
     ls.timeline = std::max(ls.timeline, static_cast<uint32_t>(*hist_tli));
   }
-  ls.sender_host = r->Get(0, 5);
-  auto sp = ParseInt(r->Get(0, 6));
+  ls.sender_host = r->Get(0, 8);
+  auto sp = ParseInt(r->Get(0, 9));
   ls.sender_port = sp ? static_cast<int>(*sp) : 0;
   return ls;
 }

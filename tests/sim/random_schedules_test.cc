@@ -21,12 +21,17 @@ TEST(RandomSchedules, SafetyAndLivenessHoldUnderRandomFaults) {
   const uint64_t first = EnvOr("SIM_SEED", EnvOr("SIM_FIRST_SEED", 1));
   const uint64_t count = std::getenv("SIM_SEED") ? 1 : EnvOr("SIM_SCHEDULES", 10000);
   const auto start = std::chrono::steady_clock::now();
-  int64_t simulated = 0, faults = 0;
+  int64_t simulated = 0, faults = 0, stale_views = 0;
   int failures = 0;
   for (uint64_t seed = first; seed < first + count; ++seed) {
-    ScheduleResult r = RunRandomSchedule(seed);
+    // Every other schedule observes stale, consistent snapshots of the store
+    // (the agent's watched copy, docs/design/watched-view.md).
+    ScheduleResult r = RunRandomSchedule(seed, core::Decide, [&](SimOptions& o) {
+      if (seed % 2 == 0) o.stale_view_ms = o.cfg.ttl_ms / 2;
+    });
     simulated += r.simulated_ms;
     faults += r.faults;
+    stale_views += r.stale_views;
     if (!r.violation.empty()) {
       ADD_FAILURE() << "schedule failed (rerun with SIM_SEED=" << seed << "):\n" << r.violation;
       if (++failures >= 3) break;
@@ -34,12 +39,16 @@ TEST(RandomSchedules, SafetyAndLivenessHoldUnderRandomFaults) {
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%llu schedules, %lld faults, %.1f simulated hours in %.1fs\n",
+  std::printf("%llu schedules, %lld faults, %lld stale views, %.1f simulated hours in %.1fs\n",
               static_cast<unsigned long long>(count), static_cast<long long>(faults),
-              static_cast<double>(simulated) / 3.6e6, secs);
+              static_cast<long long>(stale_views), static_cast<double>(simulated) / 3.6e6, secs);
   EXPECT_EQ(failures, 0) << "safety or liveness violated in some schedules (see above)";
   // The schedules really injected faults: a run without any would prove nothing.
   EXPECT_GT(faults, static_cast<int64_t>(count));
+  // And half of them decided on stale snapshots, not just in name.
+  if (count >= 2) {
+    EXPECT_GT(stale_views, static_cast<int64_t>(count));
+  }
 }
 
 }  // namespace

@@ -101,7 +101,11 @@ std::vector<const StoreKv*> SimStore::Prefix(const std::string& prefix) const {
 
 void SimStore::Touch(const std::string& key) {
   ++revision_;
-  if (key == "leader") ++leader_changes_;
+  if (key == "leader") {
+    ++leader_changes_;
+    leader_change_revision_ = revision_;
+  }
+  if (!writer_.empty()) last_written_[writer_] = revision_;
 }
 
 bool SimStore::Put(const std::string& key, StoreKv kv) {
@@ -289,8 +293,8 @@ void Cluster::StopPg(Node& n, bool crash) {
   n.pg.streaming = false;
 }
 
-std::optional<core::SyncRecord> Cluster::ReadSync() const {
-  const StoreKv* kv = store_.Get("sync");
+std::optional<core::SyncRecord> Cluster::ReadSyncFrom(const SimStore& store) {
+  const StoreKv* kv = store.Get("sync");
   if (!kv) return std::nullopt;
   return kv->sync;
 }
@@ -413,6 +417,12 @@ void Cluster::BecameWritable(Node& n, const char* how) {
 void Cluster::RunAgent(Node& n) {
   const HaConfig& cfg = opt_.cfg;
   bool answered = false;
+  // Every store write from here on is n's (read-your-writes, ViewFor).
+  struct Writer {
+    SimStore& s;
+    ~Writer() { s.set_writer(""); }
+  } writer{store_};
+  store_.set_writer(n.name);
 
   // 1. Keep the session lease alive. The deadline counts from the moment the
   //    renewal was sent. A lease the store no longer knows is dropped for this
@@ -452,7 +462,14 @@ void Cluster::RunAgent(Node& n) {
     // Data that needs a re-clone cannot be promoted; if we advertised it, the
     // others would wait for us forever when there is no leader to clone from.
     m.nofailover = n.nofailover || n.needs_reclone;
-    (void)store_.Put("members/" + n.name, std::move(kv));
+    // Written only when it changed, as the agent does (PublishMember).
+    const StoreKv* old = store_.Get("members/" + n.name);
+    const bool same = old && old->lease == kv.lease && old->member.role == m.role &&
+                      old->member.timeline == m.timeline && old->member.lsn == m.lsn &&
+                      old->member.following == m.following &&
+                      old->member.streaming == m.streaming &&
+                      old->member.nofailover == m.nofailover;
+    if (!same) (void)store_.Put("members/" + n.name, std::move(kv));
   }
 
   // 3. Observe.
@@ -462,11 +479,12 @@ void Cluster::RunAgent(Node& n) {
   Reach(n, &answered);
   obs.store_ok = answered;
   if (obs.store_ok) {
-    if (const StoreKv* kv = store_.Get("leader")) {
+    const SimStore& view = ViewFor(n);
+    if (const StoreKv* kv = view.Get("leader")) {
       obs.leader = core::LeaderKey{kv->value, kv->mod_revision, kv->lease};
     }
-    for (const StoreKv* kv : store_.Prefix("members/")) obs.members.push_back(kv->member);
-    if (const StoreKv* kv = store_.Get("timeline")) {
+    for (const StoreKv* kv : view.Prefix("members/")) obs.members.push_back(kv->member);
+    if (const StoreKv* kv = view.Get("timeline")) {
       const auto [timeline, writer] = ParseTimelineRecord(kv->value);
       obs.cluster_timeline = timeline;
       // We announced a promotion that our PostgreSQL never carried out (the
@@ -484,7 +502,7 @@ void Cluster::RunAgent(Node& n) {
         }
       }
     }
-    obs.sync = ReadSync();
+    obs.sync = ReadSyncFrom(view);
     n.seen_leader_changes = store_.leader_changes();
   }
   // Like Patroni's timeline check before following: ask the leader for its
@@ -857,11 +875,31 @@ void Cluster::RandomFault(std::mt19937_64& rng) {
 // ---------------------------------------------------------------------------
 // Time and checks
 
+const SimStore& Cluster::ViewFor(Node& n) {
+  if (opt_.stale_view_ms <= 0) return store_;
+  // Any snapshot the watched copy could serve: not older than what this node
+  // wrote or saw last, nor than the leader-key change its watch delivered.
+  int64_t need = std::max(store_.LastWrittenBy(n.name), n.last_view_revision);
+  if (!n.partitioned) need = std::max(need, store_.leader_change_revision());
+  std::vector<const SimStore*> fit{&store_};
+  for (const auto& [at, snap] : past_) {
+    if (snap.revision() >= need) fit.push_back(&snap);
+  }
+  const SimStore* view = fit[rng_() % fit.size()];
+  n.last_view_revision = view->revision();
+  if (view->revision() < store_.revision()) ++stale_views_;
+  return *view;
+}
+
 void Cluster::Step() {
   if (!violation_.empty()) return;
   now_ += opt_.step_ms;
   ++steps_;
   for (const std::string& line : store_.ExpireLeases(now_)) Log("store: " + line);
+  if (opt_.stale_view_ms > 0) {
+    past_.emplace_back(now_, store_);
+    while (!past_.empty() && past_.front().first < now_ - opt_.stale_view_ms) past_.pop_front();
+  }
   for (Node& n : nodes_) {
     if (n.crashed && n.crashed_until && now_ >= n.crashed_until) Restart(n.name);
     if (n.paused && n.paused_until && now_ >= n.paused_until) Unpause(n.name);
@@ -1013,6 +1051,7 @@ ScheduleResult RunRandomSchedule(uint64_t seed, const DecideFn& decide,
   }
   result.violation = c.violation();
   result.simulated_ms = c.now();
+  result.stale_views = c.stale_views();
   return result;
 }
 

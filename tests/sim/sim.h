@@ -62,6 +62,16 @@ class SimStore {
 
   // Bumped on every change of the leader key (a watch event).
   int64_t leader_changes() const { return leader_changes_; }
+  // The revision of the last change of the leader key.
+  int64_t leader_change_revision() const { return leader_change_revision_; }
+  int64_t revision() const { return revision_; }
+  // Who the writes now come from ("" = the store itself: lease expiry), and
+  // the revision of the last write each writer made (read-your-writes).
+  void set_writer(std::string name) { writer_ = std::move(name); }
+  int64_t LastWrittenBy(const std::string& name) const {
+    auto it = last_written_.find(name);
+    return it == last_written_.end() ? 0 : it->second;
+  }
 
  private:
   void Touch(const std::string& key);
@@ -74,6 +84,9 @@ class SimStore {
   int64_t revision_ = 1;
   int64_t next_lease_ = 100;
   int64_t leader_changes_ = 0;
+  int64_t leader_change_revision_ = 0;
+  std::string writer_;
+  std::map<std::string, int64_t> last_written_;
 };
 
 // ---------------------------------------------------------------------------
@@ -130,6 +143,12 @@ struct SimOptions {
   // not off; set this to check it in asynchronous mode too, where it must
   // fail sometimes (proof that the check can see a loss).
   bool check_acknowledged_in_async = false;
+  // > 0: each agent observes a consistent snapshot of the store taken up to
+  // this long ago instead of the store as of now, as the agent's watched copy
+  // may serve (docs/design/watched-view.md): never older than the node's own
+  // last write, its previous view, or the last leader-key change (the watch
+  // that wakes it).
+  MonoMs stale_view_ms = 0;
 };
 
 struct Node {
@@ -153,6 +172,7 @@ struct Node {
   int start_failures = 0;
   MonoMs next_run = 0;
   int64_t seen_leader_changes = -1;
+  int64_t last_view_revision = 0;  // the revision of the snapshot it last observed
   std::string last_reason;
   // The proxy's route (core::ComputeRoute), computed every cycle from the
   // view Decide saw, before acting.
@@ -198,9 +218,12 @@ class Cluster {
   // A primary holds the key and every node runs PostgreSQL streaming from it.
   bool Converged() const;
   // The sync record in the store.
-  std::optional<core::SyncRecord> ReadSync() const;
+  std::optional<core::SyncRecord> ReadSync() const { return ReadSyncFrom(store_); }
+  static std::optional<core::SyncRecord> ReadSyncFrom(const SimStore& store);
   // "" while every invariant held; else what broke, when, and the transcript.
   const std::string& violation() const { return violation_; }
+  // Observations made on a snapshot older than the store (stale_view_ms).
+  int64_t stale_views() const { return stale_views_; }
   std::string Transcript() const;
   std::string Summary() const;  // one line per node
   void Fail(const std::string& what);
@@ -229,6 +252,11 @@ class Cluster {
   SimOptions opt_;
   std::mt19937_64 rng_;
   SimStore store_;
+  // With stale_view_ms: the store as it was at the start of each recent step.
+  std::deque<std::pair<MonoMs, SimStore>> past_;
+  int64_t stale_views_ = 0;
+  // The snapshot n observes this cycle (the store itself without stale_view_ms).
+  const SimStore& ViewFor(Node& n);
   std::vector<Node> nodes_;
   MonoMs now_ = 0;
   int64_t steps_ = 0;
@@ -248,6 +276,7 @@ struct ScheduleResult {
   std::string violation;
   MonoMs simulated_ms = 0;
   int faults = 0;
+  int64_t stale_views = 0;  // observations made on a snapshot older than the store
 };
 // `tweak` may change the drawn options (e.g. force a sync mode).
 ScheduleResult RunRandomSchedule(uint64_t seed, const DecideFn& decide = core::Decide,

@@ -1,7 +1,10 @@
-// The whole agent on the test clock: the session lease is renewed at the
-// configured interval from its own thread (docs/design/timing.md,
-// `dcs.loop_interval`), whatever the HA loop is doing.
+// The whole agent on the test clock: the session lease is renewed from its
+// own thread, whatever the HA loop is doing: every `dcs.loop_interval` on the
+// primary, every third of the demotion window elsewhere
+// (core::LeaseRenewalInterval, docs/design/timing.md).
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 #include "unit/agent/agent_harness.h"
 
@@ -29,7 +32,9 @@ struct Timing {
 
 class AgentLeaseCadence : public ::testing::TestWithParam<Timing> {};
 
-TEST_P(AgentLeaseCadence, EveryMemberRenewsItsLeaseOncePerLoopInterval) {
+// The primary (n1) renews every loop interval; the replicas every third of
+// the demotion window, at most the margin (core::LeaseRenewalInterval).
+TEST_P(AgentLeaseCadence, ThePrimaryRenewsEveryLoopIntervalTheReplicasLessOften) {
   HarnessOptions o;
   o.nodes = 3;
   o.ttl_ms = GetParam().ttl_ms;
@@ -37,15 +42,24 @@ TEST_P(AgentLeaseCadence, EveryMemberRenewsItsLeaseOncePerLoopInterval) {
   o.safety_margin_ms = GetParam().margin_ms;
   AgentHarness h(o);
   ASSERT_TRUE(h.StartCluster()) << h.Describe();
+  ASSERT_EQ(h.LeaderHolder(), "n1");
+  const MonoMs replica_interval =
+      std::min<MonoMs>((o.ttl_ms - o.safety_margin_ms) / 3, o.safety_margin_ms);
+  ASSERT_GT(replica_interval, o.loop_interval_ms);
+  // Let the replicas settle into their cadence (their last renewal before
+  // this point may have been on the start-up cadence).
+  ASSERT_TRUE(h.Step(2 * replica_interval));
   const MonoMs from = h.clock().Now();
   const MonoMs span = 12 * o.loop_interval_ms;
   ASSERT_TRUE(h.Step(span));
   for (int i = 0; i < h.size(); ++i) {
     const auto times = RenewalsSince(h, i, from);
-    // One per interval: 12 intervals hold 12 or 13 renewals, by phase.
-    EXPECT_GE(times.size(), 12u) << h.node(i).name;
-    EXPECT_LE(times.size(), 13u) << h.node(i).name;
-    ExpectEvenlySpaced(times, o.loop_interval_ms, h.node(i).name);
+    const MonoMs interval = i == 0 ? o.loop_interval_ms : replica_interval;
+    // One per interval: span / interval intervals hold that many or one more.
+    const size_t n = static_cast<size_t>(span / interval);
+    EXPECT_GE(times.size(), n) << h.node(i).name;
+    EXPECT_LE(times.size(), n + 1) << h.node(i).name;
+    ExpectEvenlySpaced(times, interval, h.node(i).name);
     // No renewal failed meanwhile.
     EXPECT_EQ(h.node(i).store->KeepAliveTimes(false).size(),
               h.node(i).store->KeepAliveTimes(true).size());
@@ -78,6 +92,48 @@ TEST(AgentLease, RenewalsKeepTheirCadenceWhileTheLoopIsStuck) {
   ASSERT_TRUE(h.Step(500));
   EXPECT_EQ(h.LeaderHolder(), "n1");
   EXPECT_EQ(h.pg(1).IndexOf("Promote"), -1);
+}
+
+// A replica's failed renewal is retried after one loop interval, not a whole
+// replica interval later: its lease must not run out over one lost call.
+TEST(AgentLease, AReplicasFailedRenewalIsRetriedAfterOneLoopInterval) {
+  AgentHarness h;
+  ASSERT_TRUE(h.StartCluster()) << h.Describe();
+  ASSERT_TRUE(h.Step(1'000));
+  const size_t before = h.node(1).store->KeepAliveTimes(false).size();
+  h.node(1).store->FailNext("KeepAlive");
+  ASSERT_TRUE(h.AdvanceUntil(
+      [&] { return h.node(1).store->KeepAliveTimes(false).size() >= before + 2; }, 2'000))
+      << h.Describe();
+  const auto all = h.node(1).store->KeepAliveTimes(false);
+  const auto ok = h.node(1).store->KeepAliveTimes(true);
+  ASSERT_EQ(all.size(), ok.size() + 1) << "exactly the one injected failure";
+  // The failed attempt is the first after `before`; the retry one loop later.
+  EXPECT_EQ(all[before + 1] - all[before], 250);
+}
+
+// A replica that takes over renews at the primary's cadence from the cycle
+// its watchdog is armed, not a replica interval later.
+TEST(AgentLease, ANewPrimaryRenewsEveryLoopIntervalFromItsPromotion) {
+  HarnessOptions o;
+  o.nodes = 3;
+  AgentHarness h(o);
+  ASSERT_TRUE(h.StartCluster()) << h.Describe();
+  h.Pause(0);  // the primary's node stops: its lease expires, a replica takes over
+  ASSERT_TRUE(h.AdvanceUntil(
+      [&] {
+        return h.pg(1).state() == FakePostgres::State::kPrimary ||
+               h.pg(2).state() == FakePostgres::State::kPrimary;
+      },
+      10'000))
+      << h.Describe();
+  const int p = h.pg(1).state() == FakePostgres::State::kPrimary ? 1 : 2;
+  ASSERT_TRUE(h.Step(300));  // the cycle that promoted arms the watchdog
+  const MonoMs from = h.clock().Now();
+  ASSERT_TRUE(h.Step(2'000));
+  const auto times = RenewalsSince(h, p, from);
+  ASSERT_GE(times.size(), 7u) << h.node(p).name;
+  ExpectEvenlySpaced(times, 250, h.node(p).name);
 }
 
 }  // namespace
