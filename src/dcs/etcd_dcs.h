@@ -104,6 +104,12 @@ class EtcdDcs final : public Dcs {
   // uses), which applies each event to it; a stream that was compacted,
   // reopened past a gap or retired drops its copy. See Dcs::ReadPrefix.
   Result<RangeResult> ReadPrefix(const std::string& prefix, int64_t max_age_ms) override;
+  // How ReadPrefix answered so far: from a copy, or by a read (tests, metrics).
+  struct CopyStats {
+    uint64_t served = 0;
+    uint64_t reads = 0;
+  };
+  CopyStats copy_stats() const;
 
   Result<std::vector<Member>> MemberList() override;
   Result<Member> MemberAdd(const std::vector<std::string>& peer_urls, bool as_learner) override;

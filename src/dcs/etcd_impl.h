@@ -95,6 +95,7 @@ struct EtcdDcs::Impl {
   // The newest store revision any answer to a key call has shown this client
   // (its own writes among them): a watched copy older than this is not served.
   std::atomic<Revision> seen_revision{0};
+  std::atomic<uint64_t> copy_served{0}, copy_reads{0};  // EtcdDcs::copy_stats
 
   std::mutex watch_mu;  // after mu when both are held, never the other way
   std::condition_variable watch_cv;

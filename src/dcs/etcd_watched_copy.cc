@@ -80,7 +80,10 @@ Result<RangeResult> EtcdDcs::Impl::ReadPrefix(const std::string& prefix, int64_t
       const std::shared_ptr<Watcher> w = watchers[i];  // owned here: the wait below unlocks
       if (w->prefix != prefix || !w->copy.kept) continue;
       const MonoMs now = NowMs();
-      if (CopyServable(*w, now, max_age_ms)) return CopyOut(*w);
+      if (CopyServable(*w, now, max_age_ms)) {
+        ++copy_served;
+        return CopyOut(*w);
+      }
       // Only this client's own recent write is missing: the stream is about
       // to deliver it.
       const Watcher::Copy& c = w->copy;
@@ -90,12 +93,16 @@ Result<RangeResult> EtcdDcs::Impl::ReadPrefix(const std::string& prefix, int64_t
         clock.WaitUntil(lock, watch_cv, now + kOwnWriteWaitMs, [&] {
           return w->version != seen && CopyServable(*w, NowMs(), max_age_ms);
         });
-        if (CopyServable(*w, NowMs(), max_age_ms)) return CopyOut(*w);
+        if (CopyServable(*w, NowMs(), max_age_ms)) {
+          ++copy_served;
+          return CopyOut(*w);
+        }
       }
       break;
     }
   }
   // Read, and (re)seed the copy from the read.
+  ++copy_reads;
   const MonoMs sent = NowMs();
   auto r = Call("/v3/kv/range", KeyRange(prefix), Kind::kRead);
   if (!r) return r.error();
@@ -145,6 +152,10 @@ Result<RangeResult> EtcdDcs::Impl::ReadPrefix(const std::string& prefix, int64_t
 
 Result<RangeResult> EtcdDcs::ReadPrefix(const std::string& prefix, int64_t max_age_ms) {
   return impl_->ReadPrefix(prefix, max_age_ms);
+}
+
+EtcdDcs::CopyStats EtcdDcs::copy_stats() const {
+  return {impl_->copy_served.load(), impl_->copy_reads.load()};
 }
 
 }  // namespace tandem::dcs

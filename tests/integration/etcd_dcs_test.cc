@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -287,6 +288,84 @@ TEST_F(EtcdDcsTest, WaitForChangeWithZeroTimeout) {
   ASSERT_TRUE(quiet.ok()) << quiet.error().ToString();
   EXPECT_FALSE(*quiet);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000));
+}
+
+// ReadPrefix (the HA loop's watched copy, docs/design/watched-view.md).
+
+// What a GetPrefix shows, as (key -> value) for comparing.
+std::map<std::string, std::string> Values(const RangeResult& r) {
+  std::map<std::string, std::string> out;
+  for (const auto& kv : r.kvs) out[kv.key] = kv.value;
+  return out;
+}
+
+TEST_F(EtcdDcsTest, ReadPrefixIsServedFromTheCopyAndShowsOwnWritesAtOnce) {
+  EtcdDcs reader(Options({etcd_->client_url()}), SystemClock::Get());
+  ASSERT_TRUE(reader.Put(P() + "a", "1").ok());
+  // The first call reads (and seeds the copy); later ones wait for nothing.
+  ASSERT_TRUE(reader.ReadPrefix(P(), 60'000).ok());
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        (void)reader.ReadPrefix(P(), 60'000);
+        return reader.copy_stats().served >= 3;
+      },
+      10'000))
+      << "the copy was never served";
+  // Its own write is in the very next answer, whatever the stream's delay.
+  for (int i = 0; i < 20; ++i) {
+    auto w = reader.Put(P() + "a", std::to_string(100 + i));
+    ASSERT_TRUE(w.ok());
+    auto r = reader.ReadPrefix(P(), 60'000);
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    EXPECT_GE(r->revision, *w);
+    EXPECT_EQ(Values(*r)[P() + "a"], std::to_string(100 + i));
+  }
+  auto g = reader.GetPrefix(P());
+  auto c = reader.ReadPrefix(P(), 60'000);
+  ASSERT_TRUE(g.ok() && c.ok());
+  EXPECT_EQ(Values(*c), Values(*g));
+}
+
+TEST_F(EtcdDcsTest, ReadPrefixSeesOtherClientsWritesAndALeaseExpiry) {
+  EtcdDcs reader(Options({etcd_->client_url()}), SystemClock::Get());
+  ASSERT_TRUE(reader.ReadPrefix(P(), 60'000).ok());
+  auto l = dcs_->GrantLease(2);
+  ASSERT_TRUE(l.ok());
+  ASSERT_TRUE(dcs_->Put(P() + "leader", "other", l->id).ok());
+  auto shows = [&](bool present) {
+    auto r = reader.ReadPrefix(P(), 60'000);
+    return r.ok() && (Values(*r).count(P() + "leader") == 1) == present;
+  };
+  // Another client's write arrives through the stream (no read needed).
+  ASSERT_TRUE(WaitUntil([&] { return shows(true); }, 10'000));
+  const uint64_t reads = reader.copy_stats().reads;
+  // The lease is not renewed: etcd deletes the key, and the copy follows.
+  ASSERT_TRUE(WaitUntil([&] { return shows(false); }, 20'000));
+  EXPECT_EQ(reader.copy_stats().reads, reads) << "the deletion came from a read, not the stream";
+}
+
+TEST_F(EtcdDcsTest, ReadPrefixNeverShowsHalfATransaction) {
+  EtcdDcs reader(Options({etcd_->client_url()}), SystemClock::Get());
+  ASSERT_TRUE(dcs_->Txn({}, {Op::Put(P() + "a", "0"), Op::Put(P() + "b", "0")}).ok());
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int i = 1; i <= 200 && !done; ++i) {
+      const std::string v = std::to_string(i);
+      (void)dcs_->Txn({}, {Op::Put(P() + "a", v), Op::Put(P() + "b", v)});
+    }
+    done = true;
+  });
+  int looks = 0;
+  while (!done) {
+    auto r = reader.ReadPrefix(P(), 60'000);
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    auto v = Values(*r);
+    EXPECT_EQ(v[P() + "a"], v[P() + "b"]) << "at revision " << r->revision;
+    ++looks;
+  }
+  writer.join();
+  EXPECT_GT(looks, 10);
+  EXPECT_GT(reader.copy_stats().served, 0u);
 }
 
 TEST_F(EtcdDcsTest, ManyThreadsShareOneClient) {
