@@ -1,3 +1,8 @@
+// The etcd key layout's names and the typed view of one snapshot: the JSON
+// encoding and decoding of every record under /tandem/<cluster>/ (node info,
+// member state, timeline, history, sync record, intent) and ParseClusterView,
+// which turns one prefix read into a ClusterView. Pure: no store calls, no
+// clock; a malformed record is an Error naming the key, never an exception.
 #include "agent/cluster_view.h"
 
 #include <nlohmann/json.hpp>

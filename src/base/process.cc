@@ -1,3 +1,8 @@
+// Child processes: fork/exec with the options of SpawnOptions (user, env,
+// process group, output fd), RunCommand (to completion, with output and a
+// timeout), liveness, reaping orphans as a subreaper,
+// killing a process tree, waiting for exit. Any thread: g_reap_mu keeps
+// ReapChildren from taking the exit status of a child RunCommand waits for.
 #include "base/process.h"
 
 #include <fcntl.h>

@@ -1,3 +1,7 @@
+// Failover candidates: RankCandidates (timeline, then LSN, then name; rules 3
+// and 4 drop the lagging and the ones behind the cluster timeline),
+// SyncCandidates (who the sync record allows to take over) and
+// SyncSurvivesWriterLoss. Pure: a function of one Observation and the config.
 #include "core/candidates.h"
 
 #include <algorithm>

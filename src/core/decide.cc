@@ -1,3 +1,8 @@
+// Decide(): the HA decision, one branch per row of
+// docs/design/state-machine.md (store unreachable, this node the leader,
+// another node the leader, an intent without a leader, no leader), each
+// returning the actions and a one-line reason; and CheckTiming, the timing
+// invariants between the knobs. Pure: no I/O, no clock (time is obs.now).
 #include "core/decide.h"
 
 #include <optional>

@@ -1,3 +1,7 @@
+// Synchronous replication: PlanSync (the one step the primary takes this
+// cycle, widening the record before PostgreSQL's set and narrowing it after),
+// SyncForPromotion, and synchronous_standby_names rendered and parsed.
+// Pure: no I/O, no clock.
 #include "core/sync.h"
 
 #include <algorithm>

@@ -1,3 +1,7 @@
+// The text of the files Tandem writes for PostgreSQL (tandem.conf, pg_hba.conf,
+// pg_ident.conf, the passfile line, conninfo strings, with quoting and the
+// checks of names and values), and the parsers of postmaster.pid,
+// pg_controldata's output and WAL file names. Pure: no I/O.
 #include "pg/conf.h"
 
 #include <arpa/inet.h>
