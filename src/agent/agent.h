@@ -283,6 +283,11 @@ class Agent {
   Status InitPostgres(pg::DataDirState dd);
   Status InitRegister(const std::shared_ptr<dcs::Dcs>& store, const Result<pg::ControlData>& cd);
   Status LeaveLocally();
+  // Remove's two cases (operations.cc): another node deregistered; this node
+  // deregistered, its lease revoked, then LeaveLocally.
+  Status RemoveOther(const std::string& target, const NodeInfo& info);
+  Status RemoveSelf(const std::string& target, const ClusterView& view, const NodeInfo& info,
+                    bool is_leader);
   // MemberRemove, retried while etcd calls the cluster unhealthy.
   Status RemoveEtcdMember(uint64_t id);
   // The timeline record: announce before promoting, keep current as leader,

@@ -1,3 +1,8 @@
+// The etcd key layout's names and the typed view of one snapshot: the JSON
+// encoding and decoding of every record under /tandem/<cluster>/ (node info,
+// member state, timeline, history, sync record, intent) and ParseClusterView,
+// which turns one prefix read into a ClusterView. Pure: no store calls, no
+// clock; a malformed record is an Error naming the key, never an exception.
 #include "agent/cluster_view.h"
 
 #include <nlohmann/json.hpp>
@@ -186,6 +191,87 @@ std::optional<core::Intent> ToCoreIntent(const std::optional<IntentRecord>& r, i
   return i;
 }
 
+namespace {
+
+// One reader per kind of key: each puts what the key says into the view, and
+// logs and sets a safe value for what it cannot read.
+
+void ReadInitialize(const dcs::KeyValue& kv, ClusterView& v) {
+  v.initialized = true;
+  try {
+    v.system_identifier = json::parse(kv.value).value("system_identifier", "");
+  } catch (...) {
+    TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
+  }
+}
+
+void ReadTimeline(const dcs::KeyValue& kv, ClusterView& v) {
+  auto parts = Split(kv.value, ' ');
+  auto tl = parts.size() == 2 ? ParseInt(parts[0]) : std::nullopt;
+  if (tl && *tl > 0 && *tl < (int64_t{1} << 32)) {
+    v.timeline = TimelineRecord{static_cast<uint32_t>(*tl), parts[1], kv.mod_revision};
+  } else {
+    // Keep the revision so the record can be repaired by a compare-and-swap.
+    TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
+    v.timeline.mod_revision = kv.mod_revision;
+  }
+}
+
+void ReadLeader(const dcs::KeyValue& kv, ClusterView& v) {
+  if (IsValidName(kv.value)) {
+    v.leader = core::LeaderKey{kv.value, kv.mod_revision, kv.lease};
+  } else {
+    // Garbage in the leader key: treat it as held (by nobody we know), so
+    // nobody promotes over it until it expires or an operator clears it.
+    TLOG(Warn, "dcs") << "leader key holds an invalid name; treating it as held";
+    v.leader = core::LeaderKey{"<invalid>", kv.mod_revision, kv.lease};
+  }
+}
+
+void ReadMember(const dcs::KeyValue& kv, const std::string& prefix, ClusterView& v) {
+  auto m = DecodeMemberState(kv.value);
+  if (m && m->name == kv.key.substr(prefix.size())) {
+    v.members[m->name] = *m;
+  } else {
+    TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
+  }
+}
+
+void ReadNode(const dcs::KeyValue& kv, const std::string& prefix, ClusterView& v) {
+  auto n = DecodeNodeInfo(kv.value);
+  if (n && n->name == kv.key.substr(prefix.size())) {
+    n->mod_revision = kv.mod_revision;
+    v.nodes[n->name] = *n;
+  } else {
+    TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
+  }
+}
+
+void ReadSync(const dcs::KeyValue& kv, ClusterView& v) {
+  auto r = DecodeSyncRecord(kv.value);
+  if (r) {
+    v.sync = *r;
+  } else {
+    // Unreadable: it can prove nothing, so nobody is promoted on its word.
+    TLOG(Warn, "dcs") << r.error().message() << "; treating it as counting no standby";
+    v.sync = core::SyncRecord{"<invalid>", core::SyncMode::kQuorum, {}, 0};
+  }
+  v.sync_mod_revision = kv.mod_revision;
+}
+
+void ReadIntent(const dcs::KeyValue& kv, ClusterView& v) {
+  auto r = DecodeIntent(kv.value);
+  if (r) {
+    v.intent = *r;
+  } else {
+    TLOG(Warn, "dcs") << r.error().message() << "; ignoring it (it is deleted)";
+    v.intent = IntentRecord{};  // expired at 0: deleted by the leader's housekeeping
+  }
+  v.intent->mod_revision = kv.mod_revision;
+}
+
+}  // namespace
+
 ClusterView ParseClusterView(const Keys& keys, const dcs::RangeResult& range) {
   ClusterView v;
   v.revision = range.revision;
@@ -193,65 +279,19 @@ ClusterView ParseClusterView(const Keys& keys, const dcs::RangeResult& range) {
   const std::string nodes_prefix = keys.prefix + "nodes/";
   for (const auto& kv : range.kvs) {
     if (kv.key == keys.initialize()) {
-      v.initialized = true;
-      try {
-        v.system_identifier = json::parse(kv.value).value("system_identifier", "");
-      } catch (...) {
-        TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
-      }
+      ReadInitialize(kv, v);
     } else if (kv.key == keys.timeline()) {
-      auto parts = Split(kv.value, ' ');
-      auto tl = parts.size() == 2 ? ParseInt(parts[0]) : std::nullopt;
-      if (tl && *tl > 0 && *tl < (int64_t{1} << 32)) {
-        v.timeline = TimelineRecord{static_cast<uint32_t>(*tl), parts[1], kv.mod_revision};
-      } else {
-        // Keep the revision so the record can be repaired by a compare-and-swap.
-        TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
-        v.timeline.mod_revision = kv.mod_revision;
-      }
+      ReadTimeline(kv, v);
     } else if (kv.key == keys.leader()) {
-      if (IsValidName(kv.value)) {
-        v.leader = core::LeaderKey{kv.value, kv.mod_revision, kv.lease};
-      } else {
-        // Garbage in the leader key: treat it as held (by nobody we know), so
-        // nobody promotes over it until it expires or an operator clears it.
-        TLOG(Warn, "dcs") << "leader key holds an invalid name; treating it as held";
-        v.leader = core::LeaderKey{"<invalid>", kv.mod_revision, kv.lease};
-      }
+      ReadLeader(kv, v);
     } else if (StartsWith(kv.key, members_prefix)) {
-      auto m = DecodeMemberState(kv.value);
-      if (m && m->name == kv.key.substr(members_prefix.size())) {
-        v.members[m->name] = *m;
-      } else {
-        TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
-      }
+      ReadMember(kv, members_prefix, v);
     } else if (StartsWith(kv.key, nodes_prefix)) {
-      auto n = DecodeNodeInfo(kv.value);
-      if (n && n->name == kv.key.substr(nodes_prefix.size())) {
-        n->mod_revision = kv.mod_revision;
-        v.nodes[n->name] = *n;
-      } else {
-        TLOG(Warn, "dcs") << "ignoring malformed " << kv.key;
-      }
+      ReadNode(kv, nodes_prefix, v);
     } else if (kv.key == keys.sync()) {
-      auto r = DecodeSyncRecord(kv.value);
-      if (r) {
-        v.sync = *r;
-      } else {
-        // Unreadable: it can prove nothing, so nobody is promoted on its word.
-        TLOG(Warn, "dcs") << r.error().message() << "; treating it as counting no standby";
-        v.sync = core::SyncRecord{"<invalid>", core::SyncMode::kQuorum, {}, 0};
-      }
-      v.sync_mod_revision = kv.mod_revision;
+      ReadSync(kv, v);
     } else if (kv.key == keys.intent()) {
-      auto r = DecodeIntent(kv.value);
-      if (r) {
-        v.intent = *r;
-      } else {
-        TLOG(Warn, "dcs") << r.error().message() << "; ignoring it (it is deleted)";
-        v.intent = IntentRecord{};  // expired at 0: deleted by the leader's housekeeping
-      }
-      v.intent->mod_revision = kv.mod_revision;
+      ReadIntent(kv, v);
     } else if (kv.key == keys.pause()) {
       v.paused = true;
     } else if (StartsWith(kv.key, keys.history_prefix())) {

@@ -1,3 +1,8 @@
+// The fence guard's two halves: FenceGuard::Start forks the guard process and
+// Update (any agent thread) writes the fencing deadline down its pipe;
+// GuardMain runs in the forked child only (no threads, nothing of the agent's
+// state), waits for deadlines, and fences (floating IP first, then SIGQUIT to
+// the postmaster named by postmaster.pid) when one passes without a newer one.
 #include "agent/fence_guard.h"
 
 #include <fcntl.h>

@@ -174,6 +174,51 @@ Status Agent::DoJoin(const std::string& url) {
   return st;
 }
 
+namespace {
+
+// Keeps the node's own database aside, unused, until it leaves the cluster
+// (stopping it first); an empty directory is removed. Sets *aside to where it
+// went ("" when there was none).
+Status MoveLocalDatabaseAside(pg::Controller& pg, const Config& cfg, std::string* aside) {
+  aside->clear();
+  if (pg.InspectDataDir() == pg::DataDirState::kValid) {
+    if (pg.IsRunning()) TANDEM_TRY(pg.Stop(pg::StopMode::kFast));
+    const std::string to = cfg.pg_data_dir + ".pre-join";
+    if (PathExists(to)) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  to + " already exists; move it away so the local database can be kept there");
+    }
+    TANDEM_TRY(RenamePath(cfg.pg_data_dir, to));
+    *aside = to;
+  } else if (PathExists(cfg.pg_data_dir)) {
+    TANDEM_TRY(RemoveAll(cfg.pg_data_dir));  // empty
+  }
+  return Ok();
+}
+
+// pg_basebackup from `src`, up to 5 attempts 2 s apart, each failed one's
+// directory removed; `progress` sees every line of the tool's output.
+Status CopyDatabase(pg::Controller& pg, const Config& cfg, const Clock& clock,
+                    const pg::Source& src, const std::atomic<bool>& stopping,
+                    const std::function<void(const std::string&)>& progress) {
+  Status copied = Error(ErrorCode::kTimeout, "not tried");
+  for (int attempt = 1; attempt <= 5 && !stopping; ++attempt) {
+    copied = pg.BaseBackup(src, [&](const std::string& line) {
+      TLOG(Info, "pg") << line;
+      progress(line);
+    });
+    if (copied.ok()) break;
+    TLOG(Warn, "agent") << "pg_basebackup attempt " << attempt
+                        << " failed: " << copied.error().message();
+    (void)RemoveAll(cfg.pg_data_dir);
+    clock.SleepFor(2'000);
+  }
+  if (!copied.ok()) return copied.error().Wrap("copying the database");
+  return Ok();
+}
+
+}  // namespace
+
 Status Agent::JoinWithGrant(const JoinGrant& grant) {
   TANDEM_TRY(SaveSecrets(cfg_.secrets_path(), grant.secrets));
   secrets_ = grant.secrets;
@@ -193,39 +238,20 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
   }
   const std::string leader = view->leader->holder;
 
-  // Keep the node's own database aside, unused, until it leaves the cluster.
-  if (pg_->InspectDataDir() == pg::DataDirState::kValid) {
-    if (pg_->IsRunning()) TANDEM_TRY(pg_->Stop(pg::StopMode::kFast));
-    const std::string aside = cfg_.pg_data_dir + ".pre-join";
-    if (PathExists(aside)) {
-      return Fail(ErrorCode::kFailedPrecondition,
-                  aside + " already exists; move it away so the local database can be kept there");
-    }
-    TANDEM_TRY(RenamePath(cfg_.pg_data_dir, aside));
+  std::string aside;
+  TANDEM_TRY(MoveLocalDatabaseAside(*pg_, cfg_, &aside));
+  if (!aside.empty()) {
     std::lock_guard<std::mutex> lock(mu_);
     state_.kept_aside_dir = aside;
     (void)SaveState();
     TLOG(Info, "agent") << "kept the local database aside in " << aside;
-  } else if (PathExists(cfg_.pg_data_dir)) {
-    TANDEM_TRY(RemoveAll(cfg_.pg_data_dir));  // empty
   }
 
   auto src = SourceFor(*view, leader, false);
   if (!src) return src.error();
   SetProgress("copying the database from " + leader + " (pg_basebackup)");
-  Status copied = Error(ErrorCode::kTimeout, "not tried");
-  for (int attempt = 1; attempt <= 5 && !stopping_; ++attempt) {
-    copied = pg_->BaseBackup(*src, [this](const std::string& line) {
-      TLOG(Info, "pg") << line;
-      SetProgress(line);
-    });
-    if (copied.ok()) break;
-    TLOG(Warn, "agent") << "pg_basebackup attempt " << attempt
-                        << " failed: " << copied.error().message();
-    (void)RemoveAll(cfg_.pg_data_dir);
-    clock_.SleepFor(2'000);
-  }
-  if (!copied.ok()) return copied.error().Wrap("copying the database");
+  TANDEM_TRY(CopyDatabase(*pg_, cfg_, clock_, *src, stopping_,
+                          [this](const std::string& line) { SetProgress(line); }));
   hba_signature_.clear();  // pg_basebackup copied the source's pg_hba.conf
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -333,14 +359,13 @@ std::optional<dcs::Member> MemberAt(dcs::Dcs& store, const std::string& peer_url
 
 }  // namespace
 
-Status Agent::AddEtcdLearner(const NodeInfo& joiner, const ClusterView& view,
-                             const std::shared_ptr<dcs::Dcs>& store, JoinGrant* g, NodeInfo* reg) {
-  if (joiner.etcd_peer_url.empty()) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "the joining node runs no etcd member but this "
-                "cluster uses embedded etcd");
-  }
-  auto members = store->MemberList();
+namespace {
+
+// Refuses a peer URL that a registered member uses; removes a member at that
+// URL that no node registered (a leftover of a join that did not finish).
+Status ClearStalePeer(const NodeInfo& joiner, const ClusterView& view, dcs::Dcs& store,
+                      const std::function<Status(uint64_t)>& remove_member) {
+  auto members = store.MemberList();
   if (!members) return members.error().Wrap("listing etcd members");
   for (const auto& m : *members) {
     for (const auto& u : m.peer_urls) {
@@ -354,21 +379,26 @@ Status Agent::AddEtcdLearner(const NodeInfo& joiner, const ClusterView& view,
       }
       // A leftover of an earlier join that did not finish: remove it.
       TLOG(Warn, "agent") << "removing stale etcd member " << m.id << " at " << u;
-      TANDEM_TRY(RemoveEtcdMember(m.id));
+      TANDEM_TRY(remove_member(m.id));
     }
   }
-  // etcd refuses membership changes for a few seconds after the previous one
-  // ("unhealthy cluster") until every member has been seen active, and a
-  // proposal can time out while the members settle after the last learner's
-  // promotion: retry both. A timed-out add may still be applied later; a
-  // retry is then refused ("Peer URLs already exists") and the member list
-  // holds the learner that attempt added, which is the one we wanted.
+  return Ok();
+}
+
+// etcd refuses membership changes for a few seconds after the previous one
+// ("unhealthy cluster") until every member has been seen active, and a
+// proposal can time out while the members settle after the last learner's
+// promotion: retry both. A timed-out add may still be applied later; a
+// retry is then refused ("Peer URLs already exists") and the member list
+// holds the learner that attempt added, which is the one we wanted.
+Result<dcs::Member> AddLearnerWithRetry(dcs::Dcs& store, const std::string& peer_url,
+                                        const Clock& clock, const std::atomic<bool>& stopping) {
   Result<dcs::Member> added = Error(ErrorCode::kUnavailable, "not tried");
   bool timed_out = false;
   WaitFor(
-      clock_,
+      clock,
       [&] {
-        added = store->MemberAdd({joiner.etcd_peer_url}, true);
+        added = store.MemberAdd({peer_url}, true);
         if (added.ok()) return true;
         if (added.error().code() == ErrorCode::kTimeout) {
           TLOG(Warn, "agent") << "adding the etcd learner: " << added.error().message()
@@ -377,28 +407,49 @@ Status Agent::AddEtcdLearner(const NodeInfo& joiner, const ClusterView& view,
           return false;
         }
         if (timed_out) {
-          if (auto m = MemberAt(*store, joiner.etcd_peer_url)) {
+          if (auto m = MemberAt(store, peer_url)) {
             added = *m;
             return true;
           }
         }
         return added.error().code() != ErrorCode::kUnavailable;
       },
-      60'000, stopping_);
-  if (!added) return added.error().Wrap("adding the etcd learner");
-  g->etcd_member_id = added->id;
-  reg->etcd_member_id = added->id;
-  members = store->MemberList();
+      60'000, stopping);
+  return added;
+}
+
+// The learner's --initial-cluster and the other members' client URLs.
+Status FillEtcdGrant(dcs::Dcs& store, const std::string& joiner_name, uint64_t added_id,
+                     JoinGrant* g) {
+  auto members = store.MemberList();
   if (!members) return members.error();
   std::vector<std::string> parts;
   for (const auto& m : *members) {
-    std::string name = m.id == added->id ? joiner.name : m.name;
+    std::string name = m.id == added_id ? joiner_name : m.name;
     if (name.empty() || m.peer_urls.empty()) continue;
     parts.push_back(name + "=" + m.peer_urls[0]);
-    if (m.id != added->id && !m.client_urls.empty()) g->etcd_endpoints.push_back(m.client_urls[0]);
+    if (m.id != added_id && !m.client_urls.empty()) g->etcd_endpoints.push_back(m.client_urls[0]);
   }
   g->initial_cluster = Join(parts, ",");
   return Ok();
+}
+
+}  // namespace
+
+Status Agent::AddEtcdLearner(const NodeInfo& joiner, const ClusterView& view,
+                             const std::shared_ptr<dcs::Dcs>& store, JoinGrant* g, NodeInfo* reg) {
+  if (joiner.etcd_peer_url.empty()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "the joining node runs no etcd member but this "
+                "cluster uses embedded etcd");
+  }
+  TANDEM_TRY(
+      ClearStalePeer(joiner, view, *store, [this](uint64_t id) { return RemoveEtcdMember(id); }));
+  auto added = AddLearnerWithRetry(*store, joiner.etcd_peer_url, clock_, stopping_);
+  if (!added) return added.error().Wrap("adding the etcd learner");
+  g->etcd_member_id = added->id;
+  reg->etcd_member_id = added->id;
+  return FillEtcdGrant(*store, joiner.name, added->id, g);
 }
 
 }  // namespace tandem::agent

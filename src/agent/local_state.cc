@@ -1,3 +1,7 @@
+// Reading and writing state.json and secrets.json in node.state_dir (atomic
+// writes; secrets.json mode 0600, never logged), and the warning for a state
+// directory that lost its state.json. Runs on the caller's thread (agent
+// start-up, the operation thread); no locks of its own.
 #include "agent/local_state.h"
 
 #include <nlohmann/json.hpp>

@@ -54,6 +54,37 @@ Status Agent::ClearError() {
 
 // ------------------------------------------------------------ initialize
 
+namespace {
+
+// Where the store is: this node's own etcd member, or the configured one.
+std::vector<std::string> StoreEndpoints(const Config& cfg) {
+  return cfg.embedded_etcd() ? std::vector<std::string>{cfg.etcd_client_url()} : cfg.dcs_endpoints;
+}
+
+// What state.json says once this node is a member with a data directory it
+// may use as is.
+void BecomeMember(LocalState& st, const std::string& cluster, bool was_primary) {
+  st.member = true;
+  st.cluster = cluster;
+  st.was_primary = was_primary;
+  st.needs_rewind = false;
+  st.needs_reclone = false;
+}
+
+// Whether `node` holds the leader key within `timeout_ms`.
+bool WaitForLeaderKey(dcs::Dcs& store, const std::string& key, const std::string& node,
+                      int64_t timeout_ms, const Clock& clock, const std::atomic<bool>& stopping) {
+  return WaitFor(
+      clock,
+      [&] {
+        auto v = store.Get(key);
+        return v.ok() && v->has_value() && (*v)->value == node;
+      },
+      timeout_ms, stopping);
+}
+
+}  // namespace
+
 Status Agent::Initialize() {
   std::unique_lock<std::mutex> op(op_mu_, std::try_to_lock);
   const std::string command = "tandem cluster initialize";
@@ -80,9 +111,7 @@ Status Agent::Initialize() {
       (void)RemoveAll(cfg_.etcd_data_dir());
     }
   };
-  if (auto s = ConnectStore(cfg_.embedded_etcd() ? std::vector<std::string>{cfg_.etcd_client_url()}
-                                                 : cfg_.dcs_endpoints);
-      !s.ok()) {
+  if (auto s = ConnectStore(StoreEndpoints(cfg_)); !s.ok()) {
     undo_etcd();
     return fail(s.error());  // started: recorded, never left "Running"
   }
@@ -102,23 +131,12 @@ Status Agent::Initialize() {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    state_.member = true;
-    state_.cluster = cfg_.cluster;
-    state_.was_primary = true;
-    state_.needs_rewind = false;
-    state_.needs_reclone = false;
+    BecomeMember(state_, cfg_.cluster, /*was_primary=*/true);
     (void)SaveState();
   }
   StartLoop();
   SetProgress("waiting for this node to take the leader key");
-  bool leading = WaitFor(
-      clock_,
-      [&] {
-        auto v = store->Get(keys_.leader());
-        return v.ok() && v->has_value() && (*v)->value == cfg_.node_name;
-      },
-      30'000, stopping_);
-  if (!leading) {
+  if (!WaitForLeaderKey(*store, keys_.leader(), cfg_.node_name, 30'000, clock_, stopping_)) {
     return fail(Fail(ErrorCode::kTimeout,
                      "the cluster was created but this node did not become primary within 30 s; "
                      "see the agent log"));
@@ -218,6 +236,27 @@ Status Agent::InitRegister(const std::shared_ptr<dcs::Dcs>& store,
 
 // ------------------------------------------------------------ remove
 
+namespace {
+
+// The registration of the node to remove, or the refusal that lists the
+// members there are.
+Result<NodeInfo> NodeToRemove(const ClusterView& view, const std::string& target,
+                              const std::string& cluster) {
+  auto it = view.nodes.find(target);
+  if (it != view.nodes.end()) return it->second;
+  std::vector<std::string> names;
+  for (const auto& [n, _] : view.nodes) names.push_back(n);
+  return Fail(ErrorCode::kNotFound, "no node named '" + target + "' in cluster '" + cluster +
+                                        "' (members: " + Join(names, ", ") +
+                                        "); nothing was changed");
+}
+
+void WarnIfEtcdMemberStays(const Status& removed) {
+  if (!removed.ok()) TLOG(Warn, "agent") << "removing etcd member: " << removed.error().message();
+}
+
+}  // namespace
+
 Status Agent::Remove(const std::string& node, bool force) {
   std::unique_lock<std::mutex> op(op_mu_, std::try_to_lock);
   const std::string target = node.empty() ? cfg_.node_name : node;
@@ -229,14 +268,8 @@ Status Agent::Remove(const std::string& node, bool force) {
   }
   auto view = ReadView();
   if (!view) return fail(view.error().Wrap("reading the cluster"));
-  auto it = view->nodes.find(target);
-  if (it == view->nodes.end()) {
-    std::vector<std::string> names;
-    for (const auto& [n, _] : view->nodes) names.push_back(n);
-    return fail(Fail(ErrorCode::kNotFound, "no node named '" + target + "' in cluster '" +
-                                               cfg_.cluster + "' (members: " + Join(names, ", ") +
-                                               "); nothing was changed"));
-  }
+  auto info = NodeToRemove(*view, target, cfg_.cluster);
+  if (!info) return fail(info.error());
   const bool is_leader = view->leader && view->leader->holder == target;
   if (is_leader && !force && view->nodes.size() > 1) {
     return fail(Fail(ErrorCode::kFailedPrecondition,
@@ -244,45 +277,45 @@ Status Agent::Remove(const std::string& node, bool force) {
                          "' is the primary; move the primary first (stop its agent to "
                          "fail over) or pass --force to remove it and let a replica take over"));
   }
-  auto store = Store();
-  const NodeInfo info = it->second;
   SetLastCommand(command, "Running", "");
-  if (target != cfg_.node_name) {
-    auto r = store->Delete(keys_.node(target));
-    if (!r.ok()) return fail(r.error());
-    (void)store->Delete(keys_.member(target));
-    if (info.etcd_member_id != 0) {
-      auto m = RemoveEtcdMember(info.etcd_member_id);
-      if (!m.ok()) TLOG(Warn, "agent") << "removing etcd member: " << m.error().message();
-    }
-    SetLastCommand(command, "Success", "");
-    return Ok();
-  }
-  // Removing this node.
+  const Status st = target != cfg_.node_name ? RemoveOther(target, *info)
+                                             : RemoveSelf(target, *view, *info, is_leader);
+  if (!st.ok()) return fail(st.error());
+  SetLastCommand(command, "Success", "");
+  return Ok();
+}
+
+Status Agent::RemoveOther(const std::string& target, const NodeInfo& info) {
+  auto store = Store();
+  if (auto r = store->Delete(keys_.node(target)); !r.ok()) return r.error();
+  (void)store->Delete(keys_.member(target));
+  if (info.etcd_member_id != 0) WarnIfEtcdMemberStays(RemoveEtcdMember(info.etcd_member_id));
+  return Ok();
+}
+
+Status Agent::RemoveSelf(const std::string& target, const ClusterView& view, const NodeInfo& info,
+                         bool is_leader) {
+  auto store = Store();
   StopLoop();
   if (pg_->IsRunning()) (void)pg_->Stop(pg::StopMode::kFast);
   if (is_leader) {
-    (void)store->Txn({dcs::Compare::ModRevisionIs(keys_.leader(), view->leader->mod_revision)},
+    (void)store->Txn({dcs::Compare::ModRevisionIs(keys_.leader(), view.leader->mod_revision)},
                      {dcs::Op::Delete(keys_.leader())});
   }
   if (auto r = store->Delete(keys_.node(target)); !r.ok()) {
     // The cluster would keep counting us: stay a member and say so.
     StartLoop();
-    return fail(
-        r.error().Wrap("cannot reach the store to deregister this node; nothing was "
-                       "removed, try again when `tandem cluster status` shows the store"));
+    return r.error().Wrap(
+        "cannot reach the store to deregister this node; nothing was "
+        "removed, try again when `tandem cluster status` shows the store");
   }
   (void)store->Delete(keys_.member(target));
   if (lease_ != 0) (void)store->Revoke(lease_);
   lease_ = 0;
-  if (info.etcd_member_id != 0 && view->nodes.size() > 1) {
-    auto m = RemoveEtcdMember(info.etcd_member_id);
-    if (!m.ok()) TLOG(Warn, "agent") << "removing etcd member: " << m.error().message();
+  if (info.etcd_member_id != 0 && view.nodes.size() > 1) {
+    WarnIfEtcdMemberStays(RemoveEtcdMember(info.etcd_member_id));
   }
-  auto st = LeaveLocally();
-  if (!st.ok()) return fail(st.error());
-  SetLastCommand(command, "Success", "");
-  return Ok();
+  return LeaveLocally();
 }
 
 Status Agent::RemoveEtcdMember(uint64_t id) {

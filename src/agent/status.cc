@@ -28,53 +28,50 @@ struct MemberStatusInput {
   const std::map<std::string, net::PeerCertificate>& peer_certs;
 };
 
-// One entry of "members"; adds its warnings and, for a live replica, its name.
-json MemberStatus(const MemberStatusInput& in, const std::string& name, const NodeInfo& n,
-                  json& warnings, std::vector<std::string>& live_replicas) {
-  json m;
-  m["name"] = name;
-  m["host"] = n.host;
-  m["port"] = n.pg_port;
-  m["api_url"] = n.api_url;
-  m["proxy_read_write_port"] = n.proxy_rw_port;
-  m["proxy_read_only_port"] = n.proxy_ro_port;
-  m["me"] = name == in.cfg.node_name;
-  auto ms = in.v.members.find(name);
-  const bool connected = ms != in.v.members.end();
-  m["connected"] = connected;
+// A member's role as this node sees it, and how far it is from the leader.
+struct MemberRole {
   std::string role = "unknown";
   bool in_sync = false;
   uint64_t lag = 0;
-  uint32_t tl = 0;
-  if (connected) {
-    const auto& s = ms->second;
-    tl = s.timeline;
-    if (name == in.leader && s.role == core::Role::kPrimary) {
-      role = "primary";
-      in_sync = true;
-    } else if (s.role == core::Role::kReplica) {
-      role = "replica";
-      live_replicas.push_back(name);
-      lag = in.leader_lsn > s.lsn ? in.leader_lsn - s.lsn : 0;
-      in_sync = s.streaming && s.following == in.leader && s.timeline == in.leader_tl &&
-                lag <= in.cfg.ha.max_lag_bytes;
-    } else if (s.role == core::Role::kPrimary) {
-      role = "primary";  // a primary without the key: shown, and warned about below
-      warnings.push_back(name + " runs as a primary without holding the in.leader key");
-    } else if (s.role == core::Role::kStopped) {
-      role = "unknown";
-    }
+  uint32_t timeline = 0;
+};
+
+// Judges the member's published state against the leader's; adds its
+// warnings and, for a live replica, its name.
+MemberRole JudgeMemberRole(const MemberStatusInput& in, const std::string& name,
+                           const core::MemberState& s, json& warnings,
+                           std::vector<std::string>& live_replicas) {
+  MemberRole r;
+  r.timeline = s.timeline;
+  if (name == in.leader && s.role == core::Role::kPrimary) {
+    r.role = "primary";
+    r.in_sync = true;
+  } else if (s.role == core::Role::kReplica) {
+    r.role = "replica";
+    live_replicas.push_back(name);
+    r.lag = in.leader_lsn > s.lsn ? in.leader_lsn - s.lsn : 0;
+    r.in_sync = s.streaming && s.following == in.leader && s.timeline == in.leader_tl &&
+                r.lag <= in.cfg.ha.max_lag_bytes;
+  } else if (s.role == core::Role::kPrimary) {
+    r.role = "primary";  // a primary without the key: shown, and warned about below
+    warnings.push_back(name + " runs as a primary without holding the in.leader key");
+  } else if (s.role == core::Role::kStopped) {
+    r.role = "unknown";
   }
-  m["role"] = role;
-  // Its certificate state: this node's as checked now; a peer's as it
-  // published it, unless this node's own check of the server certificate
-  // the peer presents (as enforce judges it) found a problem.
+  return r;
+}
+
+// The member's certificate state: this node's as checked now; a peer's as it
+// published it, unless this node's own check of the server certificate the
+// peer presents (as enforce judges it) found a problem.
+void AddMemberCertificate(const MemberStatusInput& in, const std::string& name,
+                          const core::MemberState* published, json& m, json& warnings) {
   if (name == in.cfg.node_name && in.cfg.tls_enabled()) {
     m["certificate"] = NodeCertificateSummary(in.cert_states);
-  } else if (connected && !ms->second.certificate.empty()) {
-    m["certificate"] = ms->second.certificate;
+  } else if (published != nullptr && !published->certificate.empty()) {
+    m["certificate"] = published->certificate;
   } else {
-    m["certificate"] = connected ? "no TLS" : "Unknown";
+    m["certificate"] = published != nullptr ? "no TLS" : "Unknown";
   }
   // What the member says of its own files, whatever this node's check says
   // (`cluster tls-mode` reads this, so a failure here is not counted twice).
@@ -90,12 +87,33 @@ json MemberStatus(const MemberStatusInput& in, const std::string& name, const No
       warnings.push_back("peer " + name + ": " + c.detail);
     }
   }
-  m["in_sync"] = in_sync;
+}
+
+// One entry of "members"; adds its warnings and, for a live replica, its name.
+json MemberStatus(const MemberStatusInput& in, const std::string& name, const NodeInfo& n,
+                  json& warnings, std::vector<std::string>& live_replicas) {
+  json m;
+  m["name"] = name;
+  m["host"] = n.host;
+  m["port"] = n.pg_port;
+  m["api_url"] = n.api_url;
+  m["proxy_read_write_port"] = n.proxy_rw_port;
+  m["proxy_read_only_port"] = n.proxy_ro_port;
+  m["me"] = name == in.cfg.node_name;
+  auto ms = in.v.members.find(name);
+  const core::MemberState* published = ms != in.v.members.end() ? &ms->second : nullptr;
+  m["connected"] = published != nullptr;
+  const MemberRole r = published != nullptr
+                           ? JudgeMemberRole(in, name, *published, warnings, live_replicas)
+                           : MemberRole{};
+  m["role"] = r.role;
+  AddMemberCertificate(in, name, published, m, warnings);
+  m["in_sync"] = r.in_sync;
   m["sync_standby"] = in.v.sync && in.v.sync->quorum > 0 && name != in.leader &&
                       std::find(in.v.sync->members.begin(), in.v.sync->members.end(), name) !=
                           in.v.sync->members.end();
-  m["lag_bytes"] = lag;
-  m["timeline"] = tl;
+  m["lag_bytes"] = r.lag;
+  m["timeline"] = r.timeline;
   return m;
 }
 
@@ -223,60 +241,45 @@ json Agent::VipStatus(const core::Route& route, json& warnings) {
   return j;
 }
 
-json Agent::StatusJson() {
+namespace {
+
+// Who this node is, and the TLS files the config names now.
+json NodeIdentity(const Config& cfg, const Config& tc) {
   json out;
-  out["cluster"] = cfg_.cluster;
-  out["node"] = cfg_.node_name;
+  out["cluster"] = cfg.cluster;
+  out["node"] = cfg.node_name;
   // Which process answers (`sandbox start` waits for its own agent's).
   out["agent_pid"] = static_cast<int64_t>(::getpid());
-  out["interface"] = cfg_.node_interface.empty()
-                         ? cfg_.node_address
-                         : cfg_.node_interface + " (" + cfg_.node_address + ")";
-  // The files the config names now (a rotation may have changed them).
-  const Config tc = TlsConfig();
-  std::string restart_required;
-  std::map<std::string, net::PeerCertificate> peer_certs;
-  {
-    std::lock_guard<std::mutex> lock(tls_mu_);
-    restart_required = restart_required_;
-    peer_certs = peer_certs_;
-  }
+  out["interface"] = cfg.node_interface.empty()
+                         ? cfg.node_address
+                         : cfg.node_interface + " (" + cfg.node_address + ")";
   out["certificates"] = {{"server_key", tc.tls_server_key},
                          {"server_cert", tc.tls_server_cert},
                          {"client_key", tc.tls_client_key},
                          {"client_cert", tc.tls_client_cert},
                          {"ca_cert", tc.tls_ca_cert}};
-  // Each certificate's state, checked as the agent's start-up checks it.
-  const auto cert_states = CertificateStates(tc, clock_.WallNow() / 1000);
-  out["tls"] = TlsStatus(cfg_, cert_states, restart_required);
+  return out;
+}
+
+// What the loop last recorded about this node, copied under the agent's lock.
+struct LocalStatusInput {
   LocalState st;
-  core::LocalPostgres local;
   std::string reason, postgres_error;
   std::vector<std::string> start_warnings;
-  core::Route route;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    st = state_;
-    local = last_local_;
-    reason = last_reason_;
-    postgres_error = postgres_error_;
-    start_warnings = start_warnings_;
-  }
-  {
-    std::lock_guard<std::mutex> lock(route_mu_);
-    route = last_route_;
-  }
-  json warnings = json::array();
-  for (const auto& w : start_warnings) warnings.push_back(w);
-  out["proxy"] = ProxyStatus(cfg_, route);
-  out["vip"] = VipStatus(route, warnings);
+};
+
+// This node's own part: its membership, last command and errors, with their
+// warnings (certificate alarms, restart required, PostgreSQL not starting).
+void AddLocalStatus(const LocalStatusInput& in, const std::vector<CertificateState>& cert_states,
+                    const std::string& restart_required, json& out, json& warnings) {
+  const LocalState& st = in.st;
   out["member"] = st.member;
   out["last_command"] = {{"command", st.last_command.command},
                          {"result", st.last_command.result},
                          {"error", st.last_command.error},
                          {"progress", st.last_command.progress},
                          {"at_ms", st.last_command.at_ms}};
-  out["reason"] = reason;
+  out["reason"] = in.reason;
   // The error an operator has not cleared yet ("" when none).
   out["error"] = st.error ? st.last_command.error : "";
   out["primary"] = nullptr;
@@ -286,27 +289,18 @@ json Agent::StatusJson() {
   if (!restart_required.empty()) warnings.push_back("ALARM: restart required: " + restart_required);
   // Why this node's PostgreSQL could not be configured or started ("" when
   // it runs or was not tried).
-  out["postgres_error"] = postgres_error;
-  if (!postgres_error.empty()) {
-    warnings.push_back("ALARM: PostgreSQL cannot start on this node: " + postgres_error);
+  out["postgres_error"] = in.postgres_error;
+  if (!in.postgres_error.empty()) {
+    warnings.push_back("ALARM: PostgreSQL cannot start on this node: " + in.postgres_error);
   }
+}
 
-  if (!st.member) {
-    out["status"] = st.error ? "Error" : "Disabled";
-    out["store"] = "none";
-    out["warnings"] = warnings;
-    return out;
-  }
-  auto view = ReadView();
-  out["store"] = view.ok() ? "ok" : "unreachable";
-  if (!view.ok()) {
-    warnings.push_back("the consensus store cannot be reached from this node: " +
-                       view.error().message());
-    out["status"] = "Error";
-    out["warnings"] = warnings;
-    return out;
-  }
-  const ClusterView& v = *view;
+// The cluster as one snapshot shows it: the primary, every member, and the
+// cluster-wide part. Returns the leader's name ("" when none).
+std::string AddClusterView(const Config& cfg, const ClusterView& v,
+                           const std::vector<CertificateState>& cert_states,
+                           const std::map<std::string, net::PeerCertificate>& peer_certs,
+                           const std::string& reason, WallMs now, json& out, json& warnings) {
   std::string leader = v.leader ? v.leader->holder : "";
   uint64_t leader_lsn = 0;
   uint32_t leader_tl = 0;
@@ -322,16 +316,69 @@ json Agent::StatusJson() {
   }
   int voting = 0;
   std::vector<std::string> live_replicas;
-  const MemberStatusInput in{cfg_, v, leader, leader_lsn, leader_tl, cert_states, peer_certs};
+  const MemberStatusInput in{cfg, v, leader, leader_lsn, leader_tl, cert_states, peer_certs};
   for (const auto& [name, n] : v.nodes) {
-    if (n.etcd_member_id != 0 || !cfg_.embedded_etcd()) ++voting;
+    if (n.etcd_member_id != 0 || !cfg.embedded_etcd()) ++voting;
     out["members"].push_back(MemberStatus(in, name, n, warnings, live_replicas));
   }
-  AddClusterStatus(v, leader, reason, voting, live_replicas, clock_.WallNow(), out, warnings);
-  out["status"] =
-      st.error ? "Error" : (leader.empty() ? "No primary" : (v.paused ? "Paused" : "Enabled"));
+  AddClusterStatus(v, leader, reason, voting, live_replicas, now, out, warnings);
+  return leader;
+}
+
+json Finished(json out, const std::string& status, const std::string& store, const json& warnings) {
+  out["status"] = status;
+  out["store"] = store;
   out["warnings"] = warnings;
   return out;
+}
+
+}  // namespace
+
+json Agent::StatusJson() {
+  // The files the config names now (a rotation may have changed them).
+  const Config tc = TlsConfig();
+  json out = NodeIdentity(cfg_, tc);
+  std::string restart_required;
+  std::map<std::string, net::PeerCertificate> peer_certs;
+  {
+    std::lock_guard<std::mutex> lock(tls_mu_);
+    restart_required = restart_required_;
+    peer_certs = peer_certs_;
+  }
+  // Each certificate's state, checked as the agent's start-up checks it.
+  const auto cert_states = CertificateStates(tc, clock_.WallNow() / 1000);
+  out["tls"] = TlsStatus(cfg_, cert_states, restart_required);
+  LocalStatusInput local;
+  core::Route route;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    local = {state_, last_reason_, postgres_error_, start_warnings_};
+  }
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    route = last_route_;
+  }
+  json warnings = json::array();
+  for (const auto& w : local.start_warnings) warnings.push_back(w);
+  out["proxy"] = ProxyStatus(cfg_, route);
+  out["vip"] = VipStatus(route, warnings);
+  AddLocalStatus(local, cert_states, restart_required, out, warnings);
+  const LocalState& st = local.st;
+  if (!st.member)
+    return Finished(std::move(out), st.error ? "Error" : "Disabled", "none", warnings);
+  auto view = ReadView();
+  if (!view.ok()) {
+    warnings.push_back("the consensus store cannot be reached from this node: " +
+                       view.error().message());
+    return Finished(std::move(out), "Error", "unreachable", warnings);
+  }
+  const ClusterView& v = *view;
+  const std::string leader = AddClusterView(cfg_, v, cert_states, peer_certs, local.reason,
+                                            clock_.WallNow(), out, warnings);
+  return Finished(
+      std::move(out),
+      st.error ? "Error" : (leader.empty() ? "No primary" : (v.paused ? "Paused" : "Enabled")),
+      "ok", warnings);
 }
 
 }  // namespace tandem::agent

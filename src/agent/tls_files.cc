@@ -1,3 +1,8 @@
+// The node's TLS files: the start-up checks (ValidateTlsFiles, through
+// pki::Inspect), the private copies under <state_dir>/tls/ (InstallTlsCopies,
+// TlsCopiesCurrent), the certificate state in status and its alarms, and the
+// client TLS options the agent's HTTP calls use. No state of its own: called
+// from agent start-up, the TLS rotation thread, status and the CLI.
 #include "agent/tls_files.h"
 
 #include <sys/stat.h>

@@ -52,6 +52,32 @@ void WarnOnChange(std::string* last, const std::string& what, const std::string&
   *last = message;
   TLOG(Warn, "agent") << what << ": " << message;
 }
+
+// Rotation, in the order that keeps every connection working: PostgreSQL
+// (reload: new handshakes use the new pair), etcd's copies (etcd loads its
+// pair at every handshake), the API (its next handshakes), the agent's own
+// clients (new connections read the copies). Returns who uses them now.
+std::string UseNewCopies(pg::Controller& pg, EtcdMember* etcd, const std::function<void()>& api,
+                         const std::shared_ptr<dcs::Dcs>& store) {
+  std::string applied = "PostgreSQL";
+  if (pg.IsRunning()) {
+    if (auto st = pg.Reload(); !st.ok()) TLOG(Warn, "agent") << st.error().message();
+  }
+  if (etcd != nullptr) {
+    if (auto st = etcd->RefreshTlsFiles(); !st.ok()) {
+      TLOG(Warn, "agent") << "etcd's certificate copies: " << st.error().message();
+    } else {
+      applied += ", etcd";
+    }
+  }
+  if (api) {
+    api();
+    applied += ", the API";
+  }
+  if (store) store->ResetConnections();
+  return applied;
+}
+
 }  // namespace
 
 void Agent::ReadTlsSection() {
@@ -130,26 +156,8 @@ void Agent::RefreshTlsCopies() {
     TLOG(Warn, "agent") << "cannot refresh the TLS copies: " << copied.error().message();
     return;
   }
-  // Rotation, in the order that keeps every connection working: PostgreSQL
-  // (reload: new handshakes use the new pair), etcd's copies (etcd loads its
-  // pair at every handshake), the API (its next handshakes), the agent's own
-  // clients (new connections read the copies).
-  std::string applied = "PostgreSQL";
-  if (pg_->IsRunning()) {
-    if (auto st = pg_->Reload(); !st.ok()) TLOG(Warn, "agent") << st.error().message();
-  }
-  if (cfg_.embedded_etcd()) {
-    if (auto st = etcd_.RefreshTlsFiles(); !st.ok()) {
-      TLOG(Warn, "agent") << "etcd's certificate copies: " << st.error().message();
-    } else {
-      applied += ", etcd";
-    }
-  }
-  if (tls_reload_hook_) {
-    tls_reload_hook_();
-    applied += ", the API";
-  }
-  if (auto store = Store()) store->ResetConnections();
+  const std::string applied =
+      UseNewCopies(*pg_, cfg_.embedded_etcd() ? &etcd_ : nullptr, tls_reload_hook_, Store());
   TLOG(Info, "agent") << "the TLS files changed: checked, copied to " << TlsCopies(tc).dir
                       << " and in use by " << applied << " and this agent's connections";
   auto new_ca = ReadFile(TlsCopies(tc).ca_cert);

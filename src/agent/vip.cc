@@ -1,3 +1,8 @@
+// The floating IP: the rtnetlink calls that add, delete and look up the
+// address, the gratuitous ARP, and FloatingIp, which holds it for the agent.
+// Acquire/Release run on the HA loop's thread; the announcer thread (started
+// by the first Acquire) sends the ARP bursts on the injected clock; both under
+// mu_. The free functions keep no state and are safe in the fence guard.
 #include "agent/vip.h"
 
 #include <arpa/inet.h>

@@ -1,3 +1,6 @@
+// Local file helpers: reading, atomic writes (temporary file, fsync, rename),
+// directories, ownership, removal, paths. Each error is a Result naming the
+// path and errno's text; nothing throws. No state.
 #include "base/file.h"
 
 #include <fcntl.h>

@@ -1,3 +1,7 @@
+// The logging facade's writer: one key=value line per message on stderr and,
+// when set, a log file; the level, the file and the node name behind one
+// mutex (g_mu), so any thread may log. Reads the wall clock for the line's
+// timestamp (src/base may).
 #include "base/log.h"
 
 #include <atomic>

@@ -1,3 +1,8 @@
+// Child processes: fork/exec with the options of SpawnOptions (user, env,
+// process group, output fd), RunCommand (to completion, with output and a
+// timeout), liveness, reaping orphans as a subreaper,
+// killing a process tree, waiting for exit. Any thread: g_reap_mu keeps
+// ReapChildren from taking the exit status of a child RunCommand waits for.
 #include "base/process.h"
 
 #include <fcntl.h>
@@ -135,6 +140,74 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& op
   return r;
 }
 
+namespace {
+
+// Hands every complete line in *pending to on_line (empty lines skipped),
+// keeping the unfinished tail.
+void EmitLines(std::string* pending, const std::function<void(const std::string&)>& on_line) {
+  size_t pos;
+  while ((pos = pending->find_first_of("\r\n")) != std::string::npos) {
+    std::string line = pending->substr(0, pos);
+    pending->erase(0, pos + 1);
+    if (!line.empty()) on_line(line);
+  }
+}
+
+// Reads the child's output until EOF (every writer closed) or timeout_ms
+// (0 = none) passes, keeping the last MiB in *output and handing each line to
+// on_line. Returns false when it timed out.
+bool ReadOutput(int fd, int64_t timeout_ms, const std::function<void(const std::string&)>& on_line,
+                std::string* output) {
+  std::string pending;
+  const MonoMs start = SystemClock::Get().Now();
+  bool timed_out = false;
+  while (true) {
+    int wait_ms = 200;
+    if (timeout_ms > 0) {
+      MonoMs left = timeout_ms - (SystemClock::Get().Now() - start);
+      if (left <= 0) {
+        timed_out = true;
+        break;
+      }
+      wait_ms = static_cast<int>(std::min<MonoMs>(left, 200));
+    }
+    struct pollfd p {
+      fd, POLLIN, 0
+    };
+    int n = ::poll(&p, 1, wait_ms);
+    if (n < 0 && errno != EINTR) break;
+    if (n <= 0) continue;
+    char buf[8192];
+    ssize_t got = ::read(fd, buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;  // EOF: every writer closed
+    output->append(buf, static_cast<size_t>(got));
+    if (output->size() > (1u << 20)) output->erase(0, output->size() - (1u << 20));
+    if (on_line) {
+      pending.append(buf, static_cast<size_t>(got));
+      EmitLines(&pending, on_line);
+    }
+  }
+  if (on_line && !pending.empty()) on_line(pending);
+  return !timed_out;
+}
+
+// Waits for the child and records how it ended; exit code 127 (the shell's
+// "command not found", and ExecChild's) is an error naming the program.
+Result<RunResult> Collect(pid_t pid, const std::string& program, RunResult result) {
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(st)) result.exit_code = WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) result.signal = WTERMSIG(st);
+  if (result.exit_code == 127) {
+    return Error(ErrorCode::kNotFound, "cannot execute '" + program + "' (not installed?)");
+  }
+  return result;
+}
+
+}  // namespace
+
 Result<RunResult> RunCommand(const std::vector<std::string>& argv, const SpawnOptions& opts,
                              int64_t timeout_ms,
                              const std::function<void(const std::string&)>& on_line) {
@@ -161,60 +234,16 @@ Result<RunResult> RunCommand(const std::vector<std::string>& argv, const SpawnOp
     return pid.error();
   }
   RunResult result;
-  std::string pending;
-  const MonoMs start = SystemClock::Get().Now();
-  bool timed_out = false;
-  while (true) {
-    int wait_ms = 200;
-    if (timeout_ms > 0) {
-      MonoMs left = timeout_ms - (SystemClock::Get().Now() - start);
-      if (left <= 0) {
-        timed_out = true;
-        break;
-      }
-      wait_ms = static_cast<int>(std::min<MonoMs>(left, 200));
-    }
-    struct pollfd p {
-      pipefd[0], POLLIN, 0
-    };
-    int n = ::poll(&p, 1, wait_ms);
-    if (n < 0 && errno != EINTR) break;
-    if (n <= 0) continue;
-    char buf[8192];
-    ssize_t got = ::read(pipefd[0], buf, sizeof buf);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;  // EOF: every writer closed
-    result.output.append(buf, static_cast<size_t>(got));
-    if (result.output.size() > (1u << 20))
-      result.output.erase(0, result.output.size() - (1u << 20));
-    if (on_line) {
-      pending.append(buf, static_cast<size_t>(got));
-      size_t pos;
-      while ((pos = pending.find_first_of("\r\n")) != std::string::npos) {
-        std::string line = pending.substr(0, pos);
-        pending.erase(0, pos + 1);
-        if (!line.empty()) on_line(line);
-      }
-    }
-  }
+  const bool finished = ReadOutput(pipefd[0], timeout_ms, on_line, &result.output);
   ::close(pipefd[0]);
-  if (on_line && !pending.empty()) on_line(pending);
-  if (timed_out) {
+  if (!finished) {
     KillProcessTree(*pid, SIGKILL);
     int st = 0;
     ::waitpid(*pid, &st, 0);
     return Error(ErrorCode::kTimeout, "'" + argv[0] + "' did not finish within " +
                                           std::to_string(timeout_ms / 1000) + " s");
   }
-  int st = 0;
-  while (::waitpid(*pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(st)) result.exit_code = WEXITSTATUS(st);
-  if (WIFSIGNALED(st)) result.signal = WTERMSIG(st);
-  if (result.exit_code == 127) {
-    return Error(ErrorCode::kNotFound, "cannot execute '" + argv[0] + "' (not installed?)");
-  }
-  return result;
+  return Collect(*pid, argv[0], std::move(result));
 }
 
 bool IsAlive(pid_t pid) {

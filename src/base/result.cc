@@ -1,3 +1,5 @@
+// Error's text (the code's name and the message) and TANDEM_CHECK's failure:
+// a broken invariant prints where and why, then aborts.
 #include "base/result.h"
 
 namespace tandem {

@@ -1,3 +1,6 @@
+// Small string utilities: split, join, trim, case, edit distance; parsing
+// integers, byte sizes, durations and LSNs; base64; random tokens; name and
+// IP address checks. Pure and thread-safe (RandomToken draws from getrandom(2)).
 #include "base/strings.h"
 
 #include <arpa/inet.h>

@@ -26,29 +26,18 @@ void RegisterAgentCommands(CLI::App& app, Context& ctx) {
   ctx.Handle(agent, [&ctx] { return RunAgent(ctx.clock, ctx.config); });
 }
 
-int RunAgent(const Clock& clock, const std::string& config_path) {
-  auto cfg = agent::LoadConfig(config_path);
-  if (!cfg) {
-    std::fprintf(stderr, "ERROR : %s\n", cfg.error().message().c_str());
-    return 2;
-  }
-  // Bad certificates refuse the start before anything runs (no fence guard,
-  // proxy, etcd or PostgreSQL is touched).
-  if (auto st = agent::ValidateTlsFiles(*cfg, clock.WallSeconds()); !st.ok()) {
-    std::fprintf(stderr, "ERROR : %s; nothing was started: start the agent again once fixed\n",
-                 st.error().message().c_str());
-    return 2;
-  }
-  // systemd's Type=notify socket, taken before any child can inherit it.
-  const std::string notify_socket = TakeNotifySocket();
-  log::SetNode(cfg->node_name);
-  log::SetLevel(cfg->log_level == "debug"   ? log::Level::kDebug
-                : cfg->log_level == "warn"  ? log::Level::kWarn
-                : cfg->log_level == "error" ? log::Level::kError
-                                            : log::Level::kInfo);
-  // PID 1 does not reap orphans here: adopt and reap what our children leave.
-  BecomeSubreaper();
-  // Signals are taken synchronously by this thread only.
+namespace {
+
+log::Level LogLevel(const std::string& name) {
+  return name == "debug"   ? log::Level::kDebug
+         : name == "warn"  ? log::Level::kWarn
+         : name == "error" ? log::Level::kError
+                           : log::Level::kInfo;
+}
+
+// Signals are taken synchronously by this thread only: SIGTERM, SIGINT and
+// SIGHUP blocked (the returned set), SIGPIPE ignored.
+sigset_t BlockSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -56,54 +45,60 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  return set;
+}
 
-  // Forked before any thread exists: it fences PostgreSQL if this process dies.
-  auto guard = agent::FenceGuard::Start(clock, cfg->pg_data_dir, cfg->vip);
-  if (!guard) {
-    TLOG(Error, "agent") << "cannot start the fence guard: " << guard.error().message();
-    return 1;
-  }
-  // One agent per node, checked before any listener opens (a second agent
-  // must not take half of the proxy's or the API's connections). After the
-  // guard's fork: the guard must not hold the lock (a restarted agent may
-  // start while the old guard still waits for its deadline).
-  auto node_lock = agent::NodeLock::Acquire(cfg->state_dir);
-  if (!node_lock) {
-    std::fprintf(stderr, "ERROR : %s\n", node_lock.error().message().c_str());
-    return 2;
-  }
-  // The client endpoint, when a proxy port is configured. Declared before the
-  // agent so it outlives the agent's loop, which hands it a route every cycle;
-  // until the first route it refuses every connection (fail closed).
-  std::unique_ptr<proxy::Proxy> client_proxy;
-  if (cfg->proxy_enabled()) {
-    proxy::Options po;
-    po.listen_address = cfg->proxy_listen_address();
-    po.read_write_port = cfg->proxy_rw_port;
-    po.read_only_port = cfg->proxy_ro_port;
-    po.max_connections = cfg->proxy_max_connections;
-    po.idle_timeout_ms = cfg->proxy_idle_timeout_ms;
-    po.connect_timeout_ms = cfg->proxy_connect_timeout_ms;
-    po.threads = cfg->proxy_threads;
-    client_proxy = std::make_unique<proxy::Proxy>(po, clock);
-    if (auto st = client_proxy->Start(); !st.ok()) {
-      TLOG(Error, "agent") << "cannot start the proxy: " << st.error().message();
-      return 1;
+// The client endpoint, when a proxy port is configured (null when not).
+Result<std::unique_ptr<proxy::Proxy>> StartProxy(const agent::Config& cfg, const Clock& clock) {
+  if (!cfg.proxy_enabled()) return std::unique_ptr<proxy::Proxy>();
+  proxy::Options po;
+  po.listen_address = cfg.proxy_listen_address();
+  po.read_write_port = cfg.proxy_rw_port;
+  po.read_only_port = cfg.proxy_ro_port;
+  po.max_connections = cfg.proxy_max_connections;
+  po.idle_timeout_ms = cfg.proxy_idle_timeout_ms;
+  po.connect_timeout_ms = cfg.proxy_connect_timeout_ms;
+  po.threads = cfg.proxy_threads;
+  auto p = std::make_unique<proxy::Proxy>(po, clock);
+  TANDEM_TRY(p->Start());
+  return p;
+}
+
+// Until SIGTERM or SIGINT, reaping orphans every second; then STOPPING=1.
+void WaitForStopSignal(const sigset_t& set, const std::string& notify_socket) {
+  while (true) {
+    struct timespec ts {
+      1, 0
+    };
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    ReapChildren();
+    if (sig == SIGTERM || sig == SIGINT) {
+      TLOG(Info, "agent") << "signal " << sig << ": shutting down";
+      (void)Notify(notify_socket, "STOPPING=1");
+      break;
     }
   }
+}
+
+// What runs once the process is set up: the agent, wired to the proxy and
+// the API, started, serving until a stop signal, then stopped in order.
+int RunWired(const Clock& clock, const agent::Config& config, agent::FenceGuard guard,
+             agent::NodeLock node_lock, proxy::Proxy* client_proxy, const sigset_t& set,
+             const std::string& notify_socket) {
+  const agent::Config* cfg = &config;
   // The private copies: made by agent.Start() before any connection, and
   // replaced on a certificate rotation, which new connections then use.
   net::SetHttpClientTls(agent::AgentClientTls(*cfg));
   agent::AgentDeps deps;
   deps.clock = &clock;
   agent::Agent agent(*cfg, std::move(deps));
-  agent.SetFenceGuard(std::move(*guard));
-  agent.AdoptNodeLock(std::move(*node_lock));
+  agent.SetFenceGuard(std::move(guard));
+  agent.AdoptNodeLock(std::move(node_lock));
   if (client_proxy) {
-    agent.SetRouteSink([p = client_proxy.get()](const core::Route& r) { p->SetRoute(r); });
+    agent.SetRouteSink([p = client_proxy](const core::Route& r) { p->SetRoute(r); });
   }
   api::ApiServer api(agent);
-  agent.SetTlsReloadHook([&api, &cfg] {
+  agent.SetTlsReloadHook([&api, cfg] {
     if (auto st = api.ReloadTls(api::ApiTlsFor(*cfg)); !st.ok()) {
       TLOG(Warn, "api") << st.error().message();
     }
@@ -129,23 +124,63 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
       !st.ok()) {
     TLOG(Warn, "agent") << st.error().message();
   }
-  while (true) {
-    struct timespec ts {
-      1, 0
-    };
-    int sig = sigtimedwait(&set, nullptr, &ts);
-    ReapChildren();
-    if (sig == SIGTERM || sig == SIGINT) {
-      TLOG(Info, "agent") << "signal " << sig << ": shutting down";
-      (void)Notify(notify_socket, "STOPPING=1");
-      break;
-    }
-  }
+  WaitForStopSignal(set, notify_socket);
   api.Stop();
   agent.Shutdown();
   if (client_proxy) client_proxy->Stop();
-  TLOG(Info, "agent") << "stopped";
   return 0;
+}
+
+}  // namespace
+
+int RunAgent(const Clock& clock, const std::string& config_path) {
+  auto cfg = agent::LoadConfig(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "ERROR : %s\n", cfg.error().message().c_str());
+    return 2;
+  }
+  // Bad certificates refuse the start before anything runs (no fence guard,
+  // proxy, etcd or PostgreSQL is touched).
+  if (auto st = agent::ValidateTlsFiles(*cfg, clock.WallSeconds()); !st.ok()) {
+    std::fprintf(stderr, "ERROR : %s; nothing was started: start the agent again once fixed\n",
+                 st.error().message().c_str());
+    return 2;
+  }
+  // systemd's Type=notify socket, taken before any child can inherit it.
+  const std::string notify_socket = TakeNotifySocket();
+  log::SetNode(cfg->node_name);
+  log::SetLevel(LogLevel(cfg->log_level));
+  // PID 1 does not reap orphans here: adopt and reap what our children leave.
+  BecomeSubreaper();
+  const sigset_t set = BlockSignals();
+
+  // Forked before any thread exists: it fences PostgreSQL if this process dies.
+  auto guard = agent::FenceGuard::Start(clock, cfg->pg_data_dir, cfg->vip);
+  if (!guard) {
+    TLOG(Error, "agent") << "cannot start the fence guard: " << guard.error().message();
+    return 1;
+  }
+  // One agent per node, checked before any listener opens (a second agent
+  // must not take half of the proxy's or the API's connections). After the
+  // guard's fork: the guard must not hold the lock (a restarted agent may
+  // start while the old guard still waits for its deadline).
+  auto node_lock = agent::NodeLock::Acquire(cfg->state_dir);
+  if (!node_lock) {
+    std::fprintf(stderr, "ERROR : %s\n", node_lock.error().message().c_str());
+    return 2;
+  }
+  // Declared before the agent so it outlives the agent's loop, which hands it
+  // a route every cycle; until the first route it refuses every connection
+  // (fail closed).
+  auto client_proxy = StartProxy(*cfg, clock);
+  if (!client_proxy) {
+    TLOG(Error, "agent") << "cannot start the proxy: " << client_proxy.error().message();
+    return 1;
+  }
+  const int rc = RunWired(clock, *cfg, std::move(*guard), std::move(*node_lock),
+                          client_proxy->get(), set, notify_socket);
+  if (rc == 0) TLOG(Info, "agent") << "stopped";
+  return rc;
 }
 
 }  // namespace tandem::cli

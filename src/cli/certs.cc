@@ -137,55 +137,56 @@ Result<agent::Config> RewriteConfig(const std::string& path, const std::string& 
   return parsed;
 }
 
-int ClusterCerts(const Clock& clock, const std::string& config_path,
-                 const std::vector<std::string>& files, bool force) {
-  if (files.size() != 3 && files.size() != 5) {
-    return Fail(
-        "give 5 files (SERVER_KEY SERVER_CERT CLIENT_KEY CLIENT_CERT CA_CERT) or 3 (CLIENT_KEY "
-        "CLIENT_CERT CA_CERT, keeping the server pair)");
-  }
-  auto cfg = agent::LoadConfig(config_path);
-  if (!cfg) return Fail(cfg.error().message());
-  agent::Config want = *cfg;
+namespace {
+
+constexpr const char* kGiveThreeOrFive =
+    "give 5 files (SERVER_KEY SERVER_CERT CLIENT_KEY CLIENT_CERT CA_CERT) or 3 (CLIENT_KEY "
+    "CLIENT_CERT CA_CERT, keeping the server pair)";
+
+// The config with the given files (3 or 5) in place of the ones it names
+// (the 3-file form keeps the server pair); an Error with the message to print.
+Result<agent::Config> WithGivenFiles(const agent::Config& cfg,
+                                     const std::vector<std::string>& files) {
+  agent::Config want = cfg;
   size_t i = 0;
   if (files.size() == 5) {
     want.tls_server_key = AbsolutePath(files[i++]);
     want.tls_server_cert = AbsolutePath(files[i++]);
-  } else if (cfg->tls_server_key.empty() || cfg->tls_server_cert.empty()) {
-    return Fail(
-        "the 3-file form replaces the client pair and the CA and keeps the server pair, but "
-        "this node has none configured (tls.server_key, tls.server_cert in " +
-        cfg->path + "); give all 5 files");
+  } else if (cfg.tls_server_key.empty() || cfg.tls_server_cert.empty()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "the 3-file form replaces the client pair and the CA and keeps the server pair, "
+                 "but this node has none configured (tls.server_key, tls.server_cert in " +
+                     cfg.path + "); give all 5 files");
   }
   want.tls_client_key = AbsolutePath(files[i++]);
   want.tls_client_cert = AbsolutePath(files[i++]);
   want.tls_ca_cert = AbsolutePath(files[i++]);
+  return want;
+}
 
-  // The agent's own start-up check: if it passes here, the agent accepts them.
-  if (auto st = agent::ValidateTlsFiles(want, clock.WallSeconds()); !st.ok()) {
-    return Fail(st.error().message() +
-                "\nNothing was installed; the node keeps its current files.");
+// The same CA, or a CA rotation's steps: a bundle that keeps the current CA
+// (old + new), and then, once every node has its new pair, the new CA alone
+// out of the bundle in use. The refusal's text, or "" when the CA may change.
+std::string CaChangeRefusal(const agent::Config& cfg, const agent::Config& want) {
+  auto old_ca = pki::LoadCertificates(cfg.tls_ca_cert);
+  auto new_ca = pki::LoadCertificates(want.tls_ca_cert);
+  if (!old_ca || !new_ca || HoldsEvery(*new_ca, *old_ca) || HoldsEvery(*old_ca, *new_ca)) {
+    return "";
   }
-  if (cfg->tls_enabled() && !force) {
-    // The same CA, or a CA rotation's steps: a bundle that keeps the current
-    // CA (old + new), and then, once every node has its new pair, the new CA
-    // alone out of the bundle in use.
-    auto old_ca = pki::LoadCertificates(cfg->tls_ca_cert);
-    auto new_ca = pki::LoadCertificates(want.tls_ca_cert);
-    if (old_ca && new_ca && !HoldsEvery(*new_ca, *old_ca) && !HoldsEvery(*old_ca, *new_ca)) {
-      return Fail("the new CA certificate " + want.tls_ca_cert +
-                  " is not the one this node uses now (" + cfg->tls_ca_cert +
-                  "): the other nodes trust only the old CA, so they and this node would stop "
-                  "accepting each other. Rotate the CA in steps: first a bundle of the old and "
-                  "the new CA (both in one file) as CA_CERT on every node, then the new pairs "
-                  "node by node, then the new CA alone; or pass --force. Nothing was "
-                  "installed.");
-    }
-  }
+  return "the new CA certificate " + want.tls_ca_cert + " is not the one this node uses now (" +
+         cfg.tls_ca_cert +
+         "): the other nodes trust only the old CA, so they and this node would stop "
+         "accepting each other. Rotate the CA in steps: first a bundle of the old and "
+         "the new CA (both in one file) as CA_CERT on every node, then the new pairs "
+         "node by node, then the new CA alone; or pass --force. Nothing was "
+         "installed.";
+}
 
-  // Copy into <state_dir>/certs, keys first (a certificate never without its key).
-  const std::string dir = cfg->state_dir + "/certs";
-  if (auto st = MakeDirs(dir, 0700); !st.ok()) return Fail(st.error().message());
+// Copies the five files into `dir`, keys first (a certificate never without
+// its key), and points `want` at the copies. Every file is read, then all
+// are staged (a full disk fails there, with nothing replaced), then renamed
+// into place. An Error with the message to print.
+Status InstallCopies(const std::string& dir, agent::Config& want) {
   struct Install {
     std::string* path;  // in `want`: replaced by the installed copy's path
     const char* name;
@@ -199,41 +200,50 @@ int ClusterCerts(const Clock& clock, const std::string& config_path,
   std::vector<std::pair<std::string, std::string>> contents;  // read all before writing any
   for (const Install& f : installs) {
     auto text = ReadFile(*f.path);
-    if (!text) return Fail(text.error().message() + "; nothing was installed");
+    if (!text) return Error(ErrorCode::kIo, text.error().message() + "; nothing was installed");
     contents.emplace_back(dir + "/" + f.name, std::move(*text));
   }
-  // Stage all five (a full disk fails here, with nothing replaced), then
-  // rename them into place.
   for (size_t k = 0; k < contents.size(); ++k) {
     if (auto st = WriteFileAtomic(contents[k].first + ".new", contents[k].second, installs[k].mode);
         !st.ok()) {
       for (size_t j = 0; j <= k; ++j) (void)RemoveAll(contents[j].first + ".new");
-      return Fail(st.error().message() + "; nothing was installed");
+      return Error(ErrorCode::kIo, st.error().message() + "; nothing was installed");
     }
   }
   for (size_t k = 0; k < contents.size(); ++k) {
     if (auto st = RenamePath(contents[k].first + ".new", contents[k].first); !st.ok()) {
-      return Fail(st.error().message());
+      return Error(ErrorCode::kIo, st.error().message());
     }
     *installs[k].path = contents[k].first;
   }
+  return Ok();
+}
 
-  // Point the config at the installed files, if it does not already.
-  const bool same =
-      cfg->tls_server_key == want.tls_server_key && cfg->tls_server_cert == want.tls_server_cert &&
-      cfg->tls_client_key == want.tls_client_key && cfg->tls_client_cert == want.tls_client_cert &&
-      cfg->tls_ca_cert == want.tls_ca_cert;
-  if (!same) {
-    auto text = ReadFile(cfg->path);
-    if (!text) return Fail(text.error().message());
-    auto updated =
-        WithTlsPaths(*text, TlsPaths{want.tls_server_key, want.tls_server_cert, want.tls_client_key,
-                                     want.tls_client_cert, want.tls_ca_cert});
-    if (!updated) return Fail(updated.error().message() + " (the files are in " + dir + ")");
-    if (auto written = RewriteConfig(cfg->path, *updated); !written) {
-      return Fail(written.error().message() + "; the files are in " + dir);
-    }
+bool SameFiles(const agent::Config& a, const agent::Config& b) {
+  return a.tls_server_key == b.tls_server_key && a.tls_server_cert == b.tls_server_cert &&
+         a.tls_client_key == b.tls_client_key && a.tls_client_cert == b.tls_client_cert &&
+         a.tls_ca_cert == b.tls_ca_cert;
+}
+
+// Points the config's tls section at the installed files. An Error with the
+// message to print.
+Status PointConfigAt(const agent::Config& cfg, const agent::Config& want, const std::string& dir) {
+  auto text = ReadFile(cfg.path);
+  if (!text) return Error(ErrorCode::kIo, text.error().message());
+  auto updated =
+      WithTlsPaths(*text, TlsPaths{want.tls_server_key, want.tls_server_cert, want.tls_client_key,
+                                   want.tls_client_cert, want.tls_ca_cert});
+  if (!updated) {
+    return Error(ErrorCode::kIo, updated.error().message() + " (the files are in " + dir + ")");
   }
+  if (auto written = RewriteConfig(cfg.path, *updated); !written) {
+    return Error(ErrorCode::kIo, written.error().message() + "; the files are in " + dir);
+  }
+  return Ok();
+}
+
+void PrintInstalled(const std::string& dir, bool same, const agent::Config& cfg,
+                    const agent::Config& want) {
   std::printf(
       "Installed and checked this node's certificates in %s:\n"
       "  Server Key          : server.key (0600)\n"
@@ -248,8 +258,39 @@ int ClusterCerts(const Clock& clock, const std::string& config_path,
       "certificates; a new CA reaches etcd only when the agent restarts.\n",
       dir.c_str(),
       same ? "The config already pointed at them.\n"
-           : ("The tls section of " + cfg->path + " now points at them.\n").c_str(),
+           : ("The tls section of " + cfg.path + " now points at them.\n").c_str(),
       agent::TlsModeName(want.tls_mode));
+}
+
+}  // namespace
+
+int ClusterCerts(const Clock& clock, const std::string& config_path,
+                 const std::vector<std::string>& files, bool force) {
+  if (files.size() != 3 && files.size() != 5) {
+    return Fail(kGiveThreeOrFive);
+  }
+  auto cfg = agent::LoadConfig(config_path);
+  if (!cfg) return Fail(cfg.error().message());
+  auto wanted = WithGivenFiles(*cfg, files);
+  if (!wanted) return Fail(wanted.error().message());
+  agent::Config want = std::move(*wanted);
+  // The agent's own start-up check: if it passes here, the agent accepts them.
+  if (auto st = agent::ValidateTlsFiles(want, clock.WallSeconds()); !st.ok()) {
+    return Fail(st.error().message() +
+                "\nNothing was installed; the node keeps its current files.");
+  }
+  if (cfg->tls_enabled() && !force) {
+    if (std::string refusal = CaChangeRefusal(*cfg, want); !refusal.empty()) return Fail(refusal);
+  }
+  const std::string dir = cfg->state_dir + "/certs";
+  if (auto st = MakeDirs(dir, 0700); !st.ok()) return Fail(st.error().message());
+  if (auto st = InstallCopies(dir, want); !st.ok()) return Fail(st.error().message());
+  // Point the config at the installed files, if it does not already.
+  const bool same = SameFiles(*cfg, want);
+  if (!same) {
+    if (auto st = PointConfigAt(*cfg, want, dir); !st.ok()) return Fail(st.error().message());
+  }
+  PrintInstalled(dir, same, *cfg, want);
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "agent/config.h"
 #include "agent/tls_files.h"
@@ -375,6 +376,87 @@ int ClusterUri(const std::string& path, bool read_only) {
   return 0;
 }
 
+namespace {
+
+// One peer's line of the enforce check: its API and PostgreSQL server
+// certificates judged here as enforce mode will, and what it reports of its
+// own files. Adds what would fail to *failures.
+std::string CheckPeerForEnforce(const json& m, const agent::Config& cfg, int64_t now,
+                                std::vector<std::string>* failures) {
+  const std::string name = m.value("name", "");
+  const std::string host = m.value("host", "");
+  const auto [api_host, api_port] = net::HostPortOfUrl(m.value("api_url", ""));
+  struct Probe {
+    const char* what;
+    std::string host;
+    int port;
+    net::TlsService service;
+  };
+  const Probe probes[] = {
+      {"API", api_host.empty() ? host : api_host, api_port, net::TlsService::kHttps},
+      {"PostgreSQL", host, m.value("port", 0), net::TlsService::kPostgres}};
+  std::string line = "  " + name + " (" + host + ")";
+  for (const auto& p : probes) {
+    if (p.port <= 0) continue;
+    auto pc = net::CheckPeerCertificate(name + "'s " + p.what + " certificate", p.host, p.port,
+                                        p.service, cfg.tls_ca_cert, cfg.tls_client_cert,
+                                        cfg.tls_client_key, cfg.tls_verify_hostname, now, 3000);
+    line += std::string("  ") + p.what + ": " + pc.summary.text;
+    if (pc.summary.state == pki::CertState::kInvalid) {
+      failures->push_back(name + " " + p.what + ": " + pc.summary.text +
+                          (pc.detail.empty() ? "" : " - " + pc.detail));
+    }
+  }
+  // What the peer reports of its own files (its client certificate is
+  // seen only by the servers it connects to).
+  const std::string own = m.value("certificate_reported", "Unknown");
+  line += "  its own report: " + own;
+  if (own.rfind("Valid", 0) != 0 && own.rfind("Expiring", 0) != 0) {
+    failures->push_back(name + " reports its certificates as: " + own);
+  }
+  return line;
+}
+
+// Before switching to enforce: this node's files as enforce checks them, then
+// every peer's. The exit code when the switch is refused, nullopt to go on.
+std::optional<int> RefuseEnforce(const agent::Config& cfg, const agent::Config& next, int64_t now,
+                                 bool force) {
+  // This node's own files, as the agent will check them in enforce (the
+  // server certificate must name node.address).
+  if (auto st = agent::ValidateTlsFiles(next, now); !st.ok()) {
+    return PrintError("this node's certificates would not pass in enforce mode: " +
+                      st.error().message());
+  }
+  auto st = CallAgent(cfg, "GET", "/v1/status", json(), 10'000);
+  if (!st) return 1;
+  std::printf("Checking every peer's certificates as enforce mode will (CA %s%s):\n",
+              cfg.tls_ca_cert.c_str(),
+              cfg.tls_verify_hostname ? ", the certificate names the peer's address" : "");
+  std::vector<std::string> failures;
+  for (const auto& m : st->value("members", json::array())) {
+    if (m.value("me", false) || m.value("name", "").empty()) continue;
+    std::printf("%s\n", CheckPeerForEnforce(m, cfg, now, &failures).c_str());
+  }
+  if (failures.empty()) {
+    std::printf("Every peer passes.\n");
+    return std::nullopt;
+  }
+  std::string all;
+  for (const auto& f : failures) all += "\n  " + f;
+  if (!force) {
+    return PrintError(
+        "not switching to enforce: these peers would fail to connect or be refused:" + all +
+        "\nFix each one (`tandem pki issue NODE --address ADDRESS` with this CA, then "
+        "`tandem -c CONFIG cluster certs ...` on that node) and run this again, or give "
+        "--force to switch anyway");
+  }
+  std::fprintf(stderr, "WARNING : switching to enforce with failing peers (--force):%s\n",
+               all.c_str());
+  return std::nullopt;
+}
+
+}  // namespace
+
 int ClusterTlsMode(const Clock& clock, const std::string& path, const std::string& mode,
                    bool force) {
   auto cfg = Load(path);
@@ -395,70 +477,8 @@ int ClusterTlsMode(const Clock& clock, const std::string& path, const std::strin
   }
   agent::Config next = *cfg;
   next.tls_mode = want;
-  const int64_t now = clock.WallSeconds();
   if (want == agent::TlsMode::kEnforce) {
-    // This node's own files, as the agent will check them in enforce (the
-    // server certificate must name node.address).
-    if (auto st = agent::ValidateTlsFiles(next, now); !st.ok()) {
-      return PrintError("this node's certificates would not pass in enforce mode: " +
-                        st.error().message());
-    }
-    auto st = CallAgent(*cfg, "GET", "/v1/status", json(), 10'000);
-    if (!st) return 1;
-    std::printf("Checking every peer's certificates as enforce mode will (CA %s%s):\n",
-                cfg->tls_ca_cert.c_str(),
-                cfg->tls_verify_hostname ? ", the certificate names the peer's address" : "");
-    std::vector<std::string> failures;
-    for (const auto& m : st->value("members", json::array())) {
-      const std::string name = m.value("name", "");
-      if (m.value("me", false) || name.empty()) continue;
-      const std::string host = m.value("host", "");
-      const auto [api_host, api_port] = net::HostPortOfUrl(m.value("api_url", ""));
-      struct Probe {
-        const char* what;
-        std::string host;
-        int port;
-        net::TlsService service;
-      };
-      const Probe probes[] = {
-          {"API", api_host.empty() ? host : api_host, api_port, net::TlsService::kHttps},
-          {"PostgreSQL", host, m.value("port", 0), net::TlsService::kPostgres}};
-      std::string line = "  " + name + " (" + host + ")";
-      for (const auto& p : probes) {
-        if (p.port <= 0) continue;
-        auto pc = net::CheckPeerCertificate(
-            name + "'s " + p.what + " certificate", p.host, p.port, p.service, cfg->tls_ca_cert,
-            cfg->tls_client_cert, cfg->tls_client_key, cfg->tls_verify_hostname, now, 3000);
-        line += std::string("  ") + p.what + ": " + pc.summary.text;
-        if (pc.summary.state == pki::CertState::kInvalid) {
-          failures.push_back(name + " " + p.what + ": " + pc.summary.text +
-                             (pc.detail.empty() ? "" : " - " + pc.detail));
-        }
-      }
-      // What the peer reports of its own files (its client certificate is
-      // seen only by the servers it connects to).
-      const std::string own = m.value("certificate_reported", "Unknown");
-      line += "  its own report: " + own;
-      if (own.rfind("Valid", 0) != 0 && own.rfind("Expiring", 0) != 0) {
-        failures.push_back(name + " reports its certificates as: " + own);
-      }
-      std::printf("%s\n", line.c_str());
-    }
-    if (!failures.empty()) {
-      std::string all;
-      for (const auto& f : failures) all += "\n  " + f;
-      if (!force) {
-        return PrintError(
-            "not switching to enforce: these peers would fail to connect or be refused:" + all +
-            "\nFix each one (`tandem pki issue NODE --address ADDRESS` with this CA, then "
-            "`tandem -c CONFIG cluster certs ...` on that node) and run this again, or give "
-            "--force to switch anyway");
-      }
-      std::fprintf(stderr, "WARNING : switching to enforce with failing peers (--force):%s\n",
-                   all.c_str());
-    } else {
-      std::printf("Every peer passes.\n");
-    }
+    if (auto refused = RefuseEnforce(*cfg, next, clock.WallSeconds(), force)) return *refused;
   }
   auto text = ReadFile(cfg->path);
   if (!text) return PrintError(text.error().message());

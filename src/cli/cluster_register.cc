@@ -28,12 +28,10 @@ struct ClusterArgs {
   bool tls_mode_force = false;
 };
 
-}  // namespace
+using Args = std::shared_ptr<ClusterArgs>;
 
-void RegisterClusterCommands(CLI::App& app, Context& ctx) {
-  auto a = std::make_shared<ClusterArgs>();
-  auto* cluster = app.add_subcommand("cluster", "operate the cluster (talks to the local agent)");
-  cluster->require_subcommand(1);
+// initialize, join, status, remove, clear-error.
+void AddMembershipCommands(CLI::App* cluster, const Args& a, Context& ctx) {
   auto* init = cluster->add_subcommand("initialize",
                                        "make this node's database the primary of a new cluster");
   ctx.Handle(init, [&ctx] { return ClusterInitialize(ctx.clock, ctx.config); });
@@ -54,6 +52,10 @@ void RegisterClusterCommands(CLI::App& app, Context& ctx) {
              [a, &ctx] { return ClusterRemove(ctx.config, a->remove_node, a->remove_force); });
   auto* clear = cluster->add_subcommand("clear-error", "clear the error state of the last command");
   ctx.Handle(clear, [&ctx] { return ClusterClearError(ctx.config); });
+}
+
+// switchover, failover.
+void AddPrimaryCommands(CLI::App* cluster, const Args& a, Context& ctx) {
   auto* switchover = cluster->add_subcommand(
       "switchover",
       "move the primary role to a replica cleanly (no write lost; the old primary "
@@ -88,6 +90,10 @@ void RegisterClusterCommands(CLI::App& app, Context& ctx) {
   ctx.Handle(failover, [a, &ctx] {
     return ClusterFailover(ctx.clock, ctx.config, a->fo_to, a->fo_accept, a->wait_s * 1000);
   });
+}
+
+// pause, resume, history, uri.
+void AddMaintenanceCommands(CLI::App* cluster, const Args& a, Context& ctx) {
   auto* pause = cluster->add_subcommand(
       "pause", "maintenance mode: the agents take no automatic action until resume");
   ctx.Handle(pause, [&ctx] { return ClusterPause(ctx.config, true); });
@@ -104,7 +110,10 @@ void RegisterClusterCommands(CLI::App& app, Context& ctx) {
   uri->add_flag("--read-only", a->uri_read_only,
                 "for reads: target_session_attrs=prefer-standby, the read-only proxy ports");
   ctx.Handle(uri, [a, &ctx] { return ClusterUri(ctx.config, a->uri_read_only); });
+}
 
+// certs, tls-mode.
+void AddTlsCommands(CLI::App* cluster, const Args& a, Context& ctx) {
   auto* certs = cluster->add_subcommand(
       "certs",
       "install this node's certificates, checked first: SERVER_KEY SERVER_CERT CLIENT_KEY "
@@ -130,6 +139,18 @@ void RegisterClusterCommands(CLI::App& app, Context& ctx) {
   ctx.Handle(tlsmode, [a, &ctx] {
     return ClusterTlsMode(ctx.clock, ctx.config, a->tls_mode, a->tls_mode_force);
   });
+}
+
+}  // namespace
+
+void RegisterClusterCommands(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<ClusterArgs>();
+  auto* cluster = app.add_subcommand("cluster", "operate the cluster (talks to the local agent)");
+  cluster->require_subcommand(1);
+  AddMembershipCommands(cluster, a, ctx);
+  AddPrimaryCommands(cluster, a, ctx);
+  AddMaintenanceCommands(cluster, a, ctx);
+  AddTlsCommands(cluster, a, ctx);
 }
 
 }  // namespace tandem::cli

@@ -47,17 +47,11 @@ void AddFooters(CLI::App* pki, CLI::App* ca_init, CLI::App* csr, CLI::App* sign,
       "Private keys are written with mode 0600 and never printed.");
 }
 
-}  // namespace
+using Args = std::shared_ptr<PkiArgs>;
 
-void RegisterPkiCommands(CLI::App& app, Context& ctx) {
-  auto a = std::make_shared<PkiArgs>();
-  auto* pki = app.add_subcommand(
-      "pki",
-      "the cluster's certificates: a CA, key and request (CSR), signing, issuing a node's "
-      "pairs, inspection (local files; no agent needed)");
-  pki->require_subcommand(1);
-  auto* ca = pki->add_subcommand("ca", "the cluster's certificate authority");
-  ca->require_subcommand(1);
+// Each Add* adds one subcommand, its options and handler, and returns it.
+
+CLI::App* AddCaInit(CLI::App* ca, const Args& a, Context& ctx) {
   auto* ca_init = ca->add_subcommand(
       "init",
       "create the cluster CA: DIR/ca.key (EC P-256, mode 0600) and DIR/ca.crt (self-signed, "
@@ -69,6 +63,10 @@ void RegisterPkiCommands(CLI::App& app, Context& ctx) {
       ->capture_default_str()
       ->check(CLI::Range(1, 36500));
   ctx.Handle(ca_init, [a, &ctx] { return PkiCaInit(ctx.clock, a->pki_dir, a->ca_cn, a->ca_days); });
+  return ca_init;
+}
+
+CLI::App* AddCsr(CLI::App* pki, const Args& a, Context& ctx) {
   auto* csr = pki->add_subcommand(
       "csr",
       "make a private key and a certificate signing request: DIR/NAME.key (EC P-256, mode "
@@ -81,6 +79,10 @@ void RegisterPkiCommands(CLI::App& app, Context& ctx) {
       ->delimiter(',');
   csr->add_option("--dir", a->pki_dir, "where to write NAME.key and NAME.csr")->required();
   ctx.Handle(csr, [a] { return PkiCsr(a->csr_name, a->csr_cn, a->csr_sans, a->pki_dir); });
+  return csr;
+}
+
+CLI::App* AddSign(CLI::App* pki, const Args& a, Context& ctx) {
   auto* sign = pki->add_subcommand(
       "sign",
       "sign a certificate request with the cluster CA; writes NAME.crt beside NAME.csr. "
@@ -103,6 +105,10 @@ void RegisterPkiCommands(CLI::App& app, Context& ctx) {
                    : a->sign_both ? "both"
                                   : "server");
   });
+  return sign;
+}
+
+CLI::App* AddIssue(CLI::App* pki, const Args& a, Context& ctx) {
   auto* issue = pki->add_subcommand(
       "issue",
       "issue a node's certificates in one step into OUT: server.key/server.crt (CN=NODE, SAN "
@@ -125,6 +131,10 @@ void RegisterPkiCommands(CLI::App& app, Context& ctx) {
     return PkiIssue(ctx.clock, a->issue_node, a->ca_dir, a->issue_address, a->issue_dns,
                     a->issue_out, a->cert_days, a->issue_force);
   });
+  return issue;
+}
+
+CLI::App* AddInspect(CLI::App* pki, const Args& a, Context& ctx) {
   PkiInspectOptions& insp = a->insp;
   auto* inspect = pki->add_subcommand(
       "inspect",
@@ -139,6 +149,25 @@ void RegisterPkiCommands(CLI::App& app, Context& ctx) {
   inspect->add_option("--host", insp.host, "a DNS name or IP address its SANs must match");
   inspect->add_flag("--json", insp.json, "machine-readable output");
   ctx.Handle(inspect, [a, &ctx] { return PkiInspect(ctx.clock, a->insp); });
+  return inspect;
+}
+
+}  // namespace
+
+void RegisterPkiCommands(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<PkiArgs>();
+  auto* pki = app.add_subcommand(
+      "pki",
+      "the cluster's certificates: a CA, key and request (CSR), signing, issuing a node's "
+      "pairs, inspection (local files; no agent needed)");
+  pki->require_subcommand(1);
+  auto* ca = pki->add_subcommand("ca", "the cluster's certificate authority");
+  ca->require_subcommand(1);
+  auto* ca_init = AddCaInit(ca, a, ctx);
+  auto* csr = AddCsr(pki, a, ctx);
+  auto* sign = AddSign(pki, a, ctx);
+  auto* issue = AddIssue(pki, a, ctx);
+  auto* inspect = AddInspect(pki, a, ctx);
   AddFooters(pki, ca_init, csr, sign, issue, inspect);
 }
 

@@ -30,89 +30,77 @@ std::string Pad(const std::string& s, size_t width) {
   return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
 }
 
-}  // namespace
+// "key                   : value"
+std::string Line(const std::string& k, const std::string& v) {
+  return Pad(k, 22) + ": " + v + "\n";
+}
 
-std::string RenderStatus(const json& s) {
+// One member's line under "Nodes:".
+std::string RenderMember(const json& m) {
+  std::string name = "  " + m.value("name", "") + "  " + m.value("host", "") + ":" +
+                     std::to_string(m.value("port", 0));
+  if (m.value("me", false)) name += " (me)";
+  std::string state = m.value("connected", false) ? "Connected" : "Not connected";
+  std::string role = m.value("role", "unknown");
+  if (role == "primary") {
+    state += " Primary";
+  } else if (role == "replica") {
+    state += " Replica";
+    state += m.value("in_sync", false)
+                 ? " ( In Sync )"
+                 : " ( Not In Sync, lag " + std::to_string(m.value("lag_bytes", 0)) + " bytes )";
+  } else if (m.value("connected", false)) {
+    state += " (database not running)";
+  }
+  if (m.contains("certificate") && m["certificate"].is_string() &&
+      m["certificate"].get<std::string>() != "no TLS") {
+    state += ", Certificate: " + m["certificate"].get<std::string>();
+  }
+  return Pad(name, 36) + ": " + state + "\n";
+}
+
+std::string RenderSync(const json& y) {
+  std::string v = y.value("mode", "") + ", " + y.value("description", "");
+  if (y.value("mode", "") != "off") {
+    v += y.value("failover_ready", false) ? " (automatic failover ready)"
+                                          : " (no automatic failover if the primary is lost now)";
+  }
+  return Line("Synchronous", v);
+}
+
+std::string RenderProxy(const json& p) {
   std::string out;
-  auto line = [&](const std::string& k, const std::string& v) {
-    out += Pad(k, 22) + ": " + v + "\n";
+  const std::string host = p.value("listen", "");
+  auto port_line = [&](const char* label, const char* port_key, const std::string& to) {
+    const int port = p.value(port_key, 0);
+    if (port <= 0) return;
+    out += Pad(std::string("  ") + label, 22) + ": " + host + ":" + std::to_string(port) + " -> " +
+           to + "\n";
   };
-  const auto& lc = s.value("last_command", json::object());
-  if (!s.value("error", std::string()).empty()) {
-    out += "ERROR : " + s.value("error", std::string()) + "\n";
+  std::string ro;
+  for (const auto& t : p.value("read_only_targets", json::array())) {
+    ro += (ro.empty() ? "" : ", ") + t.get<std::string>();
   }
-  line("Status", s.value("status", "unknown"));
-  line("Cluster", s.value("cluster", ""));
-  out += "Nodes:\n";
-  for (const auto& m : s.value("members", json::array())) {
-    std::string name = "  " + m.value("name", "") + "  " + m.value("host", "") + ":" +
-                       std::to_string(m.value("port", 0));
-    if (m.value("me", false)) name += " (me)";
-    std::string state = m.value("connected", false) ? "Connected" : "Not connected";
-    std::string role = m.value("role", "unknown");
-    if (role == "primary") {
-      state += " Primary";
-    } else if (role == "replica") {
-      state += " Replica";
-      state += m.value("in_sync", false)
-                   ? " ( In Sync )"
-                   : " ( Not In Sync, lag " + std::to_string(m.value("lag_bytes", 0)) + " bytes )";
-    } else if (m.value("connected", false)) {
-      state += " (database not running)";
-    }
-    if (m.contains("certificate") && m["certificate"].is_string() &&
-        m["certificate"].get<std::string>() != "no TLS") {
-      state += ", Certificate: " + m["certificate"].get<std::string>();
-    }
-    out += Pad(name, 36) + ": " + state + "\n";
-  }
-  if (s["node_in_use"].is_string()) {
-    line("Node in use",
-         s["node_in_use"].get<std::string>() + " (" + s.value("primary", std::string()) + ")");
-  } else {
-    line("Node in use", s.value("member", false) ? "none (no primary)" : "none");
-  }
-  if (s.contains("sync") && s["sync"].is_object()) {
-    const auto& y = s["sync"];
-    std::string v = y.value("mode", "") + ", " + y.value("description", "");
-    if (y.value("mode", "") != "off") {
-      v += y.value("failover_ready", false) ? " (automatic failover ready)"
-                                            : " (no automatic failover if the primary is lost now)";
-    }
-    line("Synchronous", v);
-  }
-  if (s.contains("intent") && s["intent"].is_object())
-    line("Operator request", RenderIntent(s["intent"]));
-  line("Interface", s.value("interface", ""));
-  if (s.contains("proxy") && s["proxy"].is_object()) {
-    const auto& p = s["proxy"];
-    const std::string host = p.value("listen", "");
-    auto port_line = [&](const char* label, const char* port_key, const std::string& to) {
-      const int port = p.value(port_key, 0);
-      if (port <= 0) return;
-      out += Pad(std::string("  ") + label, 22) + ": " + host + ":" + std::to_string(port) +
-             " -> " + to + "\n";
-    };
-    std::string ro;
-    for (const auto& t : p.value("read_only_targets", json::array())) {
-      ro += (ro.empty() ? "" : ", ") + t.get<std::string>();
-    }
-    out += "Proxy\n";
-    port_line("Read-write", "read_write_port",
-              p["read_write_target"].is_string()
-                  ? p["read_write_target"].get<std::string>()
-                  : "none (refusing: " + p.value("reason", "") + ")");
-    port_line("Read-only", "read_only_port", ro.empty() ? "none (refusing)" : ro);
-  }
-  if (s.contains("vip") && s["vip"].is_object()) {
-    const auto& v = s["vip"];
-    std::string where = v["holder"].is_string() ? v["holder"].get<std::string>() : "nobody";
-    std::string text = v.value("address", "") + " on " + v.value("interface", "") + " -> " + where;
-    text += v.value("here", false) ? " (on this node)" : " (not on this node)";
-    line("Floating IP", text);
-    if (!v.value("error", "").empty()) line("  Error", v.value("error", ""));
-  }
-  out += "Certificates\n";
+  out += "Proxy\n";
+  port_line("Read-write", "read_write_port",
+            p["read_write_target"].is_string() ? p["read_write_target"].get<std::string>()
+                                               : "none (refusing: " + p.value("reason", "") + ")");
+  port_line("Read-only", "read_only_port", ro.empty() ? "none (refusing)" : ro);
+  return out;
+}
+
+std::string RenderVip(const json& v) {
+  std::string where = v["holder"].is_string() ? v["holder"].get<std::string>() : "nobody";
+  std::string text = v.value("address", "") + " on " + v.value("interface", "") + " -> " + where;
+  text += v.value("here", false) ? " (on this node)" : " (not on this node)";
+  std::string out = Line("Floating IP", text);
+  if (!v.value("error", "").empty()) out += Line("  Error", v.value("error", ""));
+  return out;
+}
+
+// "Certificates": the TLS mode and each file with its state.
+std::string RenderCertificates(const json& s) {
+  std::string out = "Certificates\n";
   const auto& c = s.value("certificates", json::object());
   const json tls = s.contains("tls") && s["tls"].is_object() ? s["tls"] : json::object();
   const json states = tls.value("certificates", json::object());
@@ -134,15 +122,45 @@ std::string RenderStatus(const json& s) {
   cert("Client Key", "client_key");
   cert("Client Certificate", "client_cert");
   cert("CA Certificate", "ca_cert");
-  if (lc.value("command", "").empty()) {
-    line("Last command", "none");
-  } else {
-    std::string v = "'" + lc.value("command", "") + "' (" + lc.value("result", "") + ")";
-    if (lc.value("result", "") == "Running" && !lc.value("progress", "").empty()) {
-      v += " - " + lc.value("progress", "");
-    }
-    line("Last command", v);
+  return out;
+}
+
+std::string RenderLastCommand(const json& lc) {
+  if (lc.value("command", "").empty()) return Line("Last command", "none");
+  std::string v = "'" + lc.value("command", "") + "' (" + lc.value("result", "") + ")";
+  if (lc.value("result", "") == "Running" && !lc.value("progress", "").empty()) {
+    v += " - " + lc.value("progress", "");
   }
+  return Line("Last command", v);
+}
+
+}  // namespace
+
+std::string RenderStatus(const json& s) {
+  std::string out;
+  const auto& lc = s.value("last_command", json::object());
+  if (!s.value("error", std::string()).empty()) {
+    out += "ERROR : " + s.value("error", std::string()) + "\n";
+  }
+  out += Line("Status", s.value("status", "unknown"));
+  out += Line("Cluster", s.value("cluster", ""));
+  out += "Nodes:\n";
+  for (const auto& m : s.value("members", json::array())) out += RenderMember(m);
+  if (s["node_in_use"].is_string()) {
+    out += Line("Node in use", s["node_in_use"].get<std::string>() + " (" +
+                                   s.value("primary", std::string()) + ")");
+  } else {
+    out += Line("Node in use", s.value("member", false) ? "none (no primary)" : "none");
+  }
+  if (s.contains("sync") && s["sync"].is_object()) out += RenderSync(s["sync"]);
+  if (s.contains("intent") && s["intent"].is_object()) {
+    out += Line("Operator request", RenderIntent(s["intent"]));
+  }
+  out += Line("Interface", s.value("interface", ""));
+  if (s.contains("proxy") && s["proxy"].is_object()) out += RenderProxy(s["proxy"]);
+  if (s.contains("vip") && s["vip"].is_object()) out += RenderVip(s["vip"]);
+  out += RenderCertificates(s);
+  out += RenderLastCommand(lc);
   for (const auto& w : s.value("warnings", json::array())) {
     out += "WARNING : " + w.get<std::string>() + "\n";
   }

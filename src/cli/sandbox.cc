@@ -237,6 +237,96 @@ void KillHard(pid_t pid) {
   ::kill(pid, SIGKILL);
 }
 
+// The sandbox's directory, made and checked; a running sandbox refused.
+// An Error with the message to print.
+tandem::Status PrepareSandboxDir(const std::string& dir) {
+  for (const auto& n : ExistingNodes(dir)) {
+    if (AgentPid(n) != 0) {
+      return Error(ErrorCode::kFailedPrecondition,
+                   "a sandbox is already running in " + dir +
+                       " (see `tandem sandbox status`; stop it with `tandem sandbox down`)");
+    }
+  }
+  TANDEM_TRY(MakeDirs(dir, 0755));
+  ::chmod(dir.c_str(), 0755);
+  if (auto why = CheckTraversable(dir); !why.empty()) {
+    return Error(ErrorCode::kFailedPrecondition, why);
+  }
+  return Ok();
+}
+
+struct SandboxNode {
+  NodePaths paths;
+  agent::Config cfg;
+  pid_t pid = 0;
+};
+
+// Node i's directory, certificates (with TLS) and config written, its agent
+// started. An Error with the message to print.
+Result<SandboxNode> StartNode(const Clock& clock, const SandboxOptions& o, const std::string& dir,
+                              int i) {
+  auto n = PathsFor(dir, i);
+  TANDEM_TRY(MakeDirs(n.dir, 0755));
+  ::chmod(n.dir.c_str(), 0755);
+  std::string yaml = Yaml(dir, n, o.base_port);
+  if (o.tls) {
+    TANDEM_TRY(IssueSandboxCerts(clock.WallSeconds(), dir, n));
+    yaml += TlsYaml(n);
+  }
+  TANDEM_TRY(WriteFileAtomic(n.config, yaml));
+  auto cfg = agent::LoadConfig(n.config);
+  if (!cfg) return cfg.error();
+  auto pid = StartAgent(n);
+  if (!pid) return pid.error();
+  std::printf("%s: agent started (pid %d, API %s, log %s/agent.log)\n", n.name.c_str(), *pid,
+              cfg->api_url().c_str(), n.dir.c_str());
+  return SandboxNode{n, *cfg, *pid};
+}
+
+// node1 initializes the cluster and the others join it (unless a restarted
+// sandbox is a cluster already). The exit code.
+int FormCluster(const Clock& clock, const std::vector<SandboxNode>& nodes, const std::string& dir) {
+  auto first = Status(nodes[0].cfg);
+  if (first && first->value("member", false)) {
+    std::printf("the sandbox in %s is already initialized; its agents were restarted\n",
+                dir.c_str());
+    return 0;
+  }
+  std::printf("node1: initializing the cluster...\n");
+  std::fflush(stdout);
+  if (ClusterInitialize(clock, nodes[0].paths.config) != 0) return 1;
+  for (size_t i = 1; i < nodes.size(); ++i) {
+    std::printf("%s: joining...\n", nodes[i].paths.name.c_str());
+    std::fflush(stdout);
+    if (ClusterJoin(clock, nodes[i].paths.config,
+                    "127.0.0.1:" + std::to_string(nodes[0].cfg.api_port)) != 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+// Waits (120 s at most) for one primary and every other node a replica in
+// sync. The last status read (if any) and whether it was healthy.
+std::optional<json> WaitHealthy(const Clock& clock, const agent::Config& cfg, int node_count,
+                                bool* healthy) {
+  std::optional<json> st;
+  *healthy = WaitFor(
+      clock,
+      [&] {
+        st = Status(cfg);
+        if (!st || (*st)["primary"].is_null()) return false;
+        int primaries = 0, replicas = 0;
+        for (const auto& m : (*st)["members"]) {
+          if (m.value("role", "") == "primary") ++primaries;
+          if (m.value("role", "") == "replica" && m.value("in_sync", false)) ++replicas;
+        }
+        return primaries == 1 && replicas == node_count - 1;
+      },
+      120'000);
+  return st;
+}
+
 }  // namespace
 
 int SandboxUp(const Clock& clock, const SandboxOptions& o) {
@@ -245,88 +335,31 @@ int SandboxUp(const Clock& clock, const SandboxOptions& o) {
     return Fail("--base-port must be between 1024 and 65435");
   }
   const std::string dir = AbsolutePath(o.dir);
-  for (const auto& n : ExistingNodes(dir)) {
-    if (AgentPid(n) != 0) {
-      return Fail("a sandbox is already running in " + dir +
-                  " (see `tandem sandbox status`; stop it with `tandem sandbox down`)");
-    }
-  }
-  if (auto s = MakeDirs(dir, 0755); !s.ok()) return Fail(s.error().message());
-  ::chmod(dir.c_str(), 0755);
-  if (auto why = CheckTraversable(dir); !why.empty()) return Fail(why);
-
-  std::vector<NodePaths> nodes;
-  std::vector<agent::Config> cfgs;
-  std::vector<pid_t> pids;
+  if (auto s = PrepareSandboxDir(dir); !s.ok()) return Fail(s.error().message());
+  std::vector<SandboxNode> nodes;
   for (int i = 1; i <= o.nodes; ++i) {
-    auto n = PathsFor(dir, i);
-    if (auto s = MakeDirs(n.dir, 0755); !s.ok()) return Fail(s.error().message());
-    ::chmod(n.dir.c_str(), 0755);
-    std::string yaml = Yaml(dir, n, o.base_port);
-    if (o.tls) {
-      if (auto s = IssueSandboxCerts(clock.WallSeconds(), dir, n); !s.ok())
-        return Fail(s.error().message());
-      yaml += TlsYaml(n);
-    }
-    if (auto s = WriteFileAtomic(n.config, yaml); !s.ok()) {
-      return Fail(s.error().message());
-    }
-    auto cfg = agent::LoadConfig(n.config);
-    if (!cfg) return Fail(cfg.error().message());
-    auto pid = StartAgent(n);
-    if (!pid) return Fail(pid.error().message());
-    std::printf("%s: agent started (pid %d, API %s, log %s/agent.log)\n", n.name.c_str(), *pid,
-                cfg->api_url().c_str(), n.dir.c_str());
-    nodes.push_back(n);
-    cfgs.push_back(*cfg);
-    pids.push_back(*pid);
+    auto n = StartNode(clock, o, dir, i);
+    if (!n) return Fail(n.error().message());
+    nodes.push_back(std::move(*n));
   }
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    if (auto st = WaitServing(clock, nodes[i], cfgs[i], pids[i], kServeTimeoutMs); !st.ok()) {
+  for (const auto& n : nodes) {
+    if (auto st = WaitServing(clock, n.paths, n.cfg, n.pid, kServeTimeoutMs); !st.ok()) {
       return Fail(st.error().message());
     }
   }
   std::fflush(stdout);
-  auto first = Status(cfgs[0]);
-  if (first && first->value("member", false)) {
-    std::printf("the sandbox in %s is already initialized; its agents were restarted\n",
-                dir.c_str());
-  } else {
-    std::printf("node1: initializing the cluster...\n");
-    std::fflush(stdout);
-    if (ClusterInitialize(clock, nodes[0].config) != 0) return 1;
-    for (size_t i = 1; i < nodes.size(); ++i) {
-      std::printf("%s: joining...\n", nodes[i].name.c_str());
-      std::fflush(stdout);
-      if (ClusterJoin(clock, nodes[i].config, "127.0.0.1:" + std::to_string(cfgs[0].api_port)) !=
-          0) {
-        return 1;
-      }
-    }
-  }
-  // Healthy: one primary, every other node a replica in sync.
-  std::optional<json> st;
-  bool healthy = WaitFor(
-      clock,
-      [&] {
-        st = Status(cfgs[0]);
-        if (!st || (*st)["primary"].is_null()) return false;
-        int primaries = 0, replicas = 0;
-        for (const auto& m : (*st)["members"]) {
-          if (m.value("role", "") == "primary") ++primaries;
-          if (m.value("role", "") == "replica" && m.value("in_sync", false)) ++replicas;
-        }
-        return primaries == 1 && replicas == o.nodes - 1;
-      },
-      120'000);
-  auto secrets = agent::LoadSecrets(cfgs[0].secrets_path());
+  if (FormCluster(clock, nodes, dir) != 0) return 1;
+  const agent::Config& cfg = nodes[0].cfg;
+  bool healthy = false;
+  std::optional<json> st = WaitHealthy(clock, cfg, o.nodes, &healthy);
+  auto secrets = agent::LoadSecrets(cfg.secrets_path());
   if (secrets) {
     (void)WriteFileAtomic(dir + "/pgpass",
                           "127.0.0.1:*:*:postgres:" + secrets->superuser_password + "\n", 0600);
   }
   if (st) std::printf("%s", RenderStatus(*st).c_str());
   if (!healthy) return Fail("the sandbox did not become healthy within 120 s; see the agent logs");
-  int primary_port = cfgs[0].pg_port;
+  int primary_port = cfg.pg_port;
   if (st) {
     for (const auto& m : (*st)["members"]) {
       if (m.value("role", "") == "primary") primary_port = m.value("port", primary_port);
@@ -336,7 +369,7 @@ int SandboxUp(const Clock& clock, const SandboxOptions& o) {
       "\nThe sandbox is up. Connect to the primary with:\n"
       "  PGPASSFILE=%s/pgpass psql -h 127.0.0.1 -p %d -U postgres\n"
       "Status: tandem -c %s cluster status    Stop: tandem sandbox down --dir %s\n",
-      dir.c_str(), primary_port, nodes[0].config.c_str(), dir.c_str());
+      dir.c_str(), primary_port, nodes[0].paths.config.c_str(), dir.c_str());
   return 0;
 }
 

@@ -1,3 +1,7 @@
+// Failover candidates: RankCandidates (timeline, then LSN, then name; rules 3
+// and 4 drop the lagging and the ones behind the cluster timeline),
+// SyncCandidates (who the sync record allows to take over) and
+// SyncSurvivesWriterLoss. Pure: a function of one Observation and the config.
 #include "core/candidates.h"
 
 #include <algorithm>
@@ -59,23 +63,23 @@ static size_t LiveMembersNeeded(const SyncRecord& rec) {
   return rec.members.size() - static_cast<size_t>(rec.quorum) + 1;
 }
 
-SyncVerdict SyncCandidates(const Observation& obs) {
-  SyncVerdict v;
-  if (!obs.sync || obs.sync->mode == SyncMode::kOff) return v;
-  v.applies = true;
-  const SyncRecord& rec = *obs.sync;
-  const std::string set = DescribeSync(rec.members, rec.quorum);
-  // The record's writer is the primary that acknowledged the writes: it holds
-  // them all itself. Every acknowledged write is on it and on `quorum` of the
-  // members.
+namespace {
+
+// A live holder of the record's writes: the standby's position as this node
+// sees it.
+struct Seen {
+  std::string name;
+  uint32_t timeline;
+  uint64_t lsn;
+  bool nofailover;
+};
+
+// The record's writer is the primary that acknowledged the writes: it holds
+// them all itself. Every acknowledged write is on it and on `quorum` of the
+// members. Which of them are live replicas (this node by its local position).
+std::vector<Seen> LiveHolders(const Observation& obs, const SyncRecord& rec) {
   std::vector<std::string> pool = rec.members;
   if (std::find(pool.begin(), pool.end(), rec.leader) == pool.end()) pool.push_back(rec.leader);
-  struct Seen {
-    std::string name;
-    uint32_t timeline;
-    uint64_t lsn;
-    bool nofailover;
-  };
   std::vector<Seen> seen;
   for (const std::string& name : pool) {
     if (name == obs.self) {
@@ -95,28 +99,39 @@ SyncVerdict SyncCandidates(const Observation& obs) {
       }
     }
   }
+  return seen;
+}
+
+// With the writer gone, why the live members cannot be sure to hold every
+// acknowledged write ("" when they can, or the writer is live).
+std::string WriterLossRefusal(const SyncRecord& rec, const std::vector<Seen>& seen) {
   const bool writer_seen =
       std::any_of(seen.begin(), seen.end(), [&](const Seen& s) { return s.name == rec.leader; });
+  if (writer_seen) return "";
   size_t members_seen = 0;
   for (const Seen& s : seen) {
     if (std::find(rec.members.begin(), rec.members.end(), s.name) != rec.members.end()) {
       ++members_seen;
     }
   }
-  if (!writer_seen) {
-    const size_t need = LiveMembersNeeded(rec);
-    if (need == 0) {
-      v.why = "the primary that wrote the sync record (" + rec.leader +
-              ") is gone and the record counts no standby as holding every acknowledged write";
-      return v;
-    }
-    if (members_seen < need) {
-      v.why = "only " + std::to_string(members_seen) + " of the sync set " + set +
-              " are live replicas and its writer " + rec.leader + " is gone; " +
-              std::to_string(need) + " are needed to be sure one holds every acknowledged write";
-      return v;
-    }
+  const size_t need = LiveMembersNeeded(rec);
+  if (need == 0) {
+    return "the primary that wrote the sync record (" + rec.leader +
+           ") is gone and the record counts no standby as holding every acknowledged write";
   }
+  if (members_seen < need) {
+    return "only " + std::to_string(members_seen) + " of the sync set " +
+           DescribeSync(rec.members, rec.quorum) + " are live replicas and its writer " +
+           rec.leader + " is gone; " + std::to_string(need) +
+           " are needed to be sure one holds every acknowledged write";
+  }
+  return "";
+}
+
+// The most advanced holders that may be promoted, by name, into *eligible;
+// the ones that may not, with why, into *blocked.
+void MostAdvanced(const Observation& obs, const std::vector<Seen>& seen,
+                  std::vector<Candidate>* eligible, std::string* blocked) {
   uint32_t best_tl = 0;
   uint64_t best_lsn = 0;
   for (const Seen& s : seen) {
@@ -125,20 +140,33 @@ SyncVerdict SyncCandidates(const Observation& obs) {
       best_lsn = s.lsn;
     }
   }
-  std::string blocked;
   for (const Seen& s : seen) {
     if (s.timeline != best_tl || s.lsn != best_lsn) continue;
     if (s.nofailover) {
-      blocked += (blocked.empty() ? "" : ", ") + s.name + " (nofailover)";
+      *blocked += (blocked->empty() ? "" : ", ") + s.name + " (nofailover)";
     } else if (s.timeline < obs.cluster_timeline) {
-      blocked += (blocked.empty() ? "" : ", ") + s.name + " (behind timeline " +
-                 std::to_string(obs.cluster_timeline) + ")";
+      *blocked += (blocked->empty() ? "" : ", ") + s.name + " (behind timeline " +
+                  std::to_string(obs.cluster_timeline) + ")";
     } else {
-      v.eligible.push_back({s.name, s.timeline, s.lsn});
+      eligible->push_back({s.name, s.timeline, s.lsn});
     }
   }
-  std::sort(v.eligible.begin(), v.eligible.end(),
+  std::sort(eligible->begin(), eligible->end(),
             [](const Candidate& a, const Candidate& b) { return a.name < b.name; });
+}
+
+}  // namespace
+
+SyncVerdict SyncCandidates(const Observation& obs) {
+  SyncVerdict v;
+  if (!obs.sync || obs.sync->mode == SyncMode::kOff) return v;
+  v.applies = true;
+  const SyncRecord& rec = *obs.sync;
+  const std::vector<Seen> seen = LiveHolders(obs, rec);
+  v.why = WriterLossRefusal(rec, seen);
+  if (!v.why.empty()) return v;
+  std::string blocked;
+  MostAdvanced(obs, seen, &v.eligible, &blocked);
   if (v.eligible.empty()) {
     v.why = "the most advanced sync standby may not be promoted: " + blocked;
     return v;

@@ -1,3 +1,8 @@
+// Decide(): the HA decision, one branch per row of
+// docs/design/state-machine.md (store unreachable, this node the leader,
+// another node the leader, an intent without a leader, no leader), each
+// returning the actions and a one-line reason; and CheckTiming, the timing
+// invariants between the knobs. Pure: no I/O, no clock (time is obs.now).
 #include "core/decide.h"
 
 #include <optional>
@@ -157,8 +162,9 @@ Decision OtherIsLeader(const Observation& obs) {
       if (m.name == leader) lm = &m;
     }
     if (lm == nullptr || lm->role != Role::kPrimary) {
-      return Make(leader + " holds the leader key but does not report a running primary yet: "
-                           "waiting for its promotion before " +
+      return Make(leader +
+                  " holds the leader key but does not report a running primary yet: "
+                  "waiting for its promotion before " +
                   (pg.needs_reclone ? "re-cloning" : "rewinding") + " onto it");
     }
   }
@@ -185,64 +191,64 @@ Decision OtherIsLeader(const Observation& obs) {
   return Make("no action. following " + leader);
 }
 
-// No leader, a running standby, and an operator intent. nullopt = the intent
-// does not apply (any more) and the automatic rules decide.
-std::optional<Decision> IntentWithoutLeader(const Observation& obs, const HaConfig& cfg) {
+// Take the key and promote, if this node's lease can take the key.
+Decision PromoteIfLeased(const Observation& obs, const std::string& why) {
+  if (!LeaseValid(obs)) return Make(why + ", but I have no valid lease to take the key with");
+  return Make({{ActionType::kAcquireLeader, ""}, {ActionType::kPromote, ""}},
+              why + ": acquiring the leader key and promoting");
+}
+
+// A switchover whose primary stepped down (final_lsn recorded) and released
+// the key. nullopt = the automatic rules decide.
+std::optional<Decision> SwitchoverWithoutLeader(const Observation& obs, const HaConfig& cfg) {
   const Intent& in = *obs.intent;
   const LocalPostgres& pg = obs.pg;
+  // The old primary lost the key without stepping down: the automatic rules apply.
+  if (in.final_lsn == 0) return std::nullopt;
   const std::string here = Position(pg.timeline, pg.lsn);
-  auto promote = [&](std::string why) {
-    if (!LeaseValid(obs)) return Make(why + ", but I have no valid lease to take the key with");
-    return Make({{ActionType::kAcquireLeader, ""}, {ActionType::kPromote, ""}},
-                why + ": acquiring the leader key and promoting");
-  };
-  if (in.kind == Intent::Kind::kSwitchover) {
-    // The old primary lost the key without stepping down: the automatic rules apply.
-    if (in.final_lsn == 0) return std::nullopt;
-    const std::string final_pos = Position(in.final_timeline, in.final_lsn);
-    std::string target = in.to;
+  const std::string final_pos = Position(in.final_timeline, in.final_lsn);
+  std::string target = in.to;
+  if (target.empty()) {
+    // Whoever received the old primary's last record, best first.
+    for (const Candidate& c : RankCandidateDetails(obs, cfg)) {
+      if (c.name != in.from && c.timeline == in.final_timeline && c.lsn > in.final_lsn) {
+        target = c.name;
+        break;
+      }
+    }
     if (target.empty()) {
-      // Whoever received the old primary's last record, best first.
-      for (const Candidate& c : RankCandidateDetails(obs, cfg)) {
-        if (c.name != in.from && c.timeline == in.final_timeline && c.lsn > in.final_lsn) {
-          target = c.name;
-          break;
-        }
-      }
-      if (target.empty()) {
-        return Make(
-            "no leader; switchover in progress: no replica has received the old "
-            "primary's final position " +
-            final_pos + " yet");
-      }
-    }
-    if (target != obs.self) {
-      bool live = false;
-      for (const MemberState& m : obs.members) {
-        live = live || (m.name == target && m.role == Role::kReplica);
-      }
-      // A target that died after the hand-over must not hold up a failover:
-      // the automatic rules apply (the old primary, alive, holds every write).
-      if (!live) return std::nullopt;
-      return Make("no leader; switchover to " + target + " in progress: waiting for it");
-    }
-    if (pg.timeline != in.final_timeline || pg.lsn <= in.final_lsn) {
       return Make(
-          "no leader; switchover to me: waiting to receive the old primary's final "
-          "position " +
-          final_pos + " (I am at " + here + ")");
+          "no leader; switchover in progress: no replica has received the old "
+          "primary's final position " +
+          final_pos + " yet");
     }
-    return promote("no leader; switchover to me, and I hold the old primary's final position " +
-                   final_pos + " (" + here + ")");
   }
-  // Failover to a named member.
-  if (in.to != obs.self) {
-    return Make("no leader; the operator asked to fail over to " + in.to + ": waiting for it");
+  if (target != obs.self) {
+    bool live = false;
+    for (const MemberState& m : obs.members) {
+      live = live || (m.name == target && m.role == Role::kReplica);
+    }
+    // A target that died after the hand-over must not hold up a failover:
+    // the automatic rules apply (the old primary, alive, holds every write).
+    if (!live) return std::nullopt;
+    return Make("no leader; switchover to " + target + " in progress: waiting for it");
   }
-  if (in.accept_data_loss) {
-    return promote("no leader; the operator asked to fail over to me accepting data loss (" + here +
-                   ")");
+  if (pg.timeline != in.final_timeline || pg.lsn <= in.final_lsn) {
+    return Make(
+        "no leader; switchover to me: waiting to receive the old primary's final "
+        "position " +
+        final_pos + " (I am at " + here + ")");
   }
+  return PromoteIfLeased(obs,
+                         "no leader; switchover to me, and I hold the old primary's final "
+                         "position " +
+                             final_pos + " (" + here + ")");
+}
+
+// The operator asked to fail over to this node (without data loss): it must
+// hold every acknowledged write (the sync record's rule, or no candidate ahead).
+Decision FailoverToMe(const Observation& obs, const HaConfig& cfg, const std::string& here) {
+  const LocalPostgres& pg = obs.pg;
   const SyncVerdict sync = SyncCandidates(obs);
   if (sync.applies) {
     bool eligible = false;
@@ -254,10 +260,10 @@ std::optional<Decision> IntentWithoutLeader(const Observation& obs, const HaConf
                            : sync.why) +
                   "; use --accept-data-loss to promote me anyway");
     }
-    return promote(
-        "no leader; the operator asked to fail over to me and I hold every "
-        "acknowledged write (" +
-        here + ")");
+    return PromoteIfLeased(obs,
+                           "no leader; the operator asked to fail over to me and I hold every "
+                           "acknowledged write (" +
+                               here + ")");
   }
   const std::vector<Candidate> ranked = RankCandidateDetails(obs, cfg);
   const bool best = !ranked.empty() && ranked.front().timeline == pg.timeline &&
@@ -269,27 +275,104 @@ std::optional<Decision> IntentWithoutLeader(const Observation& obs, const HaConf
                                       Position(ranked.front().timeline, ranked.front().lsn)) +
                 " (" + here + "); use --accept-data-loss to promote me anyway");
   }
-  return promote("no leader; the operator asked to fail over to me and no candidate is ahead (" +
-                 here + ")");
+  return PromoteIfLeased(
+      obs,
+      "no leader; the operator asked to fail over to me and no candidate is ahead (" + here + ")");
+}
+
+// No leader, a running standby, and an operator intent. nullopt = the intent
+// does not apply (any more) and the automatic rules decide.
+std::optional<Decision> IntentWithoutLeader(const Observation& obs, const HaConfig& cfg) {
+  const Intent& in = *obs.intent;
+  const std::string here = Position(obs.pg.timeline, obs.pg.lsn);
+  if (in.kind == Intent::Kind::kSwitchover) return SwitchoverWithoutLeader(obs, cfg);
+  // Failover to a named member.
+  if (in.to != obs.self) {
+    return Make("no leader; the operator asked to fail over to " + in.to + ": waiting for it");
+  }
+  if (in.accept_data_loss) {
+    return PromoteIfLeased(
+        obs, "no leader; the operator asked to fail over to me accepting data loss (" + here + ")");
+  }
+  return FailoverToMe(obs, cfg, here);
+}
+
+// No leader key while this node runs a primary: keep it only on a live lease
+// and the newest timeline.
+Decision NoLeaderAsPrimary(const Observation& obs) {
+  const LocalPostgres& pg = obs.pg;
+  if (BehindClusterTimeline(obs)) {
+    return Make({{ActionType::kDemote, ""}},
+                "no leader key and a newer timeline " + std::to_string(obs.cluster_timeline) +
+                    " exists than mine (" + std::to_string(pg.timeline) + "): demoting");
+  }
+  if (LeaseValid(obs)) {
+    return Make({{ActionType::kAcquireLeader, ""}},
+                "no leader key and postgres is a running primary (" +
+                    Position(pg.timeline, pg.lsn) + "): acquiring the leader key");
+  }
+  return Make({{ActionType::kDemote, ""}},
+              "no leader key and no valid lease while primary: demoting");
+}
+
+// Automatic failover under a sync record: only its most advanced eligible
+// standby may promote.
+Decision SyncFailover(const Observation& obs, const SyncVerdict& sync, const std::string& here) {
+  if (!sync.ok) {
+    return Make("no leader and no automatic failover: " + sync.why +
+                "; to promote a node anyway run `tandem cluster failover --to NODE "
+                "--accept-data-loss`");
+  }
+  if (sync.eligible.front().name != obs.self) {
+    return Make("no leader; " + sync.eligible.front().name +
+                " is the most advanced synchronous standby (" +
+                Position(sync.eligible.front().timeline, sync.eligible.front().lsn) +
+                "), not me (" + here + ")");
+  }
+  if (!LeaseValid(obs)) {
+    return Make("no leader; I am the most advanced synchronous standby (" + here +
+                ") but have no valid lease to take the key with");
+  }
+  return Make({{ActionType::kAcquireLeader, ""}, {ActionType::kPromote, ""}},
+              "no leader; I am the most advanced synchronous standby (" + here +
+                  "): acquiring the leader key and promoting");
+}
+
+// Automatic failover without a sync record: the top-ranked candidate promotes.
+Decision RankedFailover(const Observation& obs, const HaConfig& cfg, const std::string& here) {
+  const std::vector<Candidate> ranked = RankCandidateDetails(obs, cfg);
+  bool listed = false;
+  for (const Candidate& c : ranked) listed = listed || c.name == obs.self;
+  if (!listed) {
+    std::string others = ranked.empty() ? "nor is any other member"
+                                        : ranked.front().name + " is the best at " +
+                                              Position(ranked.front().timeline, ranked.front().lsn);
+    return Make("no leader; I am not a failover candidate (" + here + "); " + others);
+  }
+  if (ranked.front().name != obs.self) {
+    const Candidate& best = ranked.front();
+    return Make("no leader; " + best.name + " is ahead (" + Position(best.timeline, best.lsn) +
+                ") of me (" + here + ")");
+  }
+  if (obs.pg.needs_reclone) {
+    return Make("no leader; I am the most advanced replica (" + here +
+                ") but my data needs a re-clone");
+  }
+  // No needs_rewind check: with no leader there is nothing to rewind onto, and
+  // a former primary still on the newest timeline is the best source there is.
+  if (!LeaseValid(obs)) {
+    return Make("no leader; I am the most advanced replica (" + here +
+                ") but have no valid lease to take the key with");
+  }
+  return Make({{ActionType::kAcquireLeader, ""}, {ActionType::kPromote, ""}},
+              "no leader; I am the most advanced healthy replica (" + here +
+                  "): acquiring the leader key and promoting");
 }
 
 // Rules when nobody holds the leader key.
 Decision NoLeader(const Observation& obs, const HaConfig& cfg) {
   const LocalPostgres& pg = obs.pg;
-  if (IsRunningPrimary(pg)) {
-    if (BehindClusterTimeline(obs)) {
-      return Make({{ActionType::kDemote, ""}},
-                  "no leader key and a newer timeline " + std::to_string(obs.cluster_timeline) +
-                      " exists than mine (" + std::to_string(pg.timeline) + "): demoting");
-    }
-    if (LeaseValid(obs)) {
-      return Make({{ActionType::kAcquireLeader, ""}},
-                  "no leader key and postgres is a running primary (" +
-                      Position(pg.timeline, pg.lsn) + "): acquiring the leader key");
-    }
-    return Make({{ActionType::kDemote, ""}},
-                "no leader key and no valid lease while primary: demoting");
-  }
+  if (IsRunningPrimary(pg)) return NoLeaderAsPrimary(obs);
   if (!pg.running) {
     return Make({{ActionType::kStartReplica, ""}},
                 "no leader key and postgres is not running: starting it as a standby to learn "
@@ -305,53 +388,8 @@ Decision NoLeader(const Observation& obs, const HaConfig& cfg) {
                 ": I may hold WAL it forked away from, waiting for a member on it");
   }
   const SyncVerdict sync = SyncCandidates(obs);
-  if (sync.applies) {
-    if (!sync.ok) {
-      return Make("no leader and no automatic failover: " + sync.why +
-                  "; to promote a node anyway run `tandem cluster failover --to NODE "
-                  "--accept-data-loss`");
-    }
-    if (sync.eligible.front().name != obs.self) {
-      return Make("no leader; " + sync.eligible.front().name +
-                  " is the most advanced synchronous standby (" +
-                  Position(sync.eligible.front().timeline, sync.eligible.front().lsn) +
-                  "), not me (" + here + ")");
-    }
-    if (!LeaseValid(obs)) {
-      return Make("no leader; I am the most advanced synchronous standby (" + here +
-                  ") but have no valid lease to take the key with");
-    }
-    return Make({{ActionType::kAcquireLeader, ""}, {ActionType::kPromote, ""}},
-                "no leader; I am the most advanced synchronous standby (" + here +
-                    "): acquiring the leader key and promoting");
-  }
-  const std::vector<Candidate> ranked = RankCandidateDetails(obs, cfg);
-  bool listed = false;
-  for (const Candidate& c : ranked) listed = listed || c.name == obs.self;
-  if (!listed) {
-    std::string others = ranked.empty() ? "nor is any other member"
-                                        : ranked.front().name + " is the best at " +
-                                              Position(ranked.front().timeline, ranked.front().lsn);
-    return Make("no leader; I am not a failover candidate (" + here + "); " + others);
-  }
-  if (ranked.front().name != obs.self) {
-    const Candidate& best = ranked.front();
-    return Make("no leader; " + best.name + " is ahead (" + Position(best.timeline, best.lsn) +
-                ") of me (" + here + ")");
-  }
-  if (pg.needs_reclone) {
-    return Make("no leader; I am the most advanced replica (" + here +
-                ") but my data needs a re-clone");
-  }
-  // No needs_rewind check: with no leader there is nothing to rewind onto, and
-  // a former primary still on the newest timeline is the best source there is.
-  if (!LeaseValid(obs)) {
-    return Make("no leader; I am the most advanced replica (" + here +
-                ") but have no valid lease to take the key with");
-  }
-  return Make({{ActionType::kAcquireLeader, ""}, {ActionType::kPromote, ""}},
-              "no leader; I am the most advanced healthy replica (" + here +
-                  "): acquiring the leader key and promoting");
+  if (sync.applies) return SyncFailover(obs, sync, here);
+  return RankedFailover(obs, cfg, here);
 }
 
 }  // namespace

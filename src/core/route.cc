@@ -1,3 +1,6 @@
+// ComputeRoute and RouteForCycle: where the read-write and read-only ports
+// send connections, from the Observation Decide saw and the members'
+// addresses (safety rule 5: no known writable leader, no write route). Pure.
 #include "core/route.h"
 
 #include <algorithm>

@@ -1,3 +1,7 @@
+// Synchronous replication: PlanSync (the one step the primary takes this
+// cycle, widening the record before PostgreSQL's set and narrowing it after),
+// SyncForPromotion, and synchronous_standby_names rendered and parsed.
+// Pure: no I/O, no clock.
 #include "core/sync.h"
 
 #include <algorithm>
@@ -73,20 +77,26 @@ std::string DescribeSync(const std::vector<std::string>& names, int quorum) {
   return out + ")";
 }
 
-SyncStep PlanSync(const SyncInput& in) {
-  if (in.mode == SyncMode::kOff) {
-    const SyncRecord off{in.self, SyncMode::kOff, {}, 0};
-    if (!in.record || !(*in.record == off)) {
-      return Write(off,
-                   "synchronous replication is off: recording that no standby is known to "
-                   "hold every write");
-    }
-    if (!(in.pg == PgSyncSet{})) return SetPg({}, "synchronous replication is off");
-    return None("asynchronous replication");
-  }
+namespace {
 
-  // 1. A new primary takes the record over. If it is listed, the record stays
-  //    true (it holds every write itself); otherwise it starts from nothing.
+// PlanSync's steps, in order. Each returns the step to take, or nullopt
+// when the next one decides.
+
+SyncStep PlanOff(const SyncInput& in) {
+  const SyncRecord off{in.self, SyncMode::kOff, {}, 0};
+  if (!in.record || !(*in.record == off)) {
+    return Write(off,
+                 "synchronous replication is off: recording that no standby is known to "
+                 "hold every write");
+  }
+  if (!(in.pg == PgSyncSet{})) return SetPg({}, "synchronous replication is off");
+  return None("asynchronous replication");
+}
+
+// 1. A new primary takes the record over. If it is listed, the record stays
+//    true (it holds every write itself); otherwise it starts from nothing.
+//    Then the record follows the configured mode.
+std::optional<SyncStep> TakeOver(const SyncInput& in) {
   if (!in.record || in.record->leader != in.self || in.record->mode == SyncMode::kOff) {
     SyncRecord r{in.self, in.mode, {}, 0};
     if (in.record && in.record->mode != SyncMode::kOff && in.record->quorum > 0 &&
@@ -96,16 +106,17 @@ SyncStep PlanSync(const SyncInput& in) {
     }
     return Write(r, "recording the sync set as the new primary: " + Describe(r));
   }
-  const SyncRecord& rec = *in.record;
-  const int self_count = SelfCount(rec, in.self);
-  if (rec.mode != in.mode) {
-    SyncRecord r = rec;
+  if (in.record->mode != in.mode) {
+    SyncRecord r = *in.record;
     r.mode = in.mode;
     return Write(r, std::string("synchronous mode is now ") + SyncModeName(in.mode));
   }
+  return std::nullopt;
+}
 
-  // 2. Repair: PostgreSQL must not wait for other or fewer standbys than the
-  //    record counts (after a crash between two steps, or a hand edit).
+// 2. Repair: PostgreSQL must not wait for other or fewer standbys than the
+//    record counts (after a crash between two steps, or a hand edit).
+std::optional<SyncStep> Repair(const SyncInput& in, const SyncRecord& rec, int self_count) {
   if (IsStar(in.pg)) {
     if (rec.quorum > 0) {
       SyncRecord r = rec;
@@ -120,8 +131,11 @@ SyncStep PlanSync(const SyncInput& in) {
     return Write(r, "PostgreSQL waits for " + Describe(in.pg) + ", which the record (" +
                         Describe(rec) + ") does not cover: widening the record to " + Describe(r));
   }
+  return std::nullopt;
+}
 
-  // 3. The target: PostgreSQL waits for every healthy standby.
+// 3. The target: PostgreSQL waits for every healthy standby.
+PgSyncSet Target(const SyncInput& in) {
   std::vector<std::string> healthy;
   for (const SyncStandby& s : in.standbys) {
     if ((s.streaming || s.reconnecting) && s.eligible && s.name != in.self &&
@@ -138,36 +152,42 @@ SyncStep PlanSync(const SyncInput& in) {
     // Block rather than run alone: keep waiting for the standbys we had.
     target = in.pg.quorum > 0 ? in.pg : PgSyncSet{{kAnyStandby}, 1};
   }
-  if (!(in.pg == target)) {
-    if (IsStar(target)) {
-      if (rec.quorum > 0) {
-        SyncRecord r = rec;
-        r.quorum = 0;
-        return Write(r, "no standby to wait for in strict mode: the record can count none");
-      }
-    } else if (!Subset(target.names, rec.members)) {
-      SyncRecord r = rec;
-      r.members = Union(rec.members, target.names);
-      return Write(
-          r, "adding standbys to the sync record before PostgreSQL waits for them: " + Describe(r));
-    } else if (target.quorum + self_count < rec.quorum) {
-      SyncRecord r = rec;
-      r.quorum = target.quorum + self_count;
-      return Write(r, "lowering the record's quorum before PostgreSQL waits for fewer standbys: " +
-                          Describe(r));
-    }
-    if (target.quorum == 0) {
-      return SetPg(target,
-                   "no healthy standby: writes continue without synchronous replication "
-                   "(quorum mode) and no automatic failover is possible");
-    }
-    return SetPg(target, "PostgreSQL now waits for " + Describe(target));
-  }
+  return target;
+}
 
-  // 4. PostgreSQL is at the target. Narrow the record to it once enough of
-  //    those standbys flushed past a position read from the primary: then
-  //    they hold every write acknowledged before, and PostgreSQL's set covers
-  //    every write after.
+// PostgreSQL is not at the target: widen the record first, then move
+// PostgreSQL.
+SyncStep TowardTarget(const SyncRecord& rec, int self_count, const PgSyncSet& target) {
+  if (IsStar(target)) {
+    if (rec.quorum > 0) {
+      SyncRecord r = rec;
+      r.quorum = 0;
+      return Write(r, "no standby to wait for in strict mode: the record can count none");
+    }
+  } else if (!Subset(target.names, rec.members)) {
+    SyncRecord r = rec;
+    r.members = Union(rec.members, target.names);
+    return Write(
+        r, "adding standbys to the sync record before PostgreSQL waits for them: " + Describe(r));
+  } else if (target.quorum + self_count < rec.quorum) {
+    SyncRecord r = rec;
+    r.quorum = target.quorum + self_count;
+    return Write(r, "lowering the record's quorum before PostgreSQL waits for fewer standbys: " +
+                        Describe(r));
+  }
+  if (target.quorum == 0) {
+    return SetPg(target,
+                 "no healthy standby: writes continue without synchronous replication "
+                 "(quorum mode) and no automatic failover is possible");
+  }
+  return SetPg(target, "PostgreSQL now waits for " + Describe(target));
+}
+
+// 4. PostgreSQL is at the target. Narrow the record to it once enough of
+//    those standbys flushed past a position read from the primary: then
+//    they hold every write acknowledged before, and PostgreSQL's set covers
+//    every write after.
+SyncStep Narrow(const SyncInput& in, const SyncRecord& rec) {
   if (IsStar(in.pg)) return None("strict mode: writes wait for any standby to connect");
   const SyncRecord want{in.self, in.mode, in.pg.names, in.pg.quorum};
   if (rec == want) return None("synchronous standbys: " + Describe(rec));
@@ -187,6 +207,19 @@ SyncStep PlanSync(const SyncInput& in) {
   }
   return None("waiting for the standbys to flush past " + FormatLsn(in.primary_flush_lsn) +
               " before the record counts " + Describe(want) + " (it counts " + Describe(rec) + ")");
+}
+
+}  // namespace
+
+SyncStep PlanSync(const SyncInput& in) {
+  if (in.mode == SyncMode::kOff) return PlanOff(in);
+  if (auto step = TakeOver(in)) return *step;
+  const SyncRecord& rec = *in.record;
+  const int self_count = SelfCount(rec, in.self);
+  if (auto step = Repair(in, rec, self_count)) return *step;
+  const PgSyncSet target = Target(in);
+  if (!(in.pg == target)) return TowardTarget(rec, self_count, target);
+  return Narrow(in, rec);
 }
 
 PromotionSync SyncForPromotion(const std::optional<SyncRecord>& record, const std::string& self,
@@ -239,84 +272,113 @@ std::string RenderSyncStandbyNames(const PgSyncSet& set) {
   return out + ")";
 }
 
-std::optional<PgSyncSet> ParseSyncStandbyNames(const std::string& text) {
+namespace {
+
+// A cursor over synchronous_standby_names' text.
+struct Cursor {
+  const std::string& text;
   size_t i = 0;
-  auto skip = [&] {
+  void Skip() {
     while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
-  };
-  auto word = [&] {
-    skip();
+  }
+  std::string Word() {
+    Skip();
     size_t b = i;
     while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) ||
                                text[i] == '_' || text[i] == '-' || text[i] == '.')) {
       ++i;
     }
     return text.substr(b, i - b);
-  };
-  skip();
-  if (i == text.size()) return PgSyncSet{};
-  PgSyncSet out;
-  const size_t start = i;
-  std::string first = word();
+  }
+  bool At(char c) const { return i < text.size() && text[i] == c; }
+};
+
+// A count PostgreSQL accepts before the list: up to 4 digits.
+bool IsCount(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), ::isdigit) && s.size() <= 4;
+}
+
+// The head: "ANY n", "FIRST n" or "n" before a parenthesised list, or none
+// (a bare list, one standby). Sets *quorum and *list_form; false when the
+// text is not a valid head.
+bool ParseHead(Cursor& c, int* quorum, bool* list_form) {
+  const size_t start = c.i;
+  std::string first = c.Word();
   std::string upper = first;
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  int quorum = 1;
-  bool list_form = false;
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  *quorum = 1;
+  *list_form = false;
   if (upper == "ANY" || upper == "FIRST") {
-    std::string n = word();
-    if (n.empty() || !std::all_of(n.begin(), n.end(), ::isdigit) || n.size() > 4) {
-      return std::nullopt;
-    }
-    quorum = std::stoi(n);
-    list_form = true;
-  } else if (!first.empty() && std::all_of(first.begin(), first.end(), ::isdigit) &&
-             first.size() <= 4) {
-    skip();
-    if (i < text.size() && text[i] == '(') {
-      quorum = std::stoi(first);
-      list_form = true;
+    std::string n = c.Word();
+    if (!IsCount(n)) return false;
+    *quorum = std::stoi(n);
+    *list_form = true;
+  } else if (IsCount(first)) {
+    c.Skip();
+    if (c.At('(')) {
+      *quorum = std::stoi(first);
+      *list_form = true;
     } else {
-      i = start;
+      c.i = start;
     }
   } else {
-    i = start;
+    c.i = start;
   }
-  skip();
-  if (list_form) {
-    if (i >= text.size() || text[i] != '(') return std::nullopt;
-    ++i;
-  }
+  return true;
+}
+
+// The comma-separated names: bare words, "quoted names" or *.
+std::optional<std::set<std::string>> ParseNames(Cursor& c) {
   std::set<std::string> names;
   while (true) {
-    skip();
+    c.Skip();
     std::string name;
-    if (i < text.size() && text[i] == '"') {
-      size_t end = text.find('"', i + 1);
+    if (c.At('"')) {
+      size_t end = c.text.find('"', c.i + 1);
       if (end == std::string::npos) return std::nullopt;
-      name = text.substr(i + 1, end - i - 1);
-      i = end + 1;
-    } else if (i < text.size() && text[i] == '*') {
+      name = c.text.substr(c.i + 1, end - c.i - 1);
+      c.i = end + 1;
+    } else if (c.At('*')) {
       name = kAnyStandby;
-      ++i;
+      ++c.i;
     } else {
-      name = word();
+      name = c.Word();
     }
     if (name.empty()) return std::nullopt;
     names.insert(name);
-    skip();
-    if (i < text.size() && text[i] == ',') {
-      ++i;
+    c.Skip();
+    if (c.At(',')) {
+      ++c.i;
       continue;
     }
-    break;
+    return names;
   }
+}
+
+}  // namespace
+
+std::optional<PgSyncSet> ParseSyncStandbyNames(const std::string& text) {
+  Cursor c{text};
+  c.Skip();
+  if (c.i == text.size()) return PgSyncSet{};
+  int quorum = 1;
+  bool list_form = false;
+  if (!ParseHead(c, &quorum, &list_form)) return std::nullopt;
+  c.Skip();
   if (list_form) {
-    if (i >= text.size() || text[i] != ')') return std::nullopt;
-    ++i;
+    if (!c.At('(')) return std::nullopt;
+    ++c.i;
   }
-  skip();
-  if (i != text.size()) return std::nullopt;
-  out.names.assign(names.begin(), names.end());
+  auto names = ParseNames(c);
+  if (!names) return std::nullopt;
+  if (list_form) {
+    if (!c.At(')')) return std::nullopt;
+    ++c.i;
+  }
+  c.Skip();
+  if (c.i != text.size()) return std::nullopt;
+  PgSyncSet out;
+  out.names.assign(names->begin(), names->end());
   out.quorum = quorum;
   return out;
 }

@@ -1,3 +1,5 @@
+// The names of the decision core's enums as they appear in logs, status and
+// the config (roles, actions, sync modes), and the sync mode's parser. Pure.
 #include "core/types.h"
 
 namespace tandem::core {

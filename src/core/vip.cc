@@ -1,3 +1,6 @@
+// DecideVip: whether this node holds the floating IP after this cycle's
+// decision (safety rule 5: only a leader on its live lease running a writable
+// primary). Pure: no I/O, no clock (time is obs.now).
 #include "core/vip.h"
 
 #include "core/route.h"

@@ -1,3 +1,6 @@
+// MakeHttpClient: an httplib client for one URL with the cluster's TLS
+// settings (CA, client certificate, hostname check) and the timeouts given.
+// No state; any thread.
 #include "dcs/tls_client.h"
 
 #include <httplib.h>

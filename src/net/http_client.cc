@@ -1,3 +1,7 @@
+// HttpCall: one blocking HTTP(S) request to another agent (or, from the CLI,
+// to the local agent), with the process-wide client TLS set once by
+// SetHttpClientTls. Waits are socket timeouts only; it reads no clock. Any
+// thread.
 #include "net/http_client.h"
 
 #include <httplib.h>

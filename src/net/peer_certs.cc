@@ -1,3 +1,8 @@
+// Fetching a peer's server certificate without trusting it (a TLS handshake
+// to its API port, or PostgreSQL's SSLRequest on its PostgreSQL port) and
+// judging it as enforce mode would (pki::Inspect with this node's CA, the
+// address connected to, and the caller's `now`). Runs on the caller's thread
+// (the agent's TLS thread, the CLI); sockets time out, no clock is read.
 #include "net/peer_certs.h"
 
 #include <fcntl.h>

@@ -32,6 +32,89 @@ using internal::RemoveFile;
 using internal::SecretFile;
 using internal::WriteOwned;
 
+namespace {
+
+// The passfile the tools read the source's password from (PGPASSFILE), next
+// to the data directory; null when the source needs no password.
+Result<std::unique_ptr<SecretFile>> SourcePassFile(const Source& source, const Paths& paths,
+                                                   const char* tool) {
+  if (source.password.empty()) return std::unique_ptr<SecretFile>();
+  auto line = PassFileLine(source.user, source.password);
+  if (!line) return line.error();
+  auto f = SecretFile::Create(DirName(paths.data_dir), *line, paths.run_as_user);
+  if (!f) return f.error().Wrap(tool);
+  return std::move(*f);
+}
+
+std::vector<std::string> BaseBackupArgv(const Ctx& c, const Source& source,
+                                        const BaseBackupOptions& options) {
+  std::vector<std::string> argv = {c.Bin("pg_basebackup"),
+                                   "-h",
+                                   source.host,
+                                   "-p",
+                                   std::to_string(source.port),
+                                   "-U",
+                                   source.user,
+                                   "-D",
+                                   c.p.data_dir,
+                                   "-X",
+                                   "stream",
+                                   "-R",
+                                   "-P",
+                                   "-v",
+                                   "-c",
+                                   "fast",
+                                   "-w"};
+  if (!source.slot_name.empty()) {
+    argv.push_back("-S");
+    argv.push_back(source.slot_name);
+    if (options.create_slot) argv.push_back("-C");
+  }
+  return argv;
+}
+
+// pg_basebackup's environment: the passfile, a connect timeout, TLS to the
+// source (paths of the private copies only), the application name.
+SpawnOptions BaseBackupEnv(const Ctx& c, const SecretFile* pass, const Source& source,
+                           const TlsSettings& tls) {
+  auto opts = c.Opts();
+  opts.env["PGPASSFILE"] = pass ? pass->path() : "/dev/null";
+  opts.env["PGCONNECT_TIMEOUT"] = "10";
+  for (const auto& [k, v] : ClientTlsParams(tls)) {
+    if (k == "sslmode") opts.env["PGSSLMODE"] = v;
+    if (k == "sslrootcert") opts.env["PGSSLROOTCERT"] = v;
+    if (k == "sslcert") opts.env["PGSSLCERT"] = v;
+    if (k == "sslkey") opts.env["PGSSLKEY"] = v;
+  }
+  opts.env["PGAPPNAME"] =
+      source.application_name.empty() ? "tandem_basebackup" : source.application_name;
+  opts.env["LC_ALL"] = "C";
+  return opts;
+}
+
+// A failed run, classified: the code the agent acts on and the fix.
+Error BaseBackupFailed(const Source& source, const Result<RunResult>& r, bool tls) {
+  const std::string from = "pg_basebackup from " + source.host + ":" + std::to_string(source.port);
+  if (!r) return r.error().Wrap(from);
+  const std::string& out = r->output;
+  const CloneFailure f = ClassifyCloneFailure(CloneTool::kBaseBackup, out, tls);
+  return Error(f.code, from + " failed (exit " + std::to_string(r->exit_code) +
+                           "): " + OutputTail(out) + "; " + f.fix);
+}
+
+// -R put primary_conninfo (with the password read from PGPASSFILE) into
+// postgresql.auto.conf; tandem.conf owns it.
+Status DropAutoConfConninfo(const Ctx& c) {
+  const std::string auto_conf = c.Data("postgresql.auto.conf");
+  if (auto a = ReadFile(auto_conf)) {
+    std::string cleaned = RemoveConfKeys(*a, {"primary_conninfo", "primary_slot_name"});
+    if (cleaned != *a) TANDEM_TRY(WriteOwned(auto_conf, cleaned, c.p.run_as_user, 0600));
+  }
+  return Ok();
+}
+
+}  // namespace
+
 Status Postgres::BaseBackup(const Source& source,
                             const std::function<void(const std::string&)>& on_progress,
                             const BaseBackupOptions& options) {
@@ -52,75 +135,22 @@ Status Postgres::BaseBackup(const Source& source,
   }
   TANDEM_TRY(c.NeedBin("pg_basebackup"));
   TANDEM_TRY(PrepareDir(d, 0700, paths_.run_as_user, true, "data directory"));
-  std::unique_ptr<SecretFile> pass;
-  if (!source.password.empty()) {
-    auto line = PassFileLine(source.user, source.password);
-    if (!line) return line.error();
-    auto f = SecretFile::Create(DirName(d), *line, paths_.run_as_user);
-    if (!f) return f.error().Wrap("pg_basebackup");
-    pass = std::move(*f);
-  }
-  std::vector<std::string> argv = {c.Bin("pg_basebackup"),
-                                   "-h",
-                                   source.host,
-                                   "-p",
-                                   std::to_string(source.port),
-                                   "-U",
-                                   source.user,
-                                   "-D",
-                                   d,
-                                   "-X",
-                                   "stream",
-                                   "-R",
-                                   "-P",
-                                   "-v",
-                                   "-c",
-                                   "fast",
-                                   "-w"};
-  if (!source.slot_name.empty()) {
-    argv.push_back("-S");
-    argv.push_back(source.slot_name);
-    if (options.create_slot) argv.push_back("-C");
-  }
-  auto opts = c.Opts();
-  opts.env["PGPASSFILE"] = pass ? pass->path() : "/dev/null";
-  opts.env["PGCONNECT_TIMEOUT"] = "10";
-  // TLS to the source (paths of the private copies only).
-  for (const auto& [k, v] : ClientTlsParams(settings_.tls)) {
-    if (k == "sslmode") opts.env["PGSSLMODE"] = v;
-    if (k == "sslrootcert") opts.env["PGSSLROOTCERT"] = v;
-    if (k == "sslcert") opts.env["PGSSLCERT"] = v;
-    if (k == "sslkey") opts.env["PGSSLKEY"] = v;
-  }
-  opts.env["PGAPPNAME"] =
-      source.application_name.empty() ? "tandem_basebackup" : source.application_name;
-  opts.env["LC_ALL"] = "C";
+  auto pass = SourcePassFile(source, paths_, "pg_basebackup");
+  if (!pass) return pass.error();
+  const auto argv = BaseBackupArgv(c, source, options);
+  const auto opts = BaseBackupEnv(c, pass->get(), source, settings_.tls);
   TLOG(Info, kMod) << "pg_basebackup from " << source.host << ":" << source.port << " as "
                    << source.user << " into " << d
                    << (source.slot_name.empty() ? "" : " slot=" + source.slot_name);
   auto r = RunCommand(argv, opts, options.timeout_ms, [&](const std::string& line) {
     if (on_progress) on_progress(line);
   });
-  pass.reset();
+  pass->reset();
   if (!r || r->exit_code != 0) {
     EmptyDir(d);  // leave it empty, as we found it, so a retry can run
-    if (!r)
-      return r.error().Wrap("pg_basebackup from " + source.host + ":" +
-                            std::to_string(source.port));
-    const std::string& out = r->output;
-    const CloneFailure f =
-        ClassifyCloneFailure(CloneTool::kBaseBackup, out, settings_.tls.enabled());
-    return Error(f.code, "pg_basebackup from " + source.host + ":" + std::to_string(source.port) +
-                             " failed (exit " + std::to_string(r->exit_code) +
-                             "): " + OutputTail(out) + "; " + f.fix);
+    return BaseBackupFailed(source, r, settings_.tls.enabled());
   }
-  // -R put primary_conninfo (with the password read from PGPASSFILE) into
-  // postgresql.auto.conf; tandem.conf owns it.
-  const std::string auto_conf = c.Data("postgresql.auto.conf");
-  if (auto a = ReadFile(auto_conf)) {
-    std::string cleaned = RemoveConfKeys(*a, {"primary_conninfo", "primary_slot_name"});
-    if (cleaned != *a) TANDEM_TRY(WriteOwned(auto_conf, cleaned, paths_.run_as_user, 0600));
-  }
+  TANDEM_TRY(DropAutoConfConninfo(c));
   TANDEM_TRY(ChownRecursive(d, paths_.run_as_user));
   TLOG(Info, kMod) << "pg_basebackup done: " << d;
   return Ok();
@@ -189,6 +219,12 @@ Status RecoverInSingleUserMode(const Ctx& c, int64_t timeout_ms,
   return Ok();
 }
 
+// pg_rewind refuses a target that was not shut down cleanly.
+bool NeedsCrashRecovery(const RunResult& r) {
+  return r.exit_code != 0 &&
+         (Contains(r.output, "shut down cleanly") || Contains(r.output, "single-user"));
+}
+
 }  // namespace
 
 Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
@@ -208,17 +244,11 @@ Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
 
   TANDEM_TRY(CheckpointSource(source, settings_.tls));
 
-  std::unique_ptr<SecretFile> pass;
-  if (!source.password.empty()) {
-    auto line = PassFileLine(source.user, source.password);
-    if (!line) return line.error();
-    auto f = SecretFile::Create(DirName(d), *line, paths_.run_as_user);
-    if (!f) return f.error().Wrap("pg_rewind");
-    pass = std::move(*f);
-  }
+  auto pass = SourcePassFile(source, paths_, "pg_rewind");
+  if (!pass) return pass.error();
   const std::string conninfo = RewindConninfo(source, settings_.tls);
   auto opts = c.Opts();
-  opts.env["PGPASSFILE"] = pass ? pass->path() : "/dev/null";
+  opts.env["PGPASSFILE"] = *pass ? (*pass)->path() : "/dev/null";
   opts.env["LC_ALL"] = "C";
   std::vector<std::string> argv = {c.Bin("pg_rewind"), "-D", d, "--source-server=" + conninfo};
   TLOG(Info, kMod) << "pg_rewind -D " << d << " from " << where;
@@ -229,8 +259,7 @@ Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
   auto restore_signals = [&]() {
     for (const auto& s : removed_signals) (void)WriteOwned(s, "", paths_.run_as_user, 0600);
   };
-  if (r->exit_code != 0 &&
-      (Contains(r->output, "shut down cleanly") || Contains(r->output, "single-user"))) {
+  if (NeedsCrashRecovery(*r)) {
     TLOG(Warn, kMod) << "pg_rewind: the target was not shut down cleanly ("
                      << OutputTail(r->output, 2)
                      << "); finishing crash recovery in single-user mode";
@@ -241,13 +270,14 @@ Status Postgres::Rewind(const Source& source, int64_t timeout_ms) {
       return r.error().Wrap("pg_rewind from " + where);
     }
   }
-  pass.reset();
+  pass->reset();
   if (r->exit_code != 0) {
     restore_signals();
-    const std::string& out = r->output;
-    const CloneFailure f = ClassifyCloneFailure(CloneTool::kRewind, out, settings_.tls.enabled());
+    const CloneFailure f =
+        ClassifyCloneFailure(CloneTool::kRewind, r->output, settings_.tls.enabled());
     return Error(f.code, "pg_rewind -D " + d + " from " + where + " failed (exit " +
-                             std::to_string(r->exit_code) + "): " + OutputTail(out) + "; " + f.fix);
+                             std::to_string(r->exit_code) + "): " + OutputTail(r->output) + "; " +
+                             f.fix);
   }
   // Never come back writable by accident: the node starts as a standby until
   // WriteConfig says otherwise.

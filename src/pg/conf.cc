@@ -1,3 +1,7 @@
+// The text of the files Tandem writes for PostgreSQL (tandem.conf, pg_hba.conf,
+// pg_ident.conf, the passfile line, conninfo strings, with quoting and the
+// checks of names and values) and the edits of postgresql.conf and
+// postgresql.auto.conf. The parsers are in conf_parse.cc. Pure: no I/O.
 #include "pg/conf.h"
 
 #include <arpa/inet.h>
@@ -178,49 +182,61 @@ std::string PrimaryConninfo(const Source& source, const std::string& passfile,
   return BuildConninfo(kv);
 }
 
-Result<std::string> RenderConfig(const Settings& s, const std::string& socket_dir,
-                                 const std::optional<Source>& standby_of,
-                                 const std::string& passfile) {
-  auto bad = [](const std::string& what) { return Error(ErrorCode::kInvalidArgument, what); };
+namespace {
+
+Error Bad(const std::string& what) {
+  return Error(ErrorCode::kInvalidArgument, what);
+}
+
+// The numeric settings within PostgreSQL's ranges, the addresses given.
+Status CheckSettings(const Settings& s, const std::string& socket_dir) {
   if (s.port < 1 || s.port > 65535) {
-    return bad("postgresql port " + std::to_string(s.port) + " is out of range (1-65535)");
+    return Bad("postgresql port " + std::to_string(s.port) + " is out of range (1-65535)");
   }
   if (s.max_connections < 1 || s.max_connections > 262143) {
-    return bad("max_connections " + std::to_string(s.max_connections) +
+    return Bad("max_connections " + std::to_string(s.max_connections) +
                " is out of range (1-262143)");
   }
   if (s.max_wal_senders < 0 || s.max_wal_senders > 262143) {
-    return bad("max_wal_senders " + std::to_string(s.max_wal_senders) + " is out of range");
+    return Bad("max_wal_senders " + std::to_string(s.max_wal_senders) + " is out of range");
   }
   if (s.max_replication_slots < 0 || s.max_replication_slots > 262143) {
-    return bad("max_replication_slots " + std::to_string(s.max_replication_slots) +
+    return Bad("max_replication_slots " + std::to_string(s.max_replication_slots) +
                " is out of range");
   }
-  if (s.listen_address.empty()) return bad("listen_address is empty (use 127.0.0.1 or an IP)");
-  if (socket_dir.empty()) return bad("socket directory is empty");
+  if (s.listen_address.empty()) return Bad("listen_address is empty (use 127.0.0.1 or an IP)");
+  if (socket_dir.empty()) return Bad("socket directory is empty");
+  return Ok();
+}
 
-  std::vector<std::pair<std::string, std::string>> quoted;  // key, literal as written
-  auto q = [&](const std::string& key, const std::string& v) -> Status {
+// tandem.conf's lines in order: key and the literal as written.
+struct ConfLines {
+  std::vector<std::pair<std::string, std::string>> lines;
+  // A string value, quoted (refused when it cannot be: a newline, a NUL).
+  Status Quoted(const std::string& key, const std::string& v) {
     auto r = QuoteConfValue(v);
     if (!r) return r.error().Wrap(key);
-    quoted.emplace_back(key, *r);
+    lines.emplace_back(key, *r);
     return Ok();
-  };
-  auto raw = [&](const std::string& key, const std::string& v) { quoted.emplace_back(key, v); };
+  }
+  void Raw(const std::string& key, const std::string& v) { lines.emplace_back(key, v); }
+};
 
-  TANDEM_TRY(q("listen_addresses", s.listen_address));
-  raw("port", std::to_string(s.port));
-  TANDEM_TRY(q("unix_socket_directories", socket_dir));
-  raw("max_connections", std::to_string(s.max_connections));
-  raw("wal_level", "replica");
-  raw("hot_standby", "on");
-  raw("max_wal_senders", std::to_string(s.max_wal_senders));
-  raw("max_replication_slots", std::to_string(s.max_replication_slots));
-  TANDEM_TRY(q("wal_keep_size", s.wal_keep_size));
-  raw("wal_log_hints", "on");
-  raw("hot_standby_feedback", "on");
-  raw("password_encryption", "'scram-sha-256'");
-  TANDEM_TRY(q("synchronous_standby_names", s.synchronous_standby_names));
+// The settings Tandem manages, and failover-friendly defaults.
+Status AddManaged(ConfLines& c, const Settings& s, const std::string& socket_dir) {
+  TANDEM_TRY(c.Quoted("listen_addresses", s.listen_address));
+  c.Raw("port", std::to_string(s.port));
+  TANDEM_TRY(c.Quoted("unix_socket_directories", socket_dir));
+  c.Raw("max_connections", std::to_string(s.max_connections));
+  c.Raw("wal_level", "replica");
+  c.Raw("hot_standby", "on");
+  c.Raw("max_wal_senders", std::to_string(s.max_wal_senders));
+  c.Raw("max_replication_slots", std::to_string(s.max_replication_slots));
+  TANDEM_TRY(c.Quoted("wal_keep_size", s.wal_keep_size));
+  c.Raw("wal_log_hints", "on");
+  c.Raw("hot_standby_feedback", "on");
+  c.Raw("password_encryption", "'scram-sha-256'");
+  TANDEM_TRY(c.Quoted("synchronous_standby_names", s.synchronous_standby_names));
   // Failover-friendly defaults the operator may override in `extra`: a standby
   // retries a lost or re-pointed upstream after 250ms instead of 5s, and a
   // silent peer (frozen, cut off) is dropped after 10s instead of 60s, so the
@@ -232,65 +248,89 @@ Result<std::string> RenderConfig(const Settings& s, const std::string& socket_di
            // Crash recovery starts by syncing the data directory: one
            // syncfs() instead of an fsync per file (0.7s of a 1s restart here).
            {"recovery_init_sync_method", "syncfs"}}) {
-    if (s.extra.count(k) == 0) TANDEM_TRY(q(k, v));
+    if (s.extra.count(k) == 0) TANDEM_TRY(c.Quoted(k, v));
   }
+  return Ok();
+}
 
-  if (s.tls.enabled()) {
-    if (s.tls.server_cert.empty() || s.tls.server_key.empty() || s.tls.ca_cert.empty() ||
-        s.tls.client_cert.empty() || s.tls.client_key.empty()) {
-      return bad("TLS is on but a certificate or key path is empty");
-    }
-    raw("ssl", "on");
-    TANDEM_TRY(q("ssl_cert_file", s.tls.server_cert));
-    TANDEM_TRY(q("ssl_key_file", s.tls.server_key));
-    // enforce: client certificates are requested and must chain to the CA.
-    // permissive: none is requested (one from another CA would fail the
-    // handshake), so peers are not verified.
-    TANDEM_TRY(q("ssl_ca_file", s.tls.mode == TlsMode::kEnforce ? s.tls.ca_cert : ""));
+Status AddTls(ConfLines& c, const TlsSettings& tls) {
+  if (!tls.enabled()) return Ok();
+  if (tls.server_cert.empty() || tls.server_key.empty() || tls.ca_cert.empty() ||
+      tls.client_cert.empty() || tls.client_key.empty()) {
+    return Bad("TLS is on but a certificate or key path is empty");
   }
+  c.Raw("ssl", "on");
+  TANDEM_TRY(c.Quoted("ssl_cert_file", tls.server_cert));
+  TANDEM_TRY(c.Quoted("ssl_key_file", tls.server_key));
+  // enforce: client certificates are requested and must chain to the CA.
+  // permissive: none is requested (one from another CA would fail the
+  // handshake), so peers are not verified.
+  TANDEM_TRY(c.Quoted("ssl_ca_file", tls.mode == TlsMode::kEnforce ? tls.ca_cert : ""));
+  return Ok();
+}
 
+// postgresql.parameters: valid names that Tandem does not manage.
+Status AddExtra(ConfLines& c, const Settings& s) {
   for (const auto& [k, v] : s.extra) {
     if (s.tls.enabled()) {
       static const std::set<std::string> tls_keys = {"ssl", "ssl_cert_file", "ssl_key_file",
                                                      "ssl_ca_file"};
       if (tls_keys.count(Lower(k)) != 0) {
-        return bad("extra PostgreSQL parameter '" + k +
+        return Bad("extra PostgreSQL parameter '" + k +
                    "' is managed by Tandem when the tls section is set; remove it from "
                    "postgresql.parameters");
       }
     }
     if (!IsValidGucName(k)) {
-      return bad("extra PostgreSQL parameter name '" + (HasBadChar(k) ? std::string("?") : k) +
+      return Bad("extra PostgreSQL parameter name '" + (HasBadChar(k) ? std::string("?") : k) +
                  "' is not a valid name ([A-Za-z_][A-Za-z0-9_.]*)");
     }
     if (ManagedKeys().count(Lower(k)) != 0) {
-      return bad("extra PostgreSQL parameter '" + k +
+      return Bad("extra PostgreSQL parameter '" + k +
                  "' is managed by Tandem; set it through its own setting, not `extra`");
     }
-    TANDEM_TRY(q(k, v));
+    TANDEM_TRY(c.Quoted(k, v));
   }
+  return Ok();
+}
 
-  if (standby_of) {
-    if (standby_of->host.empty()) return bad("standby source has no host");
-    if (standby_of->user.empty()) return bad("standby source has no user");
-    if (standby_of->port < 1 || standby_of->port > 65535) {
-      return bad("standby source port " + std::to_string(standby_of->port) + " is out of range");
-    }
-    if (!standby_of->slot_name.empty() && !IsValidSlotName(standby_of->slot_name)) {
-      return bad("slot name '" + standby_of->slot_name + "' is not valid ([a-z0-9_]{1,63})");
-    }
-    TANDEM_TRY(q("primary_conninfo", PrimaryConninfo(*standby_of, passfile, s.tls)));
-    TANDEM_TRY(q("primary_slot_name", standby_of->slot_name));
-  } else {
-    raw("primary_conninfo", "''");
-    raw("primary_slot_name", "''");
+// Where a standby streams from; empty on a primary.
+Status AddUpstream(ConfLines& c, const std::optional<Source>& standby_of,
+                   const std::string& passfile, const TlsSettings& tls) {
+  if (!standby_of) {
+    c.Raw("primary_conninfo", "''");
+    c.Raw("primary_slot_name", "''");
+    return Ok();
   }
+  if (standby_of->host.empty()) return Bad("standby source has no host");
+  if (standby_of->user.empty()) return Bad("standby source has no user");
+  if (standby_of->port < 1 || standby_of->port > 65535) {
+    return Bad("standby source port " + std::to_string(standby_of->port) + " is out of range");
+  }
+  if (!standby_of->slot_name.empty() && !IsValidSlotName(standby_of->slot_name)) {
+    return Bad("slot name '" + standby_of->slot_name + "' is not valid ([a-z0-9_]{1,63})");
+  }
+  TANDEM_TRY(c.Quoted("primary_conninfo", PrimaryConninfo(*standby_of, passfile, tls)));
+  TANDEM_TRY(c.Quoted("primary_slot_name", standby_of->slot_name));
+  return Ok();
+}
 
+}  // namespace
+
+Result<std::string> RenderConfig(const Settings& s, const std::string& socket_dir,
+                                 const std::optional<Source>& standby_of,
+                                 const std::string& passfile) {
+  TANDEM_TRY(CheckSettings(s, socket_dir));
+  ConfLines c;
+  TANDEM_TRY(AddManaged(c, s, socket_dir));
+  TANDEM_TRY(AddTls(c, s.tls));
+  TANDEM_TRY(AddExtra(c, s));
+  TANDEM_TRY(AddUpstream(c, standby_of, passfile, s.tls));
   std::string out =
       "# Written by Tandem; every change here is overwritten. Set parameters in the\n"
       "# node configuration (postgresql.parameters) instead.\n";
   out += standby_of ? "# role: standby\n" : "# role: primary\n";
-  for (const auto& [k, v] : quoted) out += k + " = " + v + "\n";
+  for (const auto& [k, v] : c.lines) out += k + " = " + v + "\n";
   return out;
 }
 
@@ -302,8 +342,9 @@ std::optional<std::string> HostCidr(const std::string& address) {
   return std::nullopt;
 }
 
-Result<std::string> RenderHba(const std::vector<HbaPeer>& peers,
-                              const std::string& replication_user, TlsMode tls) {
+namespace {
+
+Status CheckReplicationUser(const std::string& replication_user) {
   if (!IsValidRoleName(replication_user)) {
     return Error(ErrorCode::kInvalidArgument,
                  "replication user name '" +
@@ -314,10 +355,16 @@ Result<std::string> RenderHba(const std::vector<HbaPeer>& peers,
     return Error(ErrorCode::kInvalidArgument,
                  "the replication user cannot be the superuser 'postgres'; use e.g. 'replicator'");
   }
-  struct Row {
-    std::string cidr, name;
-  };
-  std::vector<Row> rows;
+  return Ok();
+}
+
+struct HbaRow {
+  std::string cidr, name;
+};
+
+// One row per distinct peer address (host CIDR), in the peers' order.
+Result<std::vector<HbaRow>> PeerRows(const std::vector<HbaPeer>& peers) {
+  std::vector<HbaRow> rows;
   std::set<std::string> seen;
   for (const auto& p : peers) {
     auto cidr = HostCidr(p.address);
@@ -331,21 +378,33 @@ Result<std::string> RenderHba(const std::vector<HbaPeer>& peers,
     }
     if (seen.insert(*cidr).second) rows.push_back({*cidr, p.name});
   }
-  const std::string loopback = "127.0.0.1/32";
+  return rows;
+}
 
+std::string HbaLine(const std::string& type, const std::string& db, const std::string& user,
+                    const std::string& addr, const std::string& method,
+                    const std::string& comment) {
+  std::string l = type + "   " + db + "   " + user + "   " + addr + "   " + method;
+  if (!comment.empty()) l += "   # " + comment;
+  return l + "\n";
+}
+
+std::string PeerComment(const std::string& name) {
+  return IsValidName(name) ? name : std::string();
+}
+
+// Streaming replication from the peers (and this node over loopback).
+std::string ReplicationRules(const std::vector<HbaRow>& rows, const std::string& replication_user,
+                             TlsMode tls) {
   const bool ssl = tls != TlsMode::kOff;
+  const std::string loopback = "127.0.0.1/32";
   // Replication and the superuser from peers: over TLS only when TLS is on.
   const std::string peer_type = ssl ? "hostssl" : "host";
   // enforce: the client certificate (CN postgres, chained to ssl_ca_file)
   // is the credential, mapped to the replication user by pg_ident.conf.
   const std::string repl_method =
       tls == TlsMode::kEnforce ? std::string("cert map=") + kIdentMap : "scram-sha-256";
-
-  std::string out =
-      "# Written by Tandem from the cluster membership; every change here is overwritten.\n"
-      "# TYPE  DATABASE     USER        ADDRESS   METHOD\n"
-      "# The socket directory is 0700: only root and the service user reach it.\n"
-      "local   all          all                   trust\n";
+  std::string out;
   if (tls == TlsMode::kEnforce) {
     out +=
         "# Streaming replication from the peers, over TLS with a client certificate\n"
@@ -355,33 +414,45 @@ Result<std::string> RenderHba(const std::vector<HbaPeer>& peers,
   } else {
     out += "# Streaming replication from the peers.\n";
   }
-  auto line = [](const std::string& type, const std::string& db, const std::string& user,
-                 const std::string& addr, const std::string& method, const std::string& comment) {
-    std::string l = type + "   " + db + "   " + user + "   " + addr + "   " + method;
-    if (!comment.empty()) l += "   # " + comment;
-    return l + "\n";
-  };
-  auto comment = [](const std::string& name) { return IsValidName(name) ? name : std::string(); };
   bool loopback_listed = false;
   for (const auto& r : rows) {
     if (r.cidr == loopback) loopback_listed = true;
-    out += line(peer_type, "replication", replication_user, r.cidr, repl_method, comment(r.name));
+    out += HbaLine(peer_type, "replication", replication_user, r.cidr, repl_method,
+                   PeerComment(r.name));
   }
   if (!loopback_listed) {
-    out += line(peer_type, "replication", replication_user, loopback, repl_method, "local");
+    out += HbaLine(peer_type, "replication", replication_user, loopback, repl_method, "local");
   }
   if (ssl) {
-    out +=
-        line("hostnossl", "replication", "all", "all", "reject", "TLS is required for replication");
+    out += HbaLine("hostnossl", "replication", "all", "all", "reject",
+                   "TLS is required for replication");
   }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> RenderHba(const std::vector<HbaPeer>& peers,
+                              const std::string& replication_user, TlsMode tls) {
+  TANDEM_TRY(CheckReplicationUser(replication_user));
+  auto rows = PeerRows(peers);
+  if (!rows) return rows.error();
+  const bool ssl = tls != TlsMode::kOff;
+  const std::string peer_type = ssl ? "hostssl" : "host";
+  std::string out =
+      "# Written by Tandem from the cluster membership; every change here is overwritten.\n"
+      "# TYPE  DATABASE     USER        ADDRESS   METHOD\n"
+      "# The socket directory is 0700: only root and the service user reach it.\n"
+      "local   all          all                   trust\n";
+  out += ReplicationRules(*rows, replication_user, tls);
   out += ssl ? "# The superuser over TCP only from the peers (pg_rewind), over TLS only.\n"
              : "# The superuser over TCP only from the peers (pg_rewind).\n";
-  for (const auto& r : rows) {
-    out += line(peer_type, "all", kSuperuser, r.cidr, "scram-sha-256", comment(r.name));
+  for (const auto& r : *rows) {
+    out += HbaLine(peer_type, "all", kSuperuser, r.cidr, "scram-sha-256", PeerComment(r.name));
   }
-  out += line("host", "all", kSuperuser, "all", "reject", "");
+  out += HbaLine("host", "all", kSuperuser, "all", "reject", "");
   out += "# Every other user from anywhere, with a password.\n";
-  out += line("host", "all", "all", "all", "scram-sha-256", "");
+  out += HbaLine("host", "all", "all", "all", "scram-sha-256", "");
   return out;
 }
 
@@ -423,91 +494,6 @@ std::string RemoveConfKeys(const std::string& content, const std::vector<std::st
     if (!drop) kept.push_back(l);
   }
   return Join(kept, "\n");
-}
-
-std::optional<int> ParsePostmasterPid(const std::string& content) {
-  auto nl = content.find('\n');
-  auto v = ParseInt(Trim(content.substr(0, nl)));
-  if (!v || *v <= 0 || *v > 0x7fffffff) return std::nullopt;
-  return static_cast<int>(*v);
-}
-
-Result<ControlData> ParseControlData(const std::string& output) {
-  ControlData cd;
-  bool have_id = false, have_tli = false, have_state = false, have_lsn = false;
-  for (const auto& l : Split(output, '\n')) {
-    auto colon = l.find(':');
-    if (colon == std::string::npos) continue;
-    std::string key = Trim(l.substr(0, colon));
-    std::string val = Trim(l.substr(colon + 1));
-    if (key == "Database system identifier") {
-      try {
-        size_t used = 0;
-        cd.system_identifier = std::stoull(val, &used);
-        have_id = used == val.size();
-      } catch (...) {
-      }
-    } else if (key == "Latest checkpoint's TimeLineID") {
-      auto v = ParseInt(val);
-      if (v && *v > 0 && *v <= 0xffffffffLL) {
-        cd.timeline = static_cast<uint32_t>(*v);
-        have_tli = true;
-      }
-    } else if (key == "Database cluster state") {
-      cd.cluster_state = val;
-      have_state = !val.empty();
-    } else if (key == "Latest checkpoint location") {
-      auto v = ParseLsn(val);
-      if (v) {
-        cd.checkpoint_lsn = *v;
-        have_lsn = true;
-      }
-    }
-  }
-  if (!(have_id && have_tli && have_state && have_lsn)) {
-    return Error(ErrorCode::kInternal,
-                 "cannot parse pg_controldata output (missing system identifier, state, "
-                 "checkpoint location or timeline): " +
-                     OutputTail(output, 5));
-  }
-  return cd;
-}
-
-std::optional<uint32_t> TimelineFromWalFileName(const std::string& name) {
-  std::string t = Trim(name);
-  if (t.size() != 24) return std::nullopt;
-  uint32_t v = 0;
-  for (size_t i = 0; i < 8; ++i) {
-    char c = t[i];
-    int d;
-    if (c >= '0' && c <= '9')
-      d = c - '0';
-    else if (c >= 'A' && c <= 'F')
-      d = c - 'A' + 10;
-    else if (c >= 'a' && c <= 'f')
-      d = c - 'a' + 10;
-    else
-      return std::nullopt;
-    v = v * 16 + static_cast<uint32_t>(d);
-  }
-  for (size_t i = 8; i < 24; ++i) {
-    if (!std::isxdigit(static_cast<unsigned char>(t[i]))) return std::nullopt;
-  }
-  if (v == 0) return std::nullopt;
-  return v;
-}
-
-std::string OutputTail(const std::string& output, size_t n) {
-  std::vector<std::string> lines;
-  for (auto& l : Split(output, '\n')) {
-    for (auto& part : Split(l, '\r')) {
-      std::string t = Trim(part);
-      if (!t.empty()) lines.push_back(t);
-    }
-  }
-  if (lines.size() > n) lines.erase(lines.begin(), lines.end() - static_cast<long>(n));
-  if (lines.empty()) return "(no output)";
-  return Join(lines, " | ");
 }
 
 }  // namespace tandem::pg

@@ -1,3 +1,7 @@
+// PgConn and PgResult: one libpq connection (connect, Exec, ExecParams,
+// quoting, SCRAM verifiers) and one result. Errors name the label the caller
+// gave and libpq's message on one line, never the SQL or a password. Not
+// thread-safe: one thread uses a connection at a time.
 #include "pg/libpq_conn.h"
 
 #include <libpq-fe.h>

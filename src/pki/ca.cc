@@ -1,3 +1,7 @@
+// The cluster CA: InitCa (key and self-signed certificate), signing a request
+// with the CA's extensions and validity, and IssueNode (a node's server and
+// client certificates in one step). Files are written atomically; keys never
+// reach a message. Runs on the CLI's thread; time comes in as Validity.
 #include "pki/ca.h"
 
 #include <openssl/bn.h>

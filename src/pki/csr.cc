@@ -1,3 +1,5 @@
+// MakeKeyAndRequest (`tandem pki csr`): a new private key written 0600 and a
+// signing request with the node's names; the key never leaves the node.
 #include "pki/csr.h"
 
 #include "base/file.h"

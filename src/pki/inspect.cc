@@ -1,3 +1,7 @@
+// Inspect: one Finding per check of a certificate (file, validity, key, key
+// mode, chain, role, host, name), the summary line the status view shows
+// (Valid / Invalid (reason) / Expiring in N days). Pure but for reading the
+// named files; `now` is an input.
 #include "pki/inspect.h"
 
 #include <openssl/bn.h>

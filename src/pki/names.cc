@@ -1,3 +1,5 @@
+// The checks of what goes into a certificate's names (file-safe names, Common
+// Names, DNS and IP subjectAltNames), before OpenSSL sees them. Pure.
 #include "pki/names.h"
 
 #include <netinet/in.h>

@@ -1,3 +1,6 @@
+// OpenSSL plumbing for src/pki: the error queue as text, names, times, serials
+// and SANs as text, generating keys and requests, PEM output, writing a key
+// 0600. Internal to src/pki.
 #include "pki/ossl.h"
 
 #include <arpa/inet.h>

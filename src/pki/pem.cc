@@ -1,3 +1,7 @@
+// Reading PEM files: finding the blocks, telling the kinds apart, and an error
+// for each way a file can be wrong (missing, empty, DER, truncated, wrong
+// kind, encrypted key) that names the file and the fix. Never prompts for a
+// passphrase; no key material in a message.
 #include "pki/pem.h"
 
 #include <openssl/bio.h>

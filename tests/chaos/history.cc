@@ -1,3 +1,6 @@
+// The chaos checker: Check() judges one history (every write the workload
+// attempted, what each node holds afterwards) for lost and phantom writes and
+// overlapping primaries; LongestGap measures the write outage. Pure.
 #include "chaos/history.h"
 
 #include <algorithm>

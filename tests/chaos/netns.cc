@@ -1,3 +1,7 @@
+// The chaos suite's private network: creating and destroying the namespaces,
+// the bridge and the veths (ip), entering the client's namespace, and the
+// faults as iptables rules inside a node's namespace. Runs on the test's
+// thread; needs root.
 #include "chaos/netns.h"
 
 #include <fcntl.h>

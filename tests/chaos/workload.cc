@@ -1,3 +1,7 @@
+// The chaos workload: its threads insert unique ids through the client
+// endpoint (libpq), logging each attempt before it is sent and its outcome
+// after; Snapshot hands the test the history so far under the workload's
+// mutex.
 #include "chaos/workload.h"
 
 #include <libpq-fe.h>

@@ -1,3 +1,8 @@
+// The simulation: SimStore (leases and transactions with etcd's semantics),
+// the nodes' fake PostgreSQL and fake agents around the real core::Decide,
+// the faults (crash, pause, partition, flaky store, failed starts), the
+// safety checks after every step, and RunRandomSchedule. One thread; time is
+// a counter, randomness a seeded PRNG.
 #include "sim/sim.h"
 
 #include <algorithm>

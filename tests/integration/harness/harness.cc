@@ -1,3 +1,7 @@
+// The integration tests' helpers: temp dirs, the test's base port, the
+// service user, running tandem and psql, polling with a deadline, reading
+// HTTP JSON, sandbox up and down, killing a process group. Runs on the test's
+// thread; real time (these tests run real processes).
 #include "integration/harness/harness.h"
 
 #include <httplib.h>

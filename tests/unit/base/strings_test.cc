@@ -1,3 +1,5 @@
+// The string utilities: parsing durations, integers, byte sizes and LSNs,
+// base64, random tokens, names, split/join/trim.
 #include "base/strings.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,6 @@
+// Failover candidates: the ranking (timeline, LSN, name), the rules that drop
+// a candidate (rule 3: lag; rule 4: behind the cluster timeline), and which
+// members the sync record lets take over.
 #include "core/candidates.h"
 
 #include <gtest/gtest.h>

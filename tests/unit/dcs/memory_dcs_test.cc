@@ -1,3 +1,6 @@
+// MemoryDcs: the Dcs conformance suite, plus leases expiring and waits ending
+// on the ManualClock, partitions, and one test on the real clock (a lease's
+// expiry wakes a waiter).
 #include "dcs/memory_dcs.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,6 @@
+// The pure text functions of pg/conf.h: quoting, conninfo, tandem.conf,
+// pg_hba.conf and pg_ident.conf for each TLS mode, and the parsers of
+// PostgreSQL's files and tool output.
 #include "pg/conf.h"
 
 #include <gtest/gtest.h>
