@@ -53,8 +53,10 @@ Status Proxy::Loop::Open() {
 void Proxy::Loop::Run() {
   std::vector<epoll_event> events(256);
   while (!stop_.load()) {
-    const int n =
-        epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), internal::kTickMs);
+    // No timer can fire with no connection open (kTickMs): an idle proxy
+    // costs no wake-ups.
+    const int timeout = conns_.empty() ? -1 : internal::kTickMs;
+    const int n = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), timeout);
     if (n < 0 && errno != EINTR) {
       TANDEM_CHECK(false, "epoll_wait failed: " + ErrnoText(errno));
     }
@@ -82,13 +84,21 @@ void Proxy::Loop::RequestStop() {
 }
 
 void Proxy::Loop::SetRoute(const core::Route& route) {
+  bool urgent = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    // The HA loop hands over the same targets every cycle with a later
+    // expiry: that needs no wake-up. The loop takes it at its next pass (an
+    // accept takes it before routing; open connections tick), long before
+    // the expiry it replaces, which was at least one TTL minus a cycle ahead.
+    urgent = !(route.read_write == last_set_.read_write &&
+               route.read_only == last_set_.read_only &&
+               route.valid_until >= last_set_.valid_until);
     pending_ = route;
     has_pending_ = true;
     last_set_ = route;
   }
-  Wake();
+  if (urgent) Wake();
 }
 
 core::Route Proxy::Loop::LastSet() const {

@@ -37,6 +37,10 @@ constexpr uint64_t kWakeTag = 1;
 constexpr uint64_t kReadWriteListenerTag = 2;
 constexpr uint64_t kReadOnlyListenerTag = 3;
 constexpr uint64_t kFirstConnId = 8;
+// The timer tick while connections are open (connect and idle timeouts, a
+// route expiring under open connections). With none open the loop sleeps
+// until an event: a route's expiry then matters only to the next accept,
+// which checks it first.
 constexpr int kTickMs = 100;
 
 // ---- sockets.cc
