@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/notify.h"
 #include "base/process.h"
+#include "base/resident.h"
 #include "cli/commands.h"
 #include "cli/registry.h"
 #include "net/http_client.h"
@@ -134,6 +135,8 @@ int RunWired(const Clock& clock, const agent::Config& config, agent::FenceGuard 
 }  // namespace
 
 int RunAgent(const Clock& clock, const std::string& config_path) {
+  // Before the agent's threads start.
+  KeepResidentSetSmall();
   auto cfg = agent::LoadConfig(config_path);
   if (!cfg) {
     std::fprintf(stderr, "ERROR : %s\n", cfg.error().message().c_str());
