@@ -99,12 +99,18 @@ std::shared_ptr<dcs::Dcs> Agent::Store() {
   return store_;
 }
 
+std::shared_ptr<dcs::Dcs> Agent::JoinStore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return join_store_ && store_ ? join_store_ : store_;
+}
+
 Status Agent::ConnectStore(const std::vector<std::string>& endpoints) {
   if (connect_store_) {
     auto connected = connect_store_(endpoints);
     if (!connected) return connected.error();
     std::lock_guard<std::mutex> lock(mu_);
     store_ = std::move(*connected);
+    join_store_.reset();  // the test's connector: one store for everything
     store_endpoints_ = endpoints;
     return Ok();
   }
@@ -118,14 +124,20 @@ Status Agent::ConnectStore(const std::vector<std::string>& endpoints) {
   // copies, so connections opened after a rotation present the new one.
   opts.tls = AgentClientTls(cfg_);
   auto store = std::make_shared<dcs::EtcdDcs>(opts, clock_);
+  opts.request_timeout_ms = 5'000;
+  auto join_store = std::make_shared<dcs::EtcdDcs>(opts, clock_);
   std::lock_guard<std::mutex> lock(mu_);
   store_ = std::move(store);
+  join_store_ = std::move(join_store);
   store_endpoints_ = endpoints;
   return Ok();
 }
 
 Result<ClusterView> Agent::ReadView() {
-  auto store = Store();
+  return ReadViewFrom(Store());
+}
+
+Result<ClusterView> Agent::ReadViewFrom(const std::shared_ptr<dcs::Dcs>& store) {
   if (!store) return Error(ErrorCode::kFailedPrecondition, "this node is not in a cluster");
   auto range = store->GetPrefix(keys_.prefix);
   if (!range) return range.error();

@@ -231,6 +231,12 @@ class Agent {
   nlohmann::json VipStatus(const core::Route& route, nlohmann::json& warnings);
   // helpers
   std::shared_ptr<dcs::Dcs> Store();
+  // The store for granting a join: the same connection settings with a 5 s
+  // request timeout. It is not on the failover path, and on a loaded machine
+  // etcd can take longer than the loop's short timeout right after the last
+  // membership change; giving up then refuses a join that would have worked.
+  std::shared_ptr<dcs::Dcs> JoinStore();
+  Result<ClusterView> ReadViewFrom(const std::shared_ptr<dcs::Dcs>& store);
   Status ConnectStore(const std::vector<std::string>& endpoints);
   // A linearizable read of the whole cluster (operator commands, status).
   Result<ClusterView> ReadView();
@@ -319,6 +325,7 @@ class Agent {
   LocalState state_;
   std::optional<Secrets> secrets_;
   std::shared_ptr<dcs::Dcs> store_;
+  std::shared_ptr<dcs::Dcs> join_store_;  // JoinStore(); reset with store_
   std::vector<std::string> store_endpoints_;
   // Our session lease and its local deadline, renewed by the lease thread
   // (LeaseMain) independently of the HA loop, so a slow cycle (a checkpoint,

@@ -170,6 +170,7 @@ Status Agent::DoJoin(const std::string& url) {
   }
   state_.member = false;
   store_.reset();
+  join_store_.reset();
   (void)SaveState();
   return st;
 }
@@ -294,14 +295,14 @@ Result<JoinGrant> Agent::GrantJoin(const NodeInfo& joiner) {
                   "the joining node's address '" + joiner.host + "' is not an IP address");
     }
   }
-  auto view = ReadView();
+  auto store = JoinStore();
+  auto view = ReadViewFrom(store);
   if (!view) return view.error().Wrap("reading the cluster");
   if (view->nodes.count(joiner.name) != 0) {
     return Fail(ErrorCode::kConflict, "a node named '" + joiner.name +
                                           "' is already a member; remove it first or give the "
                                           "new node another node.name");
   }
-  auto store = Store();
   JoinGrant g;
   g.cluster = cfg_.cluster;
   g.secrets = *secrets_;

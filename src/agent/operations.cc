@@ -356,6 +356,7 @@ Status Agent::LeaveLocally() {
     state_.needs_reclone = false;
     last_view_.reset();
     store_.reset();
+    join_store_.reset();
     TANDEM_TRY(SaveState());
   }
   (void)RemoveAll(cfg_.secrets_path());

@@ -158,6 +158,7 @@ void Agent::RefreshTlsCopies() {
   }
   const std::string applied =
       UseNewCopies(*pg_, cfg_.embedded_etcd() ? &etcd_ : nullptr, tls_reload_hook_, Store());
+  if (auto join = JoinStore(); join && join != Store()) join->ResetConnections();
   TLOG(Info, "agent") << "the TLS files changed: checked, copied to " << TlsCopies(tc).dir
                       << " and in use by " << applied << " and this agent's connections";
   auto new_ca = ReadFile(TlsCopies(tc).ca_cert);
