@@ -43,6 +43,20 @@ void AgentMetrics::ActionDone(core::ActionType type, bool ok) {
   actions_[i][ok ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
 }
 
+std::optional<std::vector<CertificateExpiry>> AgentMetrics::Certificates(MonoMs now) const {
+  std::lock_guard<std::mutex> lock(cert_mu_);
+  if (certs_at_ < 0 || now - certs_at_ >= kCertificateRecheckMs || now < certs_at_) {
+    return std::nullopt;
+  }
+  return certs_;
+}
+
+void AgentMetrics::SetCertificates(MonoMs now, std::vector<CertificateExpiry> certs) {
+  std::lock_guard<std::mutex> lock(cert_mu_);
+  certs_at_ = now;
+  certs_ = std::move(certs);
+}
+
 AgentMetrics::Snapshot AgentMetrics::Read() const {
   Snapshot s;
   s.lease_renewals_ok = lease_ok_.load(std::memory_order_relaxed);

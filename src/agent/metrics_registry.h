@@ -45,9 +45,23 @@ class DurationHistogram {
   std::atomic<uint64_t> sum_ms_{0};
 };
 
+// One of this node's certificate files and when it expires.
+struct CertificateExpiry {
+  std::string name;       // "server", "client", "ca"
+  std::string path;       // the configured file
+  int64_t not_after = 0;  // Unix seconds, 0 = did not decode
+};
+
 // Everything the agent counts, by the thread that counts it.
 class AgentMetrics {
  public:
+  // The certificates' expiry as last checked, when checked less than
+  // kCertificateRecheckMs before now (checking the files costs more than the
+  // rest of a scrape; a rotation shows within that time).
+  static constexpr MonoMs kCertificateRecheckMs = 60'000;
+  std::optional<std::vector<CertificateExpiry>> Certificates(MonoMs now) const;
+  void SetCertificates(MonoMs now, std::vector<CertificateExpiry> certs);
+
   // Lease thread, after each renewal or grant attempt: its outcome and how
   // long the store took; a success is also the store's "last seen" (wall ms).
   void LeaseRenewal(bool ok, MonoMs took_ms, WallMs wall_now);
@@ -85,6 +99,9 @@ class AgentMetrics {
   std::array<std::array<std::atomic<uint64_t>, 2>, kActionTypes> actions_{};
   std::atomic<uint64_t> fenced_{0};
   std::atomic<WallMs> store_last_seen_ms_{0};
+  mutable std::mutex cert_mu_;
+  MonoMs certs_at_ = -1;  // under cert_mu_; -1 = never checked
+  std::vector<CertificateExpiry> certs_;
   std::mutex leader_mu_;
   std::string last_leader_;  // under leader_mu_: the last holder seen ("" = none yet)
 };

@@ -1,8 +1,8 @@
 // Agent::MetricsSnapshot (agent.h): what GET /metrics reports (metrics_snapshot.h),
 // from the state the status and the health endpoints read, the registry's
-// counters, the certificate files, and one query of the local PostgreSQL for
-// what the loop does not keep (ParsePgMetricRows). Runs on an API worker; takes
-// mu_, route_mu_ and tls_mu_ briefly, one at a time, never across I/O.
+// counters, the certificate files (checked at most once a minute), and one query of the local
+// PostgreSQL for what the loop does not keep (ParsePgMetricRows). Runs on an API worker; takes mu_,
+// route_mu_ and tls_mu_ briefly, one at a time, never across I/O.
 #include <cstdlib>
 
 #include "agent/agent.h"
@@ -138,8 +138,14 @@ NodeMetrics Agent::MetricsSnapshot() {
       ParsePgMetricRows(*rows, &m);
     }
   }
-  for (const auto& c : CertificateStates(TlsConfig(), m.wall_now_ms / 1000)) {
-    m.certificates.push_back({c.name, c.path, c.not_after});
+  const MonoMs now = clock_.Now();
+  if (auto certs = metrics_.Certificates(now)) {
+    m.certificates = std::move(*certs);
+  } else {
+    for (const auto& c : CertificateStates(TlsConfig(), m.wall_now_ms / 1000)) {
+      m.certificates.push_back({c.name, c.path, c.not_after});
+    }
+    metrics_.SetCertificates(now, m.certificates);
   }
   m.counters = metrics_.Read();
   return m;

@@ -67,12 +67,7 @@ struct NodeMetrics {
   // Operator commands and intents in progress: "join", "switchover", ...
   std::vector<std::string> operations;
 
-  struct Certificate {
-    std::string name;       // "server", "client", "ca"
-    std::string path;       // the configured file
-    int64_t not_after = 0;  // Unix seconds, 0 = did not decode
-  };
-  std::vector<Certificate> certificates;
+  std::vector<CertificateExpiry> certificates;  // checked at most a minute ago
 
   AgentMetrics::Snapshot counters;
   WallMs wall_now_ms = 0;
