@@ -1,5 +1,6 @@
 // AgentMetrics (metrics_registry.h): relaxed atomics, read by API workers.
-// Runs on whichever thread records; never blocks but in ObserveLeader.
+// Runs on whichever thread records; never blocks but in ObserveLeader (and
+// in QueryPostgres, on the scrape's worker, for its own query).
 #include "agent/metrics_registry.h"
 
 #include <algorithm>
@@ -55,6 +56,23 @@ void AgentMetrics::SetCertificates(MonoMs now, std::vector<CertificateExpiry> ce
   std::lock_guard<std::mutex> lock(cert_mu_);
   certs_at_ = now;
   certs_ = std::move(certs);
+}
+
+bool AgentMetrics::QueryPostgres(const PgQuery& query, std::vector<std::string>* rows) {
+  std::unique_lock<std::mutex> running(query_mu_, std::try_to_lock);
+  if (running.owns_lock()) {
+    auto answer = query();
+    std::lock_guard<std::mutex> lock(answer_mu_);
+    if (answer.ok()) {
+      last_answer_ = std::move(*answer);
+    } else {
+      last_answer_.reset();  // down or refusing: no stale values
+    }
+  }
+  std::lock_guard<std::mutex> lock(answer_mu_);
+  if (!last_answer_) return false;
+  *rows = *last_answer_;
+  return true;
 }
 
 AgentMetrics::Snapshot AgentMetrics::Read() const {

@@ -8,18 +8,22 @@
 // few relaxed atomic adds, no lock and no allocation; ObserveLeader takes a
 // mutex and allocates only when the leader changed); API workers read
 // (Snapshot). Reads are not a consistent cut across metrics: each counter is
-// exact, and a histogram's count is the sum of its buckets as read.
+// exact, and a histogram's count is the sum of its buckets as read. It also
+// keeps what scrapes share: the last answer of PostgreSQL's query (one query
+// at a time) and the certificates' expiry (checked once a minute).
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "base/clock.h"
+#include "base/result.h"
 #include "core/types.h"
 
 namespace tandem::agent {
@@ -61,6 +65,12 @@ class AgentMetrics {
   static constexpr MonoMs kCertificateRecheckMs = 60'000;
   std::optional<std::vector<CertificateExpiry>> Certificates(MonoMs now) const;
   void SetCertificates(MonoMs now, std::vector<CertificateExpiry> certs);
+  // Scrapes query PostgreSQL one at a time: `query` runs unless another
+  // scrape's is running, which this one does not wait for (a server that does
+  // not answer holds one API worker, not all of them); then *rows is the last
+  // answer. False when there is no answer to give.
+  using PgQuery = std::function<Result<std::vector<std::string>>()>;
+  bool QueryPostgres(const PgQuery& query, std::vector<std::string>* rows);
 
   // Lease thread, after each renewal or grant attempt: its outcome and how
   // long the store took; a success is also the store's "last seen" (wall ms).
@@ -99,6 +109,9 @@ class AgentMetrics {
   std::array<std::array<std::atomic<uint64_t>, 2>, kActionTypes> actions_{};
   std::atomic<uint64_t> fenced_{0};
   std::atomic<WallMs> store_last_seen_ms_{0};
+  std::mutex query_mu_;           // held while a scrape's query runs
+  mutable std::mutex answer_mu_;  // guards last_answer_
+  std::optional<std::vector<std::string>> last_answer_;
   mutable std::mutex cert_mu_;
   MonoMs certs_at_ = -1;  // under cert_mu_; -1 = never checked
   std::vector<CertificateExpiry> certs_;

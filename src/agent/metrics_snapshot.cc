@@ -132,10 +132,10 @@ NodeMetrics Agent::MetricsSnapshot() {
   m.lease_remaining_ms = m.lease_held ? lease_deadline_.load() - clock_.Now() : 0;
   m.fence_armed = fence_deadline_.load() != 0;
   if (m.pg_running) {
-    auto rows = pg_->Sql(kPgMetricsQuery);
-    if (rows.ok()) {
+    std::vector<std::string> rows;
+    if (metrics_.QueryPostgres([this] { return pg_->Sql(kPgMetricsQuery); }, &rows)) {
       m.pg_queried = true;
-      ParsePgMetricRows(*rows, &m);
+      ParsePgMetricRows(rows, &m);
     }
   }
   const MonoMs now = clock_.Now();

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <thread>
 
 #include "agent/metrics_snapshot.h"
@@ -97,6 +98,43 @@ TEST(AgentMetrics, ConcurrentRecordingLosesNothing) {
   EXPECT_EQ(s.lease_renewals_ok + s.lease_renewals_failed, uint64_t{kThreads} * kEach);
   const auto& follow = s.actions[static_cast<size_t>(core::ActionType::kFollow)];
   EXPECT_EQ(follow[0] + follow[1], uint64_t{kThreads} * kEach);
+}
+
+// A PostgreSQL that does not answer holds one scrape, not every API worker:
+// a scrape that finds another's query running takes the last answer.
+TEST(AgentMetrics, ScrapesQueryPostgresOneAtATime) {
+  AgentMetrics m;
+  std::vector<std::string> rows;
+  EXPECT_TRUE(
+      m.QueryPostgres([] { return Result<std::vector<std::string>>({"version 1"}); }, &rows));
+  EXPECT_EQ(rows, std::vector<std::string>{"version 1"});
+  std::promise<void> entered, release;
+  std::thread slow([&] {
+    std::vector<std::string> mine;
+    (void)m.QueryPostgres(
+        [&] {
+          entered.set_value();
+          release.get_future().wait();
+          return Result<std::vector<std::string>>({"version 3"});
+        },
+        &mine);
+  });
+  entered.get_future().wait();
+  int ran = 0;
+  EXPECT_TRUE(m.QueryPostgres(
+      [&] {
+        ++ran;
+        return Result<std::vector<std::string>>({"version 2"});
+      },
+      &rows));
+  EXPECT_EQ(ran, 0) << "did not queue behind the slow query";
+  EXPECT_EQ(rows, std::vector<std::string>{"version 1"}) << "the last answer";
+  release.set_value();
+  slow.join();
+  // A failed query leaves nothing stale behind.
+  EXPECT_FALSE(m.QueryPostgres(
+      [] { return Result<std::vector<std::string>>(Error(ErrorCode::kUnavailable, "down")); },
+      &rows));
 }
 
 TEST(MetricsSnapshot, ParsesTheQueryRows) {
