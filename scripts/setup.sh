@@ -14,6 +14,8 @@ PACKAGES=(
   # tests: network namespaces, firewall rules, process tools; HAProxy for the
   # Patroni-style load-balancer example
   iproute2 iptables procps haproxy
+  # metrics: promtool and a Prometheus server for tests/integration/metrics_test.cc
+  prometheus
 )
 
 "$(dirname "$0")/install-packages.sh" "${PACKAGES[@]}"

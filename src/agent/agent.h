@@ -24,6 +24,7 @@
 #include "agent/etcd_member.h"
 #include "agent/fence_guard.h"
 #include "agent/local_state.h"
+#include "agent/metrics_snapshot.h"
 #include "agent/node_lock.h"
 #include "agent/vip.h"
 #include "base/clock.h"
@@ -133,6 +134,9 @@ class Agent {
     uint64_t lag_bytes = 0;
   };
   Health GetHealth();
+  // What GET /metrics reports (metrics_snapshot.h); one query of the local
+  // PostgreSQL when it runs, nothing of the store.
+  NodeMetrics MetricsSnapshot();
 
  private:
   Status StartMember();
@@ -473,6 +477,7 @@ class Agent {
   bool peer_wake_ = false;                                  // under tls_mu_
   std::thread peer_cert_thread_;
 
+  AgentMetrics metrics_;  // counters and histograms, any thread (metrics_registry.h)
   std::atomic<bool> loop_running_{false};
   std::atomic<bool> stopping_{false};
   std::thread loop_thread_;

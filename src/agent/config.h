@@ -48,6 +48,9 @@ struct Config {
   // A second, plain-HTTP listener (on api_listen) serving only the health
   // endpoints, for load balancers when the API is HTTPS; 0 = off.
   int api_health_port = 0;
+  // The health port also serves GET /metrics (for scrapers without a client
+  // certificate); off by default.
+  bool api_health_port_metrics = false;
 
   // postgresql
   int pg_port = 5432;

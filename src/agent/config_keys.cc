@@ -245,6 +245,8 @@ void ApiKeys(std::vector<Key>& keys) {
   keys.push_back(Port("api.port", "8008", [](Config& c) -> int& { return c.api_port; }));
   keys.push_back(Port(
       "api.health_port", "0", [](Config& c) -> int& { return c.api_health_port; }, true));
+  keys.push_back(Bool("api.health_port_metrics", "false",
+                      [](Config& c) -> bool& { return c.api_health_port_metrics; }));
 }
 
 // Postgresql.

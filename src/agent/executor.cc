@@ -85,6 +85,7 @@ Status Agent::Execute(const core::Decision& d, const core::Observation& obs,
     TLOG(Info, "ha") << "action " << core::ActionName(a.type)
                      << (a.target.empty() ? "" : " " + a.target);
     auto st = ExecuteOne(a, ctx);
+    metrics_.ActionDone(a.type, st.ok());
     if (!st.ok()) return st.error().Wrap(core::ActionName(a.type));
   }
   return Ok();

@@ -113,6 +113,7 @@ void Agent::LoopMain() {
                           "proxy routes may have expired meanwhile";
     }
     RunCycle();
+    metrics_.CycleDone(clock_.Now() - start);
     ReapChildren();
     if (const MonoMs took = clock_.Now() - start; took > cfg_.ha.ttl_ms / 2) {
       TLOG(Warn, "ha") << "an HA cycle took " << took
@@ -280,6 +281,7 @@ void Agent::RunCycle() {
   auto view = ReadLoopView();
   ClusterView v = view.ok() ? *view : ClusterView{};
   core::LocalPostgres local = ObserveLocal(v);
+  if (view.ok()) metrics_.ObserveLeader(v.leader);
   // What the store holds for us, before our current state replaces it.
   std::optional<core::MemberState> stored;
   if (auto it = v.members.find(cfg_.node_name); it != v.members.end()) stored = it->second;

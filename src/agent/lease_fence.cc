@@ -29,6 +29,7 @@ void Agent::LeaseMain() {
     const MonoMs start = clock_.Now();
     const bool had = lease_.load() != 0;
     auto st = RenewLease();
+    metrics_.LeaseRenewal(st.ok(), clock_.Now() - start, clock_.WallNow());
     if (!st.ok()) TLOG(Debug, "ha") << "lease renewal: " << st.error().message();
     lease_attempted_.Notify();
     // A lease lost or granted changes what the loop decides: run it now.
@@ -95,6 +96,7 @@ void Agent::FenceMain() {
       fence_deadline_ = 0;
       TLOG(Error, "ha") << "lease deadline passed while primary and the HA loop did not demote "
                            "in time: stopping PostgreSQL immediately (fencing)";
+      metrics_.Fenced();
       {
         std::lock_guard<std::mutex> lock(mu_);
         state_.needs_rewind = true;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "api/metrics.h"
 #include "base/strings.h"
 
 namespace tandem::api {
@@ -247,6 +248,7 @@ const std::vector<RequestSchema>& ApiRequestSchemas() {
       {"GET", "/v1/status", {}, {}, ""},
       {"GET", "/v1/cluster/history", {}, {}, ""},
       {"GET", "/v1/position", {}, {}, ""},
+      {"GET", "/metrics", {}, {}, ""},  // api/metrics.h
       // agent::EncodeNodeInfo's document (join.cc sends it).
       {"POST",
        "/v1/internal/join",
@@ -270,6 +272,7 @@ void AddApiRoutes(Routes& routes, agent::Agent& agent) {
   AddOperatorControl(routes, agent);
   AddSwitchoverCancel(routes, agent);
   AddReadsAndJoinGrant(routes, agent);
+  AddMetricsRoute(routes, agent);
 }
 
 void AddHealthRoutes(Routes& routes, agent::Agent& agent) {

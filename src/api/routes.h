@@ -20,7 +20,8 @@ int HttpStatusFor(ErrorCode code);
 // and every other request is a 400 naming the problem (request_schema.h).
 const std::vector<RequestSchema>& ApiRequestSchemas();
 
-// Operator commands, status, history, positions and the internal join call.
+// Operator commands, status, history, positions, GET /metrics (metrics.h) and
+// the internal join call.
 // Destructive ones name their target: remove and clear-error need "node"
 // (clear-error only this node's own: another's is a 409), failover "to".
 void AddApiRoutes(Routes& routes, agent::Agent& agent);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/tls_files.h"
+#include "api/metrics.h"
 #include "api/routes.h"
 #include "base/log.h"
 
@@ -149,6 +150,14 @@ Status ApiServer::Start(const std::string& host, int port, const ApiTls& tls, in
   AddHealthRoutes(*api_routes_, agent_);
   health_routes_ = std::make_unique<Routes>();
   AddHealthRoutes(*health_routes_, agent_);
+  // GET /metrics on the health port when configured: one worker of its own
+  // (the scrape queries PostgreSQL; the event thread never blocks).
+  health_metrics_routes_ = std::make_unique<Routes>();
+  const bool health_metrics = agent_.config().api_health_port_metrics;
+  if (health_metrics) {
+    AddHealthRoutes(*health_metrics_routes_, agent_);  // so a wrong method is still a 405
+    AddMetricsRoute(*health_metrics_routes_, agent_);
+  }
 
   HttpServerOptions o;
   o.name = "api";
@@ -193,11 +202,13 @@ Status ApiServer::Start(const std::string& host, int port, const ApiTls& tls, in
     h.name = "health";
     h.config_key = "api.health_port";
     h.inline_routes = health_routes_.get();
-    h.workers = 0;
+    h.routes = health_metrics ? health_metrics_routes_.get() : nullptr;
+    h.workers = health_metrics ? 1 : 0;
     health_server_ = std::make_unique<HttpServer>(clock_, std::move(h));
     if (auto st = health_server_->Listen(host, health_port); !st.ok()) return st;
     health_server_->Start();
-    TLOG(Info, "api") << "health endpoints on http://" << host << ":" << health_port;
+    TLOG(Info, "api") << "health endpoints on http://" << host << ":" << health_port
+                      << (health_metrics ? " (and GET /metrics)" : "");
   }
   return Ok();
 }

@@ -5,6 +5,7 @@
 // unchanged.
 //
 //   GET  /v1/status                  the status document (JSON)
+//   GET  /metrics                    Prometheus text (api/metrics.h)
 //   POST /v1/cluster/initialize
 //   POST /v1/cluster/join            {"address": "HOST:PORT"}
 //   POST /v1/cluster/remove          {"node": "NAME" (required), "force": false}
@@ -19,7 +20,8 @@
 // refused unless its certificate chains to the cluster CA (401 with none, 403
 // with one the CA did not sign), with a JSON error that says so. An optional
 // second listener (health_port) serves only the health endpoints over plain
-// HTTP, for load balancers.
+// HTTP, for load balancers (and GET /metrics, on a worker of its own, when
+// api.health_port_metrics is set: for scrapers without a client certificate).
 //
 // Transport (http_server.h): each listener is an event loop with its own
 // thread, deadlines (head within 1 s of the accept, TLS handshake included)
@@ -81,8 +83,9 @@ class ApiServer {
  private:
   agent::Agent& agent_;
   const Clock& clock_;
-  std::unique_ptr<Routes> api_routes_;     // routes.h: the API's, health ones included
-  std::unique_ptr<Routes> health_routes_;  // the health port's
+  std::unique_ptr<Routes> api_routes_;             // routes.h: the API's, health ones included
+  std::unique_ptr<Routes> health_routes_;          // the health port's
+  std::unique_ptr<Routes> health_metrics_routes_;  // GET /metrics there (api.health_port_metrics)
   std::unique_ptr<TlsContexts> tls_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<HttpServer> health_server_;
