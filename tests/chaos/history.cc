@@ -33,7 +33,7 @@ Verdict Check(const std::vector<Op>& ops, int64_t rows_read_ms,
     }
     if (missing > 0) {
       v.losses.push_back(node + " lacks " + std::to_string(missing) +
-                             " acknowledged write(s), e.g. id " + std::to_string(example));
+                         " acknowledged write(s), e.g. id " + std::to_string(example));
     }
     size_t invented = 0;
     for (int64_t id : ids) invented += attempted.count(id) == 0 ? 1 : 0;
