@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "agent/agent.h"
 #include "agent/tls_files.h"
@@ -23,7 +24,28 @@ void RegisterAgentCommands(CLI::App& app, Context& ctx) {
   auto* agent =
       app.add_subcommand("agent", "run the node agent in the foreground (systemd runs this)");
   agent->add_option("-c,--config", ctx.config, "the node's config file")->capture_default_str();
-  ctx.Handle(agent, [&ctx] { return RunAgent(ctx.clock, ctx.config); });
+  auto check = std::make_shared<bool>(false);
+  agent->add_flag("--check-config", *check,
+                  "load and check the config file and the TLS files it names, then exit "
+                  "(0: it would start; 2: the first problem is printed); starts nothing");
+  ctx.Handle(agent, [&ctx, check] {
+    return *check ? CheckAgentConfig(ctx.clock, ctx.config) : RunAgent(ctx.clock, ctx.config);
+  });
+}
+
+int CheckAgentConfig(const Clock& clock, const std::string& config_path) {
+  auto cfg = agent::LoadConfig(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "ERROR : %s\n", cfg.error().message().c_str());
+    return 2;
+  }
+  if (auto st = agent::ValidateTlsFiles(*cfg, clock.WallSeconds()); !st.ok()) {
+    std::fprintf(stderr, "ERROR : %s\n", st.error().message().c_str());
+    return 2;
+  }
+  std::printf("%s: OK (node %s of cluster %s, state directory %s)\n", cfg->path.c_str(),
+              cfg->node_name.c_str(), cfg->cluster.c_str(), cfg->state_dir.c_str());
+  return 0;
 }
 
 int RunAgent(const Clock& clock, const std::string& config_path) {
@@ -39,8 +61,10 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
                  st.error().message().c_str());
     return 2;
   }
-  // systemd's Type=notify socket, taken before any child can inherit it.
-  const std::string notify_socket = TakeNotifySocket();
+  // systemd's Type=notify socket and watchdog, taken before any child can
+  // inherit them. The HA loop feeds the watchdog (base/notify.h).
+  ServiceNotifier& service = ServiceNotifier::Process();
+  service.Configure(TakeNotifySocket(), TakeWatchdogMs());
   log::SetNode(cfg->node_name);
   log::SetLevel(cfg->log_level == "debug"   ? log::Level::kDebug
                 : cfg->log_level == "warn"  ? log::Level::kWarn
@@ -125,19 +149,18 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
   TLOG(Info, "agent") << "agent for node " << cfg->node_name << " running (config " << cfg->path
                       << ")";
   // Serving: systemd (Type=notify) counts the service as started now.
-  if (auto st = Notify(notify_socket, "READY=1\nSTATUS=serving the API on " + cfg->api_url());
-      !st.ok()) {
-    TLOG(Warn, "agent") << st.error().message();
-  }
+  service.Send("READY=1");
+  service.SetStatus(cfg->node_name + ": serving the API on " + cfg->api_url());
   while (true) {
     struct timespec ts {
       1, 0
     };
     int sig = sigtimedwait(&set, nullptr, &ts);
     ReapChildren();
+    service.Tick(clock.Now());
     if (sig == SIGTERM || sig == SIGINT) {
       TLOG(Info, "agent") << "signal " << sig << ": shutting down";
-      (void)Notify(notify_socket, "STOPPING=1");
+      service.Send("STOPPING=1");
       break;
     }
   }
