@@ -277,12 +277,6 @@ Each key with its type and its default (none: the key is required or shows an ex
 
 // ---- bash completion
 
-// "cluster switchover" for the app `switchover` (the words after tandem).
-std::string Words(const CLI::App* app) {
-  const std::string p = Path(app);
-  return p.size() > 6 ? p.substr(7) : "";
-}
-
 void CompletionTables(const CLI::App* app, std::string* out) {
   std::string cmds, flags, valued, node_args;
   for (const CLI::App* s : Visible(app)) cmds += (cmds.empty() ? "" : " ") + s->get_name();
@@ -300,7 +294,9 @@ void CompletionTables(const CLI::App* app, std::string* out) {
       if (TakesValue(o)) valued += " -" + s;
     }
   }
-  const std::string key = "[\"" + Words(app) + "\"]";
+  // Keyed by the command path, "tandem cluster switchover" (bash's
+  // associative arrays take no empty key).
+  const std::string key = "[\"" + Path(app) + "\"]";
   *out += "_tandem_cmds" + key + "=\"" + cmds + "\"\n";
   *out += "_tandem_flags" + key + "=\"" + flags + "\"\n";
   *out += "_tandem_valued" + key + "=\"" + valued + " \"\n";
@@ -329,7 +325,7 @@ _tandem_node_names() {
 }
 
 _tandem() {
-  local cur prev path="" i w
+  local cur prev path=tandem i w
   cur="${COMP_WORDS[COMP_CWORD]}"
   prev="${COMP_WORDS[COMP_CWORD - 1]}"
   # The command path so far: the words that are commands, skipping options
@@ -337,14 +333,14 @@ _tandem() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     w="${COMP_WORDS[i]}"
     if [[ "$w" == -* ]]; then
-      [[ "${_tandem_valued[$path]}" == *" $w "* || "${_tandem_valued[""]}" == *" $w "* ]] && ((i++))
+      [[ "${_tandem_valued[$path]}" == *" $w "* || "${_tandem_valued[tandem]}" == *" $w "* ]] && ((i++))
       continue
     fi
     if [[ " ${_tandem_cmds[$path]} " == *" $w "* ]]; then
-      path="${path:+$path }$w"
+      path="$path $w"
     fi
   done
-  if [[ "$prev" == -* && ( "${_tandem_valued[$path]}" == *" $prev "* || "${_tandem_valued[""]}" == *" $prev "* ) ]]; then
+  if [[ "$prev" == -* && ( "${_tandem_valued[$path]}" == *" $prev "* || "${_tandem_valued[tandem]}" == *" $prev "* ) ]]; then
     case "$prev" in
       --to) COMPREPLY=($(compgen -W "$(_tandem_node_names)" -- "$cur")) ;;
       --dir | --out | --ca-dir) COMPREPLY=($(compgen -d -- "$cur")) ;;
@@ -354,16 +350,15 @@ _tandem() {
     return
   fi
   if [[ "$cur" == -* ]]; then
-    local flags="${_tandem_flags[$path]}"
-    [[ -z "$path" ]] || flags="$flags ${_tandem_flags[""]}"
-    COMPREPLY=($(compgen -W "$flags" -- "$cur"))
+    # -c belongs before the command word (tandem -c FILE cluster ...).
+    COMPREPLY=($(compgen -W "${_tandem_flags[$path]}" -- "$cur"))
     return
   fi
   if [[ -n "${_tandem_cmds[$path]}" ]]; then
     COMPREPLY=($(compgen -W "${_tandem_cmds[$path]}" -- "$cur"))
   elif [[ -n "${_tandem_node_arg[$path]}" ]]; then
     COMPREPLY=($(compgen -W "$(_tandem_node_names)" -- "$cur"))
-  elif [[ "$path" == "cluster tls-mode" ]]; then
+  elif [[ "$path" == "tandem cluster tls-mode" ]]; then
     COMPREPLY=($(compgen -W "enforce permissive" -- "$cur"))
   else
     COMPREPLY=($(compgen -f -- "$cur"))
