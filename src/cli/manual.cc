@@ -152,7 +152,11 @@ database (pg_rewind, pg_basebackup), the agent's main thread keeps the watchdog 
 the leader key when it held it (a replica then takes over: on the primary an agent
 restart is a failover today), stops the embedded etcd member and exits. The unit's
 \fIKillMode=mixed\fR sends SIGTERM to the agent alone, so PostgreSQL's and etcd's fate is
-the agent's; only what is left once the agent has exited is killed.
+the agent's; only what is left once the agent has exited is killed. So the package does
+not restart the agent on an upgrade (move the primary away with \fBtandem cluster
+switchover\fR, then \fBsystemctl restart tandem\fR, node by node), and removing the
+package, which stops the agent, is refused on the cluster's primary unless
+TANDEM_REMOVE_FORCE=1 is set.
 .PP
 A second agent for the same state directory is refused before it opens a port, naming the
 first one's pid. Logs are key=value lines on stderr, read with \fBjournalctl \-u tandem\fR.

@@ -4,7 +4,8 @@
 # (systemd-analyze verify), --version, --help, the man pages and the bash
 # completion, brings up a 1-node sandbox with the INSTALLED binary, and the
 # bad input that fits: the unit's command without its config, a second agent
-# for one node, an upgrade over a hand-edited /etc/tandem/tandem.yaml. Then
+# for one node, removing the package on the primary (refused), an upgrade over
+# a hand-edited /etc/tandem/tandem.yaml. Then
 # dpkg --purge. A trap undoes everything on failure too.
 #
 # Needs root (dpkg -i, the sandbox runs PostgreSQL as postgres). Ports
@@ -193,6 +194,19 @@ else
 fi
 expect_contains "$(cd "$WORK" && complete_words tandem -c "$SANDBOX/node1/tandem.yaml" cluster remove "")" \
   node1 "completion: node names from the running agent"
+
+step "removing the package on the cluster's primary"
+# The node's config pointed at the sandbox's node1 (the primary).
+cp /etc/tandem/tandem.yaml "$WORK/tandem.yaml.shipped"
+cp "$SANDBOX/node1/tandem.yaml" /etc/tandem/tandem.yaml
+set +e
+out=$(dpkg -r tandem 2>&1)
+rc=$?
+set -e
+if [ "$rc" != 0 ] && [ -x /usr/bin/tandem ]; then ok "dpkg -r refused, the package is still installed"; else fail "dpkg -r on the primary: exit $rc"; fi
+expect_contains "$out" "tandem cluster switchover" "the refusal says how to move the primary"
+expect_contains "$out" "TANDEM_REMOVE_FORCE=1" "and how to force it"
+cp "$WORK/tandem.yaml.shipped" /etc/tandem/tandem.yaml
 
 step "a second agent for the same node"
 set +e
