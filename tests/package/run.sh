@@ -26,6 +26,7 @@ chmod 755 "$WORK"  # the sandbox's PostgreSQL runs as postgres and must reach it
 SANDBOX="$WORK/sandbox"
 INSTALLED=0
 SECOND_AGENT=""
+LISTENERS=()
 FAILS=0
 
 step() { echo "-- package: $* ($(($(date +%s) - START)) s)"; }
@@ -46,6 +47,7 @@ cleanup() {
     kill "$SECOND_AGENT"
     wait "$SECOND_AGENT" 2>/dev/null
   fi
+  for p in "${LISTENERS[@]}"; do kill "$p" 2>/dev/null; done
   if [ -d "$SANDBOX" ] && [ -x /usr/bin/tandem ]; then
     /usr/bin/tandem sandbox down --dir "$SANDBOX" --purge >/dev/null 2>&1
   fi
@@ -76,7 +78,7 @@ fi
 VERSION=$(dpkg-deb -f "$DEB" Version)
 step "lintian $DEB"
 if lintian --fail-on error,warning "$DEB" >"$WORK/lintian.log" 2>&1; then
-  ok "lintian: no errors and no warnings (overrides: debian/tandem.lintian-overrides)"
+  ok "lintian: no errors and no warnings (none needs an override)"
 else
   cat "$WORK/lintian.log"
   fail "lintian"
@@ -174,9 +176,40 @@ expect_contains "$out" "cannot read the config file /etc/tandem/tandem.yaml" \
   "its error (the journal's and systemctl status's last line) names the file"
 
 # ---- 6. a sandbox with the installed binary
-step "1-node sandbox with /usr/bin/tandem (ports $BASE_PORT+)"
-/usr/bin/tandem sandbox up --dir "$SANDBOX" --nodes 1 --base-port "$BASE_PORT" >"$WORK/sandbox.log" 2>&1 ||
+step "1-node sandbox with /usr/bin/tandem (ports $BASE_PORT+), its agent under a notify socket"
+# The agent inherits $NOTIFY_SOCKET and $WATCHDOG_USEC (2 s) as under systemd: a
+# listener records what it sends (READY, STATUS with the role, WATCHDOG).
+NOTIFY_SOCK="$WORK/notify.sock"
+python3 - "$NOTIFY_SOCK" "$WORK/notify.log" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(0.5)
+end = time.time() + 120
+with open(sys.argv[2], "w", buffering=1) as f:
+    while time.time() < end:
+        try:
+            f.write(s.recv(4096).decode() + "\n")
+        except socket.timeout:
+            pass
+PY
+LISTENER=$!
+LISTENERS+=("$LISTENER")
+for _ in $(seq 50); do [ -S "$NOTIFY_SOCK" ] && break; sleep 0.1; done
+NOTIFY_SOCKET="$NOTIFY_SOCK" WATCHDOG_USEC=2000000 \
+  /usr/bin/tandem sandbox up --dir "$SANDBOX" --nodes 1 --base-port "$BASE_PORT" >"$WORK/sandbox.log" 2>&1 ||
   { cat "$WORK/sandbox.log"; fail "sandbox up"; exit 1; }
+# Poll (with a deadline) until the primary's status line and a watchdog ping arrived.
+for _ in $(seq 100); do
+  grep -q "^STATUS=node1: primary" "$WORK/notify.log" && [ "$(grep -c '^WATCHDOG=1' "$WORK/notify.log")" -ge 2 ] && break
+  sleep 0.1
+done
+kill "$LISTENER" 2>/dev/null || true
+wait "$LISTENER" 2>/dev/null || true
+notes=$(tr '\n' '|' <"$WORK/notify.log")
+expect_contains "$notes" "READY=1" "the agent told systemd it is ready"
+expect_contains "$notes" "STATUS=node1: primary" "its status line names its role"
+expect_contains "$notes" "WATCHDOG=1|" "it fed the watchdog"
 status=$(/usr/bin/tandem -c "$SANDBOX/node1/tandem.yaml" cluster status --json)
 expect_contains "$status" '"role": "primary"' "node1 is the primary"
 agent_pid=$(/usr/bin/tandem sandbox status --dir "$SANDBOX" --json |
