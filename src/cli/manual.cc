@@ -218,14 +218,17 @@ std::string TopPage(const CLI::App& app, const std::string& version) {
   out +=
       ".SH SYNOPSIS\n\\fBtandem\\fR [\\fB\\-c\\fR \\fIFILE\\fR] \\fICOMMAND\\fR "
       "[\\fIARGS\\fR]\n.br\n\\fBtandem \\-\\-version\\fR\n.br\n\\fBtandem \\-\\-help\\fR\n";
-  out += kTopText;
+  // The description first, then the options and commands, then the rest.
+  const std::string text = kTopText;
+  const size_t rest = text.find(".SH EXIT STATUS");
+  out += text.substr(0, rest);
   out += ".SH OPTIONS\n" + OptionsText(&app);
   out += ".SH COMMANDS\n";
   for (const CLI::App* g : Visible(&app)) {
     out += ".TP\n\\fB" + Esc(g->get_name()) + "\\fR\n" + Esc(g->get_description()) +
            "; see \\fBtandem\\-" + Esc(g->get_name()) + "\\fR(1).\n";
   }
-  return out + kSeeAlso;
+  return out + text.substr(rest) + kSeeAlso;
 }
 
 // The commented example under "## Configuration reference" in the README
