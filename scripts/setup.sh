@@ -9,6 +9,8 @@ PACKAGES=(
   # libraries (see the dependency table in README.md)
   libpq-dev libssl-dev zlib1g-dev libbrotli-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
   libgtest-dev googletest
+  # the Debian package (scripts/package.sh) and its test (tests/package)
+  debhelper dpkg-dev lintian bash-completion python3
   # run time: the database and the consensus store
   postgresql-15 postgresql-client-15 etcd-server etcd-client
   # tests: network namespaces, firewall rules, process tools; HAProxy for the

@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
+#include "base/notify.h"
 #include "core/sync.h"
 #include "core/timeline.h"
 
@@ -260,6 +261,7 @@ Status Agent::ActRewind(const ActionContext& ctx, const std::string& target) {
   if (pg_->IsRunning()) TANDEM_TRY(pg_->Stop(pg::StopMode::kFast));
   auto src = ctx.Source(target, true);
   if (!src) return src.error();
+  ServiceNotifier::LongAction busy(ServiceNotifier::Process(), "pg_rewind from " + target);
   auto st = pg_->Rewind(*src);
   std::lock_guard<std::mutex> lock(mu_);
   if (!st.ok()) {
@@ -291,6 +293,8 @@ Status Agent::ActReclone(const ActionContext& ctx, const std::string& target) {
   }
   auto src = ctx.Source(target, false);
   if (!src) return src.error();
+  ServiceNotifier::LongAction busy(ServiceNotifier::Process(),
+                                   "re-cloning from " + target + " (pg_basebackup)");
   TANDEM_TRY(pg_->BaseBackup(*src, [](const std::string& line) { TLOG(Info, "pg") << line; }));
   hba_signature_.clear();  // pg_basebackup copied the source's pg_hba.conf
   std::lock_guard<std::mutex> lock(mu_);

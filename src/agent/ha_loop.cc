@@ -14,9 +14,11 @@
 
 #include "agent/agent.h"
 #include "agent/agent_internal.h"
+#include "agent/service_status.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
+#include "base/notify.h"
 #include "base/process.h"
 #include "base/thread_name.h"
 #include "core/decide.h"
@@ -114,6 +116,8 @@ void Agent::LoopMain() {
     }
     RunCycle();
     metrics_.CycleDone(clock_.Now() - start);
+    ServiceNotifier::Process().CycleDone(clock_.Now(),
+                                         ServiceStatusLine(cfg_.node_name, GetHealth()));
     ReapChildren();
     if (const MonoMs took = clock_.Now() - start; took > cfg_.ha.ttl_ms / 2) {
       TLOG(Warn, "ha") << "an HA cycle took " << took
@@ -139,6 +143,7 @@ void Agent::LoopMain() {
   PublishNoRoute("the HA loop stopped");
   if (vip_) (void)vip_->Release("the HA loop stopped");
   TLOG(Info, "ha") << "HA loop stopped";
+  ServiceNotifier::Process().LoopStopped(ServiceStatusLoopStopped(cfg_.node_name));
 }
 
 Agent::AfterCycle Agent::LeaveIfRemoved() {

@@ -8,10 +8,7 @@
 
 #include "base/clock.h"
 #include "cli/registry.h"
-
-#ifndef TANDEM_VERSION
-#define TANDEM_VERSION "0.1.0"
-#endif
+#include "tandem_version.h"  // generated at build time (cmake/version.cmake)
 
 int main(int argc, char** argv) {
   using namespace tandem::cli;
@@ -20,6 +17,6 @@ int main(int argc, char** argv) {
       "Tandem: high availability for PostgreSQL (one agent per node, etcd for "
       "consensus, a stable client endpoint)",
       "tandem"};
-  BuildCommandLine(app, ctx, TANDEM_VERSION);
+  BuildCommandLine(app, ctx, "tandem " TANDEM_VERSION " (commit " TANDEM_GIT_COMMIT ")");
   return ParseAndRun(app, ctx, argc, argv);
 }

@@ -5,10 +5,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+
+#include "base/log.h"
 
 namespace tandem {
 
@@ -43,6 +46,89 @@ Status Notify(const std::string& socket, const std::string& state) {
                  "cannot notify systemd at " + socket + " (" + state + "): " + std::strerror(err));
   }
   return Ok();
+}
+
+int64_t TakeWatchdogMs() {
+  const char* usec = std::getenv("WATCHDOG_USEC");
+  const char* pid = std::getenv("WATCHDOG_PID");
+  int64_t ms = 0;
+  if (usec != nullptr) {
+    char* end = nullptr;
+    const long long v = std::strtoll(usec, &end, 10);
+    if (end != usec && *end == '\0' && v > 0) ms = std::max<int64_t>(v / 1000, 1);
+  }
+  if (pid != nullptr && std::strtoll(pid, nullptr, 10) != static_cast<long long>(::getpid())) {
+    ms = 0;
+  }
+  ::unsetenv("WATCHDOG_USEC");
+  ::unsetenv("WATCHDOG_PID");
+  return ms;
+}
+
+ServiceNotifier& ServiceNotifier::Process() {
+  static ServiceNotifier n;
+  return n;
+}
+
+void ServiceNotifier::Configure(const std::string& socket, int64_t watchdog_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  socket_ = socket;
+  watchdog_ms_ = watchdog_ms;
+  pinged_ = false;
+}
+
+void ServiceNotifier::SendLocked(const std::string& state) {
+  auto st = Notify(socket_, state);
+  if (!st.ok() && !send_failed_) {
+    send_failed_ = true;  // once: systemd going away must not flood the log
+    TLOG(Warn, "agent") << st.error().message();
+  }
+}
+
+void ServiceNotifier::Send(const std::string& state) {
+  std::lock_guard<std::mutex> lock(mu_);
+  SendLocked(state);
+}
+
+void ServiceNotifier::SetStatus(const std::string& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (status == status_) return;
+  status_ = status;
+  SendLocked("STATUS=" + status);
+}
+
+void ServiceNotifier::PingIfDue(MonoMs now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (watchdog_ms_ <= 0) return;
+  if (pinged_ && now - last_ping_ < watchdog_ms_ / 4) return;
+  pinged_ = true;
+  last_ping_ = now;
+  SendLocked("WATCHDOG=1");
+}
+
+void ServiceNotifier::CycleDone(MonoMs now, const std::string& status) {
+  loop_running_ = true;
+  PingIfDue(now);
+  SetStatus(status);
+}
+
+void ServiceNotifier::LoopStopped(const std::string& status) {
+  loop_running_ = false;
+  SetStatus(status);
+}
+
+void ServiceNotifier::Tick(MonoMs now) {
+  if (loop_running_ && long_actions_ == 0) return;  // the loop's own cycles feed it
+  PingIfDue(now);
+}
+
+ServiceNotifier::LongAction::LongAction(ServiceNotifier& n, const std::string& status) : n_(n) {
+  ++n_.long_actions_;
+  n_.SetStatus(status);
+}
+
+ServiceNotifier::LongAction::~LongAction() {
+  --n_.long_actions_;
 }
 
 }  // namespace tandem

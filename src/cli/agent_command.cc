@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "agent/agent.h"
 #include "agent/tls_files.h"
@@ -24,7 +25,28 @@ void RegisterAgentCommands(CLI::App& app, Context& ctx) {
   auto* agent =
       app.add_subcommand("agent", "run the node agent in the foreground (systemd runs this)");
   agent->add_option("-c,--config", ctx.config, "the node's config file")->capture_default_str();
-  ctx.Handle(agent, [&ctx] { return RunAgent(ctx.clock, ctx.config); });
+  auto check = std::make_shared<bool>(false);
+  agent->add_flag("--check-config", *check,
+                  "load and check the config file and the TLS files it names, then exit "
+                  "(0: it would start; 2: the first problem is printed); starts nothing");
+  ctx.Handle(agent, [&ctx, check] {
+    return *check ? CheckAgentConfig(ctx.clock, ctx.config) : RunAgent(ctx.clock, ctx.config);
+  });
+}
+
+int CheckAgentConfig(const Clock& clock, const std::string& config_path) {
+  auto cfg = agent::LoadConfig(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "ERROR : %s\n", cfg.error().message().c_str());
+    return 2;
+  }
+  if (auto st = agent::ValidateTlsFiles(*cfg, clock.WallSeconds()); !st.ok()) {
+    std::fprintf(stderr, "ERROR : %s\n", st.error().message().c_str());
+    return 2;
+  }
+  std::printf("%s: OK (node %s of cluster %s, state directory %s)\n", cfg->path.c_str(),
+              cfg->node_name.c_str(), cfg->cluster.c_str(), cfg->state_dir.c_str());
+  return 0;
 }
 
 namespace {
@@ -65,17 +87,19 @@ Result<std::unique_ptr<proxy::Proxy>> StartProxy(const agent::Config& cfg, const
   return p;
 }
 
-// Until SIGTERM or SIGINT, reaping orphans every second; then STOPPING=1.
-void WaitForStopSignal(const sigset_t& set, const std::string& notify_socket) {
+// Until SIGTERM or SIGINT, reaping orphans and feeding the watchdog (while
+// no HA loop does) every second; then STOPPING=1.
+void WaitForStopSignal(const Clock& clock, const sigset_t& set, ServiceNotifier& service) {
   while (true) {
     struct timespec ts {
       1, 0
     };
     int sig = sigtimedwait(&set, nullptr, &ts);
     ReapChildren();
+    service.Tick(clock.Now());
     if (sig == SIGTERM || sig == SIGINT) {
       TLOG(Info, "agent") << "signal " << sig << ": shutting down";
-      (void)Notify(notify_socket, "STOPPING=1");
+      service.Send("STOPPING=1");
       break;
     }
   }
@@ -85,7 +109,7 @@ void WaitForStopSignal(const sigset_t& set, const std::string& notify_socket) {
 // the API, started, serving until a stop signal, then stopped in order.
 int RunWired(const Clock& clock, const agent::Config& config, agent::FenceGuard guard,
              agent::NodeLock node_lock, proxy::Proxy* client_proxy, const sigset_t& set,
-             const std::string& notify_socket) {
+             ServiceNotifier& service) {
   const agent::Config* cfg = &config;
   // The private copies: made by agent.Start() before any connection, and
   // replaced on a certificate rotation, which new connections then use.
@@ -121,11 +145,9 @@ int RunWired(const Clock& clock, const agent::Config& config, agent::FenceGuard 
   TLOG(Info, "agent") << "agent for node " << cfg->node_name << " running (config " << cfg->path
                       << ")";
   // Serving: systemd (Type=notify) counts the service as started now.
-  if (auto st = Notify(notify_socket, "READY=1\nSTATUS=serving the API on " + cfg->api_url());
-      !st.ok()) {
-    TLOG(Warn, "agent") << st.error().message();
-  }
-  WaitForStopSignal(set, notify_socket);
+  service.Send("READY=1");
+  service.SetStatus(cfg->node_name + ": serving the API on " + cfg->api_url());
+  WaitForStopSignal(clock, set, service);
   api.Stop();
   agent.Shutdown();
   if (client_proxy) client_proxy->Stop();
@@ -149,8 +171,10 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
                  st.error().message().c_str());
     return 2;
   }
-  // systemd's Type=notify socket, taken before any child can inherit it.
-  const std::string notify_socket = TakeNotifySocket();
+  // systemd's Type=notify socket and watchdog, taken before any child can
+  // inherit them. The HA loop feeds the watchdog (base/notify.h).
+  ServiceNotifier& service = ServiceNotifier::Process();
+  service.Configure(TakeNotifySocket(), TakeWatchdogMs());
   log::SetNode(cfg->node_name);
   log::SetLevel(LogLevel(cfg->log_level));
   // PID 1 does not reap orphans here: adopt and reap what our children leave.
@@ -181,7 +205,7 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
     return 1;
   }
   const int rc = RunWired(clock, *cfg, std::move(*guard), std::move(*node_lock),
-                          client_proxy->get(), set, notify_socket);
+                          client_proxy->get(), set, service);
   if (rc == 0) TLOG(Info, "agent") << "stopped";
   return rc;
 }

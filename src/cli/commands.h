@@ -21,6 +21,10 @@ namespace tandem::cli {
 constexpr const char* kDefaultConfig = "/etc/tandem/tandem.yaml";
 
 int RunAgent(const Clock& clock, const std::string& config_path);
+// `tandem agent --check-config`: loads the config and checks its TLS files as
+// the agent's start does; 0 and one line when it would start, 2 and the
+// first problem (ERROR : ...) otherwise. Starts and writes nothing.
+int CheckAgentConfig(const Clock& clock, const std::string& config_path);
 
 int ClusterInitialize(const Clock& clock, const std::string& config_path);
 int ClusterJoin(const Clock& clock, const std::string& config_path, const std::string& address);

@@ -53,8 +53,14 @@ void RegisterSandboxCommands(CLI::App& app, Context& ctx);
 // `tandem pki ...` (cli/pki_register.cc).
 void RegisterPkiCommands(CLI::App& app, Context& ctx);
 
+// The hidden `tandem help-man --out DIR` and `tandem help-completion`
+// (cli/manual.cc): the man pages and the bash completion, generated from the
+// command tree as registered (so they cannot drift from it). Registered last.
+void RegisterManualCommands(CLI::App& app, Context& ctx);
+
 // The whole command line into app: the top level's -c and --version, a
-// command required, and every group (agent, cluster, sandbox, pki).
+// command required, every group (agent, cluster, sandbox, pki) and the
+// hidden generators (help-man, help-completion).
 void BuildCommandLine(CLI::App& app, Context& ctx, const std::string& version);
 // Parses argv into app and runs the command given. Help and --version print
 // and exit 0; a usage error prints "ERROR : " + UsageError(...) to stderr and

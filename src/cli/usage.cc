@@ -29,7 +29,10 @@ std::string DidYouMean(const std::string& word, const std::vector<std::string>& 
 std::vector<std::string> CommandNames(const CLI::App* app) {
   std::vector<std::string> out;
   for (const CLI::App* sub : app->get_subcommands(std::function<bool(const CLI::App*)>{})) {
-    if (!sub->get_disabled() && !sub->get_name().empty()) out.push_back(sub->get_name());
+    // Hidden commands (no group: help-man, help-completion) are not offered.
+    if (!sub->get_disabled() && !sub->get_name().empty() && !sub->get_group().empty()) {
+      out.push_back(sub->get_name());
+    }
   }
   return out;
 }
@@ -132,6 +135,7 @@ void BuildCommandLine(CLI::App& app, Context& ctx, const std::string& version) {
   RegisterClusterCommands(app, ctx);
   RegisterSandboxCommands(app, ctx);
   RegisterPkiCommands(app, ctx);
+  RegisterManualCommands(app, ctx);
 }
 
 int ParseAndRun(CLI::App& app, const Context& ctx, int argc, const char* const* argv) {
