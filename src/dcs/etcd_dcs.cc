@@ -63,19 +63,7 @@ Result<std::optional<KeyValue>> EtcdDcs::Get(const std::string& key) {
 Result<RangeResult> EtcdDcs::GetPrefix(const std::string& prefix) {
   auto r = impl_->Call("/v3/kv/range", KeyRange(prefix), Kind::kRead);
   if (!r) return r.error();
-  RangeResult out;
-  out.revision = HeaderRevision(*r);
-  auto it = r->find("kvs");
-  if (it != r->end() && it->is_array()) {
-    for (const auto& k : *it) {
-      auto kv = ParseKv(k);
-      if (!kv) return kv.error();
-      out.kvs.push_back(std::move(*kv));
-    }
-  }
-  std::sort(out.kvs.begin(), out.kvs.end(),
-            [](const KeyValue& a, const KeyValue& b) { return a.key < b.key; });
-  return out;
+  return ParseRange(*r);
 }
 
 Result<Revision> EtcdDcs::Put(const std::string& key, const std::string& value, LeaseId lease) {

@@ -106,17 +106,9 @@ Result<RangeResult> EtcdDcs::Impl::ReadPrefix(const std::string& prefix, int64_t
   const MonoMs sent = NowMs();
   auto r = Call("/v3/kv/range", KeyRange(prefix), Kind::kRead);
   if (!r) return r.error();
-  RangeResult read;
-  read.revision = HeaderRevision(*r);
-  if (auto it = r->find("kvs"); it != r->end() && it->is_array()) {
-    for (const auto& k : *it) {
-      auto kv = ParseKv(k);
-      if (!kv) return kv.error();
-      read.kvs.push_back(std::move(*kv));
-    }
-  }
-  std::sort(read.kvs.begin(), read.kvs.end(),
-            [](const KeyValue& a, const KeyValue& b) { return a.key < b.key; });
+  auto parsed = ParseRange(*r);
+  if (!parsed) return parsed.error();
+  RangeResult read = std::move(*parsed);
   std::vector<std::shared_ptr<Watcher>> retired;
   {
     std::lock_guard<std::mutex> lock(watch_mu);

@@ -25,6 +25,7 @@
 
 #include "dcs/etcd_wire.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 
@@ -149,6 +150,21 @@ Revision HeaderRevision(const json& j) {
   auto it = j.find("header");
   if (it == j.end()) return 0;
   return JInt(*it, "revision");
+}
+
+Result<RangeResult> ParseRange(const json& j) {
+  RangeResult out;
+  out.revision = HeaderRevision(j);
+  if (auto it = j.find("kvs"); it != j.end() && it->is_array()) {
+    for (const auto& k : *it) {
+      auto kv = ParseKv(k);
+      if (!kv) return kv.error();
+      out.kvs.push_back(std::move(*kv));
+    }
+  }
+  std::sort(out.kvs.begin(), out.kvs.end(),
+            [](const KeyValue& a, const KeyValue& b) { return a.key < b.key; });
+  return out;
 }
 
 Member ParseMember(const json& j) {

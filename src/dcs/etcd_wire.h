@@ -28,6 +28,8 @@ std::vector<std::string> JStrList(const json& j, const char* name);
 Result<std::string> JBytes(const json& j, const char* name);  // base64 -> bytes
 Result<KeyValue> ParseKv(const json& j);
 Revision HeaderRevision(const json& j);
+// A range answer: its kvs sorted by key, and the header's revision.
+Result<RangeResult> ParseRange(const json& j);
 Member ParseMember(const json& j);
 
 // How bad an error is for the endpoint that produced it.

@@ -24,8 +24,8 @@ void Proxy::Loop::FinishConnect(Conn& c, MonoMs now) {
     TLOG(Warn, "proxy") << "refused " << PortName(c.port) << " connection from " << c.peer
                         << ": cannot connect to " << c.target.member << " ("
                         << c.target.endpoint.ToString() << "): " << ErrnoText(err);
+    ++shared_.refused;  // before the close, as in ConnectTimedOut
     Close(c.id, "", false, /*quiet=*/true);
-    ++shared_.refused;
     return;
   }
   c.connecting = false;

@@ -179,8 +179,10 @@ void Proxy::Loop::ConnectTimedOut(uint64_t id) {
   TLOG(Warn, "proxy") << "refused " << PortName(c.port) << " connection from " << c.peer << ": "
                       << c.target.member << " (" << c.target.endpoint.ToString()
                       << ") did not answer within " << opts_.connect_timeout_ms << " ms";
-  Close(id, "", false, /*quiet=*/true);
+  // Counted before the close: whoever sees the client's connection end
+  // (a test, a scrape) sees the refusal counted.
   ++shared_.refused;
+  Close(id, "", false, /*quiet=*/true);
 }
 
 void Proxy::Loop::Cut(uint64_t id, const std::string& why) {

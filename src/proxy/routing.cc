@@ -114,17 +114,17 @@ void Proxy::Loop::Accept(int listener, PortKind port, MonoMs now) {
 // level-triggered listener would wake us forever.
 void Proxy::Loop::RefuseOutOfFds(int listener, PortKind port) {
   TLOG(Warn, "proxy") << "refused a " << PortName(port) << " connection: out of file descriptors";
+  ++shared_.refused;  // before the close, as in Refuse
   ::close(reserve_fd_);
   const int victim = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
   if (victim >= 0) ::close(victim);
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  ++shared_.refused;
 }
 
 void Proxy::Loop::Refuse(int fd, const std::string& peer, PortKind port, const std::string& why) {
   TLOG(Warn, "proxy") << "refused " << PortName(port) << " connection from " << peer << ": " << why;
+  ++shared_.refused;  // before the close: whoever sees it end sees it counted
   ::close(fd);
-  ++shared_.refused;
 }
 
 std::optional<core::RouteTarget> Proxy::Loop::PickTarget(PortKind port) {

@@ -29,86 +29,17 @@
 #include "base/file.h"
 #include "base/strings.h"
 #include "integration/harness/harness.h"
+#include "integration/harness/raw_http.h"
 
 namespace tandem::testing {
 namespace {
 using nlohmann::json;
 
-// What a raw HTTP exchange returned.
-struct RawAnswer {
-  bool ok = false;  // a status line came back
-  int status = 0;
-  std::string head, body, error;
-};
-
-bool WriteAll(int fd, SSL* ssl, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const size_t n = std::min<size_t>(data.size() - done, 16384);
-    const int w = ssl != nullptr ? SSL_write(ssl, data.data() + done, static_cast<int>(n))
-                                 : static_cast<int>(::send(fd, data.data() + done, n, 0));
-    if (w <= 0) return false;  // the server may answer (413) and close early
-    done += static_cast<size_t>(w);
-  }
-  return true;
-}
-
-// Sends `request` as-is to 127.0.0.1:port (over TLS when cert_dir is set,
-// presenting its client pair when with_cert) and reads until the server
-// closes (15 s at most).
+// Raw exchanges: RawExchange (harness/raw_http.h), presenting the client pair
+// unless told otherwise.
 RawAnswer Raw(int port, const std::string& request, const std::string& cert_dir,
               bool with_cert = true) {
-  RawAnswer out;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{15, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    out.error = "cannot connect to port " + std::to_string(port);
-    return out;
-  }
-  SSL_CTX* ctx = nullptr;
-  SSL* ssl = nullptr;
-  if (!cert_dir.empty()) {
-    ctx = SSL_CTX_new(TLS_client_method());
-    if (with_cert) {
-      SSL_CTX_use_certificate_chain_file(ctx, (cert_dir + "/client.crt").c_str());
-      SSL_CTX_use_PrivateKey_file(ctx, (cert_dir + "/client.key").c_str(), SSL_FILETYPE_PEM);
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
-    ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    if (SSL_connect(ssl) != 1) out.error = "TLS handshake failed";
-  }
-  std::string got;
-  if (out.error.empty()) {
-    (void)WriteAll(fd, ssl, request);
-    char buf[16384];
-    for (;;) {
-      const int n = ssl != nullptr ? SSL_read(ssl, buf, sizeof buf)
-                                   : static_cast<int>(::recv(fd, buf, sizeof buf, 0));
-      if (n <= 0) break;
-      got.append(buf, static_cast<size_t>(n));
-    }
-  }
-  if (ssl != nullptr) SSL_free(ssl);
-  if (ctx != nullptr) SSL_CTX_free(ctx);
-  ::close(fd);
-  const auto end = got.find("\r\n\r\n");
-  if (StartsWith(got, "HTTP/1.") && got.size() > 12) {
-    out.ok = true;
-    out.status = std::atoi(got.substr(9, 3).c_str());
-    out.head = got.substr(0, end);
-    out.body = end == std::string::npos ? "" : got.substr(end + 4);
-  } else if (out.error.empty()) {
-    out.error = "no HTTP answer (" + std::to_string(got.size()) + " bytes)";
-  }
-  return out;
+  return RawExchange(port, request, cert_dir, with_cert);
 }
 
 // A well-formed request (Content-Length, JSON, Connection: close).

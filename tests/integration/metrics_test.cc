@@ -23,29 +23,13 @@
 #include "base/process.h"
 #include "base/strings.h"
 #include "integration/harness/harness.h"
+#include "integration/harness/raw_http.h"
 
 namespace tandem::testing {
 namespace {
 using nlohmann::json;
 
-struct Answer {
-  int status = 0;  // 0: no HTTP answer
-  std::string head, body, error;
-  std::string Header(const std::string& name) const {
-    for (const auto& line : Split(head, '\n')) {
-      const auto colon = line.find(':');
-      if (colon == std::string::npos) continue;
-      std::string n = line.substr(0, colon);
-      for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (n != name) continue;
-      std::string v = line.substr(colon + 1);
-      while (!v.empty() && (v.front() == ' ')) v.erase(v.begin());
-      while (!v.empty() && (v.back() == '\r' || v.back() == ' ')) v.pop_back();
-      return v;
-    }
-    return "";
-  }
-};
+using Answer = RawAnswer;
 
 // One request to 127.0.0.1:port and its whole answer (the server closes).
 // TLS when cert_dir is set: the server is not verified here (promtool and
@@ -53,60 +37,7 @@ struct Answer {
 // only when with_cert.
 Answer Exchange(int port, const std::string& method, const std::string& target,
                 const std::string& cert_dir, bool with_cert) {
-  Answer out;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{15, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    out.error = "cannot connect to port " + std::to_string(port);
-    return out;
-  }
-  SSL_CTX* ctx = nullptr;
-  SSL* ssl = nullptr;
-  if (!cert_dir.empty()) {
-    ctx = SSL_CTX_new(TLS_client_method());
-    if (with_cert) {
-      SSL_CTX_use_certificate_chain_file(ctx, (cert_dir + "/client.crt").c_str());
-      SSL_CTX_use_PrivateKey_file(ctx, (cert_dir + "/client.key").c_str(), SSL_FILETYPE_PEM);
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
-    ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    if (SSL_connect(ssl) != 1) out.error = "TLS handshake failed";
-  }
-  std::string got;
-  if (out.error.empty()) {
-    const std::string req = method + " " + target +
-                            " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                            "Content-Length: 0\r\n\r\n";
-    const int w = ssl != nullptr ? SSL_write(ssl, req.data(), static_cast<int>(req.size()))
-                                 : static_cast<int>(::send(fd, req.data(), req.size(), 0));
-    char buf[16384];
-    for (int n = 0; w > 0;) {
-      n = ssl != nullptr ? SSL_read(ssl, buf, sizeof buf)
-                         : static_cast<int>(::recv(fd, buf, sizeof buf, 0));
-      if (n <= 0) break;
-      got.append(buf, static_cast<size_t>(n));
-    }
-  }
-  if (ssl != nullptr) SSL_free(ssl);
-  if (ctx != nullptr) SSL_CTX_free(ctx);
-  ::close(fd);
-  const auto end = got.find("\r\n\r\n");
-  if (StartsWith(got, "HTTP/1.") && got.size() > 12 && end != std::string::npos) {
-    out.status = std::atoi(got.substr(9, 3).c_str());
-    out.head = got.substr(0, end);
-    out.body = got.substr(end + 4);
-  } else if (out.error.empty()) {
-    out.error = "no HTTP answer (" + std::to_string(got.size()) + " bytes)";
-  }
-  return out;
+  return RawExchange(port, HttpRequest(method, target), cert_dir, with_cert);
 }
 
 // The value of the one sample `name{...}` of a scrape (nullopt when absent).
