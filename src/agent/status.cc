@@ -54,7 +54,7 @@ MemberRole JudgeMemberRole(const MemberStatusInput& in, const std::string& name,
                 r.lag <= in.cfg.ha.max_lag_bytes;
   } else if (s.role == core::Role::kPrimary) {
     r.role = "primary";  // a primary without the key: shown, and warned about below
-    warnings.push_back(name + " runs as a primary without holding the in.leader key");
+    warnings.push_back(name + " runs as a primary without holding the leader key");
   } else if (s.role == core::Role::kStopped) {
     r.role = "unknown";
   }

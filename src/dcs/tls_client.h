@@ -1,5 +1,5 @@
 // HTTP(S) clients with the cluster's TLS settings, for the etcd client here and
-// the agent's calls to other agents (src/agent/http_client.cc).
+// the agent's calls to other agents (src/net/http_client.cc).
 #pragma once
 
 #include <memory>
