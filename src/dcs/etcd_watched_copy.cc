@@ -116,7 +116,11 @@ Result<RangeResult> EtcdDcs::Impl::ReadPrefix(const std::string& prefix, int64_t
     std::shared_ptr<Watcher> w = WatcherFor(prefix, read.revision + 1, &retired);
     Watcher::Copy& c = w->copy;
     c.kept = true;
-    if (!c.valid || read.revision >= c.revision) {
+    if (!c.valid && w->latest > read.revision) {
+      // The stream delivered events after this read while no copy was kept:
+      // they were not applied, and it will not send them again. Seed from a
+      // later read (the next call) instead of missing them.
+    } else if (!c.valid || read.revision >= c.revision) {
       if (c.valid && read.revision == c.revision) {
         // Both are the prefix as of one revision: they must agree.
         bool same = c.kvs.size() == read.kvs.size();
@@ -136,7 +140,7 @@ Result<RangeResult> EtcdDcs::Impl::ReadPrefix(const std::string& prefix, int64_t
     }
     // Else the stream already delivered past the read: the copy is newer and,
     // its events being contiguous since its seed, as complete.
-    c.confirmed_at = sent;
+    if (c.valid) c.confirmed_at = sent;
   }
   for (auto& old : retired) StopWatcher(old);
   return read;
