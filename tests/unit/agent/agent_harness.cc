@@ -227,6 +227,13 @@ bool AgentHarness::StartCluster(MonoMs max_ms) {
           auto m = agent::DecodeMemberState(kv->value);
           if (!m.ok() || !m->streaming || m->following != node(0).name) return false;
         }
+        // Every node's client endpoint routes writes to n1: a scenario may
+        // start at once and expect it (the start can converge before the
+        // clock moves, and the route follows one cycle after the promotion).
+        for (int i = 0; i < size(); ++i) {
+          bool valid = false;
+          if (RouteWriteTarget(i, &valid) != node(0).name || !valid) return false;
+        }
         return true;
       },
       max_ms);

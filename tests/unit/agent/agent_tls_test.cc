@@ -68,7 +68,7 @@ int Count(const std::vector<FakePostgres::Call>& calls, size_t from, const std::
   return n;
 }
 
-TEST(AgentTls, NewFilesAtTheConfiguredPathsReachPostgresAndTheApiWithinACycle) {
+TEST(AgentTls, NewFilesAtTheConfiguredPathsReachPostgresAndTheApiWithinASecond) {
   const int64_t wall_now = StepClock().WallSeconds();
   Pki pki(wall_now);
   HarnessOptions o;
@@ -100,7 +100,9 @@ TEST(AgentTls, NewFilesAtTheConfiguredPathsReachPostgresAndTheApiWithinACycle) {
   ASSERT_TRUE(h.AdvanceUntil(
       [&] { return api_reloads[0].load() == 1 && api_reloads[1].load() == 1; }, 1'000))
       << h.Describe();
-  EXPECT_LE(h.clock().Now() - rotated, 250) << "within one loop interval";
+  // The files are looked at once a second (RefreshTlsCopies), on a cycle:
+  // at most a second and one loop interval after they changed.
+  EXPECT_LE(h.clock().Now() - rotated, 1'000 + 250) << "within a second (and a cycle)";
   auto fresh = ReadFile(pki.Live("server.crt"));
   ASSERT_TRUE(fresh.ok());
   for (int i = 0; i < 2; ++i) {
