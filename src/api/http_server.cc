@@ -26,6 +26,7 @@
 #include "api/http_wire.h"
 #include "api/http_workers.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 
 namespace tandem::api {
 namespace {
@@ -157,7 +158,7 @@ void HttpServer::Loop::Run() {
   sigemptyset(&pipe);
   sigaddset(&pipe, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
-  pthread_setname_np(pthread_self(), ("http-" + o_.name).substr(0, 15).c_str());
+  NameThisThread("http-" + o_.name);
   std::vector<pollfd> fds;
   std::vector<uint64_t> ids;
   for (;;) {

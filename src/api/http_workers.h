@@ -6,8 +6,6 @@
 // Thread safety: TrySubmit from any thread; Start and Stop from the owner.
 #pragma once
 
-#include <pthread.h>
-
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -15,6 +13,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "base/thread_name.h"
 
 namespace tandem::api {
 
@@ -52,7 +52,7 @@ class WorkerPool {
 
  private:
   void Run() {
-    pthread_setname_np(pthread_self(), "api-worker");
+    NameThisThread("api-worker");
     for (;;) {
       std::function<void()> task;
       {

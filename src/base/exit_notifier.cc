@@ -3,25 +3,16 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <utility>
 
+#include "base/proc_info.h"
+
 namespace tandem {
 namespace {
-
-int OpenPidfd(pid_t pid) {
-#ifdef SYS_pidfd_open
-  long fd = ::syscall(SYS_pidfd_open, pid, 0);
-  if (fd >= 0) return static_cast<int>(fd);
-#else
-  (void)pid;
-#endif
-  return -1;
-}
 
 void Signal(int fd) {
   const uint64_t one = 1;

@@ -35,6 +35,8 @@ std::string ReadSmall(const std::string& path) {
   return out;
 }
 
+}  // namespace
+
 int OpenPidfd(pid_t pid) {
 #ifdef SYS_pidfd_open
   long fd = ::syscall(SYS_pidfd_open, pid, 0);
@@ -45,8 +47,6 @@ int OpenPidfd(pid_t pid) {
 #endif
   return -1;
 }
-
-}  // namespace
 
 std::optional<ProcStat> ParseProcStat(const std::string& content) {
   auto lp = content.find('(');

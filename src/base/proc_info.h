@@ -39,6 +39,10 @@ std::string ProcCwd(pid_t pid);
 // Empty when the process is gone or the kernel lacks CONFIG_PROC_CHILDREN.
 std::vector<pid_t> ChildrenOf(pid_t pid);
 
+// A pidfd of pid (close-on-exec; Linux 5.3+), or -1: no such process, or no
+// pidfd support. The caller closes it.
+int OpenPidfd(pid_t pid);
+
 // A process watched by a pidfd (Linux 5.3+): the fd becomes readable when the
 // process exits, zombie or not, so Running() is one poll() with no file
 // opened. Without pidfd support it falls back to IsAlive (base/process.h).

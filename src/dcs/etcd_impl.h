@@ -194,6 +194,9 @@ struct EtcdDcs::Impl {
   Result<bool> WaitForChange(const std::string& prefix, Revision after, int64_t timeout_ms);
   // The watched copies (etcd_watched_copy.cc). ApplyToCopy requires watch_mu.
   void ApplyToCopy(Watcher* w, const json& response);
+  // Following: seeded, its stream open and synced, confirmed within
+  // max_age_ms. Servable: following and holding every revision seen.
+  bool CopyFollowing(const Watcher& w, MonoMs now, int64_t max_age_ms) const;
   bool CopyServable(const Watcher& w, MonoMs now, int64_t max_age_ms) const;
   static RangeResult CopyOut(const Watcher& w);
   Result<RangeResult> ReadPrefix(const std::string& prefix, int64_t max_age_ms);

@@ -66,10 +66,13 @@ void EtcdDcs::Impl::ApplyToCopy(Watcher* w, const json& response) {
   c.revision = newest;
 }
 
-bool EtcdDcs::Impl::CopyServable(const Watcher& w, MonoMs now, int64_t max_age_ms) const {
+bool EtcdDcs::Impl::CopyFollowing(const Watcher& w, MonoMs now, int64_t max_age_ms) const {
   const Watcher::Copy& c = w.copy;
-  return c.valid && w.live && now >= w.synced_at && c.revision >= seen_revision.load() &&
-         now - c.confirmed_at <= max_age_ms;
+  return c.valid && w.live && now >= w.synced_at && now - c.confirmed_at <= max_age_ms;
+}
+
+bool EtcdDcs::Impl::CopyServable(const Watcher& w, MonoMs now, int64_t max_age_ms) const {
+  return CopyFollowing(w, now, max_age_ms) && w.copy.revision >= seen_revision.load();
 }
 
 Result<RangeResult> EtcdDcs::Impl::ReadPrefix(const std::string& prefix, int64_t max_age_ms) {
@@ -80,23 +83,15 @@ Result<RangeResult> EtcdDcs::Impl::ReadPrefix(const std::string& prefix, int64_t
       const std::shared_ptr<Watcher> w = watchers[i];  // owned here: the wait below unlocks
       if (w->prefix != prefix || !w->copy.kept) continue;
       const MonoMs now = NowMs();
-      if (CopyServable(*w, now, max_age_ms)) {
+      if (!CopyServable(*w, now, max_age_ms) && CopyFollowing(*w, now, max_age_ms)) {
+        // Only a revision this client has seen is missing (its own write, an
+        // event on another stream): the stream is about to deliver it.
+        clock.WaitUntil(lock, watch_cv, now + kOwnWriteWaitMs,
+                        [&] { return CopyServable(*w, NowMs(), max_age_ms); });
+      }
+      if (CopyServable(*w, NowMs(), max_age_ms)) {
         ++copy_served;
         return CopyOut(*w);
-      }
-      // Only this client's own recent write is missing: the stream is about
-      // to deliver it.
-      const Watcher::Copy& c = w->copy;
-      if (c.valid && w->live && now >= w->synced_at && now - c.confirmed_at <= max_age_ms &&
-          c.revision < seen_revision.load()) {
-        const uint64_t seen = w->version;
-        clock.WaitUntil(lock, watch_cv, now + kOwnWriteWaitMs, [&] {
-          return w->version != seen && CopyServable(*w, NowMs(), max_age_ms);
-        });
-        if (CopyServable(*w, NowMs(), max_age_ms)) {
-          ++copy_served;
-          return CopyOut(*w);
-        }
       }
       break;
     }

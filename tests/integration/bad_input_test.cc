@@ -338,14 +338,7 @@ class BadInputTest : public SandboxSuite<BadInputTest> {
   std::string SpareConfig(const std::string& state_dir) {
     const int p = base_ + 70;
     const std::string path = state_dir + ".yaml";
-    EXPECT_TRUE(WriteFileAtomic(path,
-                                "cluster: sandbox\nnode:\n  name: node2\n  address: "
-                                "127.0.0.1\n  state_dir: " +
-                                    state_dir + "\napi:\n  port: " + std::to_string(p + 1) +
-                                    "\npostgresql:\n  port: " + std::to_string(p) +
-                                    "\ndcs:\n  etcd_client_port: " + std::to_string(p + 4) +
-                                    "\n  etcd_peer_port: " + std::to_string(p + 5) + "\n")
-                    .ok());
+    EXPECT_TRUE(WriteFileAtomic(path, NodeYaml("node2", state_dir, p)).ok());
     return path;
   }
 

@@ -173,14 +173,7 @@ TEST_F(ClusterTest, BadInputGivesAClearErrorAndChangesNothing) {
   ASSERT_TRUE(WriteFileAtomic(sdir + "/pgdata/precious.txt", "do not touch\n").ok());
   const int sp = base_ + 80;
   const std::string scfg = sdir + "/tandem.yaml";
-  ASSERT_TRUE(WriteFileAtomic(scfg,
-                              "cluster: sandbox\nnode:\n  name: standalone\n  address: "
-                              "127.0.0.1\n  state_dir: " +
-                                  sdir + "\napi:\n  port: " + std::to_string(sp + 1) +
-                                  "\npostgresql:\n  port: " + std::to_string(sp) +
-                                  "\ndcs:\n  etcd_client_port: " + std::to_string(sp + 4) +
-                                  "\n  etcd_peer_port: " + std::to_string(sp + 5) + "\n")
-                  .ok());
+  ASSERT_TRUE(WriteFileAtomic(scfg, NodeYaml("standalone", sdir, sp)).ok());
   const char* bin = std::getenv("TANDEM_BIN");
   SpawnOptions opts;
   opts.output_file = sdir + "/agent.log";
@@ -566,7 +559,6 @@ TEST_F(ClusterTest, FourthNodeJoinsAndRemovalBringsBackItsOwnDatabase) {
       own.Sql("CREATE TABLE local_marker(x int); INSERT INTO local_marker VALUES (42)").ok());
   ASSERT_TRUE(own.Stop(pg::StopMode::kFast).ok());
 
-  const int a4 = ApiPort(4);
   const std::string cfg4 = Config(4);
   // The sandbox runs TLS (its CA in DIR/ca): node4 gets its own pairs from it.
   std::string tls;
@@ -579,14 +571,8 @@ TEST_F(ClusterTest, FourthNodeJoinsAndRemovalBringsBackItsOwnDatabase) {
           "server.crt\n  client_key: " + c + "client.key\n  client_cert: " + c +
           "client.crt\n  ca_cert: " + c + "ca.crt\n";
   }
-  ASSERT_TRUE(WriteFileAtomic(cfg4,
-                              "cluster: sandbox\nnode:\n  name: node4\n  address: 127.0.0.1\n"
-                              "  state_dir: " +
-                                  ndir + "\napi:\n  port: " + std::to_string(a4) +
-                                  "\npostgresql:\n  port: " + std::to_string(p4) +
-                                  "\ndcs:\n  etcd_client_port: " + std::to_string(p4 + 4) +
-                                  "\n  etcd_peer_port: " + std::to_string(p4 + 5) + "\n" + tls)
-                  .ok());
+  // The sandbox's plan: node4's API is at PgPort(4) + 1 = ApiPort(4).
+  ASSERT_TRUE(WriteFileAtomic(cfg4, NodeYaml("node4", ndir, p4, tls)).ok());
   auto start = RunTandem({"sandbox", "start", "node4", "--dir", Dir()});
   ASSERT_EQ(start.exit_code, 0) << start.output;
   ASSERT_TRUE(WaitUntil(

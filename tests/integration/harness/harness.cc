@@ -44,6 +44,16 @@ bool WaitUntil(const std::function<bool()>& cond, int64_t timeout_ms) {
   }
 }
 
+std::string NodeYaml(const std::string& name, const std::string& state_dir, int port,
+                     const std::string& extra) {
+  return "cluster: sandbox\nnode:\n  name: " + name +
+         "\n  address: 127.0.0.1\n  state_dir: " + state_dir +
+         "\napi:\n  port: " + std::to_string(port + 1) +
+         "\npostgresql:\n  port: " + std::to_string(port) +
+         "\ndcs:\n  etcd_client_port: " + std::to_string(port + 4) +
+         "\n  etcd_peer_port: " + std::to_string(port + 5) + "\n" + extra;
+}
+
 int TestBasePort(int default_port) {
   const char* env = std::getenv("TANDEM_TEST_BASE_PORT");
   if (env != nullptr) {

@@ -35,6 +35,11 @@ bool WaitUntil(const std::function<bool()>& cond, int64_t timeout_ms);
 // A base port for one test binary, from TANDEM_TEST_BASE_PORT or the default,
 // so test binaries run one after another never collide with a sandbox on 15400.
 int TestBasePort(int default_port);
+// A node file of cluster "sandbox" on 127.0.0.1 with the sandbox's port plan
+// from `port` (PostgreSQL there, the API at +1, etcd's client and peer ports
+// at +4 and +5) and no TLS; `extra` (YAML sections) is appended.
+std::string NodeYaml(const std::string& name, const std::string& state_dir, int port,
+                     const std::string& extra = "");
 
 // The OS user PostgreSQL and etcd run as when we are root ("" otherwise).
 std::string ServiceUser();

@@ -8,17 +8,13 @@
 #include "agent/config.h"
 #include "agent/yaml_limits.h"
 #include "base/file.h"
+#include "unit/agent/config_text.h"
 
 namespace tandem::agent {
 namespace {
 
-constexpr const char* kMinimal =
-    "node:\n  name: node1\n  address: 10.0.0.1\n  state_dir: /var/lib/tandem\n";
-
-std::string ErrorOf(const std::string& yaml) {
-  auto r = ParseConfig(yaml, "/etc/tandem/tandem.yaml");
-  return r.ok() ? "" : r.error().message();
-}
+using config_testing::ErrorOf;
+constexpr const char* kMinimal = config_testing::kMinimalNode;
 
 // The "billion laughs": 9 levels of 9 aliases, about 1.2 KB, expanding to
 // 9^9 scalars when a tree is built (minutes of yaml-cpp and gigabytes).
@@ -54,7 +50,8 @@ TEST(ConfigYamlLimits, DeepNestingIsRefusedNamingTheLine) {
   const std::string deep = std::string(kMinimal) + "api:\n  port: " + std::string(100000, '[') +
                            std::string(100000, ']') + "\n";
   const std::string e = ErrorOf(deep);
-  EXPECT_NE(e.find("line 6: nested deeper than the depth limit of 16 levels"), std::string::npos) << e;
+  EXPECT_NE(e.find("line 6: nested deeper than the depth limit of 16 levels"), std::string::npos)
+      << e;
   // Within the cap the loader's own type check answers.
   EXPECT_NE(ErrorOf(std::string(kMinimal) + "api:\n  port: [[[1]]]\n").find("'api.port'"),
             std::string::npos);

@@ -13,12 +13,12 @@
 #include "agent/config.h"
 #include "base/strings.h"
 #include "pg/conf.h"
+#include "unit/agent/config_text.h"
 
 namespace tandem::agent {
 namespace {
 
-constexpr const char* kNode =
-    "node:\n  name: node1\n  address: 10.0.0.1\n  state_dir: /var/lib/tandem\n";
+constexpr const char* kNode = config_testing::kMinimalNode;
 constexpr const char* kTls =
     "tls:\n  server_key: /k\n  server_cert: /c\n  client_key: /ck\n  client_cert: /cc\n"
     "  ca_cert: /ca\n";

@@ -7,16 +7,13 @@
 #include <map>
 #include <set>
 
+#include "unit/agent/config_text.h"
+
 namespace tandem::agent {
 namespace {
 
-constexpr const char* kMinimal =
-    "node:\n  name: node1\n  address: 10.0.0.1\n  state_dir: /var/lib/tandem\n";
-
-std::string ErrorOf(const std::string& yaml) {
-  auto r = ParseConfig(yaml, "/etc/tandem/tandem.yaml");
-  return r.ok() ? "" : r.error().message();
-}
+using config_testing::ErrorOf;
+constexpr const char* kMinimal = config_testing::kMinimalNode;
 
 TEST(Config, MinimalFileGetsDefaults) {
   auto c = ParseConfig(kMinimal, "t.yaml");

@@ -7,12 +7,12 @@
 
 #include "agent/config.h"
 #include "agent/etcd_member.h"
+#include "unit/agent/config_text.h"
 
 namespace tandem::agent {
 namespace {
 
-constexpr const char* kNode =
-    "node:\n  name: node1\n  address: 10.0.0.1\n  state_dir: /var/lib/tandem\n";
+constexpr const char* kNode = config_testing::kMinimalNode;
 constexpr const char* kTls =
     "tls:\n  server_key: /t/server.key\n  server_cert: /t/server.crt\n"
     "  client_key: /t/client.key\n  client_cert: /t/client.crt\n  ca_cert: /t/ca.crt\n";
