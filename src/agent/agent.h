@@ -208,6 +208,7 @@ class Agent {
   void PublishNoRoute(const std::string& reason);
   // Synchronous replication on the primary: one PlanSync step per cycle.
   void MaintainSync(const ClusterView& view);
+  void KeepSlots(const ClusterView& view);
   void MarkReconnecting(const ClusterView& view, core::SyncInput* in);
   Result<std::string> RecordSwitchover(const ClusterView& view, const std::string& from,
                                        const std::string& to, int64_t at_ms, int64_t now);
@@ -368,6 +369,10 @@ class Agent {
   int stalled_cycles_ = 0;  // cycles configured to follow the leader without streaming
   bool streaming_ = false;
   bool repl_user_ok_ = false;
+  // The slot set of the last good SyncSlots pass in this term as primary, and
+  // when (KeepSlots; none: the next pass runs). HA loop only.
+  std::optional<std::vector<std::string>> slots_synced_;
+  MonoMs slots_synced_at_ = 0;
   std::string sync_reason_;  // the last PlanSync reason logged
   // Standbys PostgreSQL waits for that are not streaming: since when (the
   // reconnect grace, HaConfig::sync_reconnect_grace_ms). HA loop only.

@@ -75,15 +75,34 @@ void Agent::LeaderUpkeep(const ClusterView& view, const core::LocalPostgres& loc
       auto st = pg_->EnsureReplicationUser(kReplicationUser, secrets_->replication_password);
       repl_user_ok_ = st.ok();
     }
-    std::vector<std::string> slots;
-    for (const auto& [name, n] : view.nodes) {
-      if (name != cfg_.node_name) slots.push_back(pg::SlotNameFor(name));
-    }
-    auto st = pg_->SyncSlots(slots);
-    if (!st.ok()) TLOG(Warn, "pg") << "replication slots: " << st.error().message();
+    KeepSlots(view);
     MaintainSync(view);
     MaybeMoveEtcdLeader(view);
+  } else {
+    slots_synced_.reset();  // a new term (or a promoted standby) starts with a full pass
   }
+}
+
+// The primary's physical slots, one per other registered node. A pass reads
+// pg_replication_slots, so it runs when the wanted set changed since the last
+// good pass of this term, after a failed pass, and every kSlotRecheckMs (a
+// slot dropped behind our back), not every cycle.
+void Agent::KeepSlots(const ClusterView& view) {
+  constexpr MonoMs kSlotRecheckMs = 5000;
+  std::vector<std::string> slots;
+  for (const auto& [name, n] : view.nodes) {
+    if (name != cfg_.node_name) slots.push_back(pg::SlotNameFor(name));
+  }
+  const MonoMs now = clock_.Now();
+  if (slots_synced_ && *slots_synced_ == slots && now - slots_synced_at_ < kSlotRecheckMs) return;
+  auto st = pg_->SyncSlots(slots);
+  if (!st.ok()) {
+    TLOG(Warn, "pg") << "replication slots: " << st.error().message();
+    slots_synced_.reset();
+    return;
+  }
+  slots_synced_ = std::move(slots);
+  slots_synced_at_ = now;
 }
 
 void Agent::RefreshRegistration(const ClusterView& view) {

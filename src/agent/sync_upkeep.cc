@@ -109,26 +109,27 @@ void Agent::MarkReconnecting(const ClusterView& view, core::SyncInput* in) {
 }
 
 void Agent::MaintainSync(const ClusterView& view) {
-  // Read the primary's flush position before the standbys' (see PlanSync).
-  auto q = pg_->Query();
-  if (!q || q->in_recovery) return;
-  auto reps = pg_->Replication();
-  if (!reps) {
-    TLOG(Warn, "pg") << "reading pg_stat_replication: " << reps.error().message();
+  // The primary's flush position before the standbys' (see PlanSync), in one
+  // round trip (pg::Controller::ReadSyncSnapshot).
+  auto snap = pg_->ReadSyncSnapshot();
+  if (!snap) {
+    // A server that is down is observed (and acted on) by the cycle itself.
+    if (snap.error().code() != ErrorCode::kUnavailable) {
+      TLOG(Warn, "pg") << "reading the synchronous replication state: " << snap.error().message();
+    }
     return;
   }
-  auto shown = pg_->Sql("SHOW synchronous_standby_names");
-  if (!shown || shown->empty()) return;
+  if (snap->in_recovery) return;
   core::SyncInput in;
   in.self = cfg_.node_name;
   in.mode = cfg_.ha.sync_mode;
   in.count = cfg_.ha.sync_count;
   in.record = view.sync;
-  in.primary_flush_lsn = q->lsn;
-  auto parsed = core::ParseSyncStandbyNames((*shown)[0]);
+  in.primary_flush_lsn = snap->flush_lsn;
+  auto parsed = core::ParseSyncStandbyNames(snap->synchronous_standby_names);
   // Something we did not write: count it as "any standby" (claims nothing).
   in.pg = parsed ? *parsed : core::PgSyncSet{{core::kAnyStandby}, 1};
-  for (const auto& r : *reps) {
+  for (const auto& r : snap->standbys) {
     core::SyncStandby sb;
     sb.name = r.application_name;
     sb.streaming = r.state == "streaming";

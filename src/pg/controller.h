@@ -74,6 +74,10 @@ class Controller {
   // last call (restart, crash, terminated session) is replaced, not reported.
   virtual Result<LiveStatus> Query() const = 0;
   virtual Result<std::vector<ReplicaStat>> Replication() const = 0;
+  // The primary's flush position, then pg_stat_replication, then
+  // synchronous_standby_names: the real server reads them in one statement
+  // (one round trip); this default, for fakes, makes the three calls in order.
+  virtual Result<SyncSnapshot> ReadSyncSnapshot() const;
   // Runs SQL as the superuser over the local socket; returns the first column
   // of each row. Not repeated when the connection breaks during it (it may
   // have run). A transaction left open is rolled back (its session dropped).

@@ -80,6 +80,7 @@ class Postgres final : public Controller {
 
   Result<LiveStatus> Query() const override;
   Result<std::vector<ReplicaStat>> Replication() const override;
+  Result<SyncSnapshot> ReadSyncSnapshot() const override;
   Result<std::vector<std::string>> Sql(const std::string& sql) const override;
 
   Status EnsureReplicationUser(const std::string& name, const std::string& password) const override;

@@ -118,6 +118,44 @@ Result<std::vector<ReplicaStat>> ReplicationOn(PgConn* conn) {
   return out;
 }
 
+// The primary's sync upkeep in one statement, in the order PlanSync needs:
+// the primary's flush position before the standbys'. A LEFT JOIN ON true can
+// only be a nested loop with p outside (there is no hash or merge key, and a
+// nested loop never puts its nullable side outside), so the executor reads
+// p's row before it scans pg_stat_replication. Columns: 0 in recovery, 1
+// flush LSN (NULL in recovery), 2 synchronous_standby_names, then per
+// standby (NULL when none is connected) 3 application_name, 4 state,
+// 5 sync_state, 6 flush_lsn, 7 replay_lsn.
+constexpr const char* kSyncSnapshotQuery =
+    "SELECT p.r::text, p.lsn::text, p.names, s.application_name, s.state, s.sync_state, "
+    "s.flush_lsn::text, s.replay_lsn::text "
+    "FROM (SELECT pg_is_in_recovery() AS r, "
+    "CASE WHEN NOT pg_is_in_recovery() THEN pg_current_wal_flush_lsn() END AS lsn, "
+    "current_setting('synchronous_standby_names') AS names) AS p "
+    "LEFT JOIN pg_stat_replication AS s ON true ORDER BY s.application_name";
+
+Result<SyncSnapshot> SyncSnapshotOn(PgConn* conn) {
+  auto r = conn->Exec(kSyncSnapshotQuery, "sync snapshot query");
+  if (!r) return r.error();
+  if (r->rows() == 0) return Error(ErrorCode::kInternal, "the sync snapshot query returned no row");
+  SyncSnapshot snap;
+  snap.in_recovery = r->Get(0, 0) == "true";
+  snap.synchronous_standby_names = r->Get(0, 2);
+  if (snap.in_recovery) return snap;
+  snap.flush_lsn = Lsn(r->Get(0, 1));
+  for (int i = 0; i < r->rows(); ++i) {
+    if (r->IsNull(i, 3)) continue;  // the LEFT JOIN's row when no standby is connected
+    ReplicaStat s;
+    s.application_name = r->Get(i, 3);
+    s.state = r->Get(i, 4);
+    s.sync_state = r->Get(i, 5);
+    s.flush_lsn = Lsn(r->Get(i, 6));
+    s.replay_lsn = Lsn(r->Get(i, 7));
+    snap.standbys.push_back(std::move(s));
+  }
+  return snap;
+}
+
 Result<std::vector<std::string>> SqlOn(PgConn* conn, const std::string& sql) {
   auto r = conn->Exec(sql, "SQL statement");
   if (!r) return r.error();
@@ -186,6 +224,10 @@ Result<LiveStatus> Postgres::Query() const {
 Result<std::vector<ReplicaStat>> Postgres::Replication() const {
   return OnLocalResult<std::vector<ReplicaStat>>(quick_, 5000, ConnPool::Retry::kOnce,
                                                  ReplicationOn);
+}
+
+Result<SyncSnapshot> Postgres::ReadSyncSnapshot() const {
+  return OnLocalResult<SyncSnapshot>(quick_, 5000, ConnPool::Retry::kOnce, SyncSnapshotOn);
 }
 
 Result<std::vector<std::string>> Postgres::Sql(const std::string& sql) const {

@@ -118,6 +118,17 @@ struct ReplicaStat {  // one row of pg_stat_replication
   uint64_t replay_lsn = 0;
 };
 
+// What the primary's synchronous-replication upkeep reads, in one round trip
+// and in this order: the server's role and flush position first, then the
+// standbys' (pg_stat_replication), with synchronous_standby_names as the
+// server shows it to new sessions.
+struct SyncSnapshot {
+  bool in_recovery = false;
+  uint64_t flush_lsn = 0;  // the primary's; 0 in recovery
+  std::string synchronous_standby_names;
+  std::vector<ReplicaStat> standbys;  // by application_name; empty in recovery
+};
+
 enum class StopMode { kFast, kImmediate };
 
 struct BaseBackupOptions {

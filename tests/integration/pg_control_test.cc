@@ -204,6 +204,14 @@ TEST_F(PgControlTest, ReplicatePromoteRewindFollow) {
   ASSERT_TRUE(slots.ok());
   EXPECT_EQ(*slots, (std::vector<std::string>{"other_slot", slot_b}));
 
+  {  // no standby connected yet: the primary's row alone
+    auto snap = a.ReadSyncSnapshot();
+    ASSERT_TRUE(snap.ok()) << snap.error().ToString();
+    EXPECT_FALSE(snap->in_recovery);
+    EXPECT_GT(snap->flush_lsn, 0u);
+    EXPECT_TRUE(snap->standbys.empty());
+  }
+
   // --- standby B by pg_basebackup through the slot ---
   Source from_a;
   from_a.host = "127.0.0.1";
@@ -288,6 +296,27 @@ TEST_F(PgControlTest, ReplicatePromoteRewindFollow) {
   EXPECT_EQ(One(a.Sql("SELECT active::text FROM pg_replication_slots WHERE slot_name = '" + slot_b +
                       "'")),
             "true");
+
+  // The sync upkeep's one-statement read agrees with the three reads it
+  // replaces, on the primary and on the standby.
+  {
+    auto snap = a.ReadSyncSnapshot();
+    ASSERT_TRUE(snap.ok()) << snap.error().ToString();
+    EXPECT_FALSE(snap->in_recovery);
+    auto qa_now = a.Query();
+    ASSERT_TRUE(qa_now.ok());
+    EXPECT_GT(snap->flush_lsn, 0u);
+    EXPECT_LE(snap->flush_lsn, qa_now->lsn) << "a flush position never goes back";
+    EXPECT_EQ(snap->synchronous_standby_names, One(a.Sql("SHOW synchronous_standby_names")));
+    ASSERT_EQ(snap->standbys.size(), 1u);
+    EXPECT_EQ(snap->standbys[0].application_name, "b");
+    EXPECT_EQ(snap->standbys[0].state, "streaming");
+    auto on_standby = b.ReadSyncSnapshot();
+    ASSERT_TRUE(on_standby.ok()) << on_standby.error().ToString();
+    EXPECT_TRUE(on_standby->in_recovery);
+    EXPECT_EQ(on_standby->flush_lsn, 0u);
+    EXPECT_TRUE(on_standby->standbys.empty());
+  }
 
   // --- a write on A reaches B ---
   auto w = TcpSql(port_a,
