@@ -304,6 +304,12 @@ Status CheckTogether(Config& c, bool has_vip, const std::set<std::string>& prese
     TANDEM_TRY(ParseVip(cidr, c, path));
   }
   TANDEM_TRY(CheckTlsFiles(c, path));
+  if (c.log_target == "file" && c.log_file.empty()) {
+    return Bad(path,
+               "'log.target' is file but 'log.file' names no file: set log.file to a path "
+               "(e.g. /var/log/tandem/agent.log) or choose another log.target");
+  }
+  if (!c.log_file.empty()) c.log_file = AbsolutePath(c.log_file);
   return CheckPorts(c, path);
 }
 

@@ -97,6 +97,11 @@ struct Config {
   bool tls_enabled() const { return !tls_ca_cert.empty(); }
 
   std::string log_level = "info";
+  // Where the agent's lines go (base/log.h): auto (journald under systemd,
+  // else stderr), stderr, journald, syslog, file (log_file).
+  std::string log_target = "auto";
+  std::string log_file;                        // log.target file: appended to
+  std::string log_syslog_facility = "daemon";  // log.target syslog
 
   bool embedded_etcd() const { return dcs_endpoints.empty(); }
   // https:// when tls_enabled(), else http://.

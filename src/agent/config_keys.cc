@@ -5,6 +5,7 @@
 
 #include <cctype>
 
+#include "base/log.h"
 #include "base/strings.h"
 #include "core/types.h"
 
@@ -453,6 +454,21 @@ void VipTlsLogKeys(std::vector<Key>& keys) {
       [](const std::string& v) -> std::string {
         if (v == "debug" || v == "info" || v == "warn" || v == "error") return "";
         return "'log.level' must be one of debug, info, warn, error";
+      }));
+  keys.push_back(String(
+      "log.target", "auto", [](Config& c) -> std::string& { return c.log_target; },
+      [](const std::string& v) -> std::string {
+        log::Target t{};
+        if (log::ParseTarget(v, &t)) return "";
+        return "'log.target' must be one of auto, stderr, journald, syslog, file";
+      }));
+  keys.push_back(String("log.file", "", [](Config& c) -> std::string& { return c.log_file; }));
+  keys.push_back(String(
+      "log.syslog_facility", "daemon",
+      [](Config& c) -> std::string& { return c.log_syslog_facility; },
+      [](const std::string& v) -> std::string {
+        if (log::ParseFacility(v) >= 0) return "";
+        return "'log.syslog_facility' must be daemon, user or local0 to local7";
       }));
 }
 

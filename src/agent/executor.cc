@@ -83,8 +83,8 @@ Status Agent::Execute(const core::Decision& d, const core::Observation& obs,
   if (d.actions.empty()) return Ok();
   const ActionContext ctx = MakeActionContext(obs, view);
   for (const auto& a : d.actions) {
-    TLOG(Info, "ha") << "action " << core::ActionName(a.type)
-                     << (a.target.empty() ? "" : " " + a.target);
+    TLOG_EVENT(Info, "ha", core::ActionName(a.type))
+        << "action " << core::ActionName(a.type) << (a.target.empty() ? "" : " " + a.target);
     auto st = ExecuteOne(a, ctx);
     metrics_.ActionDone(a.type, st.ok());
     if (!st.ok()) return st.error().Wrap(core::ActionName(a.type));

@@ -93,9 +93,9 @@ void Agent::WatchMain(const std::string& key) {
 }
 
 void Agent::LoopMain() {
-  TLOG(Info, "ha") << "HA loop started (ttl=" << cfg_.ha.ttl_ms
-                   << "ms loop=" << cfg_.ha.loop_interval_ms
-                   << "ms margin=" << cfg_.ha.safety_margin_ms << "ms)";
+  TLOG_EVENT(Info, "ha", "loop-started")
+      << "HA loop started (ttl=" << cfg_.ha.ttl_ms << "ms loop=" << cfg_.ha.loop_interval_ms
+      << "ms margin=" << cfg_.ha.safety_margin_ms << "ms)";
   // The first lease grant is under way: decide once a lease is held, or once
   // a lease could no longer be valid anyway (ttl - margin; the store is down
   // or refuses). A first cycle without a lease would demote a running primary
@@ -142,7 +142,7 @@ void Agent::LoopMain() {
   }
   PublishNoRoute("the HA loop stopped");
   if (vip_) (void)vip_->Release("the HA loop stopped");
-  TLOG(Info, "ha") << "HA loop stopped";
+  TLOG_EVENT(Info, "ha", "loop-stopped") << "HA loop stopped";
   ServiceNotifier::Process().LoopStopped(ServiceStatusLoopStopped(cfg_.node_name));
 }
 
@@ -158,8 +158,9 @@ Agent::AfterCycle Agent::LeaveIfRemoved() {
     }
   }
   if (removed) {
-    TLOG(Warn, "ha") << "this node's registration is gone: it was removed from the cluster; "
-                        "leaving";
+    TLOG_EVENT(Warn, "ha", "removed")
+        << "this node's registration is gone: it was removed from the cluster; "
+           "leaving";
     // An operator command may hold op_mu_ and be waiting for this loop to
     // stop (remove): never block on it here; try again next cycle.
     std::unique_lock<std::mutex> op_lock(op_mu_, std::try_to_lock);

@@ -278,8 +278,8 @@ Result<std::string> Agent::RecordSwitchover(const ClusterView& view, const std::
       {dcs::Op::Put(keys_.intent(), EncodeIntent(rec))});
   if (!r) return r.error().Wrap("recording the switchover");
   if (!r->succeeded) return Refuse("the primary or a request changed meanwhile; try again");
-  TLOG(Info, "agent") << "switchover requested from " << from << " to "
-                      << (to.empty() ? "the best replica" : to);
+  TLOG_EVENT(Info, "agent", "switchover-requested")
+      << "switchover requested from " << from << " to " << (to.empty() ? "the best replica" : to);
   // On the primary (where `cluster switchover` usually runs) the step-down
   // starts now, not at the loop's next tick. Elsewhere the primary acts at
   // its next tick: a watch on the request would also wake every replica's
@@ -360,8 +360,8 @@ Result<std::string> Agent::RequestFailover(const std::string& to, bool accept_da
       {dcs::Op::Put(keys_.intent(), EncodeIntent(rec))});
   if (!r) return r.error().Wrap("recording the failover");
   if (!r->succeeded) return Refuse("a primary appeared meanwhile; see `tandem cluster status`");
-  TLOG(Warn, "agent") << "failover to " << to << " requested"
-                      << (accept_data_loss ? " ACCEPTING DATA LOSS" : "");
+  TLOG_EVENT(Warn, "agent", "failover-requested")
+      << "failover to " << to << " requested" << (accept_data_loss ? " ACCEPTING DATA LOSS" : "");
   return "failover to " + to + " requested" +
          (accept_data_loss ? " (accepting the loss of writes it does not have)" : "");
 }
@@ -373,12 +373,12 @@ Result<std::string> Agent::SetPaused(bool paused) {
     nlohmann::json j{{"by", cfg_.node_name}, {"at_ms", clock_.WallNow()}};
     auto r = store->Put(keys_.pause(), j.dump());
     if (!r.ok()) return r.error().Wrap("pausing");
-    TLOG(Warn, "agent") << "cluster paused: no automatic failover until resumed";
+    TLOG_EVENT(Warn, "agent", "paused") << "cluster paused: no automatic failover until resumed";
     return std::string("paused: the agents take no automatic action until `tandem cluster resume`");
   }
   auto r = store->Delete(keys_.pause());
   if (!r.ok()) return r.error().Wrap("resuming");
-  TLOG(Info, "agent") << "cluster resumed";
+  TLOG_EVENT(Info, "agent", "resumed") << "cluster resumed";
   return std::string("resumed: automatic failover is on again");
 }
 

@@ -71,7 +71,7 @@ Status Agent::RenewLease() {
     if (r.error().code() != ErrorCode::kNotFound) return r.error();
     // Decide this cycle with no lease (a primary is fenced first); a new lease
     // is granted at the start of the next cycle.
-    TLOG(Warn, "ha") << "our lease expired in the store; taking a new one";
+    TLOG_EVENT(Warn, "ha", "lease-lost") << "our lease expired in the store; taking a new one";
     lease_ = 0;
     lease_deadline_ = kFenceNow;
     // A primary is fenced now: any deadline in the past makes the watchdog act.
@@ -94,8 +94,9 @@ void Agent::FenceMain() {
     guard_.Update(deadline);
     if (deadline != 0 && clock_.Now() >= deadline) {
       fence_deadline_ = 0;
-      TLOG(Error, "ha") << "lease deadline passed while primary and the HA loop did not demote "
-                           "in time: stopping PostgreSQL immediately (fencing)";
+      TLOG_EVENT(Error, "ha", "fence")
+          << "lease deadline passed while primary and the HA loop did not demote "
+             "in time: stopping PostgreSQL immediately (fencing)";
       metrics_.Fenced();
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -116,7 +117,7 @@ void Agent::FenceMain() {
     // not at its next tick.
     if (const int pid = pg_pid_to_watch_.load(); pid != 0 && !IsAlive(pid)) {
       pg_pid_to_watch_ = 0;
-      TLOG(Warn, "ha") << "PostgreSQL (pid " << pid << ") died";
+      TLOG_EVENT(Warn, "ha", "postgres-died") << "PostgreSQL (pid " << pid << ") died";
       WakeLoop();
     }
     fence_wake_.WaitUntil(NextFenceCheck());

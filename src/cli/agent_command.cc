@@ -58,6 +58,16 @@ log::Level LogLevel(const std::string& name) {
                            : log::Level::kInfo;
 }
 
+// log.target, log.file, log.syslog_facility (docs/logging.md): "" or why the
+// target cannot be used.
+std::string ConfigureLogTarget(const agent::Config& cfg) {
+  log::Sink sink;
+  (void)log::ParseTarget(cfg.log_target, &sink.target);  // validated when the file loaded
+  sink.file = cfg.log_file;
+  sink.syslog_facility = log::ParseFacility(cfg.log_syslog_facility);
+  return log::SetSink(sink);
+}
+
 // Signals are taken synchronously by this thread only: SIGTERM, SIGINT and
 // SIGHUP blocked (the returned set), SIGPIPE ignored.
 sigset_t BlockSignals() {
@@ -176,7 +186,13 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
   ServiceNotifier& service = ServiceNotifier::Process();
   service.Configure(TakeNotifySocket(), TakeWatchdogMs());
   log::SetNode(cfg->node_name);
+  log::SetCluster(cfg->cluster);
   log::SetLevel(LogLevel(cfg->log_level));
+  if (std::string why = ConfigureLogTarget(*cfg); !why.empty()) {
+    std::fprintf(stderr, "ERROR : log.target %s: %s; nothing was started: fix log.target in %s\n",
+                 cfg->log_target.c_str(), why.c_str(), cfg->path.c_str());
+    return 2;
+  }
   // PID 1 does not reap orphans here: adopt and reap what our children leave.
   BecomeSubreaper();
   const sigset_t set = BlockSignals();

@@ -95,6 +95,22 @@ TEST(Config, TlsNeedsAllFiveFilesAndAKnownMode) {
   EXPECT_NE(e.find("tandem pki issue"), std::string::npos) << e;
 }
 
+TEST(Config, TheLogTargetIsOneOfTheKnownOnesAndAFileTargetNamesItsFile) {
+  auto c = ParseConfig(
+      std::string(kMinimal) + "log:\n  target: syslog\n  syslog_facility: local4\n", "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->log_target, "syslog");
+  EXPECT_EQ(c->log_syslog_facility, "local4");
+  std::string e = ErrorOf(std::string(kMinimal) + "log:\n  target: journal\n");
+  EXPECT_NE(e.find("'log.target' must be one of auto, stderr, journald, syslog, file"),
+            std::string::npos)
+      << e;
+  e = ErrorOf(std::string(kMinimal) + "log:\n  target: file\n");
+  EXPECT_NE(e.find("'log.file' names no file"), std::string::npos) << e;
+  e = ErrorOf(std::string(kMinimal) + "log:\n  syslog_facility: kern\n");
+  EXPECT_NE(e.find("daemon, user or local0 to local7"), std::string::npos) << e;
+}
+
 TEST(Config, TlsMakesTheApiAndEtcdUrlsHttps) {
   auto c = ParseConfig(
       std::string(kMinimal) +
