@@ -324,7 +324,8 @@ std::string AddClusterView(const Config& cfg, const ClusterView& v,
   for (const auto& [name, n] : v.nodes) {
     if (n.etcd_member_id != 0 || !cfg.embedded_etcd()) {
       ++voting;
-      if (v.members.count(name) == 0) voters_down.push_back(name + (n.witness ? " (witness)" : ""));
+      if (v.members.count(name) == 0)
+        voters_down.push_back(n.witness ? "the witness " + name : name);
     }
     out["members"].push_back(MemberStatus(in, name, n, warnings, live_replicas));
   }
