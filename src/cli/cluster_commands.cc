@@ -349,7 +349,10 @@ std::string ClusterUris(const json& status, bool read_only) {
   for (const auto& m : status.value("members", json::array())) {
     const std::string host = m.value("host", "");
     if (host.empty()) continue;
-    direct += (direct.empty() ? "" : ",") + HostPort(host, m.value("port", 0));
+    // A witness has no PostgreSQL to connect to directly (its proxy, below, works).
+    if (!m.value("witness", false)) {
+      direct += (direct.empty() ? "" : ",") + HostPort(host, m.value("port", 0));
+    }
     const int pp = m.value(key, 0);
     if (pp > 0) proxied += (proxied.empty() ? "" : ",") + HostPort(host, pp);
   }
