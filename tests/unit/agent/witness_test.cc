@@ -21,7 +21,7 @@ struct Gated {
   ManualClock clock;
   std::atomic<bool> witness{false};
   agenttest::FakePostgres* fake = nullptr;
-  std::unique_ptr<WitnessGatedPostgres> pg;
+  std::unique_ptr<pg::Controller> pg;  // used as the agent does, through the interface
   Gated() {
     pg::Settings s;
     s.port = 5001;
