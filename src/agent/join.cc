@@ -64,6 +64,55 @@ std::string WitnessProbeRefusal(const json& status, bool external_etcd) {
   return WitnessJoinRefusal(voters, witnesses, external_etcd);
 }
 
+// Whether the member's /v1/status (j) lets this node join through it: a
+// Tandem agent, a member, and (a data node) a primary to copy from or (a
+// witness) a voter count the witness makes odd.
+Status JudgeProbe(const std::string& url, const json& j, bool witness, bool external_etcd) {
+  if (!j.is_object() || !j.contains("member") || !j.contains("node")) {
+    return Fail(ErrorCode::kUnavailable,
+                url +
+                    " answered, but not like a Tandem agent (no node or membership in its "
+                    "/v1/status); check the address (HOST:API-PORT of a member)");
+  }
+  if (!j.value("member", false)) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the agent at " + url +
+                    " is not a cluster member; initialize it first or join another member");
+  }
+  if (witness) {
+    if (auto refusal = WitnessProbeRefusal(j, external_etcd); !refusal.empty()) {
+      return Fail(ErrorCode::kFailedPrecondition, refusal);
+    }
+  } else if (!j.contains("primary") || j["primary"].is_null()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the cluster has no primary right now, so there is nothing to copy; join again "
+                "when `tandem cluster status` on a member shows one");
+  }
+  return Ok();
+}
+
+// The member's answer to /v1/internal/join: the grant, or why not.
+Result<JoinGrant> ParseGrant(const net::HttpResponse& resp) {
+  JoinGrant grant;
+  try {
+    auto j = json::parse(resp.body);
+    if (resp.status != 200) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "the member refused: " + j.value("error", resp.body));
+    }
+    grant.cluster = j.at("cluster").get<std::string>();
+    grant.initial_cluster = j.value("initial_cluster", "");
+    grant.etcd_endpoints = j.value("etcd_endpoints", std::vector<std::string>{});
+    grant.etcd_member_id = std::stoull(j.value("etcd_member_id", "0"));
+    grant.secrets.superuser_password = j.at("superuser_password").get<std::string>();
+    grant.secrets.replication_password = j.at("replication_password").get<std::string>();
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kInternal,
+                std::string("unexpected answer from the member: ") + e.what());
+  }
+  return grant;
+}
+
 }  // namespace
 
 Status Agent::StartJoin(const std::string& address, bool witness) {
@@ -101,26 +150,9 @@ Status Agent::StartJoin(const std::string& address, bool witness) {
              *url + " answered HTTP " + std::to_string(probe->status) + "; is it a Tandem agent?"));
   }
   try {
-    auto j = json::parse(probe->body);
-    if (!j.is_object() || !j.contains("member") || !j.contains("node")) {
-      return fail(Fail(ErrorCode::kUnavailable,
-                       *url + " answered, but not like a Tandem agent (no node or membership in "
-                              "its /v1/status); check the address (HOST:API-PORT of a member)"));
-    }
-    if (!j.value("member", false)) {
-      return fail(
-          Fail(ErrorCode::kFailedPrecondition, "the agent at " + *url +
-                                                   " is not a cluster member; initialize it first "
-                                                   "or join another member"));
-    }
-    if (witness) {
-      if (auto refusal = WitnessProbeRefusal(j, !cfg_.embedded_etcd()); !refusal.empty()) {
-        return fail(Fail(ErrorCode::kFailedPrecondition, refusal));
-      }
-    } else if (!j.contains("primary") || j["primary"].is_null()) {
-      return fail(Fail(ErrorCode::kFailedPrecondition,
-                       "the cluster has no primary right now, so there is nothing to copy; "
-                       "join again when `tandem cluster status` on a member shows one"));
+    if (auto st = JudgeProbe(*url, json::parse(probe->body), witness, !cfg_.embedded_etcd());
+        !st.ok()) {
+      return fail(st.error());
     }
   } catch (...) {
     return fail(Fail(ErrorCode::kUnavailable, *url + " did not answer like a Tandem agent"));
@@ -154,27 +186,12 @@ Status Agent::DoJoin(const std::string& url, bool witness) {
     witness_ = true;   // from here on, nothing may touch a database on this machine
   }
   auto resp = Http("POST", url + "/v1/internal/join", EncodeNodeInfo(self), 120'000);
-  if (!resp) witness_ = false;
-  if (!resp) return resp.error();
-  JoinGrant grant;
-  try {
-    auto j = json::parse(resp->body);
-    if (resp->status != 200) {
-      witness_ = false;
-      return Fail(ErrorCode::kFailedPrecondition,
-                  "the member refused: " + j.value("error", resp->body));
-    }
-    grant.cluster = j.at("cluster").get<std::string>();
-    grant.initial_cluster = j.value("initial_cluster", "");
-    grant.etcd_endpoints = j.value("etcd_endpoints", std::vector<std::string>{});
-    grant.etcd_member_id = std::stoull(j.value("etcd_member_id", "0"));
-    grant.secrets.superuser_password = j.at("superuser_password").get<std::string>();
-    grant.secrets.replication_password = j.at("replication_password").get<std::string>();
-  } catch (const std::exception& e) {
-    witness_ = false;
-    return Fail(ErrorCode::kInternal,
-                std::string("unexpected answer from the member: ") + e.what());
+  auto granted = resp ? ParseGrant(*resp) : Result<JoinGrant>(resp.error());
+  if (!granted) {
+    witness_ = false;  // nothing was granted: the node is what it was
+    return granted.error();
   }
+  const JoinGrant& grant = *granted;
   auto st =
       grant.cluster == cfg_.cluster
           ? (witness ? JoinWitnessWithGrant(grant) : JoinWithGrant(grant))
