@@ -438,7 +438,8 @@ int SandboxStatus(const SandboxOptions& o) {
     json j;
     j["name"] = n.name;
     j["config"] = n.config;
-    j["ports"] = {{"postgresql", cfg->pg_port},
+    j["witness"] = n.witness;
+    j["ports"] = {{"postgresql", n.witness ? 0 : cfg->pg_port},  // a witness runs none
                   {"api", cfg->api_port},
                   {"proxy_read_write", cfg->proxy_rw_port},
                   {"proxy_read_only", cfg->proxy_ro_port},

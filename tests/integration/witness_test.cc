@@ -2,7 +2,8 @@
 // (`tandem sandbox up --nodes 2 --witness`, docs/design/witness.md). Status
 // shows the witness; a crash of the primary's node fails over with no
 // acknowledged write lost and the old primary rejoins; a switchover moves the
-// primary back; the witness down changes nothing for clients; the witness
+// primary back; the witness down changes nothing for clients, nor the replica
+// down (quorum mode drops it after its grace); the witness
 // leaves and rejoins leaving a local database untouched; bad input (a second
 // witness, an address that is no Tandem agent, the witness as a target) is
 // refused. The tests share one sandbox (ports 30800-31299) and run in order.
@@ -304,6 +305,28 @@ TEST_F(WitnessTest, TheWitnessDownChangesNothingForClients) {
   auto start = RunTandem({"sandbox", "start", "witness", "--dir", Dir()});
   ASSERT_EQ(start.exit_code, 0) << start.output;
   EXPECT_TRUE(WaitUntil([] { return Healthy("node1"); }, 60'000)) << Unhealthy("node1");
+}
+
+TEST_F(WitnessTest, TheReplicaDownThePrimaryKeepsAcceptingWrites) {
+  ASSERT_TRUE(WaitUntil([] { return Healthy("node1"); }, 60'000)) << Unhealthy("node1");
+  const std::string primary = Primary("node1");
+  const std::string replica = Other(primary);
+  ASSERT_EQ(RunTandem({"sandbox", "kill", replica, "--dir", Dir()}).exit_code, 0);
+  // Quorum mode: a commit waits for the lost standby for its reconnect grace,
+  // then the primary drops it and writes go on alone.
+  ASSERT_TRUE(WaitUntil([&] { return Insert(Port(primary), 7000); }, 30'000))
+      << Status(primary)->dump(2);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  int id = 7001;
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_TRUE(Insert(Port(primary), id++)) << "a write failed with the replica down";
+  }
+  EXPECT_EQ(Primary("witness"), primary);
+  auto start = RunTandem({"sandbox", "start", replica, "--dir", Dir()});
+  ASSERT_EQ(start.exit_code, 0) << start.output;
+  EXPECT_TRUE(WaitUntil([] { return Healthy("node1"); }, 120'000)) << Unhealthy("node1");
+  EXPECT_TRUE(WaitUntil([&] { return Count(Port(replica), "id = " + std::to_string(id - 1)) == 1; },
+                        60'000));
 }
 
 TEST_F(WitnessTest, TheWitnessLeavesAndRejoinsLeavingALocalDatabaseUntouched) {
