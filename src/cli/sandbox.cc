@@ -341,6 +341,12 @@ std::optional<json> WaitHealthy(const Clock& clock, const agent::Config& cfg, in
 
 int SandboxUp(const Clock& clock, const SandboxOptions& o) {
   if (o.nodes < 1 || o.nodes > 9) return Fail("--nodes must be between 1 and 9");
+  if (o.witness && o.nodes % 2 != 0) {
+    return Fail("--witness with " + std::to_string(o.nodes) + " data node" +
+                (o.nodes == 1 ? "" : "s") +
+                " would make an even count of voters, which the cluster refuses; use an even "
+                "--nodes with --witness (e.g. --nodes 2 --witness), or leave --witness out");
+  }
   if (o.base_port < 1024 || o.base_port + 100 > 65535) {
     return Fail("--base-port must be between 1024 and 65435");
   }

@@ -164,6 +164,12 @@ TEST_F(WitnessTest, BadInputIsRefusedAndChangesNothing) {
   EXPECT_NE(rm.exit_code, 0);
   EXPECT_NE(rm.output.find("pass --force"), std::string::npos) << rm.output;
 
+  // A sandbox whose witness would make the voter count even is refused before it starts.
+  auto odd = RunTandem({"sandbox", "up", "--nodes", "3", "--witness", "--no-tls", "--dir",
+                        dir_->path() + "/odd", "--base-port", std::to_string(base_ + 200)});
+  EXPECT_NE(odd.exit_code, 0);
+  EXPECT_NE(odd.output.find("would make an even count of voters"), std::string::npos) << odd.output;
+  EXPECT_FALSE(PathExists(dir_->path() + "/odd"));
   // A second witness would make four voters.
   const std::string wdir = Dir() + "/w2";
   ASSERT_TRUE(MakeDirs(wdir + "/pgdata", 0700).ok());
