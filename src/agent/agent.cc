@@ -14,6 +14,7 @@
 
 #include "agent/agent_internal.h"
 #include "agent/tls_files.h"
+#include "agent/witness_postgres.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -66,8 +67,10 @@ Agent::Agent(Config cfg, AgentDeps deps)
     : cfg_(std::move(cfg)),
       clock_(*deps.clock),
       keys_(cfg_.cluster),
-      pg_(deps.pg ? std::move(deps.pg)
-                  : std::make_unique<pg::Postgres>(MakePaths(cfg_), MakeSettings(cfg_), clock_)),
+      pg_(std::make_unique<WitnessGatedPostgres>(
+          deps.pg ? std::move(deps.pg)
+                  : std::make_unique<pg::Postgres>(MakePaths(cfg_), MakeSettings(cfg_), clock_),
+          witness_)),
       etcd_(cfg_, clock_),
       connect_store_(std::move(deps.connect_store)),
       http_(std::move(deps.http)) {
@@ -298,6 +301,7 @@ Status Agent::StartMember() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     state_ = *st;
+    witness_ = state_.witness;  // before anything below may look at PostgreSQL
     // A command cannot still be running after a restart.
     if (state_.last_command.result == "Running") {
       state_.last_command.result = "Failed";

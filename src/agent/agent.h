@@ -96,7 +96,10 @@ class Agent {
   // ---- operator commands (each records the node's "last command") ----
   Status Initialize();
   // Validates, then joins in the background; progress shows in Status().
-  Status StartJoin(const std::string& address);
+  // witness: join as a witness (an etcd voter with no PostgreSQL,
+  // docs/design/witness.md); refused, nothing changed, when it would make the
+  // voter count even.
+  Status StartJoin(const std::string& address, bool witness = false);
   // Removes `node` (empty = this node) from the cluster.
   Status Remove(const std::string& node, bool force);
   Status ClearError();
@@ -277,9 +280,11 @@ class Agent {
   Error CommandFailed(const std::string& command, Error e);
   Error ForeignDataDir() const;
   core::MemberState SelfState(const core::LocalPostgres& local) const;
-  void JoinWorker(std::string address, std::string command);
-  Status DoJoin(const std::string& address);
+  void JoinWorker(std::string address, std::string command, bool witness);
+  Status DoJoin(const std::string& address, bool witness);
   Status JoinWithGrant(const JoinGrant& grant);
+  // A witness's join: the etcd member and the loop, no database (join.cc).
+  Status JoinWitnessWithGrant(const JoinGrant& grant);
   // The joining node's etcd member started as a learner and promoted (join.cc).
   Status JoinEtcd(const JoinGrant& grant);
   // GrantJoin's etcd part: the learner added (a stale one at the same peer
@@ -309,6 +314,8 @@ class Agent {
   // Keeps this node's registration's proxy ports equal to the config (they
   // change when an operator turns the proxy on after joining).
   void RefreshRegistration(const ClusterView& view);
+  // Connects to every member's etcd the view names when that set changed.
+  void KeepStoreEndpoints(const ClusterView& view);
   MonoMs next_etcd_leader_check_ = 0;
   void RecordHistory(const std::string& reason, uint32_t timeline);
 
@@ -317,6 +324,10 @@ class Agent {
   NodeLock node_lock_;
   const Clock& clock_;  // every time read and wait of the agent
   Keys keys_;
+  // This node is a witness (LocalState::witness, docs/design/witness.md): no
+  // PostgreSQL. Set before the loop starts (StartMember, a witness join),
+  // cleared when the node leaves; pg_ sees no PostgreSQL while it is set.
+  std::atomic<bool> witness_{false};
   std::unique_ptr<pg::Controller> pg_;
   EtcdMember etcd_;
   AgentDeps::ConnectStore connect_store_;  // null: EtcdDcs

@@ -24,6 +24,7 @@ core::Role RoleFromName(const std::string& s) {
   if (s == "primary") return core::Role::kPrimary;
   if (s == "replica") return core::Role::kReplica;
   if (s == "stopped") return core::Role::kStopped;
+  if (s == "witness") return core::Role::kWitness;
   return core::Role::kUnknown;
 }
 
@@ -38,16 +39,18 @@ auto Guard(const std::string& what, F&& f) -> Result<decltype(f())> {
 }  // namespace
 
 std::string EncodeNodeInfo(const NodeInfo& n) {
-  return json{{"name", n.name},
-              {"host", n.host},
-              {"pg_port", n.pg_port},
-              {"api_url", n.api_url},
-              {"etcd_peer_url", n.etcd_peer_url},
-              {"etcd_client_url", n.etcd_client_url},
-              {"etcd_member_id", std::to_string(n.etcd_member_id)},
-              {"proxy_read_write_port", n.proxy_rw_port},
-              {"proxy_read_only_port", n.proxy_ro_port}}
-      .dump();
+  json j{{"name", n.name},
+         {"host", n.host},
+         {"pg_port", n.pg_port},
+         {"api_url", n.api_url},
+         {"etcd_peer_url", n.etcd_peer_url},
+         {"etcd_client_url", n.etcd_client_url},
+         {"etcd_member_id", std::to_string(n.etcd_member_id)},
+         {"proxy_read_write_port", n.proxy_rw_port},
+         {"proxy_read_only_port", n.proxy_ro_port}};
+  // Only a witness says so: a data node's registration reads as before.
+  if (n.witness) j["witness"] = true;
+  return j.dump();
 }
 
 Result<NodeInfo> DecodeNodeInfo(const std::string& text) {
@@ -63,6 +66,7 @@ Result<NodeInfo> DecodeNodeInfo(const std::string& text) {
     n.etcd_member_id = std::stoull(j.value("etcd_member_id", "0"));
     n.proxy_rw_port = j.value("proxy_read_write_port", 0);
     n.proxy_ro_port = j.value("proxy_read_only_port", 0);
+    n.witness = j.value("witness", false);
     return n;
   });
 }

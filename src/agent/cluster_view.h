@@ -51,6 +51,9 @@ struct NodeInfo {
   // the proxy existed).
   int proxy_rw_port = 0;
   int proxy_ro_port = 0;
+  // A witness: an etcd voter and an agent with no PostgreSQL
+  // (docs/design/witness.md); pg_port is then unused.
+  bool witness = false;
   // The key's mod_revision when read from the store (not encoded; 0 = not read).
   dcs::Revision mod_revision = 0;
 };

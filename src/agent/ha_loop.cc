@@ -1,7 +1,8 @@
 // The HA loop: one pass observes the local PostgreSQL, reads one snapshot of
 // the cluster from the store, runs core::Decide and hands the decision to the
 // executor (executor.cc), then publishes, arms the watchdog and does the
-// housekeeping (housekeeping.cc). Also the loop's wake-ups: the watch thread
+// housekeeping (housekeeping.cc); on a witness (no PostgreSQL) the same pass
+// without observing or acting on PostgreSQL. Also the loop's wake-ups: the watch thread
 // (a change of the leader key) and WakeLoop (the lease and fence threads, an
 // operator request).
 //
@@ -242,6 +243,13 @@ core::LocalPostgres Agent::ObserveLocal(const ClusterView& view) {
 core::MemberState Agent::SelfState(const core::LocalPostgres& local) const {
   core::MemberState m;
   m.name = cfg_.node_name;
+  if (witness_) {
+    // No PostgreSQL: a voter only, never a candidate (docs/design/witness.md).
+    m.role = core::Role::kWitness;
+    m.nofailover = true;
+    m.certificate = cert_summary_;
+    return m;
+  }
   m.role = !local.running ? core::Role::kStopped
                           : (local.in_recovery ? core::Role::kReplica : core::Role::kPrimary);
   m.timeline = local.timeline;
@@ -286,7 +294,9 @@ void Agent::RunCycle() {
   KeepEtcdMember();
   auto view = ReadLoopView();
   ClusterView v = view.ok() ? *view : ClusterView{};
-  core::LocalPostgres local = ObserveLocal(v);
+  // A witness has no PostgreSQL to observe: it decides (nothing, row X1),
+  // publishes its member state and the route, and keeps its lease.
+  core::LocalPostgres local = witness_ ? core::LocalPostgres{} : ObserveLocal(v);
   if (view.ok()) metrics_.ObserveLeader(v.leader);
   // What the store holds for us, before our current state replaces it.
   std::optional<core::MemberState> stored;
@@ -334,6 +344,7 @@ core::Observation Agent::MakeObservation(const ClusterView& v, bool store_ok,
   core::Observation obs;
   obs.now = clock_.Now();
   obs.self = cfg_.node_name;
+  obs.witness = witness_;
   obs.store_ok = store_ok;
   if (store_ok) {
     obs.leader = v.leader;

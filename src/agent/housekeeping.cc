@@ -23,6 +23,12 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& obs
   if (gave_up_primary) local.running = false;  // stopped or stopping: no leader upkeep
   RefreshTlsCopies();
   UpdatePeerTargets(view);
+  if (witness_) {
+    // No PostgreSQL: no pg_hba.conf, timeline, intent or leader upkeep.
+    RefreshRegistration(view);
+    KeepStoreEndpoints(view);
+    return;
+  }
   // pg_hba.conf follows the membership on every node.
   if (auto st = WriteHbaFor(view); !st.ok()) {
     TLOG(Warn, "pg") << "writing pg_hba.conf: " << st.error().message();
@@ -32,6 +38,10 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& obs
   CheckStalledReplica(view, local);
   LeaderUpkeep(view, local);
   RefreshRegistration(view);
+  KeepStoreEndpoints(view);
+}
+
+void Agent::KeepStoreEndpoints(const ClusterView& view) {
   // Reach every member's etcd, not only ours (ours may be down or cut off).
   auto endpoints = EtcdEndpointsFor(view);
   if (endpoints != store_endpoints_) {
@@ -91,7 +101,8 @@ void Agent::KeepSlots(const ClusterView& view) {
   constexpr MonoMs kSlotRecheckMs = 5000;
   std::vector<std::string> slots;
   for (const auto& [name, n] : view.nodes) {
-    if (name != cfg_.node_name) slots.push_back(pg::SlotNameFor(name));
+    // A witness never streams: a slot for it would keep WAL forever.
+    if (name != cfg_.node_name && !n.witness) slots.push_back(pg::SlotNameFor(name));
   }
   const MonoMs now = clock_.Now();
   if (slots_synced_ && *slots_synced_ == slots && now - slots_synced_at_ < kSlotRecheckMs) return;

@@ -166,6 +166,13 @@ nlohmann::json Agent::PositionJson() {
 
 namespace {
 
+// A switchover or failover naming the witness.
+std::string WitnessTarget(const std::string& to) {
+  return to +
+         " is a witness: it runs no PostgreSQL and can never be the primary; name a data "
+         "node (see `tandem cluster status`)";
+}
+
 Error Refuse(const std::string& what) {
   return Error(ErrorCode::kFailedPrecondition, what);
 }
@@ -232,6 +239,7 @@ Result<std::string> Agent::RequestSwitchover(const std::string& to, int64_t at_m
                                                "`tandem cluster status`");
       }
       if (to == from) return Refuse(to + " is already the primary");
+      if (view->nodes.at(to).witness) return Refuse(WitnessTarget(to));
       auto m = view->members.find(to);
       if (m == view->members.end()) return Refuse(to + " is not running (its agent is down)");
       if (m->second.nofailover) return Refuse(to + " may not be promoted (nofailover)");
@@ -330,6 +338,7 @@ Result<std::string> Agent::RequestFailover(const std::string& to, bool accept_da
     return Error(ErrorCode::kNotFound,
                  "'" + to + "' is not a node of this cluster; see `tandem cluster status`");
   }
+  if (view->nodes.at(to).witness) return Refuse(WitnessTarget(to));
   if (view->leader) {
     if (view->leader->holder == to) return Refuse(to + " is already the primary");
     if (accept_data_loss) {

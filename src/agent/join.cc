@@ -14,6 +14,7 @@
 #include "agent/agent.h"
 #include "agent/agent_internal.h"
 #include "agent/tls_files.h"
+#include "agent/witness.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -49,9 +50,74 @@ Result<std::string> AgentUrl(const std::string& address, std::string scheme) {
 
 }  // namespace
 
-Status Agent::StartJoin(const std::string& address) {
+namespace {
+
+// What the probe of the member's status says against a witness joining: the
+// voting members it lists (and which are witnesses) after WitnessJoinRefusal.
+std::string WitnessProbeRefusal(const json& status, bool external_etcd) {
+  int voters = 0;
+  std::vector<std::string> witnesses;
+  for (const auto& m : status.value("members", json::array())) {
+    if (m.value("voter", false)) ++voters;
+    if (m.value("witness", false)) witnesses.push_back(m.value("name", ""));
+  }
+  return WitnessJoinRefusal(voters, witnesses, external_etcd);
+}
+
+// Whether the member's /v1/status (j) lets this node join through it: a
+// Tandem agent, a member, and (a data node) a primary to copy from or (a
+// witness) a voter count the witness makes odd.
+Status JudgeProbe(const std::string& url, const json& j, bool witness, bool external_etcd) {
+  if (!j.is_object() || !j.contains("member") || !j.contains("node")) {
+    return Fail(ErrorCode::kUnavailable,
+                url +
+                    " answered, but not like a Tandem agent (no node or membership in its "
+                    "/v1/status); check the address (HOST:API-PORT of a member)");
+  }
+  if (!j.value("member", false)) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the agent at " + url +
+                    " is not a cluster member; initialize it first or join another member");
+  }
+  if (witness) {
+    if (auto refusal = WitnessProbeRefusal(j, external_etcd); !refusal.empty()) {
+      return Fail(ErrorCode::kFailedPrecondition, refusal);
+    }
+  } else if (!j.contains("primary") || j["primary"].is_null()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the cluster has no primary right now, so there is nothing to copy; join again "
+                "when `tandem cluster status` on a member shows one");
+  }
+  return Ok();
+}
+
+// The member's answer to /v1/internal/join: the grant, or why not.
+Result<JoinGrant> ParseGrant(const net::HttpResponse& resp) {
+  JoinGrant grant;
+  try {
+    auto j = json::parse(resp.body);
+    if (resp.status != 200) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "the member refused: " + j.value("error", resp.body));
+    }
+    grant.cluster = j.at("cluster").get<std::string>();
+    grant.initial_cluster = j.value("initial_cluster", "");
+    grant.etcd_endpoints = j.value("etcd_endpoints", std::vector<std::string>{});
+    grant.etcd_member_id = std::stoull(j.value("etcd_member_id", "0"));
+    grant.secrets.superuser_password = j.at("superuser_password").get<std::string>();
+    grant.secrets.replication_password = j.at("replication_password").get<std::string>();
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kInternal,
+                std::string("unexpected answer from the member: ") + e.what());
+  }
+  return grant;
+}
+
+}  // namespace
+
+Status Agent::StartJoin(const std::string& address, bool witness) {
   std::unique_lock<std::mutex> op(op_mu_, std::try_to_lock);
-  const std::string command = "tandem cluster join " + address;
+  const std::string command = "tandem cluster join " + address + (witness ? " --witness" : "");
   if (!op.owns_lock()) return Busy();
   auto fail = [&](Error e) -> Status { return CommandFailed(command, std::move(e)); };
   if (state_.member) {
@@ -61,10 +127,11 @@ Status Agent::StartJoin(const std::string& address) {
   }
   auto url = AgentUrl(address, cfg_.url_scheme());
   if (!url) return fail(url.error());
-  if (pg_->InspectDataDir() == pg::DataDirState::kNotPostgres) {
+  // A witness never looks at the data directory: nothing there is touched.
+  if (!witness && pg_->InspectDataDir() == pg::DataDirState::kNotPostgres) {
     return fail(ForeignDataDir());
   }
-  if (pg_->InspectDataDir() == pg::DataDirState::kValid &&
+  if (!witness && pg_->InspectDataDir() == pg::DataDirState::kValid &&
       PathExists(cfg_.pg_data_dir + ".pre-join")) {
     return fail(Fail(ErrorCode::kFailedPrecondition,
                      cfg_.pg_data_dir + ".pre-join already exists; move it away so the local "
@@ -83,34 +150,26 @@ Status Agent::StartJoin(const std::string& address) {
              *url + " answered HTTP " + std::to_string(probe->status) + "; is it a Tandem agent?"));
   }
   try {
-    auto j = json::parse(probe->body);
-    if (!j.value("member", false)) {
-      return fail(
-          Fail(ErrorCode::kFailedPrecondition, "the agent at " + *url +
-                                                   " is not a cluster member; initialize it first "
-                                                   "or join another member"));
-    }
-    if (!j.contains("primary") || j["primary"].is_null()) {
-      return fail(Fail(ErrorCode::kFailedPrecondition,
-                       "the cluster has no primary right now, so there is nothing to copy; "
-                       "join again when `tandem cluster status` on a member shows one"));
+    if (auto st = JudgeProbe(*url, json::parse(probe->body), witness, !cfg_.embedded_etcd());
+        !st.ok()) {
+      return fail(st.error());
     }
   } catch (...) {
     return fail(Fail(ErrorCode::kUnavailable, *url + " did not answer like a Tandem agent"));
   }
   SetLastCommand(command, "Running", "");
   if (op_thread_.joinable()) op_thread_.join();
-  op_thread_ = std::thread([this, u = *url, command] { JoinWorker(u, command); });
+  op_thread_ = std::thread([this, u = *url, command, witness] { JoinWorker(u, command, witness); });
   return Ok();
 }
 
-void Agent::JoinWorker(std::string url, std::string command) {
+void Agent::JoinWorker(std::string url, std::string command, bool witness) {
   std::lock_guard<std::mutex> op(op_mu_);
   if (state_.member) {  // another command got in between StartJoin and us
     SetLastCommand(command, "Failed", "this node became a member meanwhile; nothing was changed");
     return;
   }
-  auto st = DoJoin(url);
+  auto st = DoJoin(url, witness);
   if (st.ok()) {
     SetLastCommand(command, "Success", "");
   } else {
@@ -118,30 +177,24 @@ void Agent::JoinWorker(std::string url, std::string command) {
   }
 }
 
-Status Agent::DoJoin(const std::string& url) {
-  SetProgress("asking " + url + " to add this node");
-  auto resp = Http("POST", url + "/v1/internal/join", EncodeNodeInfo(SelfInfo()), 120'000);
-  if (!resp) return resp.error();
-  JoinGrant grant;
-  try {
-    auto j = json::parse(resp->body);
-    if (resp->status != 200) {
-      return Fail(ErrorCode::kFailedPrecondition,
-                  "the member refused: " + j.value("error", resp->body));
-    }
-    grant.cluster = j.at("cluster").get<std::string>();
-    grant.initial_cluster = j.value("initial_cluster", "");
-    grant.etcd_endpoints = j.value("etcd_endpoints", std::vector<std::string>{});
-    grant.etcd_member_id = std::stoull(j.value("etcd_member_id", "0"));
-    grant.secrets.superuser_password = j.at("superuser_password").get<std::string>();
-    grant.secrets.replication_password = j.at("replication_password").get<std::string>();
-  } catch (const std::exception& e) {
-    return Fail(ErrorCode::kInternal,
-                std::string("unexpected answer from the member: ") + e.what());
+Status Agent::DoJoin(const std::string& url, bool witness) {
+  SetProgress("asking " + url + " to add this node" + (witness ? " as a witness" : ""));
+  NodeInfo self = SelfInfo();
+  if (witness) {
+    self.witness = true;
+    self.pg_port = 0;  // no PostgreSQL
+    witness_ = true;   // from here on, nothing may touch a database on this machine
   }
+  auto resp = Http("POST", url + "/v1/internal/join", EncodeNodeInfo(self), 120'000);
+  auto granted = resp ? ParseGrant(*resp) : Result<JoinGrant>(resp.error());
+  if (!granted) {
+    witness_ = false;  // nothing was granted: the node is what it was
+    return granted.error();
+  }
+  const JoinGrant& grant = *granted;
   auto st =
       grant.cluster == cfg_.cluster
-          ? JoinWithGrant(grant)
+          ? (witness ? JoinWitnessWithGrant(grant) : JoinWithGrant(grant))
           : Status(Fail(ErrorCode::kInvalidArgument,
                         "the member belongs to cluster '" + grant.cluster + "' but " + cfg_.path +
                             " says '" + cfg_.cluster + "'; fix `cluster:` in the config"));
@@ -169,10 +222,49 @@ Status Agent::DoJoin(const std::string& url) {
     if (RenamePath(state_.kept_aside_dir, cfg_.pg_data_dir).ok()) state_.kept_aside_dir.clear();
   }
   state_.member = false;
+  state_.witness = false;
+  witness_ = false;
   store_.reset();
   join_store_.reset();
   (void)SaveState();
   return st;
+}
+
+Status Agent::JoinWitnessWithGrant(const JoinGrant& grant) {
+  // The agent's own files need the secrets (StartMember refuses without);
+  // no database is created, copied or moved.
+  TANDEM_TRY(SaveSecrets(cfg_.secrets_path(), grant.secrets));
+  secrets_ = grant.secrets;
+  if (!cfg_.embedded_etcd()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "a witness is an embedded etcd voter, but " + cfg_.path +
+                    " names an external etcd (dcs.endpoints); remove that to join as a witness");
+  }
+  TANDEM_TRY(JoinEtcd(grant));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_.member = true;
+    state_.witness = true;
+    state_.cluster = cfg_.cluster;
+    state_.was_primary = false;
+    state_.needs_rewind = false;
+    state_.needs_reclone = false;
+    (void)SaveState();
+  }
+  StartLoop();
+  SetProgress("waiting for the witness to publish itself");
+  const bool published = WaitFor(
+      clock_,
+      [&] {
+        std::lock_guard<std::mutex> lock(mu_);
+        return store_ok_ && last_view_ && last_view_->members.count(cfg_.node_name) != 0;
+      },
+      60'000, stopping_);
+  if (!published) {
+    return Fail(ErrorCode::kTimeout, "the witness could not read the cluster within 60 s; see " +
+                                         cfg_.log_dir() + " and `tandem cluster status`");
+  }
+  return Ok();
 }
 
 namespace {
@@ -302,6 +394,13 @@ Result<JoinGrant> Agent::GrantJoin(const NodeInfo& joiner) {
     return Fail(ErrorCode::kConflict, "a node named '" + joiner.name +
                                           "' is already a member; remove it first or give the "
                                           "new node another node.name");
+  }
+  if (joiner.witness) {
+    if (auto refusal =
+            WitnessJoinRefusal(VotingMembers(*view), Witnesses(*view), !cfg_.embedded_etcd());
+        !refusal.empty()) {
+      return Fail(ErrorCode::kFailedPrecondition, refusal);
+    }
   }
   JoinGrant g;
   g.cluster = cfg_.cluster;

@@ -35,6 +35,7 @@ Result<LocalState> LoadLocalState(const std::string& path) {
     s.was_primary = j.value("was_primary", false);
     s.needs_rewind = j.value("needs_rewind", false);
     s.needs_reclone = j.value("needs_reclone", false);
+    s.witness = j.value("witness", false);
     s.error = j.value("error", false);
     if (j.contains("last_command")) {
       const auto& c = j["last_command"];
@@ -73,6 +74,7 @@ Status SaveLocalState(const std::string& path, const LocalState& s) {
          {"was_primary", s.was_primary},
          {"needs_rewind", s.needs_rewind},
          {"needs_reclone", s.needs_reclone},
+         {"witness", s.witness},
          {"error", s.error},
          {"last_command",
           {{"command", s.last_command.command},

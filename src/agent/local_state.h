@@ -29,6 +29,8 @@ struct LocalState {
   bool was_primary = false;
   bool needs_rewind = false;
   bool needs_reclone = false;
+  // Joined as a witness (`join --witness`): no PostgreSQL, ever.
+  bool witness = false;
   bool error = false;  // an operator command failed; cleared by `clear-error`
   LastCommand last_command;
 };

@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "agent/agent_internal.h"
+#include "agent/witness.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -277,6 +278,9 @@ Status Agent::Remove(const std::string& node, bool force) {
                          "' is the primary; move the primary first (stop its agent to "
                          "fail over) or pass --force to remove it and let a replica take over"));
   }
+  if (auto refusal = WitnessRemovalRefusal(*view, target, force); !refusal.empty()) {
+    return fail(Fail(ErrorCode::kFailedPrecondition, refusal));
+  }
   SetLastCommand(command, "Running", "");
   const Status st = target != cfg_.node_name ? RemoveOther(target, *info)
                                              : RemoveSelf(target, *view, *info, is_leader);
@@ -335,8 +339,9 @@ Status Agent::LeaveLocally() {
   if (pg_->IsRunning()) (void)pg_->Stop(pg::StopMode::kFast);
   etcd_.Stop();
   (void)RemoveAll(cfg_.etcd_data_dir());
-  // The cluster's copy is kept aside (the other members hold the data).
-  if (PathExists(cfg_.pg_data_dir)) {
+  // The cluster's copy is kept aside (the other members hold the data). A
+  // witness has none: whatever is at postgresql.data_dir is not Tandem's.
+  if (!witness_ && PathExists(cfg_.pg_data_dir)) {
     const std::string aside = cfg_.pg_data_dir + ".removed";
     TANDEM_TRY(RemoveAll(aside));
     TANDEM_TRY(RenamePath(cfg_.pg_data_dir, aside));
@@ -354,11 +359,13 @@ Status Agent::LeaveLocally() {
     state_.was_primary = false;
     state_.needs_rewind = false;
     state_.needs_reclone = false;
+    state_.witness = false;
     last_view_.reset();
     store_.reset();
     join_store_.reset();
     TANDEM_TRY(SaveState());
   }
+  witness_ = false;
   (void)RemoveAll(cfg_.secrets_path());
   secrets_.reset();
   hba_signature_.clear();

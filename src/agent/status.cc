@@ -57,6 +57,8 @@ MemberRole JudgeMemberRole(const MemberStatusInput& in, const std::string& name,
     warnings.push_back(name + " runs as a primary without holding the leader key");
   } else if (s.role == core::Role::kStopped) {
     r.role = "unknown";
+  } else if (s.role == core::Role::kWitness) {
+    r.role = "witness";  // votes in the store; no PostgreSQL
   }
   return r;
 }
@@ -100,6 +102,8 @@ json MemberStatus(const MemberStatusInput& in, const std::string& name, const No
   m["proxy_read_write_port"] = n.proxy_rw_port;
   m["proxy_read_only_port"] = n.proxy_ro_port;
   m["me"] = name == in.cfg.node_name;
+  m["witness"] = n.witness;
+  m["voter"] = n.etcd_member_id != 0 || !in.cfg.embedded_etcd();
   auto ms = in.v.members.find(name);
   const core::MemberState* published = ms != in.v.members.end() ? &ms->second : nullptr;
   m["connected"] = published != nullptr;
@@ -315,11 +319,25 @@ std::string AddClusterView(const Config& cfg, const ClusterView& v,
     }
   }
   int voting = 0;
-  std::vector<std::string> live_replicas;
+  std::vector<std::string> live_replicas, voters_down;
   const MemberStatusInput in{cfg, v, leader, leader_lsn, leader_tl, cert_states, peer_certs};
   for (const auto& [name, n] : v.nodes) {
-    if (n.etcd_member_id != 0 || !cfg.embedded_etcd()) ++voting;
+    if (n.etcd_member_id != 0 || !cfg.embedded_etcd()) {
+      ++voting;
+      if (v.members.count(name) == 0)
+        voters_down.push_back(n.witness ? "the witness " + name : name);
+    }
     out["members"].push_back(MemberStatus(in, name, n, warnings, live_replicas));
+  }
+  // A majority is left, but only just: say so (the witness's loss, or a data node's).
+  if (voting >= 3 && !voters_down.empty() &&
+      voting - static_cast<int>(voters_down.size()) == voting / 2 + 1) {
+    warnings.push_back(Join(voters_down, ", ") + " not connected: " +
+                       std::to_string(voting - static_cast<int>(voters_down.size())) + " of " +
+                       std::to_string(voting) +
+                       " voting members are up, so the cluster is one failure from stopping (no "
+                       "majority for the store: no writes, no failover); bring " +
+                       Join(voters_down, ", ") + " back");
   }
   AddClusterStatus(v, leader, reason, voting, live_replicas, now, out, warnings);
   return leader;

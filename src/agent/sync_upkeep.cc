@@ -79,6 +79,11 @@ bool SyncEligible(const ClusterView& view, const std::string& name) {
   auto m = view.members.find(name);
   return view.nodes.count(name) != 0 && (m == view.members.end() || !m->second.nofailover);
 }
+// Registered as a witness: PlanSync never counts it (docs/design/witness.md).
+bool SyncWitness(const ClusterView& view, const std::string& name) {
+  auto n = view.nodes.find(name);
+  return n != view.nodes.end() && n->second.witness;
+}
 }  // namespace
 
 // A standby PostgreSQL waits for that does not stream now (gone from
@@ -101,6 +106,7 @@ void Agent::MarkReconnecting(const ClusterView& view, core::SyncInput* in) {
       core::SyncStandby sb;
       sb.name = name;
       sb.eligible = SyncEligible(view, name);
+      sb.witness = SyncWitness(view, name);
       it = in->standbys.insert(in->standbys.end(), sb);
     }
     it->reconnecting = true;
@@ -135,6 +141,7 @@ void Agent::MaintainSync(const ClusterView& view) {
     sb.streaming = r.state == "streaming";
     sb.flush_lsn = r.flush_lsn;
     sb.eligible = SyncEligible(view, r.application_name);
+    sb.witness = SyncWitness(view, r.application_name);
     in.standbys.push_back(sb);
   }
   MarkReconnecting(view, &in);

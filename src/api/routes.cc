@@ -98,7 +98,8 @@ void AddClusterCommands(Routes& r, agent::Agent& agent) {
   AddChecked(r, "POST", "/v1/cluster/initialize",
              [&agent](const HttpRequest&, const json&) { return FromStatus(agent.Initialize()); });
   AddChecked(r, "POST", "/v1/cluster/join", [&agent](const HttpRequest&, const json& body) {
-    return FromStatus(agent.StartJoin(body.at("address").get<std::string>()));
+    return FromStatus(
+        agent.StartJoin(body.at("address").get<std::string>(), body.value("witness", false)));
   });
   // The target is always named (the CLI names this node when the operator
   // names none): a body that lost its "node" must never mean "me".
@@ -211,9 +212,11 @@ const std::vector<RequestSchema>& ApiRequestSchemas() {
       {"POST", "/v1/cluster/initialize", {}, {}, ""},
       {"POST",
        "/v1/cluster/join",
-       {{"address", T::kString, true, C::kAgentAddress, 0, 0, "HOST:PORT of any member's API"}},
+       {{"address", T::kString, true, C::kAgentAddress, 0, 0, "HOST:PORT of any member's API"},
+        {"witness", T::kBoolean, false, C::kAny, 0, 0,
+         "join as a witness: an etcd voter with no PostgreSQL"}},
        {},
-       R"({"address": "10.0.0.1:8008"})"},
+       R"({"address": "10.0.0.1:8008", "witness": false})"},
       {"POST",
        "/v1/cluster/remove",
        {{"node", T::kString, true, C::kNodeName, 0, 0,
@@ -260,7 +263,8 @@ const std::vector<RequestSchema>& ApiRequestSchemas() {
         {"etcd_client_url", T::kString, false, C::kUrl, 0, 0, ""},
         {"etcd_member_id", T::kString, false, C::kDigits, 0, 0, ""},
         {"proxy_read_write_port", T::kInteger, false, C::kAny, 0, 65535, ""},
-        {"proxy_read_only_port", T::kInteger, false, C::kAny, 0, 65535, ""}},
+        {"proxy_read_only_port", T::kInteger, false, C::kAny, 0, 65535, ""},
+        {"witness", T::kBoolean, false, C::kAny, 0, 0, "a witness: no PostgreSQL"}},
        {},
        R"({"name": "node4", "host": "10.0.0.4", "pg_port": 5432})"},
   };

@@ -104,11 +104,16 @@ int ClusterInitialize(const Clock& clock, const std::string& path) {
   return 0;
 }
 
-int ClusterJoin(const Clock& clock, const std::string& path, const std::string& address) {
+int ClusterJoin(const Clock& clock, const std::string& path, const std::string& address,
+                bool witness) {
   auto cfg = LoadWithTls(clock, path);
   if (!cfg) return 1;
-  if (!CallAgent(*cfg, "POST", "/v1/cluster/join", json{{"address", address}}, 30'000)) return 1;
-  std::printf("Joining %s to the cluster through %s...\n", cfg->node_name.c_str(), address.c_str());
+  if (!CallAgent(*cfg, "POST", "/v1/cluster/join", json{{"address", address}, {"witness", witness}},
+                 30'000)) {
+    return 1;
+  }
+  std::printf("Joining %s to the cluster%s through %s...\n", cfg->node_name.c_str(),
+              witness ? " as a witness" : "", address.c_str());
   std::string last_progress;
   const MonoMs start = clock.Now();
   while (clock.Now() - start < 30 * 60 * 1000) {
@@ -344,7 +349,10 @@ std::string ClusterUris(const json& status, bool read_only) {
   for (const auto& m : status.value("members", json::array())) {
     const std::string host = m.value("host", "");
     if (host.empty()) continue;
-    direct += (direct.empty() ? "" : ",") + HostPort(host, m.value("port", 0));
+    // A witness has no PostgreSQL to connect to directly (its proxy, below, works).
+    if (!m.value("witness", false)) {
+      direct += (direct.empty() ? "" : ",") + HostPort(host, m.value("port", 0));
+    }
     const int pp = m.value(key, 0);
     if (pp > 0) proxied += (proxied.empty() ? "" : ",") + HostPort(host, pp);
   }

@@ -12,6 +12,7 @@ namespace {
 // What the cluster subcommands' options are parsed into.
 struct ClusterArgs {
   std::string join_address;
+  bool join_witness = false;
   bool status_json = false;
   std::string remove_node;
   bool remove_force = false;
@@ -38,7 +39,12 @@ void AddMembershipCommands(CLI::App* cluster, const Args& a, Context& ctx) {
   auto* join = cluster->add_subcommand(
       "join", "become a replica: copy the database from the cluster (the local one is kept aside)");
   join->add_option("ADDRESS", a->join_address, "HOST:PORT of any member's agent API")->required();
-  ctx.Handle(join, [a, &ctx] { return ClusterJoin(ctx.clock, ctx.config, a->join_address); });
+  join->add_flag("--witness", a->join_witness,
+                 "join as a witness: an etcd voter with no PostgreSQL (a local database is left "
+                 "untouched); the third vote of a two-data-node cluster");
+  ctx.Handle(join, [a, &ctx] {
+    return ClusterJoin(ctx.clock, ctx.config, a->join_address, a->join_witness);
+  });
   auto* status = cluster->add_subcommand("status", "show the cluster as this node sees it");
   status->add_flag("--json", a->status_json, "machine-readable output");
   ctx.Handle(status, [a, &ctx] { return ClusterStatus(ctx.config, a->status_json); });
@@ -47,7 +53,9 @@ void AddMembershipCommands(CLI::App* cluster, const Args& a, Context& ctx) {
       "remove NODE (default: this node) from the cluster; a removed node's pre-join "
       "database is put back");
   remove->add_option("NODE", a->remove_node, "the node to remove (default: this node)");
-  remove->add_flag("--force", a->remove_force, "allow removing the primary (a replica takes over)");
+  remove->add_flag("--force", a->remove_force,
+                   "allow removing the primary (a replica takes over), or the witness of a "
+                   "two-data-node cluster");
   ctx.Handle(remove,
              [a, &ctx] { return ClusterRemove(ctx.config, a->remove_node, a->remove_force); });
   auto* clear = cluster->add_subcommand("clear-error", "clear the error state of the last command");

@@ -27,7 +27,9 @@ int RunAgent(const Clock& clock, const std::string& config_path);
 int CheckAgentConfig(const Clock& clock, const std::string& config_path);
 
 int ClusterInitialize(const Clock& clock, const std::string& config_path);
-int ClusterJoin(const Clock& clock, const std::string& config_path, const std::string& address);
+// witness: `join --witness` (no PostgreSQL on this node).
+int ClusterJoin(const Clock& clock, const std::string& config_path, const std::string& address,
+                bool witness = false);
 int ClusterStatus(const std::string& config_path, bool json);
 int ClusterRemove(const std::string& config_path, const std::string& node, bool force);
 int ClusterClearError(const std::string& config_path);
@@ -115,6 +117,9 @@ struct SandboxOptions {
   // up: a CA in DIR/ca and each node's certificates in DIR/nodeI/certs, and the
   // tls section (enforce) in each config. false (--no-tls): plain connections.
   bool tls = true;
+  // up: one more node, "witness" (ports P+100 .. P+106, DIR/witness), joined
+  // with `join --witness` after the data nodes.
+  bool witness = false;
 };
 int SandboxUp(const Clock& clock, const SandboxOptions& opts);
 int SandboxDown(const Clock& clock, const SandboxOptions& opts);

@@ -37,12 +37,16 @@ std::string Line(const std::string& k, const std::string& v) {
 
 // One member's line under "Nodes:".
 std::string RenderMember(const json& m) {
-  std::string name = "  " + m.value("name", "") + "  " + m.value("host", "") + ":" +
-                     std::to_string(m.value("port", 0));
+  const bool witness = m.value("witness", false);
+  // A witness has no PostgreSQL port to show.
+  std::string name = "  " + m.value("name", "") + "  " + m.value("host", "") +
+                     (witness ? "" : ":" + std::to_string(m.value("port", 0)));
   if (m.value("me", false)) name += " (me)";
   std::string state = m.value("connected", false) ? "Connected" : "Not connected";
   std::string role = m.value("role", "unknown");
-  if (role == "primary") {
+  if (witness) {
+    state += " Witness";
+  } else if (role == "primary") {
     state += " Primary";
   } else if (role == "replica") {
     state += " Replica";

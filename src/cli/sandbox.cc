@@ -2,7 +2,8 @@
 //
 // Node i (1-based) uses ports P+10i (PostgreSQL), +1 (agent API), +2/+3
 // (proxy read-write/read-only), +4/+5 (etcd client/peer), +6 (plain-HTTP
-// health endpoints, api.health_port). By default it runs
+// health endpoints, api.health_port). With --witness, node "witness" (no
+// PostgreSQL) has index 10: ports P+100 .. P+106, DIR/witness. By default it runs
 // TLS (enforce): a CA in DIR/ca and each node's certificates in DIR/nodeI/certs,
 // issued as `tandem pki ca init` and `tandem pki issue` do; --no-tls skips it.
 #include <signal.h>
@@ -31,12 +32,17 @@ namespace {
 struct NodePaths {
   int index = 0;
   std::string name, dir, config;
+  bool witness = false;
 };
+
+// The witness's index: its ports follow the nine data nodes'.
+constexpr int kWitnessIndex = 10;
 
 NodePaths PathsFor(const std::string& dir, int i) {
   NodePaths n;
   n.index = i;
-  n.name = "node" + std::to_string(i);
+  n.witness = i == kWitnessIndex;
+  n.name = n.witness ? "witness" : "node" + std::to_string(i);
   n.dir = dir + "/" + n.name;
   n.config = n.dir + "/tandem.yaml";
   return n;
@@ -44,7 +50,7 @@ NodePaths PathsFor(const std::string& dir, int i) {
 
 std::vector<NodePaths> ExistingNodes(const std::string& dir) {
   std::vector<NodePaths> out;
-  for (int i = 1; i <= 9; ++i) {
+  for (int i = 1; i <= kWitnessIndex; ++i) {
     auto n = PathsFor(dir, i);
     if (PathExists(n.config)) out.push_back(n);
   }
@@ -139,7 +145,8 @@ std::string Yaml(const std::string& dir, const NodePaths& n, int base) {
   // health_port: plain-HTTP health checks (examples/haproxy.cfg), also when the API is HTTPS.
   y += "api:\n  listen: 127.0.0.1\n  port: " + std::to_string(p + 1) +
        "\n  health_port: " + std::to_string(p + 6) + "\n";
-  y += "postgresql:\n  port: " + std::to_string(p) + "\n";
+  // A witness runs no PostgreSQL: its config has no postgresql section.
+  if (!n.witness) y += "postgresql:\n  port: " + std::to_string(p) + "\n";
   y += "dcs:\n  etcd_client_port: " + std::to_string(p + 4) +
        "\n  etcd_peer_port: " + std::to_string(p + 5) + "\n";
   y += "proxy:\n  read_write_port: " + std::to_string(p + 2) +
@@ -296,32 +303,35 @@ int FormCluster(const Clock& clock, const std::vector<SandboxNode>& nodes, const
   std::fflush(stdout);
   if (ClusterInitialize(clock, nodes[0].paths.config) != 0) return 1;
   for (size_t i = 1; i < nodes.size(); ++i) {
-    std::printf("%s: joining...\n", nodes[i].paths.name.c_str());
+    const bool witness = nodes[i].paths.witness;
+    std::printf("%s: joining%s...\n", nodes[i].paths.name.c_str(), witness ? " as a witness" : "");
     std::fflush(stdout);
     if (ClusterJoin(clock, nodes[i].paths.config,
-                    "127.0.0.1:" + std::to_string(nodes[0].cfg.api_port)) != 0) {
+                    "127.0.0.1:" + std::to_string(nodes[0].cfg.api_port), witness) != 0) {
       return 1;
     }
   }
   return 0;
 }
 
-// Waits (120 s at most) for one primary and every other node a replica in
-// sync. The last status read (if any) and whether it was healthy.
+// Waits (120 s at most) for one primary, every other data node a replica in
+// sync and the witness (if any) connected. The last status read (if any) and
+// whether it was healthy.
 std::optional<json> WaitHealthy(const Clock& clock, const agent::Config& cfg, int node_count,
-                                bool* healthy) {
+                                bool witness, bool* healthy) {
   std::optional<json> st;
   *healthy = WaitFor(
       clock,
       [&] {
         st = Status(cfg);
         if (!st || (*st)["primary"].is_null()) return false;
-        int primaries = 0, replicas = 0;
+        int primaries = 0, replicas = 0, witnesses = 0;
         for (const auto& m : (*st)["members"]) {
           if (m.value("role", "") == "primary") ++primaries;
           if (m.value("role", "") == "replica" && m.value("in_sync", false)) ++replicas;
+          if (m.value("role", "") == "witness") ++witnesses;
         }
-        return primaries == 1 && replicas == node_count - 1;
+        return primaries == 1 && replicas == node_count - 1 && witnesses == (witness ? 1 : 0);
       },
       120'000);
   return st;
@@ -331,6 +341,12 @@ std::optional<json> WaitHealthy(const Clock& clock, const agent::Config& cfg, in
 
 int SandboxUp(const Clock& clock, const SandboxOptions& o) {
   if (o.nodes < 1 || o.nodes > 9) return Fail("--nodes must be between 1 and 9");
+  if (o.witness && o.nodes % 2 != 0) {
+    return Fail("--witness with " + std::to_string(o.nodes) + " data node" +
+                (o.nodes == 1 ? "" : "s") +
+                " would make an even count of voters, which the cluster refuses; use an even "
+                "--nodes with --witness (e.g. --nodes 2 --witness), or leave --witness out");
+  }
   if (o.base_port < 1024 || o.base_port + 100 > 65535) {
     return Fail("--base-port must be between 1024 and 65435");
   }
@@ -339,6 +355,11 @@ int SandboxUp(const Clock& clock, const SandboxOptions& o) {
   std::vector<SandboxNode> nodes;
   for (int i = 1; i <= o.nodes; ++i) {
     auto n = StartNode(clock, o, dir, i);
+    if (!n) return Fail(n.error().message());
+    nodes.push_back(std::move(*n));
+  }
+  if (o.witness) {
+    auto n = StartNode(clock, o, dir, kWitnessIndex);
     if (!n) return Fail(n.error().message());
     nodes.push_back(std::move(*n));
   }
@@ -351,7 +372,7 @@ int SandboxUp(const Clock& clock, const SandboxOptions& o) {
   if (FormCluster(clock, nodes, dir) != 0) return 1;
   const agent::Config& cfg = nodes[0].cfg;
   bool healthy = false;
-  std::optional<json> st = WaitHealthy(clock, cfg, o.nodes, &healthy);
+  std::optional<json> st = WaitHealthy(clock, cfg, o.nodes, o.witness, &healthy);
   auto secrets = agent::LoadSecrets(cfg.secrets_path());
   if (secrets) {
     (void)WriteFileAtomic(dir + "/pgpass",
@@ -423,7 +444,8 @@ int SandboxStatus(const SandboxOptions& o) {
     json j;
     j["name"] = n.name;
     j["config"] = n.config;
-    j["ports"] = {{"postgresql", cfg->pg_port},
+    j["witness"] = n.witness;
+    j["ports"] = {{"postgresql", n.witness ? 0 : cfg->pg_port},  // a witness runs none
                   {"api", cfg->api_port},
                   {"proxy_read_write", cfg->proxy_rw_port},
                   {"proxy_read_only", cfg->proxy_ro_port},

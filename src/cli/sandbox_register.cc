@@ -32,6 +32,9 @@ void RegisterSandboxCommands(CLI::App& app, Context& ctx) {
   up->add_option("--base-port", sb.base_port, "node i uses ports P+10i .. P+10i+5")
       ->capture_default_str()
       ->check(CLI::Range(1024, 65435));
+  up->add_flag("--witness", sb.witness,
+               "add a witness (an etcd voter with no PostgreSQL), node \"witness\", after the "
+               "data nodes: `--nodes 2 --witness` is a full two-data-node cluster");
   up->add_flag("!--no-tls", sb.tls,
                "no TLS: skip the CA and certificates, and leave the tls section out of the "
                "configs (PostgreSQL replication is plain)");
@@ -47,11 +50,11 @@ void RegisterSandboxCommands(CLI::App& app, Context& ctx) {
   auto* kill =
       sandbox->add_subcommand("kill", "SIGKILL a node's agent, PostgreSQL and etcd (a crash)");
   add_common(kill);
-  kill->add_option("NODE", a->node, "node name, e.g. node1")->required();
+  kill->add_option("NODE", a->node, "node name, e.g. node1 or witness")->required();
   ctx.Handle(kill, [a, &ctx] { return SandboxKill(ctx.clock, a->opts, a->node); });
   auto* start = sandbox->add_subcommand("start", "start a node's agent again");
   add_common(start);
-  start->add_option("NODE", a->node, "node name, e.g. node1")->required();
+  start->add_option("NODE", a->node, "node name, e.g. node1 or witness")->required();
   ctx.Handle(start, [a, &ctx] { return SandboxStart(ctx.clock, a->opts, a->node); });
 }
 

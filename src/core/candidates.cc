@@ -14,7 +14,9 @@ namespace tandem::core {
 std::vector<Candidate> RankCandidateDetails(const Observation& obs, const HaConfig& cfg) {
   std::vector<Candidate> ranked;
   for (const MemberState& m : obs.members) {
-    if (m.nofailover) continue;
+    // A witness runs no PostgreSQL: never a candidate, whatever else it says.
+    if (m.nofailover || m.role == Role::kWitness) continue;
+    if (m.name == obs.self && obs.witness) continue;
     Candidate c;
     if (m.name == obs.self) {
       // What we see of our own PostgreSQL now beats what we published a cycle ago.
@@ -83,7 +85,7 @@ std::vector<Seen> LiveHolders(const Observation& obs, const SyncRecord& rec) {
   std::vector<Seen> seen;
   for (const std::string& name : pool) {
     if (name == obs.self) {
-      if (obs.pg.running && obs.pg.in_recovery) {
+      if (!obs.witness && obs.pg.running && obs.pg.in_recovery) {
         bool nofailover = false;
         for (const MemberState& m : obs.members) {
           if (m.name == name) nofailover = m.nofailover;

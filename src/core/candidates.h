@@ -20,8 +20,9 @@ struct Candidate {
 // Ranks the members that may be promoted automatically, best first.
 //
 // A candidate is a live member (obs.members) that reports role kReplica and is
-// not marked nofailover. For obs.self the LOCAL values (obs.pg.timeline,
-// obs.pg.lsn) replace the published ones, which may be a cycle old; self is a
+// not marked nofailover. A witness (role kWitness, or self when obs.witness)
+// never is, whatever else it reports (docs/design/witness.md). For obs.self the LOCAL values
+// (obs.pg.timeline, obs.pg.lsn) replace the published ones, which may be a cycle old; self is a
 // candidate only while its PostgreSQL is a running standby and it has published
 // itself (so its nofailover setting is known).
 //

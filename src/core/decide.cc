@@ -392,9 +392,21 @@ Decision NoLeader(const Observation& obs, const HaConfig& cfg) {
   return RankedFailover(obs, cfg, here);
 }
 
+// Row X1: a witness runs no PostgreSQL, so it has no role to change and no
+// key to take; it only votes in the store and follows the routes.
+Decision Witness(const Observation& obs) {
+  std::string leader = "the store cannot be read";
+  if (obs.store_ok) {
+    leader = obs.leader && !obs.leader->holder.empty() ? obs.leader->holder + " is the primary"
+                                                       : "no member holds the leader key";
+  }
+  return Make("witness (no PostgreSQL here; votes in the store only): " + leader);
+}
+
 }  // namespace
 
 Decision Decide(const Observation& obs, const HaConfig& cfg) {
+  if (obs.witness) return Witness(obs);
   if (!obs.store_ok) return StoreUnreachable(obs);
   if (obs.paused) {
     std::string who = obs.leader ? obs.leader->holder + " holds the leader key" : "no leader key";

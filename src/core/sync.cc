@@ -138,7 +138,7 @@ std::optional<SyncStep> Repair(const SyncInput& in, const SyncRecord& rec, int s
 PgSyncSet Target(const SyncInput& in) {
   std::vector<std::string> healthy;
   for (const SyncStandby& s : in.standbys) {
-    if ((s.streaming || s.reconnecting) && s.eligible && s.name != in.self &&
+    if ((s.streaming || s.reconnecting) && s.eligible && !s.witness && s.name != in.self &&
         !Contains(healthy, s.name)) {
       healthy.push_back(s.name);
     }
@@ -196,7 +196,8 @@ SyncStep Narrow(const SyncInput& in, const SyncRecord& rec) {
   }
   int caught_up = 0;
   for (const SyncStandby& s : in.standbys) {
-    if (Contains(want.members, s.name) && !s.reconnecting && s.flush_lsn >= in.primary_flush_lsn) {
+    if (Contains(want.members, s.name) && !s.reconnecting && !s.witness &&
+        s.flush_lsn >= in.primary_flush_lsn) {
       ++caught_up;
     }
   }

@@ -28,6 +28,9 @@ struct SyncStandby {
   bool streaming = false;  // state = 'streaming'
   uint64_t flush_lsn = 0;
   bool eligible = true;  // a member that may be counted (not nofailover, still registered)
+  // Registered as a witness (no PostgreSQL): never counted, never waited for,
+  // whatever pg_stat_replication shows under its name (docs/design/witness.md).
+  bool witness = false;
   // Not connected now, but PostgreSQL waits for it and it streamed less than
   // postgresql.sync_reconnect_grace ago (the primary or the standby just
   // restarted): kept in PostgreSQL's set, so the record keeps counting it and a

@@ -14,6 +14,8 @@ const char* RoleName(Role role) {
       return "stopped";
     case Role::kUnknown:
       return "unknown";
+    case Role::kWitness:
+      return "witness";
   }
   return "unknown";
 }

@@ -15,7 +15,10 @@
 namespace tandem::core {
 
 // What a member's PostgreSQL is doing, as the member itself reports it.
-enum class Role { kPrimary, kReplica, kStopped, kUnknown };
+// kWitness: the member runs no PostgreSQL at all (an etcd voter and an agent
+// only, docs/design/witness.md): never a candidate, never a sync standby,
+// never a route target.
+enum class Role { kPrimary, kReplica, kStopped, kUnknown, kWitness };
 const char* RoleName(Role role);
 
 // One member's self-reported state, published under members/<name> on the
@@ -110,6 +113,8 @@ struct Intent {
 struct Observation {
   MonoMs now = 0;
   std::string self;
+  // This node is a witness (no PostgreSQL): Decide returns no action, ever.
+  bool witness = false;
   // The cluster view could be read from the store this cycle. When false,
   // leader and members are empty and must not be trusted.
   bool store_ok = false;

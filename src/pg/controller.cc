@@ -1,21 +1,21 @@
-// The default of pg::Controller::ReadSyncSnapshot (controller.h) for
-// controllers that have no one-statement form (the fakes in tests): the
-// three reads in the order the sync rules need.
+// pg::ReadSyncSnapshotByParts (controller.h), for controllers that have no
+// one-statement form (the fakes in tests): the three reads in the order the
+// sync rules need.
 #include "pg/controller.h"
 
 namespace tandem::pg {
 
-Result<SyncSnapshot> Controller::ReadSyncSnapshot() const {
+Result<SyncSnapshot> ReadSyncSnapshotByParts(const Controller& pg) {
   SyncSnapshot snap;
-  auto q = Query();
+  auto q = pg.Query();
   if (!q) return q.error();
   snap.in_recovery = q->in_recovery;
   if (snap.in_recovery) return snap;
   snap.flush_lsn = q->lsn;
-  auto reps = Replication();
+  auto reps = pg.Replication();
   if (!reps) return reps.error();
   snap.standbys = std::move(*reps);
-  auto shown = Sql("SHOW synchronous_standby_names");
+  auto shown = pg.Sql("SHOW synchronous_standby_names");
   if (!shown) return shown.error();
   if (shown->empty()) {
     return Error(ErrorCode::kInternal, "SHOW synchronous_standby_names returned no row");

@@ -76,8 +76,9 @@ class Controller {
   virtual Result<std::vector<ReplicaStat>> Replication() const = 0;
   // The primary's flush position, then pg_stat_replication, then
   // synchronous_standby_names: the real server reads them in one statement
-  // (one round trip); this default, for fakes, makes the three calls in order.
-  virtual Result<SyncSnapshot> ReadSyncSnapshot() const;
+  // (one round trip); a fake may make the three calls in order
+  // (ReadSyncSnapshotByParts below).
+  virtual Result<SyncSnapshot> ReadSyncSnapshot() const = 0;
   // Runs SQL as the superuser over the local socket; returns the first column
   // of each row. Not repeated when the connection breaks during it (it may
   // have run). A transaction left open is rolled back (its session dropped).
@@ -104,5 +105,9 @@ class Controller {
   // and WriteHba: the source's copies replaced ours.
   virtual Status Rewind(const Source& source, int64_t timeout_ms = 600'000) = 0;
 };
+
+// ReadSyncSnapshot as three calls of `pg` (Query, Replication, SHOW), in the
+// order the sync rules need: for controllers without a one-statement form.
+Result<SyncSnapshot> ReadSyncSnapshotByParts(const Controller& pg);
 
 }  // namespace tandem::pg

@@ -183,12 +183,16 @@ Cluster::Cluster(SimOptions options)
     n.name = "n" + std::to_string(i);
     n.nofailover =
         std::find(opt_.nofailover.begin(), opt_.nofailover.end(), n.name) != opt_.nofailover.end();
+    n.witness =
+        std::find(opt_.witnesses.begin(), opt_.witnesses.end(), n.name) != opt_.witnesses.end();
     n.next_run = static_cast<MonoMs>(rng_() % static_cast<uint64_t>(opt_.cfg.loop_interval_ms));
     nodes_.push_back(std::move(n));
   }
-  Log("cluster of " + std::to_string(opt_.nodes) + " nodes, ttl " + Secs(opt_.cfg.ttl_ms) +
-      ", loop " + Secs(opt_.cfg.loop_interval_ms) + ", margin " + Secs(opt_.cfg.safety_margin_ms) +
-      ", sync " + core::SyncModeName(opt_.cfg.sync_mode) + " x" +
+  Log("cluster of " + std::to_string(opt_.nodes) + " nodes" +
+      (opt_.witnesses.empty() ? "" : " (witness " + Join(opt_.witnesses, ", ") + ")") +
+      (opt_.store_needs_majority ? ", the store needs a majority" : "") + ", ttl " +
+      Secs(opt_.cfg.ttl_ms) + ", loop " + Secs(opt_.cfg.loop_interval_ms) + ", margin " +
+      Secs(opt_.cfg.safety_margin_ms) + ", sync " + core::SyncModeName(opt_.cfg.sync_mode) + " x" +
       std::to_string(opt_.cfg.sync_count));
 }
 
@@ -221,7 +225,7 @@ bool Cluster::Converged() const {
   const Node* leader = Find(holder);
   if (!leader || !Writable(*leader)) return false;
   for (const Node& n : nodes_) {
-    if (&n == leader) continue;
+    if (&n == leader || n.witness) continue;  // a witness has no PostgreSQL to stream
     if (n.crashed || n.paused || !n.pg.running || !n.pg.in_recovery) return false;
     if (n.pg.following != holder || !n.pg.streaming) return false;
   }
@@ -247,6 +251,7 @@ std::string Cluster::Summary() const {
          "\n";
   for (const Node& n : nodes_) {
     out += "  " + n.name + ":";
+    if (n.witness) out += " WITNESS";
     if (n.crashed) out += " CRASHED";
     if (n.paused) out += " PAUSED";
     if (n.partitioned) out += " PARTITIONED";
@@ -271,8 +276,17 @@ void Cluster::Fail(const std::string& what) {
                Transcript();
 }
 
+bool Cluster::StoreQuorate() const {
+  if (!opt_.store_needs_majority) return true;
+  size_t up = 0;
+  for (const Node& o : nodes_) {
+    if (!o.crashed && !o.paused && !o.partitioned) ++up;
+  }
+  return up >= nodes_.size() / 2 + 1;
+}
+
 bool Cluster::Reach(const Node& n, bool* answered) {
-  if (n.partitioned) {
+  if (n.partitioned || !StoreQuorate()) {
     *answered = false;
     return false;
   }
@@ -338,6 +352,17 @@ void Cluster::MaintainSync(Node& n) {
     sb.streaming = o.pg.streaming && !o.paused;
     sb.flush_lsn = o.pg.lsn;
     sb.eligible = !o.nofailover && !o.needs_reclone;
+    in.standbys.push_back(sb);
+  }
+  // A witness never streams; here it shows in pg_stat_replication at random
+  // anyway (a forged application_name), caught up: PlanSync must not count it.
+  for (const Node& o : nodes_) {
+    if (!o.witness || o.crashed || rng_() % 2 == 0) continue;
+    core::SyncStandby sb;
+    sb.name = o.name;
+    sb.streaming = true;
+    sb.flush_lsn = n.pg.lsn;
+    sb.witness = true;
     in.standbys.push_back(sb);
   }
   // The agent keeps a standby PostgreSQL waits for as reconnecting for a
@@ -457,8 +482,9 @@ void Cluster::RunAgent(Node& n) {
     kv.lease = n.lease;
     core::MemberState& m = kv.member;
     m.name = n.name;
-    m.role = !n.pg.running ? core::Role::kStopped
-                           : (n.pg.in_recovery ? core::Role::kReplica : core::Role::kPrimary);
+    m.role = n.witness       ? core::Role::kWitness
+             : !n.pg.running ? core::Role::kStopped
+                             : (n.pg.in_recovery ? core::Role::kReplica : core::Role::kPrimary);
     m.timeline = n.pg.timeline();
     m.lsn = n.pg.lsn;
     m.replay_lsn = n.pg.lsn;
@@ -466,7 +492,8 @@ void Cluster::RunAgent(Node& n) {
     m.streaming = n.pg.streaming;
     // Data that needs a re-clone cannot be promoted; if we advertised it, the
     // others would wait for us forever when there is no leader to clone from.
-    m.nofailover = n.nofailover || n.needs_reclone;
+    m.nofailover = n.nofailover || n.needs_reclone || n.witness;
+    if (n.witness) m.timeline = 0, m.lsn = 0, m.replay_lsn = 0;
     // Written only when it changed, as the agent does (PublishMember).
     const StoreKv* old = store_.Get("members/" + n.name);
     const bool same = old && old->lease == kv.lease && old->member.role == m.role &&
@@ -481,6 +508,7 @@ void Cluster::RunAgent(Node& n) {
   Observation obs;
   obs.now = now_;
   obs.self = n.name;
+  obs.witness = n.witness;
   Reach(n, &answered);
   obs.store_ok = answered;
   if (obs.store_ok) {
@@ -509,6 +537,10 @@ void Cluster::RunAgent(Node& n) {
     }
     obs.sync = ReadSyncFrom(view);
     n.seen_leader_changes = store_.leader_changes();
+  }
+  if (n.witness) {
+    RunWitness(n, obs);
+    return;
   }
   // Like Patroni's timeline check before following: ask the leader for its
   // timeline history; if our position is not on it we must rewind.
@@ -593,6 +625,66 @@ void Cluster::RunAgent(Node& n) {
   }
   if (obs.store_ok && Writable(n) && LeaderHolder() == n.name) MaintainSync(n);
   n.next_run = now_ + cfg.loop_interval_ms;
+}
+
+void Cluster::RunWitness(Node& n, const Observation& obs_in) {
+  // The agent's witness cycle: no PostgreSQL observed or touched.
+  Observation obs = obs_in;
+  obs.lease = n.lease;
+  obs.lease_deadline = n.lease_deadline;
+  const Decision d = opt_.decide(obs, opt_.cfg);
+  if (!d.actions.empty()) {
+    Fail("Witness: " + n.name + " (no PostgreSQL) decided " + ActionsText(d.actions) + " (" +
+         d.reason + ")");
+    return;
+  }
+  std::map<std::string, core::Endpoint> addresses;
+  for (const Node& o : nodes_) addresses[o.name] = core::Endpoint{o.name, 5432};
+  core::RouteConfig rc;
+  rc.validity_ms = opt_.cfg.ttl_ms;
+  n.route = opt_.route(n.route, obs, d, addresses, rc);
+  if (d.reason != n.last_reason) {
+    Log(n.name + ": " + d.reason);
+    n.last_reason = d.reason;
+  }
+  n.next_run = now_ + opt_.cfg.loop_interval_ms;
+}
+
+void Cluster::CheckWitnesses() {
+  const std::string holder = LeaderHolder();
+  const auto sync = ReadSync();
+  for (const Node& w : nodes_) {
+    if (!w.witness) continue;
+    if (w.pg.running) {
+      Fail("Witness: " + w.name + " runs PostgreSQL");
+      return;
+    }
+    if (holder == w.name) {
+      Fail("Witness: the leader key is held by the witness " + w.name);
+      return;
+    }
+    if (sync &&
+        std::find(sync->members.begin(), sync->members.end(), w.name) != sync->members.end()) {
+      Fail("Witness: the sync record " + core::DescribeSync(sync->members, sync->quorum) +
+           " counts the witness " + w.name);
+      return;
+    }
+    for (const Node& n : nodes_) {
+      const auto& names = n.pg.sync.names;
+      if (std::find(names.begin(), names.end(), w.name) != names.end()) {
+        Fail("Witness: " + n.name + "'s synchronous_standby_names waits for the witness " + w.name);
+        return;
+      }
+      const auto& r = n.route;
+      bool routed = r.read_write && r.read_write->member == w.name;
+      for (const auto& t : r.read_only) routed = routed || t.member == w.name;
+      if (routed) {
+        Fail("Witness: " + n.name + "'s proxy routes to the witness " + w.name + " (" + r.reason +
+             ")");
+        return;
+      }
+    }
+  }
 }
 
 bool Cluster::RecordClusterTimeline(Node& n, uint32_t timeline) {
@@ -961,6 +1053,8 @@ void Cluster::CheckInvariants() {
     Fail("Rule 1: more than one writable primary: " + Join(writable, ", "));
     return;
   }
+  CheckWitnesses();
+  if (!violation_.empty()) return;
   // Rule 5: a proxy's write route to its own node, while in force, names the
   // key holder on a lease still alive in the store. (A route to another node
   // can outlive that node's key by up to a cycle; Rule 1 and 2 keep that

@@ -138,7 +138,14 @@ struct SimOptions {
   DecideFn decide = core::Decide;
   RouteFn route = core::RouteForCycle;  // the proxy's routing decision (Rule 5 is checked)
   std::vector<std::string> nofailover;  // names of members never promoted
-  bool random_rewind_failures = true;   // a rewind may fail and force a re-clone
+  // Names of witnesses (docs/design/witness.md): nodes with no PostgreSQL
+  // that vote in the store; checked never to act, hold the key, be routed to
+  // or be counted as a synchronous standby.
+  std::vector<std::string> witnesses;
+  // The store answers only while a majority of its voters (every node,
+  // witnesses included) is up: not crashed, paused or cut off from the others.
+  bool store_needs_majority = false;
+  bool random_rewind_failures = true;  // a rewind may fail and force a re-clone
   // Rule 3 (no acknowledged write lost) is checked when opt.cfg.sync_mode is
   // not off; set this to check it in asynchronous mode too, where it must
   // fail sometimes (proof that the check can see a loss).
@@ -154,6 +161,7 @@ struct SimOptions {
 struct Node {
   std::string name;
   bool nofailover = false;
+  bool witness = false;  // no PostgreSQL: an agent and a store voter only
   // Faults.
   bool crashed = false;      // agent and PostgreSQL are down
   bool paused = false;       // the whole node is frozen (SIGSTOP)
@@ -247,6 +255,13 @@ class Cluster {
   void CheckInvariants();
   const Node* Find(const std::string& name) const;
   bool PgReachable(const Node& n) const { return !n.crashed && !n.paused && n.pg.running; }
+  // With store_needs_majority: a majority of the voters is up.
+  bool StoreQuorate() const;
+  // The witness rules (docs/design/witness.md), checked after every step.
+  void CheckWitnesses();
+  // The agent's cycle on a witness: lease, member state, Decide (which must
+  // return nothing), route.
+  void RunWitness(Node& n, const Observation& obs);
   void StopPg(Node& n, bool crash);
 
   SimOptions opt_;

@@ -114,6 +114,10 @@ class FakePostgres final : public pg::Controller {
   int Pid() const override;
   Result<pg::LiveStatus> Query() const override;
   Result<std::vector<pg::ReplicaStat>> Replication() const override;
+  // The three calls in order (pg::ReadSyncSnapshotByParts): each is recorded.
+  Result<pg::SyncSnapshot> ReadSyncSnapshot() const override {
+    return pg::ReadSyncSnapshotByParts(*this);
+  }
   Result<std::vector<std::string>> Sql(const std::string& sql) const override;
   Status EnsureReplicationUser(const std::string& name, const std::string& password) const override;
   Status SyncSlots(const std::vector<std::string>& wanted) const override;

@@ -43,6 +43,17 @@ TEST(ClusterUri, ProxyLineListsTheReadWritePorts) {
       << out;
 }
 
+TEST(ClusterUri, AWitnessIsNoDirectHostButItsProxyIs) {
+  json s = Status(true);
+  s["members"][2]["witness"] = true;
+  s["members"][2]["port"] = 0;
+  EXPECT_EQ(ClusterUris(s, false),
+            "postgresql://127.0.0.1:15410,127.0.0.1:15420/postgres"
+            "?target_session_attrs=read-write\n"
+            "postgresql://127.0.0.1:15412,127.0.0.1:15422,127.0.0.1:15432/postgres"
+            "?target_session_attrs=read-write\n");
+}
+
 TEST(ClusterUri, Ipv6HostsAreBracketedAndNoMembersGiveNothing) {
   json s = {{"members", {{{"name", "a"}, {"host", "fd00::1"}, {"port", 5432}}}}};
   EXPECT_EQ(ClusterUris(s, false),

@@ -68,6 +68,20 @@ TEST(RenderStatus, HasTheSeedShape) {
   EXPECT_EQ(s.find("ERROR"), std::string::npos);
 }
 
+TEST(RenderStatus, AWitnessShowsAsWitnessWithoutAPostgresPort) {
+  json s = Sample();
+  s["members"][3] = {{"name", "w"},     {"host", "10.48.36.200"}, {"port", 0},
+                     {"me", false},     {"connected", true},      {"role", "witness"},
+                     {"witness", true}, {"in_sync", false},       {"lag_bytes", 0}};
+  std::string out = RenderStatus(s);
+  EXPECT_NE(out.find("  w  10.48.36.200 "), std::string::npos) << out;
+  EXPECT_EQ(out.find("10.48.36.200:0"), std::string::npos) << out;
+  EXPECT_NE(out.find(": Connected Witness\n"), std::string::npos) << out;
+  s["members"][3]["connected"] = false;
+  out = RenderStatus(s);
+  EXPECT_NE(out.find(": Not connected Witness\n"), std::string::npos) << out;
+}
+
 TEST(RenderStatus, ClearedErrorIsNotShownAgain) {
   json j = Sample();
   j["status"] = "Error";  // e.g. the store is unreachable
