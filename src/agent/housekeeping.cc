@@ -32,6 +32,7 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& obs
   CheckStalledReplica(view, local);
   LeaderUpkeep(view, local);
   RefreshRegistration(view);
+  UpdateAlarms(view, local);
   // Reach every member's etcd, not only ours (ours may be down or cut off).
   auto endpoints = EtcdEndpointsFor(view);
   if (endpoints != store_endpoints_) {
