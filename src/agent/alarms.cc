@@ -35,14 +35,9 @@ std::optional<core::DiskSpace> DiskOf(const std::string& dir) {
 std::vector<core::CertificateCheck> CertificateChecks(const std::vector<CertificateState>& states) {
   std::vector<core::CertificateCheck> out;
   for (const auto& s : states) {
-    core::CertificateCheck c;
-    c.name = s.name;
-    c.path = s.path;
-    c.invalid = s.summary.state == pki::CertState::kInvalid;
-    c.expiring = s.summary.state == pki::CertState::kExpiring;
-    c.days_left = s.days_left;
-    c.text = s.summary.text;
-    out.push_back(std::move(c));
+    out.push_back(core::CertificateCheck{
+        s.name, s.path, s.summary.state == pki::CertState::kInvalid,
+        s.summary.state == pki::CertState::kExpiring, s.days_left, s.summary.text});
   }
   return out;
 }

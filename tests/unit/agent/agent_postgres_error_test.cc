@@ -40,7 +40,7 @@ TEST(AgentPostgresError, AStartFailureIsInStatusUntilPostgresRuns) {
     }
     return false;
   };
-  ASSERT_TRUE(h.AdvanceUntil([&] { return has_alarm(2); }, 5'000)) << h.Describe();
+  ASSERT_TRUE(h.AdvanceUntil([&] { return has_alarm(0); }, 5'000)) << h.Describe();
 
   h.pg(1).SetStartFails(false);
   ASSERT_TRUE(h.AdvanceUntil(

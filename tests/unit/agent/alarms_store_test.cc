@@ -68,7 +68,15 @@ AlarmOwnership Own(const std::string& self, bool steward) {
 }
 
 TEST(AlarmRecord, EncodesAndDecodesEveryField) {
-  AlarmRecord r{1002, "replication-failure", "major", "n2", "not streaming", 1234, 5678, "n2"};
+  AlarmRecord r;
+  r.id = 1002;
+  r.name = "replication-failure";
+  r.severity = "major";
+  r.node = "n2";
+  r.detail = "not streaming";
+  r.raised_ms = 1234;
+  r.cleared_ms = 5678;
+  r.raised_by = "n2";
   auto back = DecodeAlarm(EncodeAlarm(r));
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->id, 1002);
@@ -82,8 +90,14 @@ TEST(AlarmRecord, EncodesAndDecodesEveryField) {
 }
 
 TEST(AlarmOwnership, ANodeOwnsItsAlarmsTheStewardTheClusterOnesAndThoseOfRemovedNodes) {
-  AlarmRecord own{1002, "", "", "n2"}, other{1002, "", "", "n3"}, cluster{1007, "", "", ""},
-      removed{1002, "", "", "n9"};
+  auto rec = [](int id, const std::string& node) {
+    AlarmRecord r;
+    r.id = id;
+    r.node = node;
+    return r;
+  };
+  const AlarmRecord own = rec(1002, "n2"), other = rec(1002, "n3"), cluster = rec(1007, ""),
+                    removed = rec(1002, "n9");
   EXPECT_TRUE(Own("n2", false).Owns(own));
   EXPECT_FALSE(Own("n2", false).Owns(other));
   EXPECT_FALSE(Own("n2", false).Owns(cluster));
