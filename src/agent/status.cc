@@ -168,9 +168,9 @@ json ProxyStatus(const Config& cfg, const core::Route& route) {
 }
 
 // "paused", "sync", "intent", "history" and the cluster-wide warnings.
-void AddClusterStatus(const ClusterView& v, const std::string& leader, const std::string& reason,
-                      int voting, const std::vector<std::string>& live_replicas, WallMs now,
-                      json& out, json& warnings) {
+void AddClusterStatus(const ClusterView& v, const std::string& leader, int voting,
+                      const std::vector<std::string>& live_replicas, WallMs now, json& out,
+                      json& warnings) {
   out["paused"] = v.paused;
   if (v.paused) {
     warnings.push_back(
@@ -206,8 +206,8 @@ void AddClusterStatus(const ClusterView& v, const std::string& leader, const std
   } else {
     out["intent"] = nullptr;
   }
-  // No replica that may be promoted without a decision is alarm 1008.
-  (void)reason;
+  // No replica that may be promoted without a decision is alarm 1008
+  // (data-loss-failover-pending), not a warning.
   if (leader.empty()) {
     warnings.push_back(
         "there is no primary: no member holds the leader key (a failover may be "
@@ -310,7 +310,7 @@ void AddLocalStatus(const LocalStatusInput& in, json& out) {
 std::string AddClusterView(const Config& cfg, const ClusterView& v,
                            const std::vector<CertificateState>& cert_states,
                            const std::map<std::string, net::PeerCertificate>& peer_certs,
-                           const std::string& reason, WallMs now, json& out, json& warnings) {
+                           WallMs now, json& out, json& warnings) {
   std::set<std::string> unreachable;
   for (const auto& a : out.value("alarms", json::array())) {
     if (a.value("id", 0) == static_cast<int>(core::AlarmId::kCommunicationFailure)) {
@@ -338,7 +338,7 @@ std::string AddClusterView(const Config& cfg, const ClusterView& v,
     if (n.etcd_member_id != 0 || !cfg.embedded_etcd()) ++voting;
     out["members"].push_back(MemberStatus(in, name, n, warnings, live_replicas));
   }
-  AddClusterStatus(v, leader, reason, voting, live_replicas, now, out, warnings);
+  AddClusterStatus(v, leader, voting, live_replicas, now, out, warnings);
   return leader;
 }
 
@@ -388,13 +388,14 @@ json Agent::StatusJson() {
   if (!view.ok()) {
     warnings.push_back("the consensus store cannot be reached from this node: " +
                        view.error().message());
+    out["alarms"] = nullptr;  // unknown: they are kept in the store
     return Finished(std::move(out), "Error", "unreachable", warnings);
   }
   const ClusterView& v = *view;
   auto alarms = AlarmsJson(false);
-  if (alarms.ok()) out["alarms"] = (*alarms)["active"];
-  const std::string leader = AddClusterView(cfg_, v, cert_states, peer_certs, local.reason,
-                                            clock_.WallNow(), out, warnings);
+  out["alarms"] = alarms.ok() ? (*alarms)["active"] : json(nullptr);
+  const std::string leader =
+      AddClusterView(cfg_, v, cert_states, peer_certs, clock_.WallNow(), out, warnings);
   return Finished(
       std::move(out),
       st.error ? "Error" : (leader.empty() ? "No primary" : (v.paused ? "Paused" : "Enabled")),
