@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "agent/agent_deps.h"
+#include "agent/alarms.h"
 #include "agent/cluster_view.h"
 #include "agent/config.h"
 #include "agent/etcd_member.h"
@@ -125,6 +126,9 @@ class Agent {
 
   // The status document (see README: `tandem cluster status --json`).
   nlohmann::json StatusJson();
+  // The alarms in the store (docs/alarms.md): {"active": [...], "history": [...]}
+  // (history only when asked); kUnavailable when the store cannot be read.
+  Result<nlohmann::json> AlarmsJson(bool with_history);
 
   // Health (for the Patroni-compatible endpoints).
   struct Health {
@@ -194,6 +198,10 @@ class Agent {
   // leader's upkeep is skipped until the next cycle observes again.
   void Housekeeping(const ClusterView& view, const core::LocalPostgres& local,
                     bool gave_up_primary);
+  // Raises and clears this node's alarms in the store (alarms.cc).
+  void UpdateAlarms(const ClusterView& view, const core::LocalPostgres& local);
+  core::AlarmObservation ObserveForAlarms(const ClusterView& view,
+                                          const core::LocalPostgres& local);
   // Rewinds a replica that cannot stream from a leader on a newer timeline.
   void CheckStalledReplica(const ClusterView& view, const core::LocalPostgres& local);
   // The leader's upkeep: replication user, slots, sync, etcd leadership.
@@ -494,6 +502,10 @@ class Agent {
   std::thread peer_cert_thread_;
 
   AgentMetrics metrics_;  // counters and histograms, any thread (metrics_registry.h)
+  // Alarms (alarms.cc; loop thread, but alarms_ answers RaisedHere on any).
+  AlarmKeeper alarms_{"/tandem/" + cfg_.cluster + "/"};
+  std::map<std::string, MonoMs> alarm_first_seen_;
+  AlarmSlowInputs alarm_inputs_;
   std::atomic<bool> loop_running_{false};
   std::atomic<bool> stopping_{false};
   std::thread loop_thread_;

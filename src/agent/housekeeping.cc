@@ -38,6 +38,7 @@ void Agent::Housekeeping(const ClusterView& view, const core::LocalPostgres& obs
   CheckStalledReplica(view, local);
   LeaderUpkeep(view, local);
   RefreshRegistration(view);
+  UpdateAlarms(view, local);
   KeepStoreEndpoints(view);
 }
 

@@ -147,6 +147,7 @@ NodeMetrics Agent::MetricsSnapshot() {
     }
     metrics_.SetCertificates(now, m.certificates);
   }
+  for (const auto& a : alarms_.RaisedHere()) m.alarms.push_back({a.id, a.name, a.node});
   m.counters = metrics_.Read();
   return m;
 }

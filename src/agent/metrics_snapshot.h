@@ -69,6 +69,15 @@ struct NodeMetrics {
 
   std::vector<CertificateExpiry> certificates;  // checked at most a minute ago
 
+  // The active alarms this node raised (its own, and the cluster-wide ones
+  // while it is the steward: docs/alarms.md), as its last write or read knew them.
+  struct Alarm {
+    int id = 0;
+    std::string name;
+    std::string node;  // the node it is about, "" = the whole cluster
+  };
+  std::vector<Alarm> alarms;
+
   AgentMetrics::Snapshot counters;
   WallMs wall_now_ms = 0;
 };

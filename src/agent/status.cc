@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "agent/agent.h"
 #include "agent/tls_files.h"
@@ -26,7 +27,21 @@ struct MemberStatusInput {
   uint32_t leader_tl = 0;
   const std::vector<CertificateState>& cert_states;
   const std::map<std::string, net::PeerCertificate>& peer_certs;
+  // Members with an active communication-failure alarm (alarm 1001).
+  const std::set<std::string>& unreachable;
 };
+
+// Seed 2's clustering state of a member: "This system", "Active" (its agent
+// publishes a running PostgreSQL), "Failed" (its database is not running, or
+// it is unreachable long enough to be alarmed), "Unknown" (no state yet).
+std::string ClusteringState(const MemberStatusInput& in, const std::string& name,
+                            const core::MemberState* published) {
+  if (name == in.cfg.node_name) return "This system";
+  if (published == nullptr) return in.unreachable.count(name) != 0 ? "Failed" : "Unknown";
+  const bool runs =
+      published->role == core::Role::kPrimary || published->role == core::Role::kReplica;
+  return runs ? "Active" : "Failed";
+}
 
 // A member's role as this node sees it, and how far it is from the leader.
 struct MemberRole {
@@ -111,6 +126,7 @@ json MemberStatus(const MemberStatusInput& in, const std::string& name, const No
                            ? JudgeMemberRole(in, name, *published, warnings, live_replicas)
                            : MemberRole{};
   m["role"] = r.role;
+  m["clustering"] = ClusteringState(in, name, published);
   AddMemberCertificate(in, name, published, m, warnings);
   m["in_sync"] = r.in_sync;
   m["sync_standby"] = in.v.sync && in.v.sync->quorum > 0 && name != in.leader &&
@@ -156,9 +172,9 @@ json ProxyStatus(const Config& cfg, const core::Route& route) {
 }
 
 // "paused", "sync", "intent", "history" and the cluster-wide warnings.
-void AddClusterStatus(const ClusterView& v, const std::string& leader, const std::string& reason,
-                      int voting, const std::vector<std::string>& live_replicas, WallMs now,
-                      json& out, json& warnings) {
+void AddClusterStatus(const ClusterView& v, const std::string& leader, int voting,
+                      const std::vector<std::string>& live_replicas, WallMs now, json& out,
+                      json& warnings) {
   out["paused"] = v.paused;
   if (v.paused) {
     warnings.push_back(
@@ -194,9 +210,8 @@ void AddClusterStatus(const ClusterView& v, const std::string& leader, const std
   } else {
     out["intent"] = nullptr;
   }
-  if (leader.empty() && reason.find("no automatic failover") != std::string::npos) {
-    warnings.push_back("ALARM: " + reason);
-  }
+  // No replica that may be promoted without a decision is alarm 1008
+  // (data-loss-failover-pending), not a warning.
   if (leader.empty()) {
     warnings.push_back(
         "there is no primary: no member holds the leader key (a failover may be "
@@ -272,10 +287,10 @@ struct LocalStatusInput {
   std::vector<std::string> start_warnings;
 };
 
-// This node's own part: its membership, last command and errors, with their
-// warnings (certificate alarms, restart required, PostgreSQL not starting).
-void AddLocalStatus(const LocalStatusInput& in, const std::vector<CertificateState>& cert_states,
-                    const std::string& restart_required, json& out, json& warnings) {
+// This node's own part: its membership, last command and errors (a
+// certificate, a restart required and PostgreSQL not starting are alarms,
+// docs/alarms.md, not warnings).
+void AddLocalStatus(const LocalStatusInput& in, json& out) {
   const LocalState& st = in.st;
   out["member"] = st.member;
   out["last_command"] = {{"command", st.last_command.command},
@@ -289,14 +304,9 @@ void AddLocalStatus(const LocalStatusInput& in, const std::vector<CertificateSta
   out["primary"] = nullptr;
   out["node_in_use"] = nullptr;
   out["members"] = json::array();
-  for (const auto& alarm : CertificateAlarms(cert_states)) warnings.push_back(alarm);
-  if (!restart_required.empty()) warnings.push_back("ALARM: restart required: " + restart_required);
   // Why this node's PostgreSQL could not be configured or started ("" when
   // it runs or was not tried).
   out["postgres_error"] = in.postgres_error;
-  if (!in.postgres_error.empty()) {
-    warnings.push_back("ALARM: PostgreSQL cannot start on this node: " + in.postgres_error);
-  }
 }
 
 // The cluster as one snapshot shows it: the primary, every member, and the
@@ -304,7 +314,13 @@ void AddLocalStatus(const LocalStatusInput& in, const std::vector<CertificateSta
 std::string AddClusterView(const Config& cfg, const ClusterView& v,
                            const std::vector<CertificateState>& cert_states,
                            const std::map<std::string, net::PeerCertificate>& peer_certs,
-                           const std::string& reason, WallMs now, json& out, json& warnings) {
+                           WallMs now, json& out, json& warnings) {
+  std::set<std::string> unreachable;
+  for (const auto& a : out.value("alarms", json::array())) {
+    if (a.value("id", 0) == static_cast<int>(core::AlarmId::kCommunicationFailure)) {
+      unreachable.insert(a.value("node", ""));
+    }
+  }
   std::string leader = v.leader ? v.leader->holder : "";
   uint64_t leader_lsn = 0;
   uint32_t leader_tl = 0;
@@ -320,7 +336,8 @@ std::string AddClusterView(const Config& cfg, const ClusterView& v,
   }
   int voting = 0;
   std::vector<std::string> live_replicas, voters_down;
-  const MemberStatusInput in{cfg, v, leader, leader_lsn, leader_tl, cert_states, peer_certs};
+  const MemberStatusInput in{cfg,       v,           leader,     leader_lsn,
+                             leader_tl, cert_states, peer_certs, unreachable};
   for (const auto& [name, n] : v.nodes) {
     if (n.etcd_member_id != 0 || !cfg.embedded_etcd()) {
       ++voting;
@@ -339,7 +356,7 @@ std::string AddClusterView(const Config& cfg, const ClusterView& v,
                        "majority for the store: no writes, no failover); bring " +
                        Join(voters_down, ", ") + " back");
   }
-  AddClusterStatus(v, leader, reason, voting, live_replicas, now, out, warnings);
+  AddClusterStatus(v, leader, voting, live_replicas, now, out, warnings);
   return leader;
 }
 
@@ -380,7 +397,8 @@ json Agent::StatusJson() {
   for (const auto& w : local.start_warnings) warnings.push_back(w);
   out["proxy"] = ProxyStatus(cfg_, route);
   out["vip"] = VipStatus(route, warnings);
-  AddLocalStatus(local, cert_states, restart_required, out, warnings);
+  AddLocalStatus(local, out);
+  out["alarms"] = json::array();
   const LocalState& st = local.st;
   if (!st.member)
     return Finished(std::move(out), st.error ? "Error" : "Disabled", "none", warnings);
@@ -388,11 +406,14 @@ json Agent::StatusJson() {
   if (!view.ok()) {
     warnings.push_back("the consensus store cannot be reached from this node: " +
                        view.error().message());
+    out["alarms"] = nullptr;  // unknown: they are kept in the store
     return Finished(std::move(out), "Error", "unreachable", warnings);
   }
   const ClusterView& v = *view;
-  const std::string leader = AddClusterView(cfg_, v, cert_states, peer_certs, local.reason,
-                                            clock_.WallNow(), out, warnings);
+  auto alarms = AlarmsJson(false);
+  out["alarms"] = alarms.ok() ? (*alarms)["active"] : json(nullptr);
+  const std::string leader =
+      AddClusterView(cfg_, v, cert_states, peer_certs, clock_.WallNow(), out, warnings);
   return Finished(
       std::move(out),
       st.error ? "Error" : (leader.empty() ? "No primary" : (v.paused ? "Paused" : "Enabled")),

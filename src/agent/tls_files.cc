@@ -1,6 +1,6 @@
 // The node's TLS files: the start-up checks (ValidateTlsFiles, through
 // pki::Inspect), the private copies under <state_dir>/tls/ (InstallTlsCopies,
-// TlsCopiesCurrent), the certificate state in status and its alarms, and the
+// TlsCopiesCurrent), the certificate state in status (its alarms are core/alarms.h's), and the
 // client TLS options the agent's HTTP calls use. No state of its own: called
 // from agent start-up, the TLS rotation thread, status and the CLI.
 #include "agent/tls_files.h"
@@ -234,22 +234,6 @@ std::string NodeCertificateSummary(const std::vector<CertificateState>& states) 
     return t;
   }
   return worst->summary.text;
-}
-
-std::vector<std::string> CertificateAlarms(const std::vector<CertificateState>& states) {
-  std::vector<std::string> out;
-  for (const auto& s : states) {
-    if (s.summary.state == pki::CertState::kInvalid) {
-      out.push_back("ALARM: the " + s.name + " certificate " + s.path + " is " + s.summary.text +
-                    "; check it with `tandem pki inspect " + s.path +
-                    "` and replace it (`tandem pki issue`)");
-    } else if (s.summary.state == pki::CertState::kExpiring) {
-      out.push_back("ALARM: the " + s.name + " certificate " + s.path + " expires in " +
-                    std::to_string(s.days_left) + " day(s), on " + pki::FormatUtc(s.not_after) +
-                    "; issue a new one (`tandem pki issue`) before then");
-    }
-  }
-  return out;
 }
 
 dcs::TlsClientOptions ClientTlsFor(const Config& cfg) {

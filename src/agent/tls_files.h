@@ -67,9 +67,6 @@ std::vector<CertificateState> CertificateStates(const Config& cfg, int64_t now);
 // "" when `states` is empty.
 std::string NodeCertificateSummary(const std::vector<CertificateState>& states);
 
-// Alarm lines for status: a certificate that is invalid or expires within 30 days.
-std::vector<std::string> CertificateAlarms(const std::vector<CertificateState>& states);
-
 // A node's TLS client settings (for net::SetHttpClientTls and the store
 // client): its client pair, the cluster CA, and the mode's checks (enforce:
 // chain, and the host with tls.verify_hostname; permissive: none). Empty when

@@ -248,6 +248,19 @@ void AddOperationsAndCertificates(Families& f, const agent::NodeMetrics& m) {
     l.emplace_back("file", c.path);
     certs.samples.push_back({l, c.not_after});
   }
+  // docs/alarms.md: one sample per alarm this node raised (a node's own, the
+  // cluster-wide ones on the steward), so a sum over nodes counts each once.
+  Family& alarms = f.Add("tandem_alarm",
+                         "1 for each active alarm this node raised (id and name from "
+                         "docs/alarms.md; alarm_node: the node it is about, \"\" for the "
+                         "whole cluster).",
+                         Type::kGauge);
+  for (const auto& a : m.alarms) {
+    prom::Labels l = f.With("id", std::to_string(a.id));
+    l.emplace_back("name", a.name);
+    l.emplace_back("alarm_node", a.node);
+    alarms.samples.push_back({l, uint64_t{1}});
+  }
 }
 
 }  // namespace

@@ -147,6 +147,17 @@ void AddReadsAndJoinGrant(Routes& r, agent::Agent& agent) {
     auto h = agent.HistoryJson();
     return h ? Json(200, *h) : FromStatus(h.error());
   });
+  // docs/alarms.md: the active alarms; ?history=true adds the cleared ones.
+  AddChecked(r, "GET", "/v1/alarms", [&agent](const HttpRequest& req, const json&) {
+    const std::string h = req.Param("history");
+    if (req.HasParam("history") && h != "true" && h != "false" && h != "1" && h != "0") {
+      return JsonError(400, "query parameter history='" + h + "' is not a boolean",
+                       "use history=true or history=false",
+                       ErrorCodeName(ErrorCode::kInvalidArgument));
+    }
+    auto a = agent.AlarmsJson(h == "true" || h == "1");
+    return a ? Json(200, *a) : FromStatus(a.error());
+  });
   AddChecked(r, "GET", "/v1/position",
              [&agent](const HttpRequest&, const json&) { return Json(200, agent.PositionJson()); });
   // The schema refuses what DecodeNodeInfo (lenient: it also reads
@@ -250,6 +261,7 @@ const std::vector<RequestSchema>& ApiRequestSchemas() {
       {"POST", "/v1/cluster/resume", {}, {}, ""},
       {"GET", "/v1/status", {}, {}, ""},
       {"GET", "/v1/cluster/history", {}, {}, ""},
+      {"GET", "/v1/alarms", {}, {"history"}, ""},
       {"GET", "/v1/position", {}, {}, ""},
       {"GET", "/metrics", {}, {}, ""},  // api/metrics.h
       // agent::EncodeNodeInfo's document (join.cc sends it).

@@ -336,6 +336,16 @@ int ClusterHistory(const std::string& path, bool as_json) {
   return 0;
 }
 
+int ClusterAlarms(const std::string& path, bool history, bool as_json) {
+  auto cfg = Load(path);
+  if (!cfg) return 1;
+  auto r =
+      CallAgent(*cfg, "GET", history ? "/v1/alarms?history=true" : "/v1/alarms", json(), 10'000);
+  if (!r) return 1;
+  std::printf("%s", as_json ? (r->dump(2) + "\n").c_str() : RenderAlarms(*r).c_str());
+  return 0;
+}
+
 namespace {
 std::string HostPort(const std::string& host, int port) {
   const bool v6 = host.find(':') != std::string::npos;

@@ -22,6 +22,7 @@ struct ClusterArgs {
   std::string fo_to;
   bool fo_accept = false;
   bool history_json = false;
+  bool alarms_history = false, alarms_json = false;
   bool uri_read_only = false;
   std::vector<std::string> certs_files;
   bool certs_force = false;
@@ -100,7 +101,7 @@ void AddPrimaryCommands(CLI::App* cluster, const Args& a, Context& ctx) {
   });
 }
 
-// pause, resume, history, uri.
+// pause, resume, history, alarms, uri.
 void AddMaintenanceCommands(CLI::App* cluster, const Args& a, Context& ctx) {
   auto* pause = cluster->add_subcommand(
       "pause", "maintenance mode: the agents take no automatic action until resume");
@@ -111,6 +112,12 @@ void AddMaintenanceCommands(CLI::App* cluster, const Args& a, Context& ctx) {
       "history", "every leader change: time, new primary, timeline, reason");
   history->add_flag("--json", a->history_json, "machine-readable output");
   ctx.Handle(history, [a, &ctx] { return ClusterHistory(ctx.config, a->history_json); });
+  auto* alarms = cluster->add_subcommand(
+      "alarms", "the alarms raised now: id, name, node, since (docs/alarms.md lists them)");
+  alarms->add_flag("--history", a->alarms_history, "also the cleared ones, oldest first");
+  alarms->add_flag("--json", a->alarms_json, "machine-readable output");
+  ctx.Handle(alarms,
+             [a, &ctx] { return ClusterAlarms(ctx.config, a->alarms_history, a->alarms_json); });
   auto* uri = cluster->add_subcommand(
       "uri",
       "print a libpq connection URI with every node (and, when the proxy is on, one through "

@@ -42,6 +42,8 @@ int ClusterFailover(const Clock& clock, const std::string& config_path, const st
                     bool accept_data_loss, int64_t wait_ms);
 int ClusterPause(const std::string& config_path, bool pause);
 int ClusterHistory(const std::string& config_path, bool json);
+// `cluster alarms [--history] [--json]`: the alarms in the store (docs/alarms.md).
+int ClusterAlarms(const std::string& config_path, bool history, bool json);
 // `cluster uri`: libpq multi-host connection URIs for the cluster.
 int ClusterUri(const std::string& config_path, bool read_only);
 // `tandem cluster certs`: 5 files (server key, server cert, client key, client
@@ -87,6 +89,9 @@ std::string RenderStatus(const nlohmann::json& status);
 // `cluster history`'s table from the history document (times in UTC from
 // each entry's at_ms: the record's own time, never the reader's clock).
 std::string RenderHistory(const nlohmann::json& history);
+// `cluster alarms`'s tables from GET /v1/alarms's document: the active alarms
+// (id, name, node, since, detail) and, when it has one, the history.
+std::string RenderAlarms(const nlohmann::json& alarms);
 
 // tandem pki ... (local files; no agent needed). days: validity from now
 // (clock.WallSeconds()).

@@ -1,4 +1,4 @@
-// The text views of `tandem cluster status` and `cluster history`, from the
+// The text views of `tandem cluster status`, `cluster alarms` and `cluster history`, from the
 // documents the agent's API returns (pure: no I/O, no clock).
 #include <cstdio>
 #include <ctime>
@@ -55,6 +55,10 @@ std::string RenderMember(const json& m) {
                  : " ( Not In Sync, lag " + std::to_string(m.value("lag_bytes", 0)) + " bytes )";
   } else if (m.value("connected", false)) {
     state += " (database not running)";
+  }
+  // Seed 2's per-peer "Clustering:" beside its "Certificate:".
+  if (m.contains("clustering") && m["clustering"].is_string()) {
+    state += ", Clustering: " + m["clustering"].get<std::string>();
   }
   if (m.contains("certificate") && m["certificate"].is_string() &&
       m["certificate"].get<std::string>() != "no TLS") {
@@ -129,6 +133,50 @@ std::string RenderCertificates(const json& s) {
   return out;
 }
 
+std::string UtcOf(int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return when;
+}
+
+// One alarm's row: id, name, node, since (and, in the history, cleared).
+std::string AlarmRow(const std::string& id, const std::string& name, const std::string& node,
+                     const std::string& since, const std::string& cleared, bool with_cleared,
+                     const std::string& detail) {
+  char buf[512];
+  if (with_cleared) {
+    std::snprintf(buf, sizeof buf, "  %-5s %-30s %-10s %-21s %-21s ", id.c_str(), name.c_str(),
+                  node.c_str(), since.c_str(), cleared.c_str());
+  } else {
+    std::snprintf(buf, sizeof buf, "  %-5s %-30s %-10s %-21s ", id.c_str(), name.c_str(),
+                  node.c_str(), since.c_str());
+  }
+  return std::string(buf) + detail + "\n";
+}
+
+std::string AlarmRows(const json& alarms, bool with_cleared) {
+  std::string out =
+      AlarmRow("ID", "NAME", "NODE", "SINCE (UTC)", "CLEARED (UTC)", with_cleared, "DETAIL");
+  for (const auto& a : alarms) {
+    const std::string node = a.value("node", "");
+    const int64_t cleared = a.value("cleared_ms", int64_t{0});
+    out += AlarmRow(std::to_string(a.value("id", 0)), a.value("name", ""),
+                    node.empty() ? "(cluster)" : node, UtcOf(a.value("raised_ms", int64_t{0})),
+                    cleared != 0 ? UtcOf(cleared) : "", with_cleared, a.value("detail", ""));
+  }
+  return out;
+}
+
+// The status's "Alarms" section (docs/alarms.md); nothing without the field.
+std::string RenderAlarmsSection(const json& s) {
+  if (!s.contains("alarms") || !s["alarms"].is_array()) return "";
+  if (s["alarms"].empty()) return Line("Alarms", "none");
+  return "Alarms\n" + AlarmRows(s["alarms"], false);
+}
+
 std::string RenderLastCommand(const json& lc) {
   if (lc.value("command", "").empty()) return Line("Last command", "none");
   std::string v = "'" + lc.value("command", "") + "' (" + lc.value("result", "") + ")";
@@ -165,8 +213,21 @@ std::string RenderStatus(const json& s) {
   if (s.contains("vip") && s["vip"].is_object()) out += RenderVip(s["vip"]);
   out += RenderCertificates(s);
   out += RenderLastCommand(lc);
+  out += RenderAlarmsSection(s);
   for (const auto& w : s.value("warnings", json::array())) {
     out += "WARNING : " + w.get<std::string>() + "\n";
+  }
+  return out;
+}
+
+std::string RenderAlarms(const json& doc) {
+  std::string out;
+  const json active = doc.value("active", json::array());
+  out += active.empty() ? "No active alarm.\n" : "Active alarms\n" + AlarmRows(active, false);
+  if (doc.contains("history")) {
+    const json history = doc.value("history", json::array());
+    out += history.empty() ? "No cleared alarm recorded.\n"
+                           : "Cleared alarms (oldest first)\n" + AlarmRows(history, true);
   }
   return out;
 }

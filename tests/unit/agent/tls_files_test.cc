@@ -227,25 +227,28 @@ TEST_F(TlsFilesTest, CopiesArePrivateAndFollowTheSources) {
   EXPECT_EQ(*ReadFile(c.server_cert), *ReadFile(cfg_.tls_client_cert));
 }
 
-TEST_F(TlsFilesTest, StatesAndAlarms) {
+// The states the alarm rules read (certificate-expiring, certificate-invalid).
+TEST_F(TlsFilesTest, States) {
   auto states = CertificateStates(cfg_, now_);
   ASSERT_EQ(states.size(), 3u);
   for (const auto& s : states) EXPECT_EQ(s.summary.text, "Valid") << s.name;
   EXPECT_EQ(NodeCertificateSummary(states), "Valid");
-  EXPECT_TRUE(CertificateAlarms(states).empty());
 
   Issue("soon", pki::ValidFor(now_, 12));
   states = CertificateStates(ConfigFor("soon"), now_);
   EXPECT_EQ(NodeCertificateSummary(states), "Expiring in 12 days");
-  auto alarms = CertificateAlarms(states);
-  ASSERT_EQ(alarms.size(), 2u);  // server and client
-  EXPECT_TRUE(Has(alarms[0], "ALARM: the server certificate")) << alarms[0];
-  EXPECT_TRUE(Has(alarms[0], "expires in 12 day(s)")) << alarms[0];
+  ASSERT_EQ(states.size(), 3u);
+  EXPECT_EQ(states[0].name, "server");
+  EXPECT_EQ(states[0].summary.state, pki::CertState::kExpiring);
+  EXPECT_EQ(states[0].days_left, 12);
+  EXPECT_EQ(states[1].summary.state, pki::CertState::kExpiring);  // the client's too
 
   Issue("app", pki::ValidFor(now_, 300), "app");
   states = CertificateStates(ConfigFor("app"), now_);
   EXPECT_EQ(NodeCertificateSummary(states), "Invalid (client: Common Name is not postgres)");
-  ASSERT_EQ(CertificateAlarms(states).size(), 1u);
+  int invalid = 0;
+  for (const auto& st : states) invalid += st.summary.state == pki::CertState::kInvalid ? 1 : 0;
+  EXPECT_EQ(invalid, 1);
 
   Issue("old", {now_ - 20 * 86400, now_ - 86400});
   states = CertificateStates(ConfigFor("old"), now_);

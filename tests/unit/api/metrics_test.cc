@@ -180,6 +180,17 @@ TEST(MetricsSets, OperationsInProgressAreOneHotOverAStableSet) {
   EXPECT_EQ(Value(t, l + R"(remove"})"), "0");
 }
 
+TEST(MetricsSets, EachAlarmThisNodeRaisedIsAGaugeOfOne) {
+  agent::NodeMetrics m = Primary();
+  EXPECT_EQ(RenderMetrics(m, "1").find("tandem_alarm{"), std::string::npos) << "none: no sample";
+  m.alarms = {{1001, "cluster-communication-failure", "n3"}, {1007, "no-synchronous-standby", ""}};
+  const std::string t = RenderMetrics(m, "1");
+  const std::string l = R"(tandem_alarm{cluster="c1",node="n1",id=")";
+  EXPECT_EQ(Value(t, l + R"(1001",name="cluster-communication-failure",alarm_node="n3"})"), "1")
+      << t;
+  EXPECT_EQ(Value(t, l + R"(1007",name="no-synchronous-standby",alarm_node=""})"), "1") << t;
+}
+
 TEST(MetricsSets, EveryFamilyHasHelpTypeAndTheSetsPrefix) {
   std::set<std::string> names;
   for (const auto& f : PatroniFamilies(Primary(), "1")) {
