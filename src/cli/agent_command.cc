@@ -42,7 +42,8 @@ void RegisterAgentCommands(CLI::App& app, Context& ctx) {
                    "what SIGTERM (and SIGINT) mean: 'stop' stops the node (PostgreSQL, etcd; the "
                    "leader key released), 'restart' leaves PostgreSQL and etcd running for the "
                    "next agent, which adopts them without a failover (the unit uses this; "
-                   "`tandem agent stop` stops the node either way)")
+                   "`tandem agent stop` stops the node either way; also from $TANDEM_ON_SIGTERM)")
+      ->envname("TANDEM_ON_SIGTERM")
       ->check(CLI::IsMember({"stop", "restart"}))
       ->capture_default_str();
   auto* stop = agent->add_subcommand(
