@@ -121,7 +121,9 @@ FenceGuard& FenceGuard::operator=(FenceGuard&& o) noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = o.fd_;
     last_ = o.last_;
+    identity_ = o.identity_;
     o.fd_ = -1;
+    o.identity_ = {};
   }
   return *this;
 }

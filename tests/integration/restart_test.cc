@@ -156,6 +156,12 @@ TEST_F(RestartTest, PrimaryAgentRestartKeepsLeaderTimelineAndPostmaster) {
   Writer writer(PgPort(p), Pgpass(), 1);
   ASSERT_TRUE(WaitUntil([&] { return writer.Acked().size() >= 5; }, 30'000));
   TermAgent(primary);
+  // The fence guard the old agent left armed (it recorded it in state.json).
+  auto state = ReadFile(NodeDir(p) + "/state.json");
+  ASSERT_TRUE(state.ok());
+  const pid_t old_guard = static_cast<pid_t>(json::parse(*state).value("guard_pid", 0));
+  ASSERT_GT(old_guard, 0) << *state;
+  ASSERT_TRUE(IsAlive(old_guard)) << "the old agent's fence guard is gone before its deadline";
   // Nothing runs for the node now but PostgreSQL, etcd and the fence guard.
   EXPECT_EQ(PostmasterPid(p), postmaster) << "SIGTERM with --on-sigterm=restart stopped PostgreSQL";
   EXPECT_GT(LivePidFromFile(NodeDir(p) + "/etcd.pid"), 0) << "the etcd member was stopped";
@@ -164,8 +170,12 @@ TEST_F(RestartTest, PrimaryAgentRestartKeepsLeaderTimelineAndPostmaster) {
   // The new agent serves as the primary again.
   EXPECT_TRUE(WaitUntil([&] { return Primary(p) == primary && Healthy(p, 3); }, 60'000))
       << Status(p)->dump(2);
-  const size_t before = writer.Acked().size();
-  ASSERT_TRUE(WaitUntil([&] { return writer.Acked().size() >= before + 5; }, 30'000));
+  // The old guard is gone (stood down), and writes go on past the moment it
+  // would have fenced (its deadline is at most a TTL after the old agent's
+  // last renewal, before its exit).
+  EXPECT_TRUE(WaitForExit(old_guard, 30'000)) << "the old fence guard still runs";
+  const int64_t restarted = NowMs();
+  ASSERT_TRUE(WaitUntil([&] { return writer.LastAckMs() > restarted + 2 * TtlMs(); }, 60'000));
   writer.Stop();
 
   EXPECT_EQ(Primary(1), primary) << "the leader changed: a failover";
