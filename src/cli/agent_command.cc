@@ -158,8 +158,9 @@ Result<std::unique_ptr<proxy::Proxy>> StartProxy(const agent::Config& cfg, const
   return p;
 }
 
-// How the agent leaves: stop the node, or leave it running for the next agent.
-enum class Exit { kStopNode, kRestart };
+// How the agent leaves: stop the node (after a switchover when `tandem agent
+// stop` asked), or leave it running for the next agent.
+enum class Exit { kStopNode, kSwitchOverAndStop, kRestart };
 
 // Until SIGTERM, SIGINT or the stop-the-node signal, reaping orphans and
 // feeding the watchdog (while no HA loop does) every second; then STOPPING=1.
@@ -177,7 +178,7 @@ Exit WaitForStopSignal(const Clock& clock, const sigset_t& set, ServiceNotifier&
     if (sig == kStopNodeSignal) {
       TLOG(Info, "agent") << "`tandem agent stop`: stopping the node";
       service.Send("STOPPING=1");
-      return Exit::kStopNode;
+      return Exit::kSwitchOverAndStop;
     }
     if (sig == SIGTERM || sig == SIGINT) {
       TLOG(Info, "agent") << "signal " << sig << ": "
@@ -234,14 +235,17 @@ int RunWired(const Clock& clock, const agent::Config& config, agent::FenceGuard 
   service.Send("READY=1");
   service.SetStatus(cfg->node_name + ": serving the API on " + cfg->api_url());
   const Exit how = WaitForStopSignal(clock, set, service, restart_on_sigterm);
-  if (how == Exit::kStopNode) {
+  if (how == Exit::kSwitchOverAndStop) {
     // The switchover (on a primary) runs while the API still answers the
     // other agents' position requests.
     agent.StopNode();
     api.Stop();
-  } else {
+  } else if (how == Exit::kRestart) {
     api.Stop();
     agent.ShutdownForRestart();
+  } else {
+    api.Stop();
+    agent.Shutdown();
   }
   if (client_proxy) client_proxy->Stop();
   return 0;
