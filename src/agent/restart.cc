@@ -29,9 +29,13 @@ void Agent::AdoptPredecessor(const LocalState& loaded) {
                         << ") still runs: it is stood down once this agent's guard holds a "
                            "deadline for PostgreSQL (else it fences at its own)";
   }
+  // Kept in memory for every node (initialize and join save it with the
+  // membership); written now only for a member: a new node's state
+  // directory gets no state.json from a mere start.
   state_.guard_pid = own.pid;
   state_.guard_start_time = own.start_time;
-  if (loaded.member && loaded.lease_id != 0) reattach_lease_ = loaded.lease_id;
+  if (!loaded.member) return;
+  if (loaded.lease_id != 0) reattach_lease_ = loaded.lease_id;
   if (auto st = SaveState(); !st.ok()) {
     TLOG(Warn, "agent") << "cannot save local state: " << st.error().message();
   }

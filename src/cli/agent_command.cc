@@ -46,6 +46,14 @@ void RegisterAgentCommands(CLI::App& app, Context& ctx) {
       ->envname("TANDEM_ON_SIGTERM")
       ->check(CLI::IsMember({"stop", "restart"}))
       ->capture_default_str();
+  agent->footer(
+      "Restart and stop: with --on-sigterm=restart (the systemd unit), SIGTERM (systemctl restart "
+      "or stop) leaves PostgreSQL, the etcd member and the fence guard running; the next agent "
+      "adopts them and renews the leader key's lease, so the primary keeps its key, timeline and "
+      "postmaster. If no agent comes back within dcs.ttl - dcs.safety_margin, the fence guard "
+      "stops a primary's PostgreSQL and a replica takes over. To stop the node itself, run "
+      "`tandem agent stop -c FILE`: a switchover first on the primary when a healthy replica "
+      "exists, then PostgreSQL and etcd stop and the agent exits.");
   auto* stop = agent->add_subcommand(
       "stop",
       "stop this node: tell its running agent to switch over first when it is the primary and "
