@@ -1,7 +1,7 @@
 // Agent restart without a failover (issue 17 item 4), end to end on real
 // etcd and PostgreSQL 15: a 3-node sandbox whose agents run with
 // --on-sigterm=restart (TANDEM_ON_SIGTERM, inherited by the sandbox's
-// agents). SIGTERM to the primary's agent and a new agent: same leader, same
+// agents), dcs.ttl 10 s. SIGTERM to the primary's agent and a new agent: same leader, same
 // timeline, the same postmaster, no acknowledged write lost. SIGTERM and no
 // new agent: the old fence guard stops PostgreSQL at the lease deadline and a
 // replica takes over. `tandem agent stop` stops each node at the end.
@@ -22,7 +22,6 @@
 #include "base/file.h"
 #include "base/process.h"
 #include "base/strings.h"
-#include "core/types.h"
 #include "integration/harness/harness.h"
 
 namespace tandem::testing {
@@ -92,6 +91,31 @@ class RestartTest : public SandboxSuite<RestartTest> {
     // Every agent the sandbox (and `sandbox start`) spawns inherits it.
     ::setenv("TANDEM_ON_SIGTERM", "restart", 1);
     UpSandbox("tandem-restart", 30000);
+    if (!up_ok_) return;
+    // A lease TTL that a loaded test machine's agent start fits in with room
+    // to spare (the hand-over window is ttl - margin). A lease keeps the TTL
+    // it was granted with, so each node is stopped (`tandem agent stop`: the
+    // primary switches over first, its lease is revoked) and started again
+    // onto the new file, one at a time.
+    for (int i = 1; i <= 3; ++i) {
+      auto text = ReadFile(Config(i));
+      const size_t at = text ? text->find("dcs:\n") : std::string::npos;
+      const std::string node = "node" + std::to_string(i);
+      if (at == std::string::npos) {
+        *up_output_ += "\nno dcs section in " + Config(i);
+        up_ok_ = false;
+        return;
+      }
+      text->insert(at + 5, "  ttl: " + std::to_string(kTtlMs / 1000) + "s\n");
+      auto stop = RunTandem({"agent", "stop", "-c", Config(i)}, 300'000);
+      if (!WriteFileAtomic(Config(i), *text).ok() || stop.exit_code != 0 ||
+          RunTandem({"sandbox", "start", node, "--dir", Dir()}).exit_code != 0 ||
+          !WaitUntil([] { return Healthy(1, 3); }, 180'000)) {
+        *up_output_ += "\ncould not restart " + node + " with dcs.ttl: " + stop.output;
+        up_ok_ = false;
+        return;
+      }
+    }
   }
   static void TearDownTestSuite() {
     if (dir_ != nullptr) {
@@ -131,7 +155,8 @@ class RestartTest : public SandboxSuite<RestartTest> {
     auto t = ReadFile(Dir() + "/" + node + "/agent.log");
     return t ? *t : "";
   }
-  static int64_t TtlMs() { return core::HaConfig{}.ttl_ms; }
+  static constexpr int64_t kTtlMs = 10'000;  // the nodes' dcs.ttl (SetUpTestSuite)
+  static int64_t TtlMs() { return kTtlMs; }
   // SIGTERM to the agent alone (as systemd's KillMode=process), and its exit.
   static void TermAgent(const std::string& node) {
     const pid_t agent = AgentPid(node);
@@ -175,7 +200,7 @@ TEST_F(RestartTest, PrimaryAgentRestartKeepsLeaderTimelineAndPostmaster) {
   // last renewal, before its exit).
   EXPECT_TRUE(WaitForExit(old_guard, 30'000)) << "the old fence guard still runs";
   const int64_t restarted = NowMs();
-  ASSERT_TRUE(WaitUntil([&] { return writer.LastAckMs() > restarted + 2 * TtlMs(); }, 60'000));
+  ASSERT_TRUE(WaitUntil([&] { return writer.LastAckMs() > restarted + TtlMs(); }, 60'000));
   writer.Stop();
 
   EXPECT_EQ(Primary(1), primary) << "the leader changed: a failover";
@@ -187,11 +212,11 @@ TEST_F(RestartTest, PrimaryAgentRestartKeepsLeaderTimelineAndPostmaster) {
   ASSERT_EQ(count.exit_code, 0) << count.output;
   EXPECT_EQ(Trim(count.output), std::to_string(acked.size()));
   // PostgreSQL never stopped serving writes: the longest pause between two
-  // acknowledged writes is below the lease TTL (a fence and a failover take
-  // longer). Generous: psql's own start is in it.
+  // acknowledged writes is below the lease TTL (generous: psql's own start
+  // is in it; the postmaster's pid above is the sharp check).
   std::printf("agent restart on the primary %s: longest gap between acknowledged writes %lld ms\n",
               primary.c_str(), static_cast<long long>(writer.LongestGapMs()));
-  EXPECT_LT(writer.LongestGapMs(), 10 * TtlMs());
+  EXPECT_LT(writer.LongestGapMs(), TtlMs());
   const std::string log = AgentLog(primary);
   EXPECT_NE(log.find("stopped for a restart"), std::string::npos);
   EXPECT_NE(log.find("renewed the previous agent's lease"), std::string::npos);
