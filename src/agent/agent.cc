@@ -1,4 +1,5 @@
-// The agent's construction and lifecycle (Start, StartMember, Shutdown), the
+// The agent's construction and lifecycle (Start, StartMember, Shutdown; the
+// stop for a restart and its adoption are in restart.cc), the
 // store connection and the small shared helpers (local state, last command,
 // registration info, health). The rest of Agent lives by responsibility in
 // ha_loop.cc, executor.cc, lease_fence.cc, route_vip.cc, housekeeping.cc,
@@ -309,6 +310,9 @@ Status Agent::StartMember() {
       state_.error = true;
     }
   }
+  // A lease and a fence guard the previous agent left (an agent restart):
+  // adopted, so the primary keeps its key and takes no restart.
+  AdoptPredecessor(*st);
   if (PathExists(cfg_.secrets_path())) {
     auto s = LoadSecrets(cfg_.secrets_path());
     if (!s) return s.error();

@@ -74,6 +74,16 @@ class Agent {
   // agent that never took the lock (another agent holds the state
   // directory) touches neither PostgreSQL nor etcd.
   void Shutdown();
+  // Stop for a restart (restart.cc; docs/design/agent-restart.md): ends the
+  // loop, renews the lease once more and leaves PostgreSQL, the etcd member
+  // and the fence guard (armed with the deadline of that renewal while this
+  // node is the primary) running; records the lease and the guard in
+  // state.json for the next agent, which adopts them; releases the lock.
+  void ShutdownForRestart();
+  // Stop the node (an operator's `tandem agent stop`): on the primary, a
+  // switchover to a healthy replica first when there is one (waits at most
+  // `switchover_wait_ms` for the key to move), then Shutdown().
+  void StopNode(int64_t switchover_wait_ms = 60'000);
 
   const Config& config() const { return cfg_; }
   // The clock the agent was built with (AgentDeps::clock).
@@ -149,6 +159,17 @@ class Agent {
   Status StartMember();
   // Shutdown's part for a member (under op_mu_): PostgreSQL, the key, etcd.
   void ShutdownMember();
+  // ShutdownForRestart's part for a member (under op_mu_; restart.cc).
+  void KeepMemberForRestart();
+  // At start (restart.cc): what the previous agent left in `loaded` (its
+  // lease to re-attach to, its fence guard to stand down) and this agent's
+  // own guard recorded in state_ (under mu_).
+  void AdoptPredecessor(const LocalState& loaded);
+  // FenceMain, once its guard holds a live deadline: stands the previous
+  // agent's guard down; forgets it once it no longer runs.
+  void StandDownPredecessorGuard(bool own_guard_armed);
+  // The lease thread, after a grant: the lease id in state.json.
+  void RememberLease(dcs::LeaseId id);
   // HA loop (ha_loop.cc)
   void LoopMain();
   void RunCycle();
@@ -357,6 +378,13 @@ class Agent {
   // lease is gone, lease_ is 0 and lease_deadline_ kFenceNow (passed).
   std::atomic<dcs::LeaseId> lease_{0};
   std::atomic<MonoMs> lease_deadline_{0};
+  // The lease the previous agent held (state.json): the first renewal tries
+  // it (KeepAlive) before granting a new one. 0 = none (or tried).
+  std::atomic<dcs::LeaseId> reattach_lease_{0};
+  // The previous agent's fence guard while it may still run (under mu_;
+  // predecessor_guard_pending_ says whether to look).
+  FenceGuard::Identity predecessor_guard_;
+  std::atomic<bool> predecessor_guard_pending_{false};
   int start_failures_ = 0;
   // Why PostgreSQL could not be configured or started (the error, with the
   // first lines of its log); "" once it runs. Shown in status (postgres_error).

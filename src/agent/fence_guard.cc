@@ -2,7 +2,8 @@
 // Update (any agent thread) writes the fencing deadline down its pipe;
 // GuardMain runs in the forked child only (no threads, nothing of the agent's
 // state), waits for deadlines, and fences (floating IP first, then SIGQUIT to
-// the postmaster named by postmaster.pid) when one passes without a newer one.
+// the postmaster named by postmaster.pid) when one passes without a newer one,
+// or exits at SIGUSR1 (a successor's guard took over: FenceGuard::StandDown).
 #include "agent/fence_guard.h"
 
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 
 #include "agent/vip.h"
 #include "base/file.h"
+#include "base/proc_info.h"
 #include "base/process.h"
 #include "base/strings.h"
 
@@ -59,6 +61,14 @@ void FenceVip(const VipConfig& vip) {
   ::prctl(PR_SET_NAME, "tandem-fence", 0, 0, 0);
   ::signal(SIGTERM, SIG_IGN);  // only the pipe tells it to act
   ::signal(SIGINT, SIG_IGN);
+  // SIGUSR1: the next agent's guard holds a deadline for this PostgreSQL
+  // (StandDown): this one's deadline is no one's any more; exit (the
+  // default action).
+  ::signal(SIGUSR1, SIG_DFL);
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  ::sigprocmask(SIG_UNBLOCK, &usr1, nullptr);
   MonoMs deadline = 0;
   bool open = true;
   while (true) {
@@ -111,7 +121,9 @@ FenceGuard& FenceGuard::operator=(FenceGuard&& o) noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = o.fd_;
     last_ = o.last_;
+    identity_ = o.identity_;
     o.fd_ = -1;
+    o.identity_ = {};
   }
   return *this;
 }
@@ -135,13 +147,30 @@ Result<FenceGuard> FenceGuard::Start(const Clock& clock, const std::string& pg_d
   ::close(p[0]);
   FenceGuard g;
   g.fd_ = p[1];
+  g.identity_.pid = pid;
+  if (auto st = ReadProcStat(pid)) g.identity_.start_time = st->start_time;
   return g;
 }
 
-void FenceGuard::Update(MonoMs deadline) {
-  if (fd_ < 0 || deadline == last_) return;
+bool FenceGuard::Update(MonoMs deadline) {
+  if (fd_ < 0) return false;
+  if (deadline == last_) return true;
   int64_t v = deadline;
-  if (::write(fd_, &v, sizeof v) == static_cast<ssize_t>(sizeof v)) last_ = deadline;
+  if (::write(fd_, &v, sizeof v) != static_cast<ssize_t>(sizeof v)) return false;
+  last_ = deadline;
+  return true;
+}
+
+bool FenceGuard::Running(const Identity& id) {
+  if (id.pid <= 0 || id.start_time == 0) return false;
+  auto st = ReadProcStat(static_cast<pid_t>(id.pid));
+  return st && st->state != 'Z' && st->state != 'X' && st->start_time == id.start_time &&
+         st->comm == "tandem-fence";
+}
+
+bool FenceGuard::StandDown(const Identity& id) {
+  if (!Running(id)) return false;
+  return ::kill(static_cast<pid_t>(id.pid), SIGUSR1) == 0;
 }
 
 }  // namespace tandem::agent

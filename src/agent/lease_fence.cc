@@ -7,7 +7,8 @@
 // Start to Shutdown) stops PostgreSQL immediately when fence_deadline_ passes,
 // tells the fence guard process the deadline, drops the floating IP outside a
 // live lease and wakes the loop when a primary's postmaster dies (pg_exit_
-// wakes it at once). It sleeps
+// wakes it at once), and stands the previous agent's fence guard down once
+// its own guard holds a live deadline (restart.cc). It sleeps
 // until the next of those can be due (NextFenceCheck); every change of
 // fence_deadline_ wakes it (fence_wake_).
 // Touches: lease_/lease_deadline_/fence_deadline_/pg_pid_to_watch_ (atomics),
@@ -79,19 +80,38 @@ Status Agent::RenewLease() {
     fence_wake_.Notify();  // the fence (and the floating IP's check) act now
     return Ok();
   }
+  // After an agent restart: the previous agent's lease, while the store
+  // still has it, so the leader key (and the member key) stay on it.
+  if (const dcs::LeaseId old = reattach_lease_.load(); old != 0) {
+    auto r = store->KeepAlive(old);
+    if (r.ok()) {
+      const int64_t ttl_ms = std::min<int64_t>(cfg_.ha.ttl_ms, *r * 1000);
+      lease_deadline_ = sent + ttl_ms - cfg_.ha.safety_margin_ms;
+      lease_ = old;
+      reattach_lease_ = 0;
+      TLOG(Info, "ha") << "renewed the previous agent's lease " << old
+                       << ": the keys on it stay this node's";
+      return Ok();
+    }
+    if (r.error().code() != ErrorCode::kNotFound) return r.error();
+    reattach_lease_ = 0;
+    TLOG(Info, "ha") << "the previous agent's lease " << old
+                     << " expired in the store; taking a new one";
+  }
   const MonoMs grant_sent = clock_.Now();
   auto g = store->GrantLease((cfg_.ha.ttl_ms + 999) / 1000);
   if (!g) return g.error();
   const int64_t ttl_ms = std::min<int64_t>(cfg_.ha.ttl_ms, g->ttl_seconds * 1000);
   lease_deadline_ = grant_sent + ttl_ms - cfg_.ha.safety_margin_ms;
   lease_ = g->id;
+  RememberLease(g->id);
   return Ok();
 }
 
 void Agent::FenceMain() {
   while (!stopping_) {
     const MonoMs deadline = fence_deadline_.load();
-    guard_.Update(deadline);
+    const bool guard_holds = guard_.Update(deadline);
     if (deadline != 0 && clock_.Now() >= deadline) {
       fence_deadline_ = 0;
       TLOG_EVENT(Error, "ha", "fence")
@@ -120,6 +140,9 @@ void Agent::FenceMain() {
       TLOG_EVENT(Warn, "ha", "postgres-died") << "PostgreSQL (pid " << pid << ") died";
       WakeLoop();
     }
+    // After a restart: the previous agent's guard goes once ours holds a
+    // live deadline (after the fence above: nothing delays it).
+    StandDownPredecessorGuard(guard_holds && deadline > clock_.Now());
     fence_wake_.WaitUntil(NextFenceCheck());
   }
 }

@@ -4,6 +4,7 @@
 // start-up, the operation thread); no locks of its own.
 #include "agent/local_state.h"
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -37,6 +38,9 @@ Result<LocalState> LoadLocalState(const std::string& path) {
     s.needs_reclone = j.value("needs_reclone", false);
     s.witness = j.value("witness", false);
     s.error = j.value("error", false);
+    s.lease_id = j.value("lease_id", int64_t{0});
+    s.guard_pid = j.value("guard_pid", int64_t{0});
+    s.guard_start_time = j.value("guard_start_time", uint64_t{0});
     if (j.contains("last_command")) {
       const auto& c = j["last_command"];
       s.last_command.command = c.value("command", "");
@@ -76,6 +80,9 @@ Status SaveLocalState(const std::string& path, const LocalState& s) {
          {"needs_reclone", s.needs_reclone},
          {"witness", s.witness},
          {"error", s.error},
+         {"lease_id", s.lease_id},
+         {"guard_pid", s.guard_pid},
+         {"guard_start_time", s.guard_start_time},
          {"last_command",
           {{"command", s.last_command.command},
            {"result", s.last_command.result},

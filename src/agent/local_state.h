@@ -4,6 +4,7 @@
 //   secrets.json  generated database passwords, mode 0600, never logged
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,16 @@ struct LocalState {
   bool witness = false;
   bool error = false;  // an operator command failed; cleared by `clear-error`
   LastCommand last_command;
+  // The session lease this node's agent was granted last (0 = none): a
+  // restarted agent renews it while the store still has it, so the leader key
+  // and the member key on it stay (docs/design/agent-restart.md). Written at
+  // every grant.
+  int64_t lease_id = 0;
+  // The fence guard of the agent that wrote this file (FenceGuard::Identity):
+  // the next agent stands it down once its own guard holds a deadline. 0 =
+  // none recorded.
+  int64_t guard_pid = 0;
+  uint64_t guard_start_time = 0;
 };
 
 struct Secrets {

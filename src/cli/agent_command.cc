@@ -1,19 +1,26 @@
 // `tandem agent -c FILE`: the node agent in the foreground (its command-line
-// registration and its run: the wiring of the agent, the proxy and the API).
+// registration and its run: the wiring of the agent, the proxy and the API),
+// what a stop signal means (--on-sigterm: stop the node, or leave it running
+// for a restart), `tandem agent stop` (stop the node through its agent) and
+// `--check-config`.
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 
 #include "agent/agent.h"
 #include "agent/tls_files.h"
 #include "api/server.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/notify.h"
 #include "base/process.h"
 #include "base/resident.h"
+#include "base/strings.h"
 #include "cli/commands.h"
 #include "cli/registry.h"
 #include "net/http_client.h"
@@ -29,9 +36,79 @@ void RegisterAgentCommands(CLI::App& app, Context& ctx) {
   agent->add_flag("--check-config", *check,
                   "load and check the config file and the TLS files it names, then exit "
                   "(0: it would start; 2: the first problem is printed); starts nothing");
-  ctx.Handle(agent, [&ctx, check] {
-    return *check ? CheckAgentConfig(ctx.clock, ctx.config) : RunAgent(ctx.clock, ctx.config);
+  auto on_sigterm = std::make_shared<std::string>("stop");
+  agent
+      ->add_option("--on-sigterm", *on_sigterm,
+                   "what SIGTERM (and SIGINT) mean: 'stop' stops the node (PostgreSQL, etcd; the "
+                   "leader key released), 'restart' leaves PostgreSQL and etcd running for the "
+                   "next agent, which adopts them without a failover (the unit uses this; "
+                   "`tandem agent stop` stops the node either way; also from $TANDEM_ON_SIGTERM)")
+      ->envname("TANDEM_ON_SIGTERM")
+      ->check(CLI::IsMember({"stop", "restart"}))
+      ->capture_default_str();
+  agent->footer(
+      "Restart and stop: with --on-sigterm=restart (the systemd unit), SIGTERM (systemctl restart "
+      "or stop) leaves PostgreSQL, the etcd member and the fence guard running; the next agent "
+      "adopts them and renews the leader key's lease, so the primary keeps its key, timeline and "
+      "postmaster. If no agent comes back within dcs.ttl - dcs.safety_margin, the fence guard "
+      "stops a primary's PostgreSQL and a replica takes over. To stop the node itself, run "
+      "`tandem agent stop -c FILE`: a switchover first on the primary when a healthy replica "
+      "exists, then PostgreSQL and etcd stop and the agent exits.");
+  auto* stop = agent->add_subcommand(
+      "stop",
+      "stop this node: tell its running agent to switch over first when it is the primary and "
+      "a healthy replica exists, stop PostgreSQL and etcd, and exit; waits until it has");
+  stop->add_option("-c,--config", ctx.config, "the node's config file")->capture_default_str();
+  // Registered before `agent`'s own handler: the first that matches runs.
+  ctx.Handle(stop, [&ctx] { return StopAgent(ctx.clock, ctx.config); });
+  ctx.Handle(agent, [&ctx, check, on_sigterm] {
+    return *check ? CheckAgentConfig(ctx.clock, ctx.config)
+                  : RunAgent(ctx.clock, ctx.config, *on_sigterm == "restart");
   });
+}
+
+int StopAgent(const Clock& clock, const std::string& config_path) {
+  auto cfg = agent::LoadConfig(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "ERROR : %s\n", cfg.error().message().c_str());
+    return 2;
+  }
+  const std::string lock_file = cfg->state_dir + "/" + agent::NodeLock::kFileName;
+  {
+    // Free: no agent runs for this node.
+    auto probe = agent::NodeLock::Acquire(cfg->state_dir);
+    if (probe) {
+      std::printf("no agent runs for node %s (%s is not locked); nothing to stop\n",
+                  cfg->node_name.c_str(), lock_file.c_str());
+      return 0;
+    }
+    if (probe.error().code() != ErrorCode::kFailedPrecondition) {
+      std::fprintf(stderr, "ERROR : %s\n", probe.error().message().c_str());
+      return 1;
+    }
+  }
+  auto text = ReadFile(lock_file);
+  auto pid = text ? ParseInt(Trim(Split(*text, '\n')[0])) : std::nullopt;
+  if (!pid || *pid <= 1 || !IsAlive(static_cast<pid_t>(*pid))) {
+    std::fprintf(stderr, "ERROR : %s is locked but names no live agent; try again in a moment\n",
+                 lock_file.c_str());
+    return 1;
+  }
+  if (::kill(static_cast<pid_t>(*pid), kStopNodeSignal) != 0) {
+    std::fprintf(stderr, "ERROR : cannot signal the agent (pid %lld): %s\n",
+                 static_cast<long long>(*pid), std::strerror(errno));
+    return 1;
+  }
+  std::printf("stopping node %s: agent pid %lld (a switchover first if it is the primary)...\n",
+              cfg->node_name.c_str(), static_cast<long long>(*pid));
+  std::fflush(stdout);
+  if (!WaitForExit(static_cast<pid_t>(*pid), 300'000, clock)) {
+    std::fprintf(stderr, "ERROR : the agent (pid %lld) did not exit within 300 s; see its log\n",
+                 static_cast<long long>(*pid));
+    return 1;
+  }
+  std::printf("node %s stopped\n", cfg->node_name.c_str());
+  return 0;
 }
 
 int CheckAgentConfig(const Clock& clock, const std::string& config_path) {
@@ -68,14 +145,16 @@ std::string ConfigureLogTarget(const agent::Config& cfg) {
   return log::SetSink(sink);
 }
 
-// Signals are taken synchronously by this thread only: SIGTERM, SIGINT and
-// SIGHUP blocked (the returned set), SIGPIPE ignored.
+// Signals are taken synchronously by this thread only: SIGTERM, SIGINT,
+// SIGHUP and the stop-the-node signal blocked (the returned set), SIGPIPE
+// ignored.
 sigset_t BlockSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, kStopNodeSignal);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
   return set;
@@ -97,9 +176,16 @@ Result<std::unique_ptr<proxy::Proxy>> StartProxy(const agent::Config& cfg, const
   return p;
 }
 
-// Until SIGTERM or SIGINT, reaping orphans and feeding the watchdog (while
-// no HA loop does) every second; then STOPPING=1.
-void WaitForStopSignal(const Clock& clock, const sigset_t& set, ServiceNotifier& service) {
+// How the agent leaves: stop the node (after a switchover when `tandem agent
+// stop` asked), or leave it running for the next agent.
+enum class Exit { kStopNode, kSwitchOverAndStop, kRestart };
+
+// Until SIGTERM, SIGINT or the stop-the-node signal, reaping orphans and
+// feeding the watchdog (while no HA loop does) every second; then STOPPING=1.
+// SIGTERM and SIGINT mean what --on-sigterm says; `tandem agent stop`'s
+// signal always stops the node.
+Exit WaitForStopSignal(const Clock& clock, const sigset_t& set, ServiceNotifier& service,
+                       bool restart_on_sigterm) {
   while (true) {
     struct timespec ts {
       1, 0
@@ -107,10 +193,19 @@ void WaitForStopSignal(const Clock& clock, const sigset_t& set, ServiceNotifier&
     int sig = sigtimedwait(&set, nullptr, &ts);
     ReapChildren();
     service.Tick(clock.Now());
-    if (sig == SIGTERM || sig == SIGINT) {
-      TLOG(Info, "agent") << "signal " << sig << ": shutting down";
+    if (sig == kStopNodeSignal) {
+      TLOG(Info, "agent") << "`tandem agent stop`: stopping the node";
       service.Send("STOPPING=1");
-      break;
+      return Exit::kSwitchOverAndStop;
+    }
+    if (sig == SIGTERM || sig == SIGINT) {
+      TLOG(Info, "agent") << "signal " << sig << ": "
+                          << (restart_on_sigterm
+                                  ? "stopping for a restart (--on-sigterm=restart): PostgreSQL "
+                                    "and etcd keep running"
+                                  : "shutting down");
+      service.Send("STOPPING=1");
+      return restart_on_sigterm ? Exit::kRestart : Exit::kStopNode;
     }
   }
 }
@@ -119,7 +214,7 @@ void WaitForStopSignal(const Clock& clock, const sigset_t& set, ServiceNotifier&
 // the API, started, serving until a stop signal, then stopped in order.
 int RunWired(const Clock& clock, const agent::Config& config, agent::FenceGuard guard,
              agent::NodeLock node_lock, proxy::Proxy* client_proxy, const sigset_t& set,
-             ServiceNotifier& service) {
+             ServiceNotifier& service, bool restart_on_sigterm) {
   const agent::Config* cfg = &config;
   // The private copies: made by agent.Start() before any connection, and
   // replaced on a certificate rotation, which new connections then use.
@@ -157,16 +252,26 @@ int RunWired(const Clock& clock, const agent::Config& config, agent::FenceGuard 
   // Serving: systemd (Type=notify) counts the service as started now.
   service.Send("READY=1");
   service.SetStatus(cfg->node_name + ": serving the API on " + cfg->api_url());
-  WaitForStopSignal(clock, set, service);
-  api.Stop();
-  agent.Shutdown();
+  const Exit how = WaitForStopSignal(clock, set, service, restart_on_sigterm);
+  if (how == Exit::kSwitchOverAndStop) {
+    // The switchover (on a primary) runs while the API still answers the
+    // other agents' position requests.
+    agent.StopNode();
+    api.Stop();
+  } else if (how == Exit::kRestart) {
+    api.Stop();
+    agent.ShutdownForRestart();
+  } else {
+    api.Stop();
+    agent.Shutdown();
+  }
   if (client_proxy) client_proxy->Stop();
   return 0;
 }
 
 }  // namespace
 
-int RunAgent(const Clock& clock, const std::string& config_path) {
+int RunAgent(const Clock& clock, const std::string& config_path, bool restart_on_sigterm) {
   // Before the agent's threads start.
   KeepResidentSetSmall();
   auto cfg = agent::LoadConfig(config_path);
@@ -221,7 +326,7 @@ int RunAgent(const Clock& clock, const std::string& config_path) {
     return 1;
   }
   const int rc = RunWired(clock, *cfg, std::move(*guard), std::move(*node_lock),
-                          client_proxy->get(), set, service);
+                          client_proxy->get(), set, service, restart_on_sigterm);
   if (rc == 0) TLOG(Info, "agent") << "stopped";
   return rc;
 }

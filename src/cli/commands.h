@@ -7,6 +7,7 @@
 // command line: cli/registry.h.
 #pragma once
 
+#include <csignal>
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -20,7 +21,16 @@ namespace tandem::cli {
 
 constexpr const char* kDefaultConfig = "/etc/tandem/tandem.yaml";
 
-int RunAgent(const Clock& clock, const std::string& config_path);
+// `tandem agent`: restart_on_sigterm (--on-sigterm=restart) makes SIGTERM and
+// SIGINT a stop for a restart (Agent::ShutdownForRestart) instead of a stop
+// of the node; `tandem agent stop`'s signal (kStopNodeSignal) always stops
+// the node.
+int RunAgent(const Clock& clock, const std::string& config_path, bool restart_on_sigterm = false);
+// `tandem agent stop`: kStopNodeSignal to the agent that holds the node's
+// lock, then waits for it to exit. 0 also when no agent runs.
+int StopAgent(const Clock& clock, const std::string& config_path);
+// The signal `tandem agent stop` sends: stop the node, whatever --on-sigterm says.
+inline constexpr int kStopNodeSignal = SIGUSR2;
 // `tandem agent --check-config`: loads the config and checks its TLS files as
 // the agent's start does; 0 and one line when it would start, 2 and the
 // first problem (ERROR : ...) otherwise. Starts and writes nothing.

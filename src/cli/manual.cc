@@ -118,9 +118,21 @@ std::string Synopsis(const CLI::App* app) {
 }
 
 // Every command under app that runs something (leaves), depth first.
+// A command with options of its own (`tandem agent`, which also has `agent
+// stop`) is a leaf beside its subcommands.
+bool HasOwnOptions(const CLI::App* app) {
+  for (const CLI::Option* o : app->get_options()) {
+    if (!o->get_group().empty() && o->get_name() != "--help") return true;
+  }
+  return false;
+}
+
 void Leaves(const CLI::App* app, Apps* out) {
   const Apps subs = Visible(app);
-  if (subs.empty()) out->push_back(app);
+  if (subs.empty() || (app->get_parent() != nullptr && app->get_parent()->get_parent() == nullptr &&
+                       HasOwnOptions(app))) {
+    out->push_back(app);
+  }
   for (const CLI::App* s : subs) Leaves(s, out);
 }
 
@@ -147,16 +159,18 @@ after its cycles: a loop that stops completing cycles is restarted by systemd, o
 agent's own fencing. While the node is not a member (no loop runs) or the loop copies a
 database (pg_rewind, pg_basebackup), the agent's main thread keeps the watchdog fed.
 .PP
-\fBStopping the agent stops PostgreSQL.\fR On SIGTERM (\fBsystemctl stop\fR or
-\fBrestart\fR) the agent releases the floating IP, stops PostgreSQL (fast mode), releases
-the leader key when it held it (a replica then takes over: on the primary an agent
-restart is a failover today), stops the embedded etcd member and exits. The unit's
-\fIKillMode=mixed\fR sends SIGTERM to the agent alone, so PostgreSQL's and etcd's fate is
-the agent's; only what is left once the agent has exited is killed. So the package does
-not restart the agent on an upgrade (move the primary away with \fBtandem cluster
-switchover\fR, then \fBsystemctl restart tandem\fR, node by node), and removing the
-package, which stops the agent, is refused on the cluster's primary unless
-TANDEM_REMOVE_FORCE=1 is set.
+\fBRestarting the agent is not a failover.\fR The unit runs \fBtandem agent
+\-\-on\-sigterm=restart\fR with \fIKillMode=process\fR: SIGTERM (\fBsystemctl restart\fR,
+and \fBsystemctl stop\fR too: systemd sends the same signal) goes to the agent alone, which
+leaves PostgreSQL, the embedded etcd member and its fence guard running. The next agent
+adopts the postmaster and the etcd member, renews the leader key's lease (its id is kept in
+state.json) and takes over from the old fence guard: the primary keeps its key, timeline and
+postmaster. If no agent comes back within dcs.ttl \- dcs.safety_margin, the old guard stops a
+primary's PostgreSQL and a replica takes over. To stop the node itself, run \fBtandem agent
+stop\fR: a switchover first on the primary when a healthy replica exists, then PostgreSQL
+and etcd stop and the agent exits; removing the package does that (refused on the cluster's
+primary unless TANDEM_REMOVE_FORCE=1 is set). Without \-\-on\-sigterm=restart (the default)
+SIGTERM stops the node, without the switchover.
 .PP
 A second agent for the same state directory is refused before it opens a port, naming the
 first one's pid. Logs are key=value lines on stderr, read with \fBjournalctl \-u tandem\fR.

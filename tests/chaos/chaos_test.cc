@@ -60,11 +60,12 @@ enum class Fault {
   kEtcdLeaderKill,
   kSwitchover,
   kReplicaDiskFull,
+  kAgentRestart,
 };
-constexpr Fault kAllFaults[] = {
-    Fault::kPostmasterKill, Fault::kAgentKill,  Fault::kNodeKill,
-    Fault::kAgentPause,     Fault::kIsolate,    Fault::kEtcdCut,
-    Fault::kEtcdLeaderKill, Fault::kSwitchover, Fault::kReplicaDiskFull};
+constexpr Fault kAllFaults[] = {Fault::kPostmasterKill, Fault::kAgentKill,  Fault::kNodeKill,
+                                Fault::kAgentPause,     Fault::kIsolate,    Fault::kEtcdCut,
+                                Fault::kEtcdLeaderKill, Fault::kSwitchover, Fault::kReplicaDiskFull,
+                                Fault::kAgentRestart};
 
 const char* FaultName(Fault f) {
   switch (f) {
@@ -86,6 +87,8 @@ const char* FaultName(Fault f) {
       return "switchover under load";
     case Fault::kReplicaDiskFull:
       return "replica disk full";
+    case Fault::kAgentRestart:
+      return "primary agent restart (SIGTERM, start)";
   }
   return "?";
 }
@@ -242,7 +245,11 @@ class ChaosTest : public ::testing::Test {
   static Status StartAgent(int i) {
     SpawnOptions opts;
     opts.output_file = NodeDir(i) + "/agent.log";
-    auto pid = Spawn(net_->InNs(net_->NodeNs(i), {TandemBin(), "agent", "-c", Config(i)}), opts);
+    // --on-sigterm=restart: the "agent restart" fault; StopNode kills what a
+    // SIGTERM leaves running.
+    auto pid = Spawn(net_->InNs(net_->NodeNs(i),
+                                {TandemBin(), "agent", "-c", Config(i), "--on-sigterm=restart"}),
+                     opts);
     if (!pid) return pid.error();
     agents_[i] = *pid;
     return Ok();
@@ -426,6 +433,16 @@ class ChaosTest : public ::testing::Test {
           if (x > 0) (void)WaitForExit(x, 10'000);
         }
         return [p] { (void)StartAgent(p); };
+      }
+      case Fault::kAgentRestart: {
+        // The agent alone (systemd's KillMode=process), started again at
+        // once: PostgreSQL and etcd keep running, the new agent adopts them.
+        pid_t a = AgentPid(p);
+        *what = "agent " + std::to_string(a);
+        ::kill(a, SIGTERM);
+        (void)WaitForExit(a, 60'000);
+        (void)StartAgent(p);
+        return [] {};
       }
       case Fault::kAgentPause: {
         pid_t a = AgentPid(p);

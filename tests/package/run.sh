@@ -118,7 +118,7 @@ verify=$(systemd-analyze verify /lib/systemd/system/tandem.service 2>&1 || true)
 if [ -z "$verify" ]; then ok "systemd-analyze verify: clean"; else fail "systemd-analyze verify: $verify"; fi
 unit=$(cat /lib/systemd/system/tandem.service)
 for want in "Type=notify" "ExecStart=/usr/bin/tandem agent -c /etc/tandem/tandem.yaml" \
-            "WatchdogSec=" "Restart=on-failure" "RestartPreventExitStatus=2" "KillMode=mixed" \
+            "WatchdogSec=" "Restart=on-failure" "RestartPreventExitStatus=2" "KillMode=process" \
             "LimitNOFILE=" "NoNewPrivileges=yes" "CapabilityBoundingSet=CAP_SETUID"; do
   expect_contains "$unit" "$want" "unit has $want"
 done

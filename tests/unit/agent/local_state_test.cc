@@ -1,6 +1,7 @@
 // The state file: missing is a new node, unless a member's leftovers say the
 // node was one (then the warning names the cause and the fix); empty or
-// corrupt is refused naming the file and the fix.
+// corrupt is refused naming the file and the fix; what a restarted agent
+// adopts (the lease id, the old fence guard) survives a save and a load.
 #include "agent/local_state.h"
 
 #include <gtest/gtest.h>
@@ -52,6 +53,28 @@ TEST_F(LocalStateTest, AnEmptyOrCorruptFileIsRefusedNamingItAndTheFix) {
     EXPECT_NE(s.error().message().find("restore it from a backup"), std::string::npos)
         << s.error().message();
   }
+}
+
+TEST_F(LocalStateTest, TheLeaseAndTheFenceGuardForTheNextAgentSurviveASaveAndALoad) {
+  const std::string path = dir_ + "/state.json";
+  LocalState st;
+  st.member = true;
+  st.cluster = "c";
+  st.lease_id = 6866478964533013512;
+  st.guard_pid = 4242;
+  st.guard_start_time = 123456789012ULL;
+  ASSERT_TRUE(SaveLocalState(path, st).ok());
+  auto back = LoadLocalState(path);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->lease_id, st.lease_id);
+  EXPECT_EQ(back->guard_pid, 4242);
+  EXPECT_EQ(back->guard_start_time, 123456789012ULL);
+  // A file written before these fields existed: no lease, no guard to adopt.
+  ASSERT_TRUE(WriteFileAtomic(path, "{\"member\": true, \"cluster\": \"c\"}", 0644).ok());
+  auto old = LoadLocalState(path);
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->lease_id, 0);
+  EXPECT_EQ(old->guard_pid, 0);
 }
 
 }  // namespace
