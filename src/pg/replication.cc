@@ -99,6 +99,18 @@ Result<LiveStatus> QueryOn(PgConn* conn) {
   return ls;
 }
 
+// A pg_stat_replication row: application_name, state, sync_state,
+// flush_lsn, replay_lsn from column `first` on.
+ReplicaStat ReplicaStatAt(const PgResult& r, int row, int first) {
+  ReplicaStat s;
+  s.application_name = r.Get(row, first);
+  s.state = r.Get(row, first + 1);
+  s.sync_state = r.Get(row, first + 2);
+  s.flush_lsn = Lsn(r.Get(row, first + 3));
+  s.replay_lsn = Lsn(r.Get(row, first + 4));
+  return s;
+}
+
 Result<std::vector<ReplicaStat>> ReplicationOn(PgConn* conn) {
   auto r = conn->Exec(
       "SELECT application_name, state, sync_state, flush_lsn::text, replay_lsn::text "
@@ -106,15 +118,7 @@ Result<std::vector<ReplicaStat>> ReplicationOn(PgConn* conn) {
       "pg_stat_replication query");
   if (!r) return r.error();
   std::vector<ReplicaStat> out;
-  for (int i = 0; i < r->rows(); ++i) {
-    ReplicaStat s;
-    s.application_name = r->Get(i, 0);
-    s.state = r->Get(i, 1);
-    s.sync_state = r->Get(i, 2);
-    s.flush_lsn = Lsn(r->Get(i, 3));
-    s.replay_lsn = Lsn(r->Get(i, 4));
-    out.push_back(std::move(s));
-  }
+  for (int i = 0; i < r->rows(); ++i) out.push_back(ReplicaStatAt(*r, i, 0));
   return out;
 }
 
@@ -145,13 +149,7 @@ Result<SyncSnapshot> SyncSnapshotOn(PgConn* conn) {
   snap.flush_lsn = Lsn(r->Get(0, 1));
   for (int i = 0; i < r->rows(); ++i) {
     if (r->IsNull(i, 3)) continue;  // the LEFT JOIN's row when no standby is connected
-    ReplicaStat s;
-    s.application_name = r->Get(i, 3);
-    s.state = r->Get(i, 4);
-    s.sync_state = r->Get(i, 5);
-    s.flush_lsn = Lsn(r->Get(i, 6));
-    s.replay_lsn = Lsn(r->Get(i, 7));
-    snap.standbys.push_back(std::move(s));
+    snap.standbys.push_back(ReplicaStatAt(*r, i, 3));
   }
   return snap;
 }
