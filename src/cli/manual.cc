@@ -173,7 +173,7 @@ primary unless TANDEM_REMOVE_FORCE=1 is set). Without \-\-on\-sigterm=restart (t
 SIGTERM stops the node, without the switchover.
 .PP
 A second agent for the same state directory is refused before it opens a port, naming the
-first one's pid. Logs are key=value lines on stderr, read with \fBjournalctl \-u tandem\fR.
+first one's pid. Under systemd the agent logs to journald with structured fields (TANDEM_MODULE, TANDEM_NODE, TANDEM_CLUSTER, and a MESSAGE_ID per event kind): \fBjournalctl \-u tandem\fR; log.target in tandem.yaml(5) chooses stderr, syslog or a file instead.
 )";
 
 const char* kTopText = R"(.SH DESCRIPTION
