@@ -298,6 +298,7 @@ class Agent {
                       const std::string& error);
   void SetProgress(const std::string& line);
   Status SaveState();
+  void RecordJoined(bool witness);  // join.cc: member (replica or witness), saved
   NodeInfo SelfInfo() const;
   std::vector<std::string> EtcdEndpointsFor(const ClusterView& view) const;
   // Operator command helpers: the "busy" refusal, the outcome of an error, and

@@ -23,6 +23,26 @@
 
 namespace tandem::agent {
 using namespace internal;
+
+// The node is a member now (as a replica or a witness): its state file says
+// so, so a restarted agent starts its loop. The join goes on if the file
+// cannot be written (the node is in the store already), but loudly: the next
+// start would not know it joined.
+void Agent::RecordJoined(bool witness) {
+  std::lock_guard<std::mutex> lock(mu_);
+  state_.member = true;
+  state_.witness = witness;
+  state_.cluster = cfg_.cluster;
+  state_.was_primary = false;
+  state_.needs_rewind = false;
+  state_.needs_reclone = false;
+  if (auto st = SaveState(); !st.ok()) {
+    TLOG(Error, "agent") << "joined, but the node's state file " << cfg_.state_path()
+                         << " could not be written (" << st.error().message()
+                         << "): fix the file system, then restart the agent; until then a "
+                            "restarted agent would not know this node is a member";
+  }
+}
 using nlohmann::json;
 
 namespace {
@@ -241,16 +261,7 @@ Status Agent::JoinWitnessWithGrant(const JoinGrant& grant) {
                     " names an external etcd (dcs.endpoints); remove that to join as a witness");
   }
   TANDEM_TRY(JoinEtcd(grant));
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    state_.member = true;
-    state_.witness = true;
-    state_.cluster = cfg_.cluster;
-    state_.was_primary = false;
-    state_.needs_rewind = false;
-    state_.needs_reclone = false;
-    (void)SaveState();
-  }
+  RecordJoined(/*witness=*/true);
   StartLoop();
   SetProgress("waiting for the witness to publish itself");
   const bool published = WaitFor(
@@ -346,15 +357,7 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
   TANDEM_TRY(CopyDatabase(*pg_, cfg_, clock_, *src, stopping_,
                           [this](const std::string& line) { SetProgress(line); }));
   hba_signature_.clear();  // pg_basebackup copied the source's pg_hba.conf
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    state_.member = true;
-    state_.cluster = cfg_.cluster;
-    state_.was_primary = false;
-    state_.needs_rewind = false;
-    state_.needs_reclone = false;
-    (void)SaveState();
-  }
+  RecordJoined(/*witness=*/false);
   StartLoop();
   SetProgress("waiting for the replica to stream from " + leader);
   bool streaming = WaitFor(
