@@ -50,12 +50,8 @@ class ClusterTest : public SandboxSuite<ClusterTest> {
   static std::string Pgpass() { return Dir() + "/pgpass"; }
 
   static std::optional<json> Status(int i) { return ClusterStatusJson(Config(i)); }
-  static std::string Primary(int via) {
-    auto s = Status(via);
-    if (!s || !(*s)["primary"].is_string()) return "";
-    return (*s)["primary"].get<std::string>();
-  }
-  static int IndexOf(const std::string& node) { return node.empty() ? 0 : node.back() - '0'; }
+  static std::string Primary(int via) { return PrimaryOf(Config(via)); }
+  static int IndexOf(const std::string& node) { return NodeIndex(node); }
   // Every member but the primary is a replica in sync.
   // And the sync record allows the next failover.
   static bool Healthy(int via, size_t members) {

@@ -65,12 +65,8 @@ class ProxyTest : public SandboxSuite<ProxyTest> {
   static std::string Pgpass() { return Dir() + "/pgpass"; }
 
   static std::optional<json> Status(int i) { return ClusterStatusJson(Config(i)); }
-  static std::string Primary(int via) {
-    auto s = Status(via);
-    if (!s || !(*s)["primary"].is_string()) return "";
-    return (*s)["primary"].get<std::string>();
-  }
-  static int IndexOf(const std::string& node) { return node.empty() ? 0 : node.back() - '0'; }
+  static std::string Primary(int via) { return PrimaryOf(Config(via)); }
+  static int IndexOf(const std::string& node) { return NodeIndex(node); }
   static bool Healthy(int via) {
     auto s = Status(via);
     return s && UnhealthyBecause(*s, 3, /*failover_ready=*/true).empty();

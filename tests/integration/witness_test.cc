@@ -59,11 +59,7 @@ class WitnessTest : public ::testing::Test {
   static std::optional<json> Status(const std::string& via) {
     return ClusterStatusJson(Config(via));
   }
-  static std::string Primary(const std::string& via) {
-    auto s = Status(via);
-    if (!s || !(*s)["primary"].is_string()) return "";
-    return (*s)["primary"].get<std::string>();
-  }
+  static std::string Primary(const std::string& via) { return PrimaryOf(Config(via)); }
   static std::string Other(const std::string& data_node) {
     return data_node == "node1" ? "node2" : "node1";
   }

@@ -138,6 +138,12 @@ CommandResult RunTandem(const std::vector<std::string>& args, int64_t timeout_ms
   return RunCmd(argv, timeout_ms);
 }
 
+std::string PrimaryOf(const std::string& config) {
+  auto s = ClusterStatusJson(config);
+  if (!s || !(*s)["primary"].is_string()) return "";
+  return (*s)["primary"].get<std::string>();
+}
+
 std::optional<nlohmann::json> ClusterStatusJson(const std::string& config) {
   auto r = RunTandem({"-c", config, "cluster", "status", "--json"}, 30'000);
   if (r.exit_code != 0) return std::nullopt;

@@ -62,6 +62,12 @@ CommandResult RunCmd(const std::vector<std::string>& argv, int64_t timeout_ms = 
                      const std::map<std::string, std::string>& env = {});
 // `tandem -c config cluster status --json`, parsed; nullopt when it fails.
 std::optional<nlohmann::json> ClusterStatusJson(const std::string& config);
+// The primary that node's status names ("" when none, or no status).
+std::string PrimaryOf(const std::string& config);
+// A sandbox node's number from its name ("node2" -> 2; "" -> 0).
+inline int NodeIndex(const std::string& node) {
+  return node.empty() ? 0 : node.back() - '0';
+}
 // `tandem sandbox up --nodes N --dir DIR --base-port P [--no-tls]` (ten minutes at most) and
 // `tandem sandbox down --dir DIR` (a failure printed to stderr): the suites'
 // fixtures start and stop their sandbox with these.
