@@ -8,6 +8,7 @@
 #include "agent/agent.h"
 #include "agent/tls_files.h"
 #include "base/clock.h"
+#include "base/reexec.h"
 #include "base/strings.h"
 #include "core/candidates.h"
 #include "core/switchover_time.h"
@@ -269,6 +270,11 @@ json NodeIdentity(const Config& cfg, const Config& tc) {
   out["node"] = cfg.node_name;
   // Which process answers (`sandbox start` waits for its own agent's).
   out["agent_pid"] = static_cast<int64_t>(::getpid());
+  // Which image of that process, and which build (`tandem agent reload`
+  // waits for a new image; a rolling upgrade shows each node's version).
+  out["agent_image"] = ImageToken();
+  out["agent_version"] = BuildVersion();
+  out["agent_reload"] = {{"refused", ReloadRefusals()}, {"error", LastReloadRefusal()}};
   out["interface"] = cfg.node_interface.empty()
                          ? cfg.node_address
                          : cfg.node_interface + " (" + cfg.node_address + ")";

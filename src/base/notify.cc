@@ -65,6 +65,15 @@ int64_t TakeWatchdogMs() {
   return ms;
 }
 
+void ServiceNotifier::ExportForExec() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!socket_.empty()) ::setenv("NOTIFY_SOCKET", socket_.c_str(), 1);
+  if (watchdog_ms_ > 0) {
+    ::setenv("WATCHDOG_USEC", std::to_string(watchdog_ms_ * 1000).c_str(), 1);
+    ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
+  }
+}
+
 ServiceNotifier& ServiceNotifier::Process() {
   static ServiceNotifier n;
   return n;

@@ -66,6 +66,10 @@ class ServiceNotifier {
   void SetStatus(const std::string& status);
   // Sends `state` as is (READY=1, STOPPING=1); a failure is logged once.
   void Send(const std::string& state);
+  // Puts $NOTIFY_SOCKET, $WATCHDOG_USEC and $WATCHDOG_PID back into the
+  // environment, for this process's next image (base/reexec.h): the same
+  // pid keeps talking to systemd. Nothing when unconfigured.
+  void ExportForExec();
 
   // While alive, a step of the loop that may take longer than the watchdog
   // interval (a whole-database copy) is not taken for a stuck loop: Tick

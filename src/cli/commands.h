@@ -29,6 +29,11 @@ int RunAgent(const Clock& clock, const std::string& config_path, bool restart_on
 // `tandem agent stop`: kStopNodeSignal to the agent that holds the node's
 // lock, then waits for it to exit. 0 also when no agent runs.
 int StopAgent(const Clock& clock, const std::string& config_path);
+// `tandem agent reload`: SIGHUP to the agent that holds the node's lock (it
+// checks the binary at its path, then executes it again as the same process:
+// base/reexec.h), then waits until its status names a new image. 0 also
+// when no agent runs; 1 when it did not come back within timeout_ms.
+int ReloadAgent(const Clock& clock, const std::string& config_path, int64_t timeout_ms);
 // The signal `tandem agent stop` sends: stop the node, whatever --on-sigterm says.
 inline constexpr int kStopNodeSignal = SIGUSR2;
 // `tandem agent --check-config`: loads the config and checks its TLS files as
