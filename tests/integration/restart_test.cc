@@ -2,15 +2,23 @@
 // etcd and PostgreSQL 15: a 3-node sandbox whose agents run with
 // --on-sigterm=restart (TANDEM_ON_SIGTERM, inherited by the sandbox's
 // agents), dcs.ttl 10 s. SIGTERM to the primary's agent and a new agent: same leader, same
-// timeline, the same postmaster, no acknowledged write lost. SIGTERM and no
-// new agent: the old fence guard stops PostgreSQL at the lease deadline and a
-// replica takes over. `tandem agent stop` stops each node at the end.
+// timeline, the same postmaster, no acknowledged write lost, the new agent
+// started from a new binary put in place meanwhile. `tandem agent reload`
+// on the primary (SIGHUP: the agent executes the new binary at its path as
+// the same process): the same again, and the same pid; a broken binary at
+// that path is refused and the agent goes on. SIGTERM and no new agent: the
+// old fence guard stops PostgreSQL at the lease deadline and a replica takes
+// over. `tandem agent stop` stops each node at the end.
+//
+// The agents run a copy of the binary under test (TANDEM_BIN points at it),
+// so a test can put a new file in its place the way dpkg does (a rename).
 //
 // Ports: TestBasePort(30000) = P; node i uses P+10i .. P+10i+6 (the range
 // 30000-30399 is this test's).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
@@ -90,6 +98,14 @@ class RestartTest : public SandboxSuite<RestartTest> {
   static void SetUpTestSuite() {
     // Every agent the sandbox (and `sandbox start`) spawns inherits it.
     ::setenv("TANDEM_ON_SIGTERM", "restart", 1);
+    // The sandbox's agents run the copy (the sandbox spawns its own binary).
+    original_bin_ = new std::string(TandemBin());
+    bin_dir_ = new TempDir("tandem-restart-bin");
+    if (!PutBinaryInPlace(*original_bin_)) {
+      up_output_ = new std::string("cannot copy " + *original_bin_ + " to " + Bin());
+      return;
+    }
+    ::setenv("TANDEM_BIN", Bin().c_str(), 1);
     UpSandbox("tandem-restart", 30000);
     if (!up_ok_) return;
     // A lease TTL that a loaded test machine's agent start fits in with room
@@ -125,7 +141,36 @@ class RestartTest : public SandboxSuite<RestartTest> {
     DownSandbox();
     RemoveSandboxDir();
     ::unsetenv("TANDEM_ON_SIGTERM");
+    ::unsetenv("TANDEM_BIN");
+    delete bin_dir_;
+    bin_dir_ = nullptr;
+    delete original_bin_;
+    original_bin_ = nullptr;
   }
+  // The file the agents run, and how a package upgrade replaces it: the new
+  // file written beside it, then renamed over it (the running image keeps
+  // the old inode).
+  static std::string Bin() { return bin_dir_->path() + "/tandem"; }
+  static bool PutBinaryInPlace(const std::string& from) {
+    auto cp = RunCmd({"cp", from, Bin() + ".new"}, 60'000);
+    return cp.exit_code == 0 && ::rename((Bin() + ".new").c_str(), Bin().c_str()) == 0;
+  }
+  static bool PutBrokenBinaryInPlace() {
+    const std::string script = "#!/bin/sh\necho 'a build that cannot start' >&2\nexit 1\n";
+    return WriteFileAtomic(Bin() + ".new", script).ok() &&
+           ::chmod((Bin() + ".new").c_str(), 0755) == 0 &&
+           ::rename((Bin() + ".new").c_str(), Bin().c_str()) == 0;
+  }
+  static ino_t Inode(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+  }
+  static std::string Image(int i) {
+    auto s = Status(i);
+    return s ? s->value("agent_image", "") : "";
+  }
+  static inline TempDir* bin_dir_ = nullptr;
+  static inline std::string* original_bin_ = nullptr;
   static int PgPort(int i) { return base_ + 10 * i; }
   static std::string Pgpass() { return Dir() + "/pgpass"; }
   static std::optional<json> Status(int i) { return ClusterStatusJson(Config(i)); }
@@ -186,6 +231,8 @@ TEST_F(RestartTest, PrimaryAgentRestartKeepsLeaderTimelineAndPostmaster) {
   // Nothing runs for the node now but PostgreSQL, etcd and the fence guard.
   EXPECT_EQ(PostmasterPid(p), postmaster) << "SIGTERM with --on-sigterm=restart stopped PostgreSQL";
   EXPECT_GT(LivePidFromFile(NodeDir(p) + "/etcd.pid"), 0) << "the etcd member was stopped";
+  // An upgrade: the new agent starts from a new file at the same path.
+  ASSERT_TRUE(PutBinaryInPlace(*original_bin_));
   auto start = RunTandem({"sandbox", "start", primary, "--dir", Dir()});
   ASSERT_EQ(start.exit_code, 0) << start.output;
   // The new agent serves as the primary again.
@@ -217,6 +264,95 @@ TEST_F(RestartTest, PrimaryAgentRestartKeepsLeaderTimelineAndPostmaster) {
   EXPECT_NE(log.find("stopped for a restart"), std::string::npos);
   EXPECT_NE(log.find("renewed the previous agent's lease"), std::string::npos);
   EXPECT_NE(log.find("stood down"), std::string::npos) << "the old fence guard was not stood down";
+  const pid_t agent = AgentPid(primary);
+  ASSERT_GT(agent, 0);
+  EXPECT_EQ(Inode("/proc/" + std::to_string(agent) + "/exe"), Inode(Bin()))
+      << "the new agent does not run the new binary";
+}
+
+TEST_F(RestartTest, PrimaryAgentReloadExecutesTheNewBinaryAsTheSameProcessWithoutAFailover) {
+  ASSERT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 120'000)) << Status(1)->dump(2);
+  const std::string primary = Primary(1);
+  const int p = IndexOf(primary);
+  ASSERT_GT(p, 0);
+  ASSERT_EQ(Psql(PgPort(p), Pgpass(), "CREATE TABLE IF NOT EXISTS r(id int primary key)").exit_code,
+            0);
+  const pid_t agent = AgentPid(primary);
+  const pid_t postmaster = PostmasterPid(p);
+  const std::string timeline = Timeline(p);
+  const std::string image = Image(p);
+  ASSERT_GT(agent, 0);
+  ASSERT_GT(postmaster, 0);
+  ASSERT_FALSE(image.empty());
+  const std::string exe = "/proc/" + std::to_string(agent) + "/exe";
+
+  Writer writer(PgPort(p), Pgpass(), 2'000'000);
+  ASSERT_TRUE(WaitUntil([&] { return writer.Acked().size() >= 5; }, 30'000));
+  ASSERT_TRUE(PutBinaryInPlace(*original_bin_));
+  ASSERT_NE(Inode(exe), Inode(Bin())) << "the running image is already the new file";
+  auto reload = RunTandem({"agent", "reload", "-c", Config(p)}, 180'000);
+  ASSERT_EQ(reload.exit_code, 0) << reload.output;
+  EXPECT_NE(reload.output.find("reloaded"), std::string::npos) << reload.output;
+  // The same process, a new image of the new file.
+  EXPECT_TRUE(IsAlive(agent));
+  EXPECT_EQ(AgentPid(primary), agent);
+  EXPECT_EQ(Inode(exe), Inode(Bin())) << "the agent does not run the new binary";
+  EXPECT_NE(Image(p), image);
+  EXPECT_TRUE(WaitUntil([&] { return Primary(p) == primary && Healthy(p, 3); }, 60'000))
+      << Status(p)->dump(2);
+  // Writes go on past the moment the previous image's guard would have fenced.
+  const int64_t reloaded = NowMs();
+  ASSERT_TRUE(WaitUntil([&] { return writer.LastAckMs() > reloaded + TtlMs(); }, 60'000));
+  writer.Stop();
+  EXPECT_EQ(Primary(1), primary) << "the leader changed: a failover";
+  EXPECT_EQ(PostmasterPid(p), postmaster) << "PostgreSQL was restarted";
+  EXPECT_EQ(Timeline(p), timeline) << "a new timeline: a promotion happened";
+  const auto acked = writer.Acked();
+  auto count = Psql(PgPort(p), Pgpass(), "SELECT count(*) FROM r WHERE id >= 2000000");
+  ASSERT_EQ(count.exit_code, 0) << count.output;
+  EXPECT_EQ(Trim(count.output), std::to_string(acked.size()));
+  std::printf("agent reload on the primary %s: longest gap between acknowledged writes %lld ms\n",
+              primary.c_str(), static_cast<long long>(writer.LongestGapMs()));
+  EXPECT_LT(writer.LongestGapMs(), TtlMs());
+  const std::string log = AgentLog(primary);
+  EXPECT_NE(log.find("SIGHUP: reloading in place"), std::string::npos);
+  EXPECT_NE(log.find("executing " + Bin() + " again as pid " + std::to_string(agent)),
+            std::string::npos);
+  // No process of the old image is left: only PostgreSQL, etcd and one guard.
+  std::string children;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        children = RunCmd({"ps", "-o", "comm=", "--ppid", std::to_string(agent)}, 10'000).output;
+        int guards = 0;
+        for (const auto& line : Split(children, '\n')) guards += Trim(line) == "tandem-fence";
+        return guards == 1;
+      },
+      30'000))
+      << "the agent's children:\n"
+      << children;
+}
+
+TEST_F(RestartTest, ReloadOfABrokenBinaryIsRefusedAndTheAgentGoesOn) {
+  ASSERT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 120'000)) << Status(1)->dump(2);
+  const std::string primary = Primary(1);
+  const int p = IndexOf(primary);
+  ASSERT_GT(p, 0);
+  const pid_t agent = AgentPid(primary);
+  const std::string image = Image(p);
+  ASSERT_FALSE(image.empty());
+  ASSERT_TRUE(PutBrokenBinaryInPlace());
+  // The CLI is the binary under test itself, not the broken file.
+  const std::string cli = *original_bin_;
+  auto reload = RunCmd({cli, "agent", "reload", "-c", Config(p)}, 180'000);
+  const bool restored = PutBinaryInPlace(*original_bin_);
+  EXPECT_EQ(reload.exit_code, 1) << reload.output;
+  EXPECT_NE(reload.output.find("refused the reload"), std::string::npos) << reload.output;
+  EXPECT_NE(reload.output.find("a build that cannot start"), std::string::npos) << reload.output;
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(AgentPid(primary), agent);
+  EXPECT_EQ(Image(p), image) << "the agent executed the broken file";
+  EXPECT_TRUE(Healthy(p, 3)) << Status(p)->dump(2);
+  EXPECT_EQ(Primary(p), primary);
 }
 
 TEST_F(RestartTest, PrimaryAgentThatDoesNotComeBackIsFencedAndAReplicaTakesOver) {
