@@ -243,6 +243,37 @@ expect_contains "$out" "tandem cluster switchover" "the refusal says how to move
 expect_contains "$out" "TANDEM_REMOVE_FORCE=1" "and how to force it"
 cp "$WORK/tandem.yaml.shipped" /etc/tandem/tandem.yaml
 
+step "an upgrade while the node runs: the agent executes the new binary in place"
+# The node's config names the sandbox's node1 (the primary); reinstalling is
+# an upgrade for dpkg (configure with the previous version): the postinst
+# reloads the agent (no systemd here: `tandem agent reload`).
+cp "$SANDBOX/node1/tandem.yaml" /etc/tandem/tandem.yaml
+pm_before=$(head -1 "$SANDBOX/node1/pgdata/postmaster.pid")
+image_before=$(/usr/bin/tandem -c "$SANDBOX/node1/tandem.yaml" cluster status --json |
+  sed -n 's/^ *"agent_image": "\(.*\)",*$/\1/p')
+dpkg -i "$DEB" >"$WORK/dpkg-upgrade.log" 2>&1 || { cat "$WORK/dpkg-upgrade.log"; fail "dpkg -i over a running node"; }
+expect_contains "$(cat "$WORK/dpkg-upgrade.log")" "node node1 reloaded" "the postinst reloaded the agent"
+image_after=$(/usr/bin/tandem -c "$SANDBOX/node1/tandem.yaml" cluster status --json |
+  sed -n 's/^ *"agent_image": "\(.*\)",*$/\1/p')
+if [ -n "$image_before" ] && [ -n "$image_after" ] && [ "$image_before" != "$image_after" ] &&
+   [ "$(readlink "/proc/$agent_pid/exe")" = /usr/bin/tandem ]; then
+  ok "the same agent pid ($agent_pid) runs the new /usr/bin/tandem (image $image_before -> $image_after)"
+else
+  fail "the agent did not execute the new binary (image '$image_before' -> '$image_after', exe $(readlink "/proc/$agent_pid/exe"))"
+fi
+if [ "$(head -1 "$SANDBOX/node1/pgdata/postmaster.pid")" = "$pm_before" ]; then
+  ok "PostgreSQL kept running (postmaster $pm_before)"
+else
+  fail "PostgreSQL was restarted by the upgrade"
+fi
+for _ in $(seq 100); do
+  /usr/bin/tandem -c "$SANDBOX/node1/tandem.yaml" cluster status --json 2>/dev/null | grep -q '"role": "primary"' && break
+  sleep 0.1
+done
+expect_contains "$(/usr/bin/tandem -c "$SANDBOX/node1/tandem.yaml" cluster status --json)" '"role": "primary"' \
+  "node1 is still the primary"
+cp "$WORK/tandem.yaml.shipped" /etc/tandem/tandem.yaml
+
 step "a second agent for the same node"
 set +e
 timeout 20 /usr/bin/tandem agent -c "$SANDBOX/node1/tandem.yaml" >"$WORK/second.log" 2>&1 &
