@@ -43,13 +43,22 @@ TANDEM = os.path.join(ROOT, "build", "tandem")
 PGBIN = "/usr/lib/postgresql/15/bin"
 CLIENT = os.path.join(HERE, "client.py")
 
-FAULTS = ["node-crash", "postmaster-crash", "switchover"]
+FAULTS = ["node-crash", "postmaster-crash", "switchover", "agent-restart"]
+# Not a fault: a round with nothing injected, so the longest pause of the client at this
+# machine's load is known (the floor under every gap; run it with --faults none,...).
+BASELINE = "none"
 FAULT_TITLES = {
     "node-crash": "primary node crash (kill -9 agent/patroni + postgres + etcd member)",
     "postmaster-crash": "postmaster crash, agent alive (kill -9 postmaster)",
     "switchover": "planned switchover",
+    "none": "no fault: the same round with nothing injected (the measurement's floor)",
+    "agent-restart": "primary's agent restarted, as by a package upgrade (Tandem: tandem agent "
+                     "reload; Patroni: SIGTERM and start again)",
 }
-TARGETS = {"node-crash": 2.0, "postmaster-crash": 0.5, "switchover": 0.5}
+# agent-restart: no gap longer than the client's own probe interval (50 ms) plus one
+# write's round trip: 0.1 s.
+TARGETS = {"node-crash": 2.0, "postmaster-crash": 0.5, "switchover": 0.5, "agent-restart": 0.1,
+           "none": None}
 
 RESUMED_QUIET_S = 5.0     # step 3: this long without a pause ...
 PAUSE_S = 0.5             # ... where a pause is an interval longer than this
@@ -419,6 +428,12 @@ class TandemCluster:
         rc, out = run([TANDEM, "-c", self.cfg(primary), "cluster", "switchover"], 120, self.cmdlog)
         return rc == 0, out.strip().replace("\n", " | ")[-300:]
 
+    def restart_agent(self, n):
+        # What a package upgrade does (the postinst): the agent executes its binary again
+        # as the same process; PostgreSQL, etcd and the leader key's lease are kept.
+        rc, out = run([TANDEM, "agent", "reload", "-c", self.cfg(n)], 180, self.cmdlog)
+        return rc == 0, out.strip().replace("\n", " | ")[-300:]
+
     def settings(self):
         return "Tandem defaults: ttl 2s, loop_interval 250ms, safety_margin 500ms, sync_mode quorum (ANY 1)"
 
@@ -656,6 +671,21 @@ class PatroniCluster:
         self.start_patroni(n)
         return True, "started etcd %d, patroni %d" % (self.etcd[n].pid, self.patroni[n].pid)
 
+    def restart_agent(self, n):
+        # What `systemctl restart patroni` (and a package upgrade's restart) does: SIGTERM,
+        # which makes Patroni stop PostgreSQL and give up the leader key, then a new Patroni.
+        p = self.patroni.get(n)
+        if p is None or p.poll() is not None:
+            return False, "no running patroni for %s" % n
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(90)
+        except subprocess.TimeoutExpired:
+            return False, "patroni %d did not exit within 90 s of SIGTERM" % p.pid
+        old = p.pid
+        self.start_patroni(n)
+        return True, "patroni %d stopped (SIGTERM), patroni %d started" % (old, self.patroni[n].pid)
+
     def switchover(self, primary):
         view = self.cluster_view() or {}
         cands = sorted((m.get("lag", 0) if isinstance(m.get("lag"), int) else 1 << 40, m["name"])
@@ -756,6 +786,10 @@ def one_round(cluster, client, fault):
     elif fault == "postmaster-crash":
         os.kill(pm, signal.SIGKILL)
         ok, out = True, "kill -9 postmaster %d" % pm
+    elif fault == "agent-restart":
+        ok, out = cluster.restart_agent(primary)
+    elif fault == BASELINE:
+        ok, out = True, "nothing injected"
     else:
         ok, out = cluster.switchover(primary)
     t_cmd = time.time()
@@ -869,7 +903,9 @@ def summarize(results, faults, meta):
                     row += " – |"
             tgt = TARGETS[fault]
             m = meds.get("tandem")
-            if m is None:
+            if tgt is None:
+                row += " – |"
+            elif m is None:
                 row += " <= %.1f s: not measured |" % tgt
             elif m <= tgt:
                 row += " <= %.1f s: met |" % tgt
@@ -921,8 +957,9 @@ def main():
         return 1
     faults = [f for f in a.faults.split(",") if f]
     for f in faults:
-        if f not in FAULTS:
-            print("bench: unknown fault %s (%s)" % (f, ", ".join(FAULTS)), file=sys.stderr)
+        if f not in FAULTS and f != BASELINE:
+            print("bench: unknown fault %s (%s, or %s)" % (f, ", ".join(FAULTS), BASELINE),
+                  file=sys.stderr)
             return 2
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())

@@ -152,25 +152,31 @@ const char* kSeeAlso =
 const char* kAgentSystemd = R"(.SH RUNNING UNDER SYSTEMD
 The package's \fBtandem.service\fR runs \fBtandem agent \-c /etc/tandem/tandem.yaml\fR as
 \fIType=notify\fR: the agent sends READY=1 once its REST API serves (after the node's state
-is loaded and, for a member, its etcd member and HA loop run), STOPPING=1 when SIGTERM or
-SIGINT makes it shut down, and a status line with the node's role (shown by
+is loaded and, for a member, its etcd member and HA loop run), RELOADING=1 before a reload
+executes the new binary, STOPPING=1 when it shuts down, and a status line with the node's role (shown by
 \fBsystemctl status tandem\fR). With \fIWatchdogSec=\fR set, the HA loop sends WATCHDOG=1
 after its cycles: a loop that stops completing cycles is restarted by systemd, on top of the
 agent's own fencing. While the node is not a member (no loop runs) or the loop copies a
 database (pg_rewind, pg_basebackup), the agent's main thread keeps the watchdog fed.
 .PP
-\fBRestarting the agent is not a failover.\fR The unit runs \fBtandem agent
-\-\-on\-sigterm=restart\fR with \fIKillMode=process\fR: SIGTERM (\fBsystemctl restart\fR,
-and \fBsystemctl stop\fR too: systemd sends the same signal) goes to the agent alone, which
-leaves PostgreSQL, the embedded etcd member and its fence guard running. The next agent
-adopts the postmaster and the etcd member, renews the leader key's lease (its id is kept in
-state.json) and takes over from the old fence guard: the primary keeps its key, timeline and
-postmaster. If no agent comes back within dcs.ttl \- dcs.safety_margin, the old guard stops a
-primary's PostgreSQL and a replica takes over. To stop the node itself, run \fBtandem agent
-stop\fR: a switchover first on the primary when a healthy replica exists, then PostgreSQL
-and etcd stop and the agent exits; removing the package does that (refused on the cluster's
-primary unless TANDEM_REMOVE_FORCE=1 is set). Without \-\-on\-sigterm=restart (the default)
-SIGTERM stops the node, without the switchover.
+\fBReloading the agent is not a failover.\fR \fBsystemctl reload tandem\fR (the unit's
+\fIExecReload=\fR, \fBtandem agent reload\fR, which a package upgrade runs) sends SIGHUP: the
+agent checks the binary now at its path (\fBagent \-\-check\-config\fR with it; a file that
+cannot start is refused and the agent goes on unchanged), then executes it as the same
+process. PostgreSQL, the embedded etcd member and the fence guard keep running; the new image
+adopts them, renews the leader key's lease (its id is kept in state.json) and takes over from
+the old fence guard: the primary keeps its key, timeline and postmaster. If the agent does not
+come back within dcs.ttl \- dcs.safety_margin, the old guard stops a primary's PostgreSQL and
+a replica takes over. An agent that dies (a crash, the watchdog) leaves them running the same
+way (\fIKillMode=process\fR), for the agent systemd starts again.
+.PP
+To stop the node itself, run \fBtandem agent stop\fR (the unit's \fIExecStop=\fR, so
+\fBsystemctl stop tandem\fR does it): a switchover first on the primary when a healthy replica
+exists, then PostgreSQL and etcd stop and the agent exits; removing the package does that
+(refused on the cluster's primary unless TANDEM_REMOVE_FORCE=1 is set).
+\fBsystemctl restart tandem\fR is a stop and a start: one switchover. Started by hand, SIGTERM
+stops the node without the switchover, or with \-\-on\-sigterm=restart leaves it running for
+the next agent, which adopts it as a reload does.
 .PP
 A second agent for the same state directory is refused before it opens a port, naming the
 first one's pid. Under systemd the agent logs to journald with structured fields (TANDEM_MODULE, TANDEM_NODE, TANDEM_CLUSTER, and a MESSAGE_ID per event kind): \fBjournalctl \-u tandem\fR; log.target in tandem.yaml(5) chooses stderr, syslog or a file instead.

@@ -146,8 +146,8 @@ for page in tandem tandem-agent tandem-cluster tandem-sandbox tandem-pki tandem.
   if grep -q "SEE ALSO" "$WORK/$page.raw"; then ok "man $page (no warnings)"; else fail "man $page is empty"; fi
 done
 expect_contains "$(cat "$WORK/tandem-cluster.txt")" "switchover" "tandem-cluster(1) has switchover"
-expect_contains "$(cat "$WORK/tandem-agent.txt")" "Restarting the agent is not a failover" \
-  "tandem-agent(1) says what a restart does"
+expect_contains "$(cat "$WORK/tandem-agent.txt")" "Reloading the agent is not a failover" \
+  "tandem-agent(1) says what a reload does"
 expect_contains "$(cat "$WORK/tandem-agent.txt")" "To stop the node itself, run tandem agent stop" \
   "tandem-agent(1) says how to stop the node"
 expect_contains "$(cat "$WORK/tandem.yaml.txt")" "dcs.loop_interval" "tandem.yaml(5) lists the keys"
