@@ -209,6 +209,11 @@ std::string RenderStatus(const json& s) {
     out += Line("Operator request", RenderIntent(s["intent"]));
   }
   out += Line("Interface", s.value("interface", ""));
+  if (s.contains("agent_version")) {
+    // Which build this node's agent runs (a rolling upgrade shows here).
+    out += Line("Agent", "pid " + std::to_string(s.value("agent_pid", 0)) + ", tandem " +
+                             s.value("agent_version", std::string()));
+  }
   if (s.contains("proxy") && s["proxy"].is_object()) out += RenderProxy(s["proxy"]);
   if (s.contains("vip") && s["vip"].is_object()) out += RenderVip(s["vip"]);
   out += RenderCertificates(s);

@@ -61,11 +61,12 @@ enum class Fault {
   kSwitchover,
   kReplicaDiskFull,
   kAgentRestart,
+  kAgentReload,
 };
 constexpr Fault kAllFaults[] = {Fault::kPostmasterKill, Fault::kAgentKill,  Fault::kNodeKill,
                                 Fault::kAgentPause,     Fault::kIsolate,    Fault::kEtcdCut,
                                 Fault::kEtcdLeaderKill, Fault::kSwitchover, Fault::kReplicaDiskFull,
-                                Fault::kAgentRestart};
+                                Fault::kAgentRestart,   Fault::kAgentReload};
 
 const char* FaultName(Fault f) {
   switch (f) {
@@ -89,6 +90,8 @@ const char* FaultName(Fault f) {
       return "replica disk full";
     case Fault::kAgentRestart:
       return "primary agent restart (SIGTERM, start)";
+    case Fault::kAgentReload:
+      return "primary agent reload (SIGHUP: the binary executed again, same pid)";
   }
   return "?";
 }
@@ -442,6 +445,14 @@ class ChaosTest : public ::testing::Test {
         ::kill(a, SIGTERM);
         (void)WaitForExit(a, 60'000);
         (void)StartAgent(p);
+        return [] {};
+      }
+      case Fault::kAgentReload: {
+        // `tandem agent reload` / a package upgrade: the same process
+        // executes the binary again; PostgreSQL and etcd keep running.
+        pid_t a = AgentPid(p);
+        *what = "agent " + std::to_string(a) + " SIGHUP";
+        ::kill(a, SIGHUP);
         return [] {};
       }
       case Fault::kAgentPause: {
