@@ -13,6 +13,7 @@ namespace {
 struct ClusterArgs {
   std::string join_address;
   bool join_witness = false;
+  std::string localnode;
   bool status_json = false;
   std::string remove_node;
   bool remove_force = false;
@@ -34,6 +35,15 @@ using Args = std::shared_ptr<ClusterArgs>;
 
 // initialize, join, status, remove, clear-error.
 void AddMembershipCommands(CLI::App* cluster, const Args& a, Context& ctx) {
+  auto* localnode = cluster->add_subcommand(
+      "localnode",
+      "show, or set before initialize or join, the interface or address this node clusters on "
+      "(replication, etcd peers, agent calls): checked to exist and be up, written to the "
+      "config file as node.interface or node.address; refused once the node is a member");
+  localnode->add_option("target", a->localnode,
+                        "an interface (eth1) or an address of this machine");
+  ctx.Handle(localnode,
+             [&ctx, a] { return ClusterLocalnode(ctx.clock, ctx.config, a->localnode); });
   auto* init = cluster->add_subcommand("initialize",
                                        "make this node's database the primary of a new cluster");
   ctx.Handle(init, [&ctx] { return ClusterInitialize(ctx.clock, ctx.config); });

@@ -42,6 +42,9 @@ inline constexpr int kStopNodeSignal = SIGUSR2;
 int CheckAgentConfig(const Clock& clock, const std::string& config_path);
 
 int ClusterInitialize(const Clock& clock, const std::string& config_path);
+// `tandem cluster localnode [INTERFACE|ADDRESS]` (localnode.cc): shows, or
+// sets before the node is a member, the interface or address it clusters on.
+int ClusterLocalnode(const Clock& clock, const std::string& config_path, const std::string& target);
 // witness: `join --witness` (no PostgreSQL on this node).
 int ClusterJoin(const Clock& clock, const std::string& config_path, const std::string& address,
                 bool witness = false);

@@ -97,7 +97,8 @@ TEST_F(ManualTest, EveryCommandAndOptionIsInItsGroupsPage) {
   }
   EXPECT_TRUE(Has(top, ".TH TANDEM 1 \"\" \"tandem 9.9.9 (commit abc)\"")) << top.substr(0, 300);
   EXPECT_FALSE(Has(top, "\\fBhelp")) << "the generators are not listed as commands";
-  EXPECT_TRUE(Has(Page("tandem-agent.1"), "Restarting the agent is not a failover"));
+  EXPECT_TRUE(Has(Page("tandem-agent.1"), "Reloading the agent is not a failover"));
+  EXPECT_TRUE(Has(Page("tandem-agent.1"), "systemctl reload tandem"));
 }
 
 TEST_F(ManualTest, TheConfigPageListsEveryKeyOfTheLoadersTable) {
