@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <tuple>
 
 #include "agent/agent.h"
 #include "agent/tls_files.h"
@@ -353,6 +354,23 @@ Exit WaitForStopSignal(const Clock& clock, const sigset_t& set, ServiceNotifier&
 std::string CheckNextImage(const agent::Config& cfg) {
   const std::string exe = InvokedExecutable();
   if (exe.empty()) return "this process's executable path is unknown";
+  // The new image must find this node where this one left it: the same
+  // name, cluster, state directory and database (else it would not know
+  // the PostgreSQL and etcd it is handed).
+  auto next = agent::LoadConfig(cfg.path);
+  if (!next) return cfg.path + ": " + next.error().message();
+  for (const auto& [key, was, now] :
+       {std::tuple<const char*, std::string, std::string>{"node.name", cfg.node_name,
+                                                          next->node_name},
+        {"cluster", cfg.cluster, next->cluster},
+        {"node.state_dir", cfg.state_dir, next->state_dir},
+        {"postgresql.data_dir", cfg.pg_data_dir, next->pg_data_dir}}) {
+    if (was != now) {
+      return std::string(key) + " changed in " + cfg.path + " ('" + was + "' -> '" + now +
+             "'): a reload keeps the node running and cannot move it; put it back, or stop the "
+             "node (tandem agent stop) and start it with the new file";
+    }
+  }
   auto r = RunCommand({exe, "agent", "--check-config", "-c", cfg.path}, SpawnOptions{}, 30'000);
   if (!r) return exe + ": " + r.error().message();
   if (r->exit_code == 0) return "";

@@ -6,7 +6,8 @@
 // started from a new binary put in place meanwhile. `tandem agent reload`
 // on the primary (SIGHUP: the agent executes the new binary at its path as
 // the same process): the same again, and the same pid; a broken binary at
-// that path is refused and the agent goes on. SIGTERM and no new agent: the
+// that path, or a config naming another node, is refused and the agent goes
+// on. SIGTERM and no new agent: the
 // old fence guard stops PostgreSQL at the lease deadline and a replica takes
 // over. `tandem agent stop` stops each node at the end.
 //
@@ -332,7 +333,7 @@ TEST_F(RestartTest, PrimaryAgentReloadExecutesTheNewBinaryAsTheSameProcessWithou
       << children;
 }
 
-TEST_F(RestartTest, ReloadOfABrokenBinaryIsRefusedAndTheAgentGoesOn) {
+TEST_F(RestartTest, AReloadThatCannotWorkIsRefusedAndTheAgentGoesOn) {
   ASSERT_TRUE(WaitUntil([] { return Healthy(1, 3); }, 120'000)) << Status(1)->dump(2);
   const std::string primary = Primary(1);
   const int p = IndexOf(primary);
@@ -351,6 +352,19 @@ TEST_F(RestartTest, ReloadOfABrokenBinaryIsRefusedAndTheAgentGoesOn) {
   ASSERT_TRUE(restored);
   EXPECT_EQ(AgentPid(primary), agent);
   EXPECT_EQ(Image(p), image) << "the agent executed the broken file";
+  // A config that names another node: the new image could not adopt this one.
+  auto text = ReadFile(Config(p));
+  ASSERT_TRUE(text.ok());
+  const size_t at = text->find("name: " + primary);
+  ASSERT_NE(at, std::string::npos) << *text;
+  std::string renamed = *text;
+  renamed.replace(at, 6 + primary.size(), "name: " + primary + "-renamed");
+  ASSERT_TRUE(WriteFileAtomic(Config(p), renamed).ok());
+  auto moved = RunTandem({"agent", "reload", "-c", Config(p)}, 180'000);
+  ASSERT_TRUE(WriteFileAtomic(Config(p), *text).ok());
+  EXPECT_EQ(moved.exit_code, 1) << moved.output;
+  EXPECT_NE(moved.output.find("node.name changed"), std::string::npos) << moved.output;
+  EXPECT_EQ(Image(p), image) << "the agent reloaded into another node's name";
   EXPECT_TRUE(Healthy(p, 3)) << Status(p)->dump(2);
   EXPECT_EQ(Primary(p), primary);
 }
