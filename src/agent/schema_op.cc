@@ -30,6 +30,7 @@ std::string EncodeSchemaOperation(const SchemaOperation& op) {
               {"requested_on", op.requested_on},
               {"runner", op.runner},
               {"progress", op.progress},
+              {"progress_total", op.progress_total},
               {"applied", op.applied},
               {"error", op.error},
               {"started_ms", op.started_ms},
@@ -55,6 +56,7 @@ Result<SchemaOperation> DecodeSchemaOperation(const std::string& text) {
     op.requested_on = j.value("requested_on", "");
     op.runner = j.value("runner", "");
     op.progress = j.value("progress", std::vector<std::string>{});
+    op.progress_total = j.value("progress_total", uint64_t{op.progress.size()});
     op.applied = j.value("applied", std::vector<uint64_t>{});
     op.error = j.value("error", "");
     op.started_ms = j.value("started_ms", int64_t{0});
@@ -79,6 +81,7 @@ json SchemaOperationView(const SchemaOperation& op) {
           {"requested_on", op.requested_on},
           {"runner", op.runner},
           {"progress", op.progress},
+          {"progress_total", op.progress_total},
           {"applied", op.applied},
           {"error", op.error},
           {"started_ms", op.started_ms},
@@ -87,6 +90,7 @@ json SchemaOperationView(const SchemaOperation& op) {
 
 void AddSchemaProgress(SchemaOperation* op, const std::string& line) {
   op->progress.push_back(line);
+  ++op->progress_total;
   if (op->progress.size() > kMaxSchemaProgress) op->progress.erase(op->progress.begin());
 }
 

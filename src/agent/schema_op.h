@@ -29,7 +29,8 @@ struct SchemaOperation {
   std::string state;                       // "running", "failed", "done"
   std::string requested_on;
   std::string runner;                 // the node that runs it (last ran it); "" = not started
-  std::vector<std::string> progress;  // newest last, at most kMaxProgress
+  std::vector<std::string> progress;  // newest last, at most kMaxSchemaProgress
+  uint64_t progress_total = 0;        // lines ever added (a follower prints the new ones)
   std::vector<uint64_t> applied;      // versions this run applied
   std::string error;
   int64_t started_ms = 0;

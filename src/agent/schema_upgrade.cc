@@ -53,6 +53,30 @@ bool IsSchemaCommand(const std::string& command) {
   return StartsWith(command, "tandem cluster upgrade-schema");
 }
 
+// Why a new run may not be recorded now (nullopt: it may).
+std::optional<Error> SchemaRunRefusal(const ClusterView& view,
+                                      const std::optional<SchemaOperation>& existing,
+                                      int64_t now_ms) {
+  if (view.paused) return Refuse("the cluster is paused; run `tandem cluster resume` first");
+  if (view.intent && now_ms < view.intent->expires_ms) {
+    return Refuse("a switchover or failover is under way; wait for it to finish");
+  }
+  if (!view.leader) return Refuse("the cluster has no primary to run the upgrade on");
+  if (existing && existing->state == "running") {
+    return Error(ErrorCode::kConflict,
+                 "another schema upgrade is running ('" + existing->command + "', requested on " +
+                     existing->requested_on +
+                     (existing->runner.empty() ? "" : ", run by " + existing->runner) +
+                     "); nothing was changed: wait for it (`tandem cluster schema`)");
+  }
+  if (existing && existing->state == "failed") {
+    return Refuse("the last schema upgrade failed (" + existing->error +
+                  "); nothing was changed: run `tandem cluster clear-error` first, then run "
+                  "the command again (it resumes at the failed migration)");
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<std::optional<SchemaOperation>> Agent::ReadSchemaOperation() {
@@ -98,25 +122,9 @@ Result<nlohmann::json> Agent::StartSchemaUpgrade(const nlohmann::json& body) {
   if (body.value("dry_run", false) || plan->pending.empty()) return answer;
   auto view = ReadView();
   if (!view) return view.error().Wrap("reading the cluster state");
-  if (view->paused) return Refuse("the cluster is paused; run `tandem cluster resume` first");
-  if (view->intent && clock_.WallNow() < view->intent->expires_ms) {
-    return Refuse("a switchover or failover is under way; wait for it to finish");
-  }
-  if (!view->leader) return Refuse("the cluster has no primary to run the upgrade on");
   auto existing = ReadSchemaOperation();
   if (!existing) return existing.error();
-  if (*existing && (*existing)->state == "running") {
-    const auto& e = **existing;
-    return Error(ErrorCode::kConflict,
-                 "another schema upgrade is running ('" + e.command + "', requested on " +
-                     e.requested_on + (e.runner.empty() ? "" : ", run by " + e.runner) +
-                     "); nothing was changed: wait for it (`tandem cluster schema`)");
-  }
-  if (*existing && (*existing)->state == "failed") {
-    return Refuse("the last schema upgrade failed (" + (*existing)->error +
-                  "); nothing was changed: run `tandem cluster clear-error` first, then run "
-                  "the command again (it resumes at the failed migration)");
-  }
+  if (auto refusal = SchemaRunRefusal(*view, *existing, clock_.WallNow())) return *refusal;
   SchemaOperation op;
   op.id = RandomToken(12);
   op.command = "tandem cluster upgrade-schema " + body.at("dir").get<std::string>();
@@ -202,13 +210,18 @@ void Agent::SchemaUpkeep(const ClusterView& view, const core::LocalPostgres& loc
   if (w.active) return;
   const bool leading = view.leader && view.leader->holder == cfg_.node_name && local.running &&
                        !local.in_recovery && !witness_;
-  bool failed_here = false;
+  // This node's own last command came from a run (it asked for it, or ran
+  // it): its outcome or its clearing shows here too, even with no CLI following.
+  bool failed_here = false, running_here = false;
+  std::string command;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    failed_here = state_.error && state_.last_command.result == "Failed" &&
-                  IsSchemaCommand(state_.last_command.command);
+    command = state_.last_command.command;
+    const bool schema = IsSchemaCommand(command);
+    failed_here = schema && state_.error && state_.last_command.result == "Failed";
+    running_here = schema && state_.last_command.result == "Running";
   }
-  if (!leading && !failed_here) return;
+  if (!leading && !failed_here && !running_here) return;
   const bool retry_due = w.retry_at != 0 && clock_.Now() >= w.retry_at;
   if (view.revision == w.checked_revision && !retry_due) return;
   auto op = ReadSchemaOperation();
@@ -220,6 +233,10 @@ void Agent::SchemaUpkeep(const ClusterView& view, const core::LocalPostgres& loc
     std::lock_guard<std::mutex> lock(mu_);
     state_.error = false;
     (void)SaveState();
+  }
+  if (running_here && *op && (*op)->command == command && (*op)->state != "running") {
+    SetLastCommand(command, (*op)->state == "done" ? "Success" : "Failed",
+                   (*op)->state == "done" ? "" : "Couldn't upgrade the schema: " + (*op)->error);
   }
   if (!leading || !*op || (*op)->state != "running") return;
   std::thread old;

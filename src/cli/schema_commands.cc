@@ -95,25 +95,23 @@ std::string RequestBody(const UpgradeArgs& a, const std::vector<core::MigrationF
       .dump();
 }
 
-// Prints the lines of `progress` after the last one already printed.
-void PrintNewProgress(const json& progress, std::vector<std::string>* printed) {
-  std::vector<std::string> lines;
-  for (const auto& l : progress) lines.push_back(l.get<std::string>());
-  size_t from = 0;
-  if (!printed->empty()) {
-    auto it = std::find(lines.rbegin(), lines.rend(), printed->back());
-    from = it == lines.rend() ? 0 : static_cast<size_t>(lines.rend() - it);
+// Prints the lines of the operation's progress not printed yet (the record
+// keeps the last lines and counts every line ever added).
+void PrintNewProgress(const json& op, uint64_t* printed) {
+  const json progress = op.value("progress", json::array());
+  const uint64_t total = op.value("progress_total", uint64_t{progress.size()});
+  const uint64_t fresh = total > *printed ? total - *printed : 0;
+  const size_t from = progress.size() > fresh ? progress.size() - fresh : 0;
+  for (size_t i = from; i < progress.size(); ++i) {
+    std::printf("  %s\n", progress[i].get<std::string>().c_str());
   }
-  for (size_t i = from; i < lines.size(); ++i) {
-    std::printf("  %s\n", lines[i].c_str());
-    printed->push_back(lines[i]);
-  }
+  *printed = std::max(*printed, total);
   std::fflush(stdout);
 }
 
 // Follows operation `id` until it ends: 0 done, 1 failed or lost.
 int Follow(const Clock& clock, const agent::Config& cfg, const std::string& id) {
-  std::vector<std::string> printed;
+  uint64_t printed = 0;
   MonoMs unreachable_since = 0;
   for (;;) {
     bool reached = false;
@@ -136,7 +134,7 @@ int Follow(const Clock& clock, const agent::Config& cfg, const std::string& id) 
           "the schema operation was replaced or cleared meanwhile; see `tandem "
           "cluster schema`");
     }
-    PrintNewProgress(op.value("progress", json::array()), &printed);
+    PrintNewProgress(op, &printed);
     const std::string state = op.value("state", "");
     if (state == "done") return 0;
     if (state == "failed") {

@@ -49,6 +49,9 @@ Result<std::unique_ptr<SchemaSession>> SchemaSession::Open(const Paths& paths,
     }
     return conn.error();
   }
+  // The server's notices (CREATE ... IF NOT EXISTS skipping) are not the agent's output.
+  PQsetNoticeProcessor(
+      conn->raw(), [](void*, const char*) {}, nullptr);
   return std::unique_ptr<SchemaSession>(new SchemaSession(std::move(*conn), clock));
 }
 
@@ -159,6 +162,36 @@ Status SchemaSession::RunStatements(const core::Migration& m, int64_t deadline, 
   return Ok();
 }
 
+Result<std::optional<std::string>> SchemaSession::Begin(const core::Migration& m,
+                                                        MigrationFailure* why) {
+  const std::string v = std::to_string(m.version);
+  auto lost = [&](const Error& e) -> Error {
+    why->interrupted = true;
+    return e;
+  };
+  auto begin = conn_.Exec("BEGIN", "starting the migration's transaction");
+  if (!begin) return lost(begin.error());
+  // The row commits with the migration: a run resumed after a lost commit
+  // finds it here and applies nothing twice.
+  auto seen = conn_.ExecParams(
+      "SELECT count(*), count(*) FILTER (WHERE version = $1 AND success) "
+      "FROM tandem.schema_history",
+      {v}, "reading tandem.schema_history");
+  if (!seen) return lost(seen.error());
+  if (seen->Get(0, 1) != "0") {
+    (void)conn_.Exec("ROLLBACK", "rollback");
+    return std::optional<std::string>();
+  }
+  if (!m.transactional) {
+    auto end = conn_.Exec("COMMIT", "ending the check");
+    if (!end) return lost(end.error());
+    auto del = conn_.ExecParams("DELETE FROM tandem.schema_history WHERE version = $1", {v},
+                                "removing the failed attempt's row");
+    if (!del) return lost(del.error());
+  }
+  return std::optional<std::string>(seen->Get(0, 0));
+}
+
 Result<AppliedMigration> SchemaSession::Apply(const core::Migration& m, const std::string& node,
                                               int64_t timeout_ms, MigrationFailure* why) {
   const MonoMs began = clock_.Now();
@@ -169,28 +202,13 @@ Result<AppliedMigration> SchemaSession::Apply(const core::Migration& m, const st
     return e;
   };
   AppliedMigration out;
-  auto begin = conn_.Exec("BEGIN", "starting the migration's transaction");
-  if (!begin) return lost(begin.error());
-  // The row commits with the migration: a run resumed after a lost commit
-  // finds it here and applies nothing twice.
-  auto seen = conn_.ExecParams(
-      "SELECT count(*), count(*) FILTER (WHERE version = $1 AND success) "
-      "FROM tandem.schema_history",
-      {v}, "reading tandem.schema_history");
-  if (!seen) return lost(seen.error());
-  const std::string rows_before = seen->Get(0, 0);
-  if (seen->Get(0, 1) != "0") {
-    (void)conn_.Exec("ROLLBACK", "rollback");
+  auto rows = Begin(m, why);
+  if (!rows) return rows.error();
+  if (!rows->has_value()) {
     out.already_applied = true;
     return out;
   }
-  if (!m.transactional) {
-    auto end = conn_.Exec("COMMIT", "ending the check");
-    if (!end) return lost(end.error());
-    auto del = conn_.ExecParams("DELETE FROM tandem.schema_history WHERE version = $1", {v},
-                                "removing the failed attempt's row");
-    if (!del) return lost(del.error());
-  }
+  const std::string rows_before = **rows;
   Status st = RunStatements(m, deadline, m.transactional, why);
   if (st.ok() && m.transactional) {
     auto after =

@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,10 @@ class SchemaSession {
 
  private:
   SchemaSession(PgConn conn, const Clock& clock) : conn_(std::move(conn)), clock_(clock) {}
+  // BEGIN and the history's look: nullopt when `m` is applied already
+  // (rolled back), else the row count before it (a non-transactional file:
+  // its failed row removed, no transaction left open).
+  Result<std::optional<std::string>> Begin(const core::Migration& m, MigrationFailure* why);
   Status RunStatements(const core::Migration& m, int64_t deadline, bool in_txn,
                        MigrationFailure* why);
   Status ExecOne(const core::Statement& s, const core::Migration& m, int64_t deadline, bool in_txn,

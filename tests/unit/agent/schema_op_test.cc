@@ -42,9 +42,13 @@ TEST(SchemaOperation, TheApiViewAndAFinishedRecordCarryNoSql) {
 
 TEST(SchemaOperation, ProgressIsBounded) {
   SchemaOperation op;
+  op.id = "p";
+  op.state = "running";
   for (int i = 0; i < 100; ++i) AddSchemaProgress(&op, "line " + std::to_string(i));
   ASSERT_EQ(op.progress.size(), kMaxSchemaProgress);
   EXPECT_EQ(op.progress.back(), "line 99");
+  EXPECT_EQ(op.progress_total, 100u);  // a follower prints what it has not seen by this count
+  EXPECT_EQ(DecodeSchemaOperation(EncodeSchemaOperation(op))->progress_total, 100u);
 }
 
 TEST(SchemaOperation, Sha256IsTheStandardDigest) {
