@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -75,6 +76,22 @@ std::optional<agent::Config> Load(const std::string& path) {
   net::SetHttpClientTls(agent::ClientTlsFor(*cfg));
   ::signal(SIGPIPE, SIG_IGN);
   return *cfg;
+}
+
+// A query parameter's value, percent-encoded (a database name may hold anything).
+std::string UrlEncode(const std::string& v) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : v) {
+    if (std::isalnum(c) || c == '_' || c == '-' || c == '.') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
 }
 
 struct UpgradeArgs {
@@ -183,7 +200,7 @@ int UpgradeSchema(const Clock& clock, const std::string& config, const UpgradeAr
 int ShowSchema(const std::string& config, const UpgradeArgs& a) {
   auto cfg = Load(config);
   if (!cfg) return 1;
-  auto s = Call(*cfg, "GET", "/v1/schema?database=" + a.database, "", 30'000);
+  auto s = Call(*cfg, "GET", "/v1/schema?database=" + UrlEncode(a.database), "", 30'000);
   if (!s) return PrintError(s.error().message());
   json plan;
   if (!a.dir.empty()) {
