@@ -43,6 +43,9 @@ struct SyncInput;
 
 namespace tandem::agent {
 
+struct SchemaOperation;  // agent/schema_op.h
+class SchemaWorker;      // agent/schema_worker.h
+
 // What a member grants a node that asks to join (sent back over the API).
 struct JoinGrant {
   std::string cluster;
@@ -130,6 +133,16 @@ class Agent {
   Result<nlohmann::json> HistoryJson();
   // This node's PostgreSQL position, read now (asked by a failover candidate).
   nlohmann::json PositionJson();
+
+  // ---- schema upgrades (schema_upgrade.cc, schema_run.cc; docs/schema-upgrades.md) ----
+  // body: POST /v1/schema/upgrade's document. Checks the files and plans
+  // against the local history; a dry run (or nothing pending) answers the
+  // plan, otherwise the run is recorded for the primary's agent.
+  Result<nlohmann::json> StartSchemaUpgrade(const nlohmann::json& body);
+  // {"operation": the record without its SQL, or null}.
+  Result<nlohmann::json> SchemaOperationJson();
+  // The local copy of `database`'s tandem.schema_history, and the operation.
+  Result<nlohmann::json> SchemaJson(const std::string& database);
 
   // ---- requests from other agents ----
   Result<JoinGrant> GrantJoin(const NodeInfo& joiner);
@@ -539,6 +552,16 @@ class Agent {
   std::atomic<bool> stopping_{false};
   std::thread loop_thread_;
   std::thread op_thread_;
+
+  // Schema upgrades: the worker on the primary (schema_run.cc), started by
+  // SchemaUpkeep from the loop; clear-error's part. Declared last: stopped
+  // and joined before any other member goes.
+  friend class SchemaRun;
+  Result<std::optional<SchemaOperation>> ReadSchemaOperation();
+  void ClearFailedSchemaUpgrade();
+  void SchemaUpkeep(const ClusterView& view, const core::LocalPostgres& local);
+  void SchemaMain(SchemaWorker& w);
+  std::shared_ptr<SchemaWorker> schema_;
 };
 
 }  // namespace tandem::agent

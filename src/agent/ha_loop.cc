@@ -340,6 +340,7 @@ void Agent::RunCycle() {
   // Only after actions that worked: a failing one must not spin the loop.
   acted_ = !d.actions.empty() && st.ok();
   if (view.ok()) Housekeeping(v, local, core::GivesUpPrimary(d));
+  if (view.ok()) SchemaUpkeep(v, local);  // schema_upgrade.cc: starts the worker, never blocks
 }
 
 core::Observation Agent::MakeObservation(const ClusterView& v, bool store_ok,

@@ -48,6 +48,7 @@ Error Agent::ForeignDataDir() const {
 }
 
 Status Agent::ClearError() {
+  ClearFailedSchemaUpgrade();  // schema_upgrade.cc: a failed run, so it may run again
   std::lock_guard<std::mutex> lock(mu_);
   state_.error = false;
   return SaveState();

@@ -212,6 +212,24 @@ void AddSwitchoverCancel(Routes& r, agent::Agent& agent) {
   });
 }
 
+// Schema upgrades (docs/schema-upgrades.md): the request with the files'
+// text, the operation's progress, the history.
+void AddSchemaRoutes(Routes& r, agent::Agent& agent) {
+  AddChecked(r, "POST", "/v1/schema/upgrade", [&agent](const HttpRequest&, const json& body) {
+    auto a = agent.StartSchemaUpgrade(body);
+    return a ? Json(200, *a) : FromStatus(a.error());
+  });
+  AddChecked(r, "GET", "/v1/schema/operation", [&agent](const HttpRequest&, const json&) {
+    auto a = agent.SchemaOperationJson();
+    return a ? Json(200, *a) : FromStatus(a.error());
+  });
+  AddChecked(r, "GET", "/v1/schema", [&agent](const HttpRequest& req, const json&) {
+    const std::string db = req.HasParam("database") ? req.Param("database") : "postgres";
+    auto a = agent.SchemaJson(db);
+    return a ? Json(200, *a) : FromStatus(a.error());
+  });
+}
+
 }  // namespace
 
 // Every API route's request: the target of a destructive command is always
@@ -264,6 +282,20 @@ const std::vector<RequestSchema>& ApiRequestSchemas() {
       {"GET", "/v1/alarms", {}, {"history"}, ""},
       {"GET", "/v1/position", {}, {}, ""},
       {"GET", "/metrics", {}, {}, ""},  // api/metrics.h
+      {"POST",
+       "/v1/schema/upgrade",
+       {{"dir", T::kString, true, C::kNonEmpty, 0, 0, "the directory as the operator named it"},
+        {"files", T::kString, true, C::kNonEmpty, 0, 0,
+         "the migrations: a JSON array of {\"name\", \"sql\"} as text"},
+        {"database", T::kString, false, C::kNonEmpty, 0, 0, "the database (default postgres)"},
+        {"target", T::kString, false, C::kAny, 0, 0, "the last version to apply (\"\": all)"},
+        {"dry_run", T::kBoolean, false, C::kAny, 0, 0, "answer the plan, run nothing"},
+        {"timeout_ms", T::kInteger, false, C::kAny, 0, 7 * 24 * 3600 * 1000LL,
+         "the most one migration may take (0: no limit)"}},
+       {},
+       R"({"dir": "migrations", "files": "[{\"name\": \"V1__init.sql\", \"sql\": \"...\"}]"})"},
+      {"GET", "/v1/schema/operation", {}, {}, ""},
+      {"GET", "/v1/schema", {}, {"database"}, ""},
       // agent::EncodeNodeInfo's document (join.cc sends it).
       {"POST",
        "/v1/internal/join",
@@ -288,6 +320,7 @@ void AddApiRoutes(Routes& routes, agent::Agent& agent) {
   AddOperatorControl(routes, agent);
   AddSwitchoverCancel(routes, agent);
   AddReadsAndJoinGrant(routes, agent);
+  AddSchemaRoutes(routes, agent);
   AddMetricsRoute(routes, agent);
 }
 

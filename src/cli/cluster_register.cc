@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/registry.h"
+#include "cli/schema_commands.h"
 
 namespace tandem::cli {
 namespace {
@@ -176,6 +177,7 @@ void RegisterClusterCommands(CLI::App& app, Context& ctx) {
   AddPrimaryCommands(cluster, a, ctx);
   AddMaintenanceCommands(cluster, a, ctx);
   AddTlsCommands(cluster, a, ctx);
+  AddSchemaCommands(cluster, ctx);  // upgrade-schema, schema (schema_commands.cc)
 }
 
 }  // namespace tandem::cli
