@@ -36,15 +36,6 @@ using Args = std::shared_ptr<ClusterArgs>;
 
 // initialize, join, status, remove, clear-error.
 void AddMembershipCommands(CLI::App* cluster, const Args& a, Context& ctx) {
-  auto* localnode = cluster->add_subcommand(
-      "localnode",
-      "show, or set before initialize or join, the interface or address this node clusters on "
-      "(replication, etcd peers, agent calls): checked to exist and be up, written to the "
-      "config file as node.interface or node.address; refused once the node is a member");
-  localnode->add_option("target", a->localnode,
-                        "an interface (eth1) or an address of this machine");
-  ctx.Handle(localnode,
-             [&ctx, a] { return ClusterLocalnode(ctx.clock, ctx.config, a->localnode); });
   auto* init = cluster->add_subcommand("initialize",
                                        "make this node's database the primary of a new cluster");
   ctx.Handle(init, [&ctx] { return ClusterInitialize(ctx.clock, ctx.config); });
@@ -57,6 +48,15 @@ void AddMembershipCommands(CLI::App* cluster, const Args& a, Context& ctx) {
   ctx.Handle(join, [a, &ctx] {
     return ClusterJoin(ctx.clock, ctx.config, a->join_address, a->join_witness);
   });
+  auto* localnode = cluster->add_subcommand(
+      "localnode",
+      "show, or set before initialize or join, the interface or address this node clusters on "
+      "(replication, etcd peers, agent calls): checked to exist and be up, written to the "
+      "config file as node.interface or node.address; refused once the node is a member");
+  localnode->add_option("target", a->localnode,
+                        "an interface (eth1) or an address of this machine");
+  ctx.Handle(localnode,
+             [&ctx, a] { return ClusterLocalnode(ctx.clock, ctx.config, a->localnode); });
   auto* status = cluster->add_subcommand("status", "show the cluster as this node sees it");
   status->add_flag("--json", a->status_json, "machine-readable output");
   ctx.Handle(status, [a, &ctx] { return ClusterStatus(ctx.config, a->status_json); });
