@@ -13,7 +13,9 @@
 #include "agent/tls_files.h"
 #include "api/metrics.h"
 #include "api/routes.h"
+#include "api/ui_routes.h"
 #include "base/log.h"
+#include "base/strings.h"
 
 namespace tandem::api {
 using nlohmann::json;
@@ -112,6 +114,8 @@ bool ChangesSomething(const std::string& method) {
 std::optional<Refusal> CheckClientCertificate(const std::string& method, const std::string& path,
                                               const ClientCertificate& cert) {
   if (!ChangesSomething(method)) return std::nullopt;
+  // The dashboard's calls: a certificate or a login, checked by ui_routes.cc.
+  if (path == "/ui" || StartsWith(path, "/ui/")) return std::nullopt;
   if (!cert.presented) {
     return Refusal{401, method + " " + path +
                             " changes the cluster and needs a client certificate signed by the "
@@ -148,6 +152,9 @@ Status ApiServer::Start(const std::string& host, int port, const ApiTls& tls, in
   api_routes_ = std::make_unique<Routes>();
   AddApiRoutes(*api_routes_, agent_);
   AddHealthRoutes(*api_routes_, agent_);
+  ui_auth_ = std::make_unique<UiAuth>(clock_, agent_.config().ui_users,
+                                      agent_.config().ui_session_timeout_ms);
+  AddUiRoutes(*api_routes_, agent_, *ui_auth_, tls.enabled);
   health_routes_ = std::make_unique<Routes>();
   AddHealthRoutes(*health_routes_, agent_);
   // GET /metrics on the health port when configured: one worker of its own
