@@ -52,6 +52,16 @@ bool SetUpServerTls(SSL_CTX& ctx, const ApiTls& tls, std::string* error) {
   // or with one that does not verify: reads need none, and a refused write
   // gets a JSON answer that says why instead of a dropped connection.
   SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+  // No session resumption: every connection's client certificate is checked
+  // against the CA loaded now (a resumed session would carry an old verdict),
+  // and a browser's resumption attempt must not fail the handshake (OpenSSL
+  // refuses to resume with SSL_VERIFY_PEER and no session id context: Chrome
+  // saw ERR_SSL_PROTOCOL_ERROR on the dashboard's polls).
+  static const unsigned char kSessionContext[] = "tandem-api";
+  SSL_CTX_set_session_id_context(&ctx, kSessionContext, sizeof kSessionContext - 1);
+  SSL_CTX_set_session_cache_mode(&ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(&ctx, SSL_OP_NO_TICKET);
+  SSL_CTX_set_num_tickets(&ctx, 0);
   return true;
 }
 
