@@ -255,15 +255,17 @@ void UiKeys(std::vector<Key>& keys) {
   Key k{"ui.users", "mapping", "{}", nullptr, nullptr};
   k.read = [](const YAML::Node& v, Config& c, const std::string& file) -> Status {
     if (!v.IsMap()) {
-      return Bad(file, "'ui.users' must be a mapping of user: crypt(3) hash, such as {admin: "
-                       "'$y$j9T$...'} (make a hash with `tandem ui hash-password`)");
+      return Bad(file,
+                 "'ui.users' must be a mapping of user: crypt(3) hash, such as {admin: "
+                 "'$y$j9T$...'} (make a hash with `tandem ui hash-password`)");
     }
     for (const auto& kv : v) {
       const std::string user = kv.first.IsScalar() ? kv.first.as<std::string>() : "";
       if (!IsValidName(user)) {
-        return Bad(file, "'ui.users' has a user name that is not 1-63 characters of a-z, 0-9, "
-                         "'-', '_' or '.' (line " +
-                             std::to_string(kv.first.Mark().line + 1) + ")");
+        return Bad(file,
+                   "'ui.users' has a user name that is not 1-63 characters of a-z, 0-9, "
+                   "'-', '_' or '.' (line " +
+                       std::to_string(kv.first.Mark().line + 1) + ")");
       }
       const std::string hash = kv.second.IsScalar() ? kv.second.as<std::string>() : "";
       bool ok = StartsWith(hash, "$y$") || StartsWith(hash, "$2b$") || StartsWith(hash, "$2y$") ||

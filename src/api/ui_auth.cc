@@ -41,7 +41,9 @@ std::string Crypt(const std::string& password, const std::string& setting) {
 const std::string& DummyHash() {
   static const std::string hash = [] {
     auto h = UiHashPassword(UiRandomToken());
-    return h ? *h : std::string("$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7");
+    return h ? *h
+             : std::string(
+                   "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7");
   }();
   return hash;
 }

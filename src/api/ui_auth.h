@@ -23,8 +23,8 @@
 namespace tandem::api {
 
 inline constexpr MonoMs kUiLoginFailureDelayMs = 1000;  // every refused login waits this long
-inline constexpr size_t kUiMaxSessions = 256;            // more: the oldest is ended
-inline constexpr size_t kUiMaxPasswordBytes = 1024;      // longer is refused as wrong
+inline constexpr size_t kUiMaxSessions = 256;           // more: the oldest is ended
+inline constexpr size_t kUiMaxPasswordBytes = 1024;     // longer is refused as wrong
 
 // Whether `hash` is a crypt(3) hash the dashboard accepts: yescrypt ("$y$")
 // or bcrypt ("$2b$", "$2y$", "$2a$"); "" when it is, else what is wrong.
@@ -74,9 +74,9 @@ class UiAuth {
   const Clock& clock_;
   const std::map<std::string, std::string> users_;
   const MonoMs session_ms_;
-  const std::string secret_;  // keys CertificateCsrf
-  std::mutex login_mu_;       // one login check at a time
-  mutable std::mutex mu_;     // guards sessions_, failed_
+  const std::string secret_;                   // keys CertificateCsrf
+  std::mutex login_mu_;                        // one login check at a time
+  mutable std::mutex mu_;                      // guards sessions_, failed_
   std::map<std::string, UiSession> sessions_;  // token -> session
   uint64_t failed_ = 0;
 };

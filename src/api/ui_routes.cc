@@ -80,8 +80,10 @@ Caller Identify(const HttpRequest& req, UiAuth& auth) {
 // Content-Type (a cross-site form cannot send one).
 std::optional<HttpAnswer> CheckPost(const HttpRequest& req) {
   if (req.body.size() > kUiMaxPostBody) {
-    return UiError(413, "the request body is over 4096 bytes", "send the small JSON body the "
-                   "dashboard sends", "too large");
+    return UiError(413, "the request body is over 4096 bytes",
+                   "send the small JSON body the "
+                   "dashboard sends",
+                   "too large");
   }
   auto ct = req.headers.find("content-type");
   if (ct == req.headers.end() || !StartsWith(ToLower(ct->second), "application/json")) {
@@ -96,8 +98,8 @@ std::optional<HttpAnswer> CheckMayAct(const HttpRequest& req, const Caller& c) {
   if (c.via.empty()) {
     if (req.client_cert.presented) {
       return UiError(403,
-                     "the client certificate '" + req.client_cert.subject +
-                         "' was not accepted (" + req.client_cert.problem + "); nothing was changed",
+                     "the client certificate '" + req.client_cert.subject + "' was not accepted (" +
+                         req.client_cert.problem + "); nothing was changed",
                      "use a certificate signed by the cluster CA, or log in", "forbidden");
     }
     return UiError(401,
@@ -154,8 +156,8 @@ HttpAnswer Login(const HttpRequest& req, UiAuth& auth, bool tls) {
   UiSession s;
   switch (auth.Login(body["user"], body["password"], &token, &s)) {
     case UiAuth::LoginResult::kBusy: {
-      HttpAnswer a = UiError(429, "another login is being checked", "try again in a second",
-                             "busy");
+      HttpAnswer a =
+          UiError(429, "another login is being checked", "try again in a second", "busy");
       a.headers.emplace_back("Retry-After", "1");
       return a;
     }
@@ -164,8 +166,8 @@ HttpAnswer Login(const HttpRequest& req, UiAuth& auth, bool tls) {
     case UiAuth::LoginResult::kOk:
       break;
   }
-  HttpAnswer a = UiJson(200, {{"user", s.user}, {"csrf", s.csrf},
-                              {"expires_in_ms", auth.session_ms()}});
+  HttpAnswer a =
+      UiJson(200, {{"user", s.user}, {"csrf", s.csrf}, {"expires_in_ms", auth.session_ms()}});
   a.headers.emplace_back("Set-Cookie", SessionCookie(token, auth.session_ms()));
   return a;
 }
@@ -190,24 +192,23 @@ void AddAssets(Routes& r) {
 void AddActions(Routes& r, UiAuth& auth) {
   for (const char* action : {"switchover", "pause", "resume", "clear-error"}) {
     const std::string target = std::string("/v1/cluster/") + action;
-    r.Add("POST", std::string("/ui/api/") + action,
-          [&r, &auth, target](const HttpRequest& req) {
-            if (auto bad = CheckPost(req)) return *bad;
-            const Caller c = Identify(req, auth);
-            if (auto bad = CheckMayAct(req, c)) return *bad;
-            auto m = r.Find("POST", target);
-            if (m.handler == nullptr) {
-              return UiError(404, "no route " + target, "", "not found");
-            }
-            TLOG(Info, "api") << "dashboard: " << target << " by " << c.via << " " << c.user;
-            HttpRequest forwarded = req;
-            forwarded.path = target;
-            forwarded.query.clear();
-            HttpAnswer a = (*m.handler)(forwarded);
-            a.headers.emplace_back("Cache-Control", "no-store");
-            AddUiSecurityHeaders(a);
-            return a;
-          });
+    r.Add("POST", std::string("/ui/api/") + action, [&r, &auth, target](const HttpRequest& req) {
+      if (auto bad = CheckPost(req)) return *bad;
+      const Caller c = Identify(req, auth);
+      if (auto bad = CheckMayAct(req, c)) return *bad;
+      auto m = r.Find("POST", target);
+      if (m.handler == nullptr) {
+        return UiError(404, "no route " + target, "", "not found");
+      }
+      TLOG(Info, "api") << "dashboard: " << target << " by " << c.via << " " << c.user;
+      HttpRequest forwarded = req;
+      forwarded.path = target;
+      forwarded.query.clear();
+      HttpAnswer a = (*m.handler)(forwarded);
+      a.headers.emplace_back("Cache-Control", "no-store");
+      AddUiSecurityHeaders(a);
+      return a;
+    });
   }
 }
 

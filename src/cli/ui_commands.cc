@@ -64,8 +64,8 @@ int HashPassword() {
 void RegisterUiCommands(CLI::App& app, Context& ctx) {
   auto* ui = app.add_subcommand("ui", "the web dashboard (docs/dashboard.md)");
   ui->require_subcommand(1);
-  auto* hash = ui->add_subcommand(
-      "hash-password", "print a yescrypt hash of a password for the config's ui.users");
+  auto* hash = ui->add_subcommand("hash-password",
+                                  "print a yescrypt hash of a password for the config's ui.users");
   hash->footer(
       "Example: tandem ui hash-password    (type the password twice), then in tandem.yaml:\n"
       "  ui:\n    users:\n      admin: '$y$j9T$...'");

@@ -105,7 +105,7 @@ def browser(user_data):
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--window-size=1400,1300", "--user-data-dir=" + user_data) + tuple(
+                 "--window-size=1400,1750", "--user-data-dir=" + user_data) + tuple(
                      os.environ.get("TANDEM_CHROMIUM_FLAGS", "").split()):
         o.add_argument(flag)
     o.accept_insecure_certs = True  # the sandbox's own CA

@@ -104,7 +104,9 @@ function renderMembers(st) {
     tr.appendChild(el('td', role, 'role role-' + role.replace(/[^a-z]/g, '')));
     tr.appendChild(el('td', memberState(m)));
     tr.appendChild(el('td', m.witness || role === 'primary' ? '–' : fmtBytes(m.lag_bytes)));
-    tr.appendChild(el('td', m.sync_standby ? 'sync' : (m.in_sync ? 'streaming' : '–')));
+    const sync = role === 'primary' || m.witness ? '–' :
+      (m.sync_standby ? 'sync' : (m.in_sync ? 'streaming' : 'not streaming'));
+    tr.appendChild(el('td', sync, sync === 'not streaming' ? 'warn' : ''));
     tr.appendChild(el('td', m.host + (m.port && !m.witness ? ':' + m.port : '')));
     tr.appendChild(el('td', m.certificate || '–'));
     tbody.appendChild(tr);
@@ -252,7 +254,9 @@ function drawLag(now) {
       if (k === 0) g.moveTo(x, y); else g.lineTo(x, y);
     });
     g.stroke();
-    const s = el('span', name + ' ' + fmtBytes(pts[pts.length - 1][1]));
+    const last = pts[pts.length - 1];
+    const s = el('span', name + ' ' + (now - last[0] > 2 * POLL_MS + 1000 ? '(not a replica now)' :
+      fmtBytes(last[1])));
     const sw = el('i');
     sw.style.background = color;
     s.prepend(sw);

@@ -96,10 +96,8 @@ class UiTest : public RoutesTest {
 };
 
 TEST_F(UiTest, ServesTheThreeFilesWithTypesCachingAndAStrictPolicy) {
-  for (const auto& [path, type] :
-       std::vector<std::pair<std::string, std::string>>{{"/ui/", "text/html"},
-                                                        {"/ui/app.js", "text/javascript"},
-                                                        {"/ui/app.css", "text/css"}}) {
+  for (const auto& [path, type] : std::vector<std::pair<std::string, std::string>>{
+           {"/ui/", "text/html"}, {"/ui/app.js", "text/javascript"}, {"/ui/app.css", "text/css"}}) {
     auto a = Send("GET", path);
     ASSERT_EQ(a.status, 200) << path;
     EXPECT_EQ(a.content_type, type + "; charset=utf-8") << path;
@@ -112,7 +110,8 @@ TEST_F(UiTest, ServesTheThreeFilesWithTypesCachingAndAStrictPolicy) {
   }
   // No inline script or style: every <script> has a src, no on*= handlers.
   const std::string html(FindUiAsset("index.html")->body);
-  for (size_t at = html.find("<script"); at != std::string::npos; at = html.find("<script", at + 1)) {
+  for (size_t at = html.find("<script"); at != std::string::npos;
+       at = html.find("<script", at + 1)) {
     EXPECT_NE(html.substr(at, html.find('>', at) - at).find("src="), std::string::npos);
   }
   EXPECT_EQ(html.find(" onclick="), std::string::npos);
@@ -131,7 +130,7 @@ TEST_F(UiTest, PathsOutsideTheKnownFilesAre404) {
     auto a = Send("GET", target);
     EXPECT_EQ(a.status, 404) << target << ": " << a.body;
   }
-  EXPECT_EQ(Send("GET", "/ui/%zz").status, 400);      // a broken escape
+  EXPECT_EQ(Send("GET", "/ui/%zz").status, 400);        // a broken escape
   EXPECT_EQ(Send("GET", "/ui/%00app.js").status, 400);  // a control character
   EXPECT_EQ(Send("POST", "/ui/app.js").status, 405);
   EXPECT_EQ(Snapshot(), before);
@@ -140,7 +139,8 @@ TEST_F(UiTest, PathsOutsideTheKnownFilesAre404) {
 TEST_F(UiTest, OversizedAndMalformedRequestsAreRefused) {
   const std::string before = Snapshot();
   // The parser's limits: a head over 16 KiB, a body over 1 MiB, junk.
-  auto p = ParseRequest("GET /ui/ HTTP/1.1\r\nX: " + std::string(kMaxRequestHead, 'a') + "\r\n\r\n");
+  auto p =
+      ParseRequest("GET /ui/ HTTP/1.1\r\nX: " + std::string(kMaxRequestHead, 'a') + "\r\n\r\n");
   EXPECT_EQ(p.error.status, 431);
   p = ParseRequest("POST /ui/api/login HTTP/1.1\r\nContent-Length: " +
                    std::to_string(kMaxRequestBody + 1) + "\r\n\r\n");
@@ -223,9 +223,10 @@ TEST_F(UiTest, AForgedOrMissingCsrfTokenIs403AndChangesNothing) {
   }
   // Another session's token does not fit this one.
   auto other = LogIn();
-  EXPECT_EQ(Post("/ui/api/pause", json::object(), {{"Cookie", cookie}, {"X-CSRF-Token", other.second}})
-                .status,
-            403);
+  EXPECT_EQ(
+      Post("/ui/api/pause", json::object(), {{"Cookie", cookie}, {"X-CSRF-Token", other.second}})
+          .status,
+      403);
   EXPECT_EQ(Snapshot(), before);
   // With the right token the action reaches the API's route, which answers
   // as it answers the CLI (here a refusal: this agent is not a member).
@@ -258,9 +259,9 @@ TEST_F(UiTest, LogoutEndsTheSession) {
   auto out = Post("/ui/api/logout", json::object(), {{"Cookie", cookie}, {"X-CSRF-Token", csrf}});
   EXPECT_EQ(out.status, 200);
   EXPECT_NE(HeaderOf(out, "Set-Cookie").find("Max-Age=0"), std::string::npos);
-  EXPECT_EQ(Post("/ui/api/pause", json::object(), {{"Cookie", cookie}, {"X-CSRF-Token", csrf}})
-                .status,
-            401);
+  EXPECT_EQ(
+      Post("/ui/api/pause", json::object(), {{"Cookie", cookie}, {"X-CSRF-Token", csrf}}).status,
+      401);
 }
 
 TEST_F(UiTest, AVerifiedCertificateActsWithItsOwnCsrfToken) {
@@ -270,9 +271,10 @@ TEST_F(UiTest, AVerifiedCertificateActsWithItsOwnCsrfToken) {
   const std::string csrf = s["csrf"];
   EXPECT_EQ(csrf, auth_->CertificateCsrf("CN=postgres"));
   EXPECT_EQ(Post("/ui/api/pause", json::object()).status, 403);
-  EXPECT_EQ(Post("/ui/api/pause", json::object(), {{"X-CSRF-Token", auth_->CertificateCsrf("CN=x")}})
-                .status,
-            403);
+  EXPECT_EQ(
+      Post("/ui/api/pause", json::object(), {{"X-CSRF-Token", auth_->CertificateCsrf("CN=x")}})
+          .status,
+      403);
   // clear-error keeps the API's rule: only this node's own.
   auto other = Post("/ui/api/clear-error", {{"node", "n2"}}, {{"X-CSRF-Token", csrf}});
   EXPECT_EQ(other.status, 409) << other.body;
@@ -322,14 +324,16 @@ TEST(UiHash, HashesVerifyAndBadOnesAreRefused) {
 
 TEST(UiConfig, UsersMustBeNamesWithCryptHashes) {
   const std::string base = "node:\n  name: n1\n  address: 127.0.0.1\n  state_dir: /tmp/x\n";
-  auto ok = agent::ParseConfig(base + "ui:\n  users:\n    admin: '$y$j9T$abc$def'\n"
-                                      "  session_timeout: 10m\n",
+  auto ok = agent::ParseConfig(base +
+                                   "ui:\n  users:\n    admin: '$y$j9T$abc$def'\n"
+                                   "  session_timeout: 10m\n",
                                "t.yaml");
   ASSERT_TRUE(ok.ok()) << ok.error().message();
   EXPECT_EQ(ok->ui_users.at("admin"), "$y$j9T$abc$def");
   EXPECT_EQ(ok->ui_session_timeout_ms, 600'000);
-  for (const char* bad : {"ui:\n  users:\n    admin: secret\n", "ui:\n  users: [admin]\n",
-                          "ui:\n  users:\n    'Bad Name': '$y$x'\n", "ui:\n  session_timeout: 0\n"}) {
+  for (const char* bad :
+       {"ui:\n  users:\n    admin: secret\n", "ui:\n  users: [admin]\n",
+        "ui:\n  users:\n    'Bad Name': '$y$x'\n", "ui:\n  session_timeout: 0\n"}) {
     auto r = agent::ParseConfig(base + bad, "t.yaml");
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_NE(r.error().message().find("ui."), std::string::npos) << r.error().message();
