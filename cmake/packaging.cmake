@@ -18,7 +18,7 @@ target_include_directories(tandem PRIVATE ${TANDEM_GENERATED_DIR})
 # --target man`; part of `all` only for the package build, TANDEM_MAN_ALL=ON).
 option(TANDEM_MAN_ALL "build the man pages and bash completion with the default target" OFF)
 set(TANDEM_MAN_PAGES tandem.1 tandem-agent.1 tandem-cluster.1 tandem-sandbox.1 tandem-pki.1
-    tandem.yaml.5)
+    tandem-ui.1 tandem.yaml.5)
 set(man_outputs)
 foreach(page ${TANDEM_MAN_PAGES})
   list(APPEND man_outputs ${CMAKE_BINARY_DIR}/man/${page})

@@ -18,6 +18,8 @@ PACKAGES=(
   iproute2 iptables procps haproxy
   # metrics: promtool and a Prometheus server for tests/integration/metrics_test.cc
   prometheus
+  # the dashboard's browser test (tests/integration/ui_browser_test.py); libcrypt-dev: crypt_r
+  chromium chromium-driver python3-selenium libcrypt-dev
 )
 
 "$(dirname "$0")/install-packages.sh" "${PACKAGES[@]}"

@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# setup.sh installed Chromium: the dashboard's browser test must run, not skip.
+export TANDEM_REQUIRE_BROWSER=1
 ./scripts/build.sh
 cd build
 echo "== unit tests and simulation (each test three times: a flake shows up here, before it lands)"

@@ -52,6 +52,11 @@ struct Config {
   // certificate); off by default.
   bool api_health_port_metrics = false;
 
+  // ui: the dashboard's login (docs/dashboard.md): user -> crypt(3) hash
+  // (yescrypt or bcrypt); none = no login (actions need a client certificate).
+  std::map<std::string, std::string> ui_users;
+  int64_t ui_session_timeout_ms = 1'800'000;  // a login lasts this long
+
   // postgresql
   int pg_port = 5432;
   // The same on every node: a standby's PostgreSQL does not start with a

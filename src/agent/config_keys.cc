@@ -250,6 +250,42 @@ void ApiKeys(std::vector<Key>& keys) {
                       [](Config& c) -> bool& { return c.api_health_port_metrics; }));
 }
 
+// Ui: the dashboard's login (docs/dashboard.md).
+void UiKeys(std::vector<Key>& keys) {
+  Key k{"ui.users", "mapping", "{}", nullptr, nullptr};
+  k.read = [](const YAML::Node& v, Config& c, const std::string& file) -> Status {
+    if (!v.IsMap()) {
+      return Bad(file,
+                 "'ui.users' must be a mapping of user: crypt(3) hash, such as {admin: "
+                 "'$y$j9T$...'} (make a hash with `tandem ui hash-password`)");
+    }
+    for (const auto& kv : v) {
+      const std::string user = kv.first.IsScalar() ? kv.first.as<std::string>() : "";
+      if (!IsValidName(user)) {
+        return Bad(file,
+                   "'ui.users' has a user name that is not 1-63 characters of a-z, 0-9, "
+                   "'-', '_' or '.' (line " +
+                       std::to_string(kv.first.Mark().line + 1) + ")");
+      }
+      const std::string hash = kv.second.IsScalar() ? kv.second.as<std::string>() : "";
+      bool ok = StartsWith(hash, "$y$") || StartsWith(hash, "$2b$") || StartsWith(hash, "$2y$") ||
+                StartsWith(hash, "$2a$");
+      for (char ch : hash) ok = ok && ch > ' ' && ch <= '~';
+      if (!ok) {
+        return Bad(file, "'ui.users." + user +
+                             "' must be a yescrypt ($y$...) or bcrypt ($2b$...) hash in quotes; "
+                             "make one with `tandem ui hash-password`");
+      }
+      c.ui_users[user] = hash;
+    }
+    return Ok();
+  };
+  k.show = [](const Config& c) { return c.ui_users.empty() ? std::string("{}") : "..."; };
+  keys.push_back(std::move(k));
+  keys.push_back(Duration("ui.session_timeout", "30m",
+                          [](Config& c) -> int64_t& { return c.ui_session_timeout_ms; }));
+}
+
 // Postgresql.
 void PostgresqlKeys(std::vector<Key>& keys) {
   keys.push_back(Port("postgresql.port", "5432", [](Config& c) -> int& { return c.pg_port; }));
@@ -476,6 +512,7 @@ std::vector<Key> MakeKeys() {
   std::vector<Key> keys;
   ClusterAndNodeKeys(keys);
   ApiKeys(keys);
+  UiKeys(keys);
   PostgresqlKeys(keys);
   DcsKeys(keys);
   ProxyKeys(keys);

@@ -31,7 +31,7 @@ struct Key {
   std::function<std::string(const Config& c)> show;
 };
 
-// Every key, grouped by section in the file's order (cluster, node, api,
+// Every key, grouped by section in the file's order (cluster, node, api, ui,
 // postgresql, dcs, proxy, vip, tls, log).
 const std::vector<Key>& Keys();
 

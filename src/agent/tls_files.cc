@@ -1,13 +1,15 @@
 // The node's TLS files: the start-up checks (ValidateTlsFiles, through
 // pki::Inspect), the private copies under <state_dir>/tls/ (InstallTlsCopies,
 // TlsCopiesCurrent), the certificate state in status (its alarms are core/alarms.h's), and the
-// client TLS options the agent's HTTP calls use. No state of its own: called
-// from agent start-up, the TLS rotation thread, status and the CLI.
+// client TLS options the agent's HTTP calls use. Its only state is the last
+// CertificateStates answer (a cache under a mutex); called from agent
+// start-up, the TLS rotation thread, status and the CLI.
 #include "agent/tls_files.h"
 
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <mutex>
 #include <optional>
 
 #include "base/file.h"
@@ -177,9 +179,62 @@ bool TlsCopiesCurrent(const Config& cfg) {
   return true;
 }
 
+namespace {
+
+// A file's identity: a replaced or rewritten file has another one.
+std::string FileIdentity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "missing";
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
+// The last answer of CertificateStates: decoding the keys and certificates
+// (OpenSSL 3's decoders) costs milliseconds, and status (the dashboard polls
+// it every 2 s), metrics and the alarms ask often. Reused while the files and
+// the settings are the same and for at most kCertificateStatesReuseS seconds.
+constexpr int64_t kCertificateStatesReuseS = 10;
+struct CertificateStatesCache {
+  std::mutex mu;
+  std::string key;
+  int64_t at = 0;
+  std::vector<CertificateState> states;
+};
+CertificateStatesCache& StatesCache() {
+  static CertificateStatesCache cache;
+  return cache;
+}
+
+std::vector<CertificateState> ComputeCertificateStates(const Config& cfg, int64_t now);
+
+}  // namespace
+
 std::vector<CertificateState> CertificateStates(const Config& cfg, int64_t now) {
+  if (!cfg.tls_enabled()) return {};
+  std::string key = ServerHost(cfg) + "|" + (cfg.tls_verify_hostname ? "v" : "-");
+  for (const std::string* p : {&cfg.tls_server_cert, &cfg.tls_server_key, &cfg.tls_client_cert,
+                               &cfg.tls_client_key, &cfg.tls_ca_cert}) {
+    key += "|" + *p + "=" + FileIdentity(*p);
+  }
+  auto& cache = StatesCache();
+  {
+    std::lock_guard<std::mutex> lock(cache.mu);
+    if (cache.key == key && now >= cache.at && now - cache.at < kCertificateStatesReuseS) {
+      return cache.states;
+    }
+  }
+  auto states = ComputeCertificateStates(cfg, now);
+  std::lock_guard<std::mutex> lock(cache.mu);
+  cache.key = std::move(key);
+  cache.at = now;
+  cache.states = states;
+  return states;
+}
+
+namespace {
+
+std::vector<CertificateState> ComputeCertificateStates(const Config& cfg, int64_t now) {
   std::vector<CertificateState> out;
-  if (!cfg.tls_enabled()) return out;
   auto add = [&](const char* name, const std::string& path, pki::Inspection in,
                  const std::string& extra_problem) {
     // The source key's mode does not matter (PostgreSQL reads the private copy).
@@ -211,6 +266,8 @@ std::vector<CertificateState> CertificateStates(const Config& cfg, int64_t now) 
   add("ca", cfg.tls_ca_cert, ca, CaProblem(ca).empty() ? "" : "not a CA certificate");
   return out;
 }
+
+}  // namespace
 
 std::string NodeCertificateSummary(const std::vector<CertificateState>& states) {
   const CertificateState* worst = nullptr;

@@ -59,7 +59,10 @@ struct CertificateState {
   int64_t not_after = 0;  // Unix seconds; 0 when the file did not decode
 };
 // The state of this node's server, client and CA certificates (as checked by
-// ValidateTlsFiles); empty when TLS is off.
+// ValidateTlsFiles); empty when TLS is off. The last answer is reused for up
+// to 10 s of `now` while the five files (inode, size, mtime) and the settings
+// are unchanged: a replaced file is checked at once, an expiry shows within
+// 10 s.
 std::vector<CertificateState> CertificateStates(const Config& cfg, int64_t now);
 
 // One line for the node's server and client certificates together, the worse

@@ -13,7 +13,9 @@
 #include "agent/tls_files.h"
 #include "api/metrics.h"
 #include "api/routes.h"
+#include "api/ui_routes.h"
 #include "base/log.h"
+#include "base/strings.h"
 
 namespace tandem::api {
 using nlohmann::json;
@@ -50,6 +52,16 @@ bool SetUpServerTls(SSL_CTX& ctx, const ApiTls& tls, std::string* error) {
   // or with one that does not verify: reads need none, and a refused write
   // gets a JSON answer that says why instead of a dropped connection.
   SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+  // No session resumption: every connection's client certificate is checked
+  // against the CA loaded now (a resumed session would carry an old verdict),
+  // and a browser's resumption attempt must not fail the handshake (OpenSSL
+  // refuses to resume with SSL_VERIFY_PEER and no session id context: Chrome
+  // saw ERR_SSL_PROTOCOL_ERROR on the dashboard's polls).
+  static const unsigned char kSessionContext[] = "tandem-api";
+  SSL_CTX_set_session_id_context(&ctx, kSessionContext, sizeof kSessionContext - 1);
+  SSL_CTX_set_session_cache_mode(&ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(&ctx, SSL_OP_NO_TICKET);
+  SSL_CTX_set_num_tickets(&ctx, 0);
   return true;
 }
 
@@ -112,6 +124,8 @@ bool ChangesSomething(const std::string& method) {
 std::optional<Refusal> CheckClientCertificate(const std::string& method, const std::string& path,
                                               const ClientCertificate& cert) {
   if (!ChangesSomething(method)) return std::nullopt;
+  // The dashboard's calls: a certificate or a login, checked by ui_routes.cc.
+  if (path == "/ui" || StartsWith(path, "/ui/")) return std::nullopt;
   if (!cert.presented) {
     return Refusal{401, method + " " + path +
                             " changes the cluster and needs a client certificate signed by the "
@@ -148,6 +162,9 @@ Status ApiServer::Start(const std::string& host, int port, const ApiTls& tls, in
   api_routes_ = std::make_unique<Routes>();
   AddApiRoutes(*api_routes_, agent_);
   AddHealthRoutes(*api_routes_, agent_);
+  ui_auth_ = std::make_unique<UiAuth>(clock_, agent_.config().ui_users,
+                                      agent_.config().ui_session_timeout_ms);
+  AddUiRoutes(*api_routes_, agent_, *ui_auth_, tls.enabled);
   health_routes_ = std::make_unique<Routes>();
   AddHealthRoutes(*health_routes_, agent_);
   // GET /metrics on the health port when configured: one worker of its own

@@ -29,6 +29,10 @@
 // run on 4 workers with a bounded queue; the health endpoints run on the
 // event threads (they never block), so a busy or flooded API never delays a
 // load balancer's check on either port.
+//
+// The dashboard (ui_routes.h) is on the API's port under /ui/; its paths do
+// their own authorisation (a client certificate or a login, and a CSRF
+// token), so the client certificate rule leaves them to it.
 #pragma once
 
 #include <memory>
@@ -39,6 +43,7 @@
 #include "agent/config.h"
 #include "api/http_server.h"
 #include "api/http_types.h"
+#include "api/ui_auth.h"
 #include "base/clock.h"
 #include "base/result.h"
 
@@ -58,7 +63,8 @@ struct Refusal {
   std::string error;    // names what is missing and how to fix it
 };
 // Whether a request may go on (pure). Reads (GET, HEAD, OPTIONS) always may;
-// anything else changes something and needs a verified client certificate.
+// anything else changes something and needs a verified client certificate,
+// except under /ui/ (the dashboard's own checks: ui_routes.h).
 bool ChangesSomething(const std::string& method);
 std::optional<Refusal> CheckClientCertificate(const std::string& method, const std::string& path,
                                               const ClientCertificate& cert);
@@ -87,6 +93,7 @@ class ApiServer {
   std::unique_ptr<Routes> health_routes_;          // the health port's
   std::unique_ptr<Routes> health_metrics_routes_;  // GET /metrics there (api.health_port_metrics)
   std::unique_ptr<TlsContexts> tls_;
+  std::unique_ptr<UiAuth> ui_auth_;  // the dashboard's sessions (ui_auth.h)
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<HttpServer> health_server_;
 };

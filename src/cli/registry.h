@@ -52,6 +52,8 @@ void RegisterClusterCommands(CLI::App& app, Context& ctx);
 void RegisterSandboxCommands(CLI::App& app, Context& ctx);
 // `tandem pki ...` (cli/pki_register.cc).
 void RegisterPkiCommands(CLI::App& app, Context& ctx);
+// `tandem ui hash-password` (cli/ui_commands.cc).
+void RegisterUiCommands(CLI::App& app, Context& ctx);
 
 // The hidden `tandem help-man --out DIR` and `tandem help-completion`
 // (cli/manual.cc): the man pages and the bash completion, generated from the

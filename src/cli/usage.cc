@@ -135,6 +135,7 @@ void BuildCommandLine(CLI::App& app, Context& ctx, const std::string& version) {
   RegisterClusterCommands(app, ctx);
   RegisterSandboxCommands(app, ctx);
   RegisterPkiCommands(app, ctx);
+  RegisterUiCommands(app, ctx);
   RegisterManualCommands(app, ctx);
 }
 

@@ -131,7 +131,7 @@ TEST_F(ManualTest, TheCompletionKnowsEveryCommandAndFlag) {
       for (const auto& l : o->get_lnames()) EXPECT_TRUE(Has(script, "--" + l)) << path << l;
     }
   });
-  EXPECT_TRUE(Has(script, "_tandem_cmds[\"tandem\"]=\"agent cluster sandbox pki\""));
+  EXPECT_TRUE(Has(script, "_tandem_cmds[\"tandem\"]=\"agent cluster sandbox pki ui\""));
   EXPECT_TRUE(Has(script, "_tandem_node_arg[\"tandem cluster remove\"]=1"));
   EXPECT_TRUE(Has(script, "complete -F _tandem tandem"));
 }
