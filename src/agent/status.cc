@@ -6,6 +6,7 @@
 #include <set>
 
 #include "agent/agent.h"
+#include "agent/schema_op.h"
 #include "agent/tls_files.h"
 #include "base/clock.h"
 #include "base/reexec.h"
@@ -418,6 +419,16 @@ json Agent::StatusJson() {
   const ClusterView& v = *view;
   auto alarms = AlarmsJson(false);
   out["alarms"] = alarms.ok() ? (*alarms)["active"] : json(nullptr);
+  // A schema upgrade running or failed (the store's record, the same on
+  // every node; docs/schema-upgrades.md): what it does now, and who runs it.
+  if (auto op = ReadSchemaOperation(); op.ok() && op->has_value() && (**op).state != "done") {
+    const SchemaOperation& o = **op;
+    out["schema_upgrade"] = {{"command", o.command},
+                             {"state", o.state},
+                             {"runner", o.runner},
+                             {"progress", o.progress.empty() ? "" : o.progress.back()},
+                             {"error", o.error}};
+  }
   const std::string leader =
       AddClusterView(cfg_, v, cert_states, peer_certs, clock_.WallNow(), out, warnings);
   return Finished(

@@ -208,6 +208,17 @@ std::string RenderStatus(const json& s) {
   if (s.contains("intent") && s["intent"].is_object()) {
     out += Line("Operator request", RenderIntent(s["intent"]));
   }
+  if (s.contains("schema_upgrade") && s["schema_upgrade"].is_object()) {
+    const json& op = s["schema_upgrade"];
+    const std::string state = op.value("state", "");
+    std::string v =
+        "'" + op.value("command", std::string()) + "' " +
+        (state == "running" ? "running on " + op.value("runner", std::string("?")) : state);
+    const std::string detail =
+        state == "failed" ? op.value("error", std::string()) : op.value("progress", std::string());
+    if (!detail.empty()) v += ": " + detail;
+    out += Line("Schema upgrade", v);
+  }
   out += Line("Interface", s.value("interface", ""));
   if (s.contains("agent_version")) {
     // Which build this node's agent runs (a rolling upgrade shows here).

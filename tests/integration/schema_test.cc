@@ -269,10 +269,14 @@ TEST_F(SchemaTest, ASecondRunWhileOneRunsIsRefused) {
   CreateDatabase("twice");
   const int p = Primary();
   const std::string dir =
-      Migrations("twice", {{"V1__wait.sql", "SELECT pg_sleep(3);\nCREATE TABLE t (x int);"}});
+      Migrations("twice", {{"V1__wait.sql", "SELECT pg_sleep(6);\nCREATE TABLE t (x int);"}});
   const std::string out = Dir() + "/twice.out";
   UpgradeInBackground(AReplica(p), dir, "twice", out);
   ASSERT_TRUE(WaitUntil([&] { return OperationState(p, "twice") == "running"; }, 10'000));
+  // Any node's status shows the run while it runs.
+  auto shown = RunTandem({"-c", Config(AReplica(p)), "cluster", "status"});
+  EXPECT_TRUE(Has(shown.output, "Schema upgrade        : 'tandem cluster upgrade-schema "))
+      << shown.output;
   auto second = Upgrade(p, dir, "twice");
   EXPECT_EQ(second.exit_code, 1) << second.output;
   EXPECT_TRUE(Has(second.output, "another schema upgrade is running")) << second.output;

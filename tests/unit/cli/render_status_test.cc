@@ -148,3 +148,32 @@ TEST(RenderStatus, ShowsAScheduledSwitchoverAndHowToCancelIt) {
 
 }  // namespace
 }  // namespace tandem::cli
+
+namespace tandem::cli {
+namespace {
+
+TEST(RenderStatus, ARunningOrFailedSchemaUpgradeAndTheAgentsBuildShow) {
+  json s = Sample();
+  s["agent_pid"] = 4321;
+  s["agent_version"] = "0.2.0 (commit abc1234)";
+  s["schema_upgrade"] = {{"command", "tandem cluster upgrade-schema /srv/m"},
+                         {"state", "running"},
+                         {"runner", "n1"},
+                         {"progress", "applying V3__add_index.sql"},
+                         {"error", ""}};
+  std::string out = RenderStatus(s);
+  EXPECT_NE(out.find("Schema upgrade        : 'tandem cluster upgrade-schema /srv/m' running on "
+                     "n1: applying V3__add_index.sql\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("Agent                 : pid 4321, tandem 0.2.0 (commit abc1234)\n"),
+            std::string::npos)
+      << out;
+  s["schema_upgrade"]["state"] = "failed";
+  s["schema_upgrade"]["error"] = "V3__add_index.sql line 2: relation \"x\" does not exist";
+  out = RenderStatus(s);
+  EXPECT_NE(out.find("' failed: V3__add_index.sql line 2"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace tandem::cli
