@@ -155,6 +155,13 @@ function renderOperations(st) {
     items.push(el('li', lc.command + ': ' + (lc.result || '') +
       (lc.progress ? ' (' + lc.progress + ')' : '')));
   }
+  const su = st.schema_upgrade;
+  if (su) {
+    const detail = su.state === 'failed' ? su.error : su.progress;
+    items.push(el('li', 'schema upgrade ' + (su.state === 'running' ? 'running on ' +
+      (su.runner || '?') : su.state) + (detail ? ': ' + detail : ''),
+      su.state === 'failed' ? 'warn' : ''));
+  }
   if (st.paused) items.push(el('li', 'the cluster is paused (maintenance mode)', 'warn'));
   listOrEmpty($('operations'), items, 'none');
 }
