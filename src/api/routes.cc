@@ -9,6 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "api/events_route.h"
 #include "api/metrics.h"
 #include "base/strings.h"
 
@@ -263,7 +264,8 @@ const std::vector<RequestSchema>& ApiRequestSchemas() {
       {"GET", "/v1/cluster/history", {}, {}, ""},
       {"GET", "/v1/alarms", {}, {"history"}, ""},
       {"GET", "/v1/position", {}, {}, ""},
-      {"GET", "/metrics", {}, {}, ""},  // api/metrics.h
+      {"GET", "/v1/events", {}, {"since", "limit"}, ""},  // api/events_route.h
+      {"GET", "/metrics", {}, {}, ""},                    // api/metrics.h
       // agent::EncodeNodeInfo's document (join.cc sends it).
       {"POST",
        "/v1/internal/join",
@@ -289,6 +291,7 @@ void AddApiRoutes(Routes& routes, agent::Agent& agent) {
   AddSwitchoverCancel(routes, agent);
   AddReadsAndJoinGrant(routes, agent);
   AddMetricsRoute(routes, agent);
+  AddEventsRoute(routes, agent);
 }
 
 void AddHealthRoutes(Routes& routes, agent::Agent& agent) {
