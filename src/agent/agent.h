@@ -31,6 +31,7 @@
 #include "base/clock.h"
 #include "base/exit_notifier.h"
 #include "base/result.h"
+#include "core/events.h"
 #include "core/route.h"
 #include "core/types.h"
 #include "dcs/dcs.h"
@@ -131,6 +132,12 @@ class Agent {
   Result<std::string> SetPaused(bool paused);
   // Every leader change recorded in the store, oldest first.
   Result<nlohmann::json> HistoryJson();
+  // The cluster event log (events.cc): appends one event written by this
+  // node (nothing when it is in no cluster; a store that refuses is logged
+  // at debug level, never an error of the caller), and GET /v1/events's page.
+  void RecordEvent(core::EventKind kind, const std::string& message,
+                   std::map<std::string, std::string> fields = {});
+  Result<nlohmann::json> EventsJson(const core::EventFilter& filter);
   // This node's PostgreSQL position, read now (asked by a failover candidate).
   nlohmann::json PositionJson();
 

@@ -96,7 +96,8 @@ struct AlarmSlowInputs {
 class AlarmKeeper {
  public:
   static constexpr MonoMs kResyncMs = 60'000;
-  explicit AlarmKeeper(const std::string& cluster_prefix) : keys_(cluster_prefix) {}
+  explicit AlarmKeeper(const std::string& cluster_prefix)
+      : keys_(cluster_prefix), cluster_prefix_(cluster_prefix) {}
 
   void Update(dcs::Dcs& store, const std::vector<core::AlarmCondition>& wanted,
               const AlarmOwnership& own, int64_t wall_now_ms, MonoMs now);
@@ -109,7 +110,11 @@ class AlarmKeeper {
              int64_t wall_now_ms);
   bool Clear(dcs::Dcs& store, const AlarmRecord& r, int64_t wall_now_ms);
   void TrimHistory(dcs::Dcs& store);
+  void RecordAlarmEvent(dcs::Dcs& store, bool raised, const AlarmRecord& r, const std::string& self,
+                        int64_t wall_now_ms) const;
   const AlarmKeys keys_;
+  const std::string cluster_prefix_;          // for the event log (agent/events.h)
+  std::string self_;                          // own.self of the last Update
   std::map<std::string, AlarmRecord> known_;  // active key -> record, as last read or written
   bool synced_ = false;
   bool was_steward_ = false;

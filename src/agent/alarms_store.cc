@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/alarms.h"
+#include "agent/events.h"
 #include "base/log.h"
 
 namespace tandem::agent {
@@ -105,6 +106,7 @@ AlarmWrites PlanAlarmWrites(const std::vector<core::AlarmCondition>& wanted,
 
 void AlarmKeeper::Update(dcs::Dcs& store, const std::vector<core::AlarmCondition>& wanted,
                          const AlarmOwnership& own, int64_t wall_now_ms, MonoMs now) {
+  self_ = own.self;
   std::vector<AlarmRecord> known;
   for (const auto& [key, r] : known_) known.push_back(r);
   const bool unchanged = synced_ && own.steward == was_steward_ && now < next_resync_ &&
@@ -138,6 +140,20 @@ void AlarmKeeper::Update(dcs::Dcs& store, const std::vector<core::AlarmCondition
   raised_here_ = std::move(mine);
 }
 
+void AlarmKeeper::RecordAlarmEvent(dcs::Dcs& store, bool raised, const AlarmRecord& r,
+                                   const std::string& self, int64_t wall_now_ms) const {
+  core::Event e;
+  e.time_ms = wall_now_ms;
+  e.node = self;
+  e.kind =
+      core::EventKindName(raised ? core::EventKind::kAlarmRaised : core::EventKind::kAlarmCleared);
+  e.message = std::string(raised ? "alarm raised: " : "alarm cleared: ") + std::to_string(r.id) +
+              " " + r.name + (r.node.empty() ? "" : " on " + r.node) +
+              (raised && !r.detail.empty() ? " (" + r.detail + ")" : "");
+  e.fields = {{"alarm", std::to_string(r.id)}, {"name", r.name}, {"about", r.node}};
+  (void)AppendEvent(store, cluster_prefix_, e);
+}
+
 bool AlarmKeeper::Raise(dcs::Dcs& store, const core::AlarmCondition& c, const std::string& self,
                         int64_t wall_now_ms) {
   const core::AlarmDef* def = core::FindAlarm(static_cast<int>(c.id));
@@ -160,6 +176,7 @@ bool AlarmKeeper::Raise(dcs::Dcs& store, const core::AlarmCondition& c, const st
   known_[key] = r;
   TLOG(Warn, "alarms") << "raised alarm " << r.id << " " << r.name
                        << (r.node.empty() ? "" : " on " + r.node) << ": " << r.detail;
+  RecordAlarmEvent(store, true, r, self, wall_now_ms);
   return true;
 }
 
@@ -177,6 +194,7 @@ bool AlarmKeeper::Clear(dcs::Dcs& store, const AlarmRecord& r, int64_t wall_now_
   known_.erase(key);
   TLOG(Info, "alarms") << "cleared alarm " << r.id << " " << r.name
                        << (r.node.empty() ? "" : " on " + r.node);
+  RecordAlarmEvent(store, false, r, self_, wall_now_ms);
   return true;
 }
 

@@ -132,6 +132,9 @@ void Agent::RefreshRegistration(const ClusterView& view) {
   if (r.ok() && r->succeeded) {
     TLOG(Info, "agent") << "registration updated: proxy ports " << reg.proxy_rw_port << "/"
                         << reg.proxy_ro_port;
+    RecordEvent(core::EventKind::kConfigChanged, cfg_.node_name + "'s proxy ports are now " +
+                                                     std::to_string(reg.proxy_rw_port) + "/" +
+                                                     std::to_string(reg.proxy_ro_port));
   } else if (!r.ok()) {
     TLOG(Debug, "agent") << "updating the registration: " << r.error().message();
   }
@@ -175,6 +178,10 @@ void Agent::RecordHistory(const std::string& reason, uint32_t timeline) {
   h.seq = h.at_ms;
   auto r = store->Put(keys_.history(h.seq), EncodeHistory(h));
   if (!r.ok()) TLOG(Warn, "ha") << "recording history: " << r.error().message();
+  RecordEvent(
+      core::EventKind::kLeaderChange,
+      cfg_.node_name + " became primary (timeline " + std::to_string(timeline) + ")",
+      {{"leader", cfg_.node_name}, {"timeline", std::to_string(timeline)}, {"reason", reason}});
 }
 
 }  // namespace tandem::agent

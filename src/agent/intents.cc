@@ -30,6 +30,18 @@ constexpr int64_t kSwitchoverWaitForReplicaMs = 10'000;
 // Asking a member for its position before promoting.
 constexpr int64_t kPositionTimeoutMs = 500;
 
+// The event of a request's end: done (finished), moot (another node leads:
+// finished, not as asked) or expired (failed).
+void RecordIntentEnd(Agent& agent, const IntentRecord& rec, const std::string& why) {
+  const bool switchover = rec.intent.kind == core::Intent::Kind::kSwitchover;
+  const std::string what = switchover ? "switchover" : "failover";
+  const bool expired = why == "expired";
+  agent.RecordEvent(
+      expired ? core::EventKind::kOperationFailed : core::EventKind::kOperationFinished,
+      what + (expired ? " expired before it completed" : " " + why),
+      {{"operation", what}, {"result", why}, {"to", rec.intent.to}});
+}
+
 }  // namespace
 
 void Agent::MaintainIntent(const ClusterView& view, const core::LocalPostgres& local) {
@@ -57,6 +69,7 @@ void Agent::MaintainIntent(const ClusterView& view, const core::LocalPostgres& l
   auto r = store->Txn({dcs::Compare::ModRevisionIs(keys_.intent(), rec.mod_revision)},
                       {dcs::Op::Delete(keys_.intent())});
   if (r && r->succeeded) TLOG(Info, "ha") << "operator request cleared (" << why << ")";
+  if (r && r->succeeded) RecordIntentEnd(*this, rec, why);
 }
 
 Status Agent::StepDown(const core::Observation& obs, const ClusterView& view,
@@ -293,6 +306,9 @@ Result<std::string> Agent::RecordSwitchover(const ClusterView& view, const std::
   // its next tick: a watch on the request would also wake every replica's
   // loop, and the extra cycles delayed the hand-over's take-over.
   if (view.leader->holder == cfg_.node_name) WakeLoop();
+  RecordEvent(core::EventKind::kOperationStarted,
+              "switchover requested from " + from + " to " + (to.empty() ? "the best replica" : to),
+              {{"operation", "switchover"}, {"from", from}, {"to", to}});
   return "switchover from " + from + " to " + (to.empty() ? "the best replica" : to) +
          (at_ms > now ? " scheduled for " + core::FormatUtc(at_ms) +
                             " (cancel it with `tandem cluster switchover --cancel`)"
@@ -327,6 +343,8 @@ Result<std::string> Agent::CancelSwitchover() {
   }
   TLOG(Info, "agent") << DescribeIntent(rec) << " scheduled for " << core::FormatUtc(rec.at_ms)
                       << " cancelled";
+  RecordEvent(core::EventKind::kOperationFinished, DescribeIntent(rec) + " cancelled",
+              {{"operation", "switchover"}, {"result", "cancelled"}});
   return DescribeIntent(rec) + " scheduled for " + core::FormatUtc(rec.at_ms) + " was cancelled";
 }
 
@@ -371,6 +389,8 @@ Result<std::string> Agent::RequestFailover(const std::string& to, bool accept_da
   if (!r->succeeded) return Refuse("a primary appeared meanwhile; see `tandem cluster status`");
   TLOG_EVENT(Warn, "agent", "failover-requested")
       << "failover to " << to << " requested" << (accept_data_loss ? " ACCEPTING DATA LOSS" : "");
+  RecordEvent(core::EventKind::kOperationStarted, "failover to " + to + " requested",
+              {{"operation", "failover"}, {"to", to}});
   return "failover to " + to + " requested" +
          (accept_data_loss ? " (accepting the loss of writes it does not have)" : "");
 }
@@ -383,11 +403,13 @@ Result<std::string> Agent::SetPaused(bool paused) {
     auto r = store->Put(keys_.pause(), j.dump());
     if (!r.ok()) return r.error().Wrap("pausing");
     TLOG_EVENT(Warn, "agent", "paused") << "cluster paused: no automatic failover until resumed";
+    RecordEvent(core::EventKind::kOperationFinished, "cluster paused", {{"operation", "pause"}});
     return std::string("paused: the agents take no automatic action until `tandem cluster resume`");
   }
   auto r = store->Delete(keys_.pause());
   if (!r.ok()) return r.error().Wrap("resuming");
   TLOG_EVENT(Info, "agent", "resumed") << "cluster resumed";
+  RecordEvent(core::EventKind::kOperationFinished, "cluster resumed", {{"operation", "resume"}});
   return std::string("resumed: automatic failover is on again");
 }
 

@@ -262,6 +262,7 @@ Status Agent::JoinWitnessWithGrant(const JoinGrant& grant) {
   }
   TANDEM_TRY(JoinEtcd(grant));
   RecordJoined(/*witness=*/true);
+  RecordEvent(core::EventKind::kNodeJoined, cfg_.node_name + " joined the cluster as a witness");
   StartLoop();
   SetProgress("waiting for the witness to publish itself");
   const bool published = WaitFor(
@@ -358,6 +359,7 @@ Status Agent::JoinWithGrant(const JoinGrant& grant) {
                           [this](const std::string& line) { SetProgress(line); }));
   hba_signature_.clear();  // pg_basebackup copied the source's pg_hba.conf
   RecordJoined(/*witness=*/false);
+  RecordEvent(core::EventKind::kNodeJoined, cfg_.node_name + " joined the cluster as a replica");
   StartLoop();
   SetProgress("waiting for the replica to stream from " + leader);
   bool streaming = WaitFor(

@@ -37,6 +37,8 @@ Error Agent::CommandFailed(const std::string& command, Error e) {
     return e;
   }
   SetLastCommand(command, "Failed", e.message());
+  RecordEvent(core::EventKind::kOperationFailed, "'" + command + "' failed: " + e.message(),
+              {{"operation", command}});
   return e;
 }
 
@@ -49,9 +51,17 @@ Error Agent::ForeignDataDir() const {
 
 Status Agent::ClearError() {
   ClearFailedSchemaUpgrade();  // schema_upgrade.cc: a failed run, so it may run again
-  std::lock_guard<std::mutex> lock(mu_);
-  state_.error = false;
-  return SaveState();
+  Status st = Ok();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_.error = false;
+    st = SaveState();
+  }
+  if (st.ok()) {
+    RecordEvent(core::EventKind::kOperationFinished, cfg_.node_name + "'s error state cleared",
+                {{"operation", "clear-error"}});
+  }
+  return st;
 }
 
 // ------------------------------------------------------------ initialize
@@ -287,6 +297,10 @@ Status Agent::Remove(const std::string& node, bool force) {
                                              : RemoveSelf(target, *view, *info, is_leader);
   if (!st.ok()) return fail(st.error());
   SetLastCommand(command, "Success", "");
+  if (target != cfg_.node_name) {  // a node that removed itself has no store any more
+    RecordEvent(core::EventKind::kNodeRemoved, target + " was removed from the cluster",
+                {{"target", target}});
+  }
   return Ok();
 }
 

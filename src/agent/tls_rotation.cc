@@ -161,6 +161,8 @@ void Agent::RefreshTlsCopies() {
   if (auto join = JoinStore(); join && join != Store()) join->ResetConnections();
   TLOG(Info, "agent") << "the TLS files changed: checked, copied to " << TlsCopies(tc).dir
                       << " and in use by " << applied << " and this agent's connections";
+  RecordEvent(core::EventKind::kConfigChanged,
+              cfg_.node_name + "'s TLS files changed and are in use", {{"setting", "tls"}});
   auto new_ca = ReadFile(TlsCopies(tc).ca_cert);
   if (cfg_.embedded_etcd() && old_ca.ok() && new_ca.ok() && *old_ca != *new_ca) {
     // etcd reads its trusted CA only when it starts.

@@ -9,6 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "api/events_route.h"
 #include "api/metrics.h"
 #include "base/strings.h"
 
@@ -281,7 +282,8 @@ const std::vector<RequestSchema>& ApiRequestSchemas() {
       {"GET", "/v1/cluster/history", {}, {}, ""},
       {"GET", "/v1/alarms", {}, {"history"}, ""},
       {"GET", "/v1/position", {}, {}, ""},
-      {"GET", "/metrics", {}, {}, ""},  // api/metrics.h
+      {"GET", "/v1/events", {}, {"since", "limit"}, ""},  // api/events_route.h
+      {"GET", "/metrics", {}, {}, ""},                    // api/metrics.h
       {"POST",
        "/v1/schema/upgrade",
        {{"dir", T::kString, true, C::kNonEmpty, 0, 0, "the directory as the operator named it"},
@@ -322,6 +324,7 @@ void AddApiRoutes(Routes& routes, agent::Agent& agent) {
   AddReadsAndJoinGrant(routes, agent);
   AddSchemaRoutes(routes, agent);
   AddMetricsRoute(routes, agent);
+  AddEventsRoute(routes, agent);
 }
 
 void AddHealthRoutes(Routes& routes, agent::Agent& agent) {

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/log_command.h"
 #include "cli/registry.h"
 #include "cli/schema_commands.h"
 
@@ -26,6 +27,7 @@ struct ClusterArgs {
   bool history_json = false;
   bool alarms_history = false, alarms_json = false;
   bool uri_read_only = false;
+  LogOptions log;
   std::vector<std::string> certs_files;
   bool certs_force = false;
   std::string tls_mode;
@@ -129,6 +131,13 @@ void AddMaintenanceCommands(CLI::App* cluster, const Args& a, Context& ctx) {
   alarms->add_flag("--json", a->alarms_json, "machine-readable output");
   ctx.Handle(alarms,
              [a, &ctx] { return ClusterAlarms(ctx.config, a->alarms_history, a->alarms_json); });
+  auto* log = cluster->add_subcommand(
+      "log", "the cluster's events (leader changes, alarms, operations), oldest first");
+  log->add_option("--node", a->log.node, "only the events this node wrote");
+  log->add_option("--since", a->log.since, "a duration before now (10m, 2h) or an RFC 3339 time");
+  log->add_flag("--follow", a->log.follow, "keep printing new events until interrupted");
+  log->add_flag("--json", a->log.json, "one JSON object per line (GET /v1/events's form)");
+  ctx.Handle(log, [a, &ctx] { return ClusterLog(ctx.clock, ctx.config, a->log); });
   auto* uri = cluster->add_subcommand(
       "uri",
       "print a libpq connection URI with every node (and, when the proxy is on, one through "
