@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "base/thread_name.h"
+#include "core/events.h"
 #include "core/schema_plan.h"
 
 namespace tandem::agent {
@@ -50,6 +51,10 @@ class SchemaRun {
                      : "started on " + a_.cfg_.node_name);
     if (!Write()) return;
     a_.SetLastCommand(op_.command, "Running", "");
+    a_.RecordEvent(core::EventKind::kOperationStarted,
+                   "schema upgrade " + std::string(resumed ? "resumed" : "started") + " on " +
+                       a_.cfg_.node_name + " ('" + op_.command + "')",
+                   {{"operation", "upgrade-schema"}, {"database", op_.database}});
     std::string error;
     const Outcome o = Execute(resumed, &error);
     if (o == Outcome::kInterrupted) {
@@ -67,6 +72,16 @@ class SchemaRun {
       TLOG(Error, "schema") << "Couldn't upgrade the schema: " << error;
     }
     (void)Write();
+    if (o == Outcome::kDone) {
+      a_.RecordEvent(
+          core::EventKind::kOperationFinished,
+          "schema upgrade complete on " + a_.cfg_.node_name + ": applied " + Versions(op_.applied),
+          {{"operation", "upgrade-schema"}, {"database", op_.database}});
+    } else {
+      a_.RecordEvent(core::EventKind::kOperationFailed,
+                     "schema upgrade failed on " + a_.cfg_.node_name + ": " + error,
+                     {{"operation", "upgrade-schema"}, {"database", op_.database}});
+    }
     a_.SetLastCommand(op_.command, o == Outcome::kDone ? "Success" : "Failed",
                       o == Outcome::kDone ? "" : "Couldn't upgrade the schema: " + error);
   }

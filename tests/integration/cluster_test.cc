@@ -415,6 +415,25 @@ TEST_F(ClusterTest, SwitchoverMovesThePrimaryCleanlyAndTheOldOneFollowsWithoutRe
       },
       15'000))
       << hist.output;
+  // The cluster's event log: the same leader changes, in the same order, from
+  // any node, the last one this switchover's.
+  auto leader_changes = [](int via) {
+    std::vector<std::pair<int64_t, std::string>> out;
+    auto r = RunTandem({"-c", Config(via), "cluster", "log", "--json"});
+    for (const auto& line : Split(r.output, '\n')) {
+      if (line.empty() || line[0] != '{') continue;
+      auto e = json::parse(line, nullptr, false);
+      if (e.is_discarded() || e.value("kind", "") != "leader-change") continue;
+      out.emplace_back(e.value("seq", int64_t{0}), e.value("message", ""));
+    }
+    return out;
+  };
+  const auto seen1 = leader_changes(1);
+  const auto seen2 = leader_changes(2);
+  ASSERT_FALSE(seen1.empty());
+  EXPECT_EQ(seen1, seen2);
+  EXPECT_NE(seen1.back().second.find(target + " became primary"), std::string::npos)
+      << seen1.back().second;
 }
 
 TEST_F(ClusterTest, PauseStopsAutomaticActionsUntilResume) {

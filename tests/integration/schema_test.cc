@@ -187,6 +187,12 @@ TEST_F(SchemaTest, ACleanRunFromAReplicaAppliesOnceAndTheReplicasHaveItWhenItRet
   auto status = RunTandem({"-c", Config(r), "cluster", "status"});
   EXPECT_TRUE(Has(status.output, "'tandem cluster upgrade-schema " + dir + "' (Success)"))
       << status.output;
+  // The cluster's event log, read from another node, has the run's start and end.
+  auto events = RunTandem({"-c", Config(AReplica(r == 1 ? 2 : r)), "cluster", "log"});
+  EXPECT_EQ(events.exit_code, 0) << events.output;
+  EXPECT_TRUE(Has(events.output, "schema upgrade started on " + Name(p))) << events.output;
+  EXPECT_TRUE(Has(events.output, "schema upgrade complete on " + Name(p) + ": applied"))
+      << events.output;
 
   // Again: nothing to do, nothing applied twice.
   auto again = Upgrade(AReplica(r == 1 ? 2 : r), dir, "clean");
